@@ -1,0 +1,47 @@
+//! # ferry-archive: the ferry archive format, and nothing about databases
+//!
+//! A ferry archive is a directory (or a tar of the same entries) holding `prelude.json`, one
+//! or more zstd-compressed Parquet files per table under `data/<table id>/`, and
+//! `manifest.json`. The normative description is `spec/FORMAT.md`; this crate is its
+//! reference implementation, and deliberately knows no engine: adapters hand it Arrow record
+//! batches and a [`Manifest`], and get the same back when reading.
+//!
+//! Three decisions shape the code:
+//!
+//! * **One pass, either direction.** The prelude (the schema) is written first and the
+//!   manifest (checksums, row counts) last, so an exporter can stream a tar to stdout while it
+//!   reads its source, and an importer can load from stdin while the tar arrives. The price is
+//!   that a streaming reader learns whether the data was intact only at the end; [`read`]
+//!   returns the manifest only after every check passed, and importers commit only then.
+//! * **Nothing half-written.** [`ArchiveWriter`] stages everything beside the target and
+//!   publishes with one rename; dropping it on an error removes the staging area.
+//! * **One type mapping.** [`LogicalType::arrow_type`] is the single place that fixes how each
+//!   logical type is stored; `spec/types.md` mirrors it row by row.
+//!
+//! Reading is push-style ([`Visitor`]) so that the importer (stop at the first problem) and
+//! `verify` (collect every problem) share one traversal.
+
+#![forbid(unsafe_code)]
+
+mod error;
+mod hash;
+mod location;
+pub mod manifest;
+mod reader;
+mod schema;
+pub mod types;
+mod verify;
+mod writer;
+
+pub use error::{ArchiveError, Result};
+pub use hash::{HashingWriter, copy_hashed, hash_file};
+pub use location::Location;
+pub use manifest::{
+    Check, Column, CreatedBy, DataFile, ForeignKey, Generated, Key, Manifest, SchemaObject, Source,
+    Stage, Table, Warning,
+};
+pub use reader::{MANIFEST, PRELUDE, Part, Visitor, read, read_manifest};
+pub use schema::{MANIFEST_SCHEMA, validate as validate_manifest_json};
+pub use types::LogicalType;
+pub use verify::{Report, verify};
+pub use writer::{ArchiveWriter, TableWriter, WriteOptions};

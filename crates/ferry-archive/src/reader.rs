@@ -1,0 +1,526 @@
+//! Reading an archive in one pass, from a directory, a tar file or a tar stream.
+//!
+//! Reading is push-style: [`read`] walks the archive and calls a [`Visitor`] for the prelude,
+//! for each data part, and for each problem it finds. The importer's visitor stops at the first
+//! problem; `verify`'s visitor collects them all. One traversal therefore serves both, and
+//! the checks cannot drift apart.
+//!
+//! A directory is read in manifest order and each part is checksummed *before* it is visited.
+//! A tar stream cannot be rewound and its manifest comes last, so each part is spooled to a
+//! temporary file (hashing as it goes), visited, and deleted; the checksums, sizes and row
+//! counts are compared once `manifest.json` arrives. An importer must therefore treat the
+//! return of [`read`] as the gate before it commits.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+
+use crate::error::{ArchiveError, Result};
+use crate::hash::{copy_hashed, hash_file};
+use crate::location::Location;
+use crate::manifest::{DataFile, Manifest, Stage, Table, check_entry_path, table_id_of_path};
+use crate::types::arrow_schema_for;
+
+pub const PRELUDE: &str = "prelude.json";
+pub const MANIFEST: &str = "manifest.json";
+
+/// What the archive reader reports to its consumer.
+pub trait Visitor {
+    type Error: From<ArchiveError>;
+
+    /// Called once, before any part, with the prelude (schema, no files).
+    fn prelude(&mut self, prelude: &Manifest) -> Result<(), Self::Error>;
+
+    /// Called once per data part, in archive order.
+    fn part(&mut self, table: &Table, part: &Part<'_>) -> Result<(), Self::Error>;
+
+    /// A problem with the archive. The default stops the read; `verify` collects instead.
+    fn problem(&mut self, problem: ArchiveError) -> Result<(), Self::Error> {
+        Err(problem.into())
+    }
+}
+
+/// One data part, readable as record batches.
+pub struct Part<'a> {
+    pub path: &'a str,
+    file: &'a Path,
+    table: &'a Table,
+}
+
+impl Part<'_> {
+    /// Opens the part for decoding, after checking that its Arrow schema is the one the
+    /// manifest's logical types prescribe.
+    pub fn batches(&self, batch_size: usize) -> Result<ParquetRecordBatchReader> {
+        let file = File::open(self.file).map_err(|e| ArchiveError::io(self.path, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| {
+            ArchiveError::Parquet {
+                path: self.path.to_owned(),
+                source,
+            }
+        })?;
+        check_schema(self.path, self.table, builder.schema())?;
+        builder
+            .with_batch_size(batch_size.max(1))
+            .build()
+            .map_err(|source| ArchiveError::Parquet {
+                path: self.path.to_owned(),
+                source,
+            })
+    }
+
+    /// The number of rows the file's footer declares.
+    pub fn footer_rows(&self) -> Result<u64> {
+        let file = File::open(self.file).map_err(|e| ArchiveError::io(self.path, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| {
+            ArchiveError::Parquet {
+                path: self.path.to_owned(),
+                source,
+            }
+        })?;
+        Ok(builder.metadata().file_metadata().num_rows().max(0) as u64)
+    }
+}
+
+fn check_schema(path: &str, table: &Table, actual: &arrow_schema::SchemaRef) -> Result<()> {
+    let fields: Vec<_> = table
+        .data_fields()
+        .into_iter()
+        .map(|(n, t)| (n, t, true))
+        .collect();
+    let expected = arrow_schema_for(&fields);
+    let names = |s: &arrow_schema::Schema| {
+        s.fields()
+            .iter()
+            .map(|f| format!("{}: {}", f.name(), f.data_type()))
+            .collect::<Vec<_>>()
+    };
+    if names(&expected) != names(actual) {
+        return Err(ArchiveError::BadEntry {
+            path: path.to_owned(),
+            reason: format!(
+                "columns {:?} do not match the manifest's {:?} for table {}",
+                names(actual),
+                names(&expected),
+                table.display_name()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Reads the archive at `location`, reporting to `visitor`. Returns the complete manifest,
+/// or `None` when the archive was too damaged to produce one (after reporting why).
+pub fn read<V: Visitor>(
+    location: &Location,
+    visitor: &mut V,
+) -> Result<Option<Manifest>, V::Error> {
+    match location {
+        Location::Dir(root) => read_dir(root, visitor),
+        Location::Tar(path) => {
+            let file = File::open(path).map_err(|e| ArchiveError::io(path.display(), e))?;
+            read_tar(
+                &path.display().to_string(),
+                std::io::BufReader::with_capacity(1 << 20, file),
+                visitor,
+            )
+        }
+        Location::Stdio => read_tar("<stdin>", std::io::stdin().lock(), visitor),
+    }
+}
+
+/// Reads and parses the manifest alone (for `inspect`). For a tar this reads the whole
+/// stream, since the manifest is its last entry.
+pub fn read_manifest(location: &Location) -> Result<Manifest> {
+    struct Skip;
+    impl Visitor for Skip {
+        type Error = ArchiveError;
+        fn prelude(&mut self, _: &Manifest) -> Result<()> {
+            Ok(())
+        }
+        fn part(&mut self, _: &Table, _: &Part<'_>) -> Result<()> {
+            Ok(())
+        }
+    }
+    if let Location::Dir(root) = location {
+        let bytes = std::fs::read(root.join(MANIFEST))
+            .map_err(|e| ArchiveError::io(root.join(MANIFEST).display(), e))?;
+        return Manifest::from_json(MANIFEST, &bytes);
+    }
+    read(location, &mut Skip)?.ok_or_else(|| ArchiveError::Truncated {
+        path: location.display(),
+    })
+}
+
+fn parse_doc(name: &str, bytes: &[u8], stage: Stage) -> Result<Manifest> {
+    let m = Manifest::from_json(name, bytes)?;
+    if m.stage != stage {
+        return Err(ArchiveError::BadManifest {
+            file: name.to_owned(),
+            reason: format!("stage is {:?}, expected {:?}", m.stage, stage),
+        });
+    }
+    Ok(m)
+}
+
+/// The prelude must describe exactly the schema the manifest describes.
+fn check_prelude_matches(prelude: &Manifest, manifest: &Manifest) -> Result<()> {
+    let strip = |m: &Manifest| {
+        let mut m = m.clone();
+        m.stage = Stage::Complete;
+        m.warnings.clear();
+        for t in &mut m.tables {
+            t.rows = None;
+            t.content_digest = None;
+            t.files.clear();
+        }
+        m
+    };
+    if strip(prelude) != strip(manifest) {
+        return Err(ArchiveError::BadManifest {
+            file: PRELUDE.to_owned(),
+            reason: "prelude.json and manifest.json describe different schemas".into(),
+        });
+    }
+    Ok(())
+}
+
+fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>, V::Error> {
+    if !root.is_dir() {
+        return Err(ArchiveError::io(
+            root.display(),
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such archive directory"),
+        )
+        .into());
+    }
+    let load = |name: &str, stage| -> Result<Manifest> {
+        let path = root.join(name);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if !m.file_type().is_file() => {
+                return Err(ArchiveError::BadEntry {
+                    path: name.to_owned(),
+                    reason: "not a regular file".into(),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ArchiveError::Missing {
+                    path: name.to_owned(),
+                });
+            }
+            _ => {}
+        }
+        let bytes = std::fs::read(&path).map_err(|e| ArchiveError::io(name, e))?;
+        parse_doc(name, &bytes, stage)
+    };
+    let manifest = match load(MANIFEST, Stage::Complete) {
+        Ok(m) => m,
+        Err(e) => {
+            visitor.problem(e)?;
+            return Ok(None);
+        }
+    };
+    let prelude = match load(PRELUDE, Stage::Prelude) {
+        Ok(p) => {
+            if let Err(e) = check_prelude_matches(&p, &manifest) {
+                visitor.problem(e)?;
+            }
+            p
+        }
+        Err(e) => {
+            visitor.problem(e)?;
+            manifest.clone()
+        }
+    };
+    visitor.prelude(&prelude)?;
+
+    // Everything on disk must be either a manifest document or a listed file.
+    let listed: HashSet<&str> = manifest
+        .tables
+        .iter()
+        .flat_map(|t| t.files.iter().map(|f| f.path.as_str()))
+        .collect();
+    for (rel, kind) in walk(root).map_err(|e| ArchiveError::io(root.display(), e))? {
+        if !kind.is_file() && !kind.is_dir() {
+            visitor.problem(ArchiveError::BadEntry {
+                path: rel,
+                reason: "links and special files are not allowed in an archive".into(),
+            })?;
+        } else if kind.is_file()
+            && rel != MANIFEST
+            && rel != PRELUDE
+            && !listed.contains(rel.as_str())
+        {
+            visitor.problem(ArchiveError::Unexpected { path: rel })?;
+        }
+    }
+
+    for table in &manifest.tables {
+        for f in &table.files {
+            let abs = root.join(&f.path);
+            match std::fs::symlink_metadata(&abs) {
+                Err(_) => {
+                    visitor.problem(ArchiveError::Missing {
+                        path: f.path.clone(),
+                    })?;
+                    continue;
+                }
+                Ok(m) if !m.file_type().is_file() => continue, // reported by the walk
+                Ok(_) => {}
+            }
+            let (sha, bytes) = hash_file(&abs).map_err(|e| ArchiveError::io(&f.path, e))?;
+            if !check_file(f, &sha, bytes, visitor)? {
+                continue;
+            }
+            let part = Part {
+                path: &f.path,
+                file: &abs,
+                table,
+            };
+            check_footer_rows(&part, f, visitor)?;
+            visitor.part(table, &part)?;
+        }
+    }
+    Ok(Some(manifest))
+}
+
+/// Compares a file's actual size and digest with its manifest entry; true when they agree.
+fn check_file<V: Visitor>(
+    f: &DataFile,
+    sha: &str,
+    bytes: u64,
+    visitor: &mut V,
+) -> Result<bool, V::Error> {
+    if bytes != f.bytes {
+        visitor.problem(ArchiveError::Size {
+            path: f.path.clone(),
+            expected: f.bytes,
+            actual: bytes,
+        })?;
+        return Ok(false);
+    }
+    if sha != f.sha256 {
+        visitor.problem(ArchiveError::Checksum {
+            path: f.path.clone(),
+            expected: f.sha256.clone(),
+            actual: sha.to_owned(),
+        })?;
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+fn check_footer_rows<V: Visitor>(
+    part: &Part<'_>,
+    f: &DataFile,
+    visitor: &mut V,
+) -> Result<(), V::Error> {
+    match part.footer_rows() {
+        Ok(n) if n != f.rows => visitor.problem(ArchiveError::Rows {
+            path: f.path.clone(),
+            expected: f.rows,
+            actual: n,
+        }),
+        Ok(_) => Ok(()),
+        Err(e) => visitor.problem(e),
+    }
+}
+
+/// Lists every entry below `root` (not following links), as `/`-separated relative paths.
+fn walk(root: &Path) -> std::io::Result<Vec<(String, std::fs::FileType)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for entry in std::fs::read_dir(root.join(&rel))? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            let child = rel.join(entry.file_name());
+            let name = child.to_string_lossy().replace('\\', "/");
+            if kind.is_dir() {
+                stack.push(child);
+            }
+            out.push((name, kind));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// What the tar reader remembers of each part until the manifest arrives.
+struct Seen {
+    sha256: String,
+    bytes: u64,
+    footer_rows: Option<u64>,
+}
+
+fn read_tar<V: Visitor, R: Read>(
+    name: &str,
+    input: R,
+    visitor: &mut V,
+) -> Result<Option<Manifest>, V::Error> {
+    let spool = tempfile::Builder::new()
+        .prefix(".ferry-spool-")
+        .tempdir()
+        .map_err(|e| ArchiveError::io("temporary directory", e))?;
+    let mut archive = tar::Archive::new(input);
+    let entries = archive.entries().map_err(|e| ArchiveError::io(name, e))?;
+    let mut prelude: Option<Manifest> = None;
+    let mut manifest: Option<Manifest> = None;
+    let mut seen: HashMap<String, Seen> = HashMap::new();
+    let mut names: HashSet<String> = HashSet::new();
+    for entry in entries {
+        let mut entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                visitor.problem(ArchiveError::io(name, e))?;
+                return Ok(None);
+            }
+        };
+        let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let path = raw_path.strip_prefix("./").unwrap_or(&raw_path).to_owned();
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            continue;
+        }
+        if !(kind.is_file() || kind == tar::EntryType::Continuous) {
+            visitor.problem(ArchiveError::BadEntry {
+                path: path.clone(),
+                reason: format!("entry type {:?} is not allowed (only regular files)", kind),
+            })?;
+            continue;
+        }
+        if let Err(reason) = check_entry_path(&path) {
+            visitor.problem(ArchiveError::BadEntry { path, reason })?;
+            continue;
+        }
+        if !names.insert(path.clone()) {
+            visitor.problem(ArchiveError::BadEntry {
+                path,
+                reason: "duplicate entry".into(),
+            })?;
+            continue;
+        }
+        if manifest.is_some() {
+            visitor.problem(ArchiveError::BadEntry {
+                path,
+                reason: "entry after manifest.json".into(),
+            })?;
+            continue;
+        }
+        if path == PRELUDE || path == MANIFEST {
+            let mut bytes = Vec::new();
+            entry
+                .read_to_end(&mut bytes)
+                .map_err(|e| ArchiveError::io(&path, e))?;
+            if path == PRELUDE {
+                if !seen.is_empty() {
+                    visitor.problem(ArchiveError::BadEntry {
+                        path: path.clone(),
+                        reason: "prelude.json must be the first entry".into(),
+                    })?;
+                }
+                match parse_doc(PRELUDE, &bytes, Stage::Prelude) {
+                    Ok(p) => {
+                        visitor.prelude(&p)?;
+                        prelude = Some(p);
+                    }
+                    Err(e) => {
+                        visitor.problem(e)?;
+                        return Ok(None);
+                    }
+                }
+            } else {
+                match parse_doc(MANIFEST, &bytes, Stage::Complete) {
+                    Ok(m) => manifest = Some(m),
+                    Err(e) => {
+                        visitor.problem(e)?;
+                        return Ok(None);
+                    }
+                }
+            }
+            continue;
+        }
+        let Some(pre) = prelude.as_ref() else {
+            visitor.problem(ArchiveError::BadEntry {
+                path,
+                reason: "data before prelude.json (prelude.json must be the first entry)".into(),
+            })?;
+            return Ok(None);
+        };
+        let Some(table) = table_id_of_path(&path).and_then(|id| pre.table(id)) else {
+            visitor.problem(ArchiveError::Unexpected { path })?;
+            continue;
+        };
+        let spooled = spool.path().join("part.parquet");
+        let copied = File::create(&spooled).and_then(|mut out| copy_hashed(&mut entry, &mut out));
+        let (sha256, bytes) = copied.map_err(|e| ArchiveError::io(&path, e))?;
+        let part = Part {
+            path: &path,
+            file: &spooled,
+            table,
+        };
+        let footer_rows = match part.footer_rows() {
+            Ok(n) => Some(n),
+            Err(e) => {
+                visitor.problem(e)?;
+                None
+            }
+        };
+        if footer_rows.is_some() {
+            visitor.part(table, &part)?;
+        }
+        seen.insert(
+            path,
+            Seen {
+                sha256,
+                bytes,
+                footer_rows,
+            },
+        );
+    }
+    let Some(manifest) = manifest else {
+        visitor.problem(ArchiveError::Truncated {
+            path: name.to_owned(),
+        })?;
+        return Ok(None);
+    };
+    match &prelude {
+        Some(p) => {
+            if let Err(e) = check_prelude_matches(p, &manifest) {
+                visitor.problem(e)?;
+            }
+        }
+        None => visitor.problem(ArchiveError::Missing {
+            path: PRELUDE.to_owned(),
+        })?,
+    }
+    let mut listed: BTreeMap<&str, &DataFile> = BTreeMap::new();
+    for f in manifest.tables.iter().flat_map(|t| t.files.iter()) {
+        listed.insert(&f.path, f);
+    }
+    for (path, f) in &listed {
+        match seen.remove(*path) {
+            None => visitor.problem(ArchiveError::Missing {
+                path: (*path).to_owned(),
+            })?,
+            Some(s) => {
+                if check_file(f, &s.sha256, s.bytes, visitor)? {
+                    if let Some(n) = s.footer_rows.filter(|n| *n != f.rows) {
+                        visitor.problem(ArchiveError::Rows {
+                            path: f.path.clone(),
+                            expected: f.rows,
+                            actual: n,
+                        })?;
+                    }
+                }
+            }
+        }
+    }
+    let mut extra: Vec<_> = seen.into_keys().collect();
+    extra.sort();
+    for path in extra {
+        visitor.problem(ArchiveError::Unexpected { path })?;
+    }
+    Ok(Some(manifest))
+}

@@ -1,0 +1,520 @@
+//! Writing an archive: staged, hashed while written, published in one step.
+//!
+//! Every Parquet part is first written into a private staging directory beside the target
+//! (same filesystem, so publishing is a rename), through a [`HashingWriter`] so the SHA-256 is
+//! known the moment the file closes. The directory form renames the whole staging directory
+//! into place; the tar forms append each finished part to the tar and delete it, so the disk
+//! holds at most the parts in flight. Until [`ArchiveWriter::finish`] succeeds nothing exists at
+//! the target path; dropping the writer (an error, a panic) removes the staging area.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use crate::error::{ArchiveError, Result};
+use crate::hash::HashingWriter;
+use crate::location::Location;
+use crate::manifest::{DataFile, Manifest, Stage};
+use crate::types::arrow_schema_for;
+
+/// Knobs for the Parquet files. The defaults bound the writer's memory to roughly one row
+/// group per open table and keep each part small enough to spool when streaming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOptions {
+    pub zstd_level: i32,
+    /// A row group closes at this many rows ...
+    pub row_group_rows: usize,
+    /// ... or at this many (estimated, encoded) bytes, whichever comes first.
+    pub row_group_bytes: usize,
+    /// A part file closes at this many rows ...
+    pub file_rows: u64,
+    /// ... or this many bytes, and the table continues in the next part.
+    pub file_bytes: u64,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            zstd_level: 3,
+            row_group_rows: 1 << 20,
+            row_group_bytes: 64 << 20,
+            file_rows: 10_000_000,
+            file_bytes: 256 << 20,
+        }
+    }
+}
+
+impl WriteOptions {
+    fn properties(&self) -> Result<WriterProperties> {
+        let level = ZstdLevel::try_new(self.zstd_level)
+            .map_err(|e| ArchiveError::Aborted(format!("zstd level {}: {e}", self.zstd_level)))?;
+        Ok(WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
+            .set_max_row_group_bytes(Some(self.row_group_bytes.max(1)))
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_created_by(format!("ferry {}", env!("CARGO_PKG_VERSION")))
+            .build())
+    }
+
+    /// The options as recorded in the manifest's `options`.
+    pub fn record(&self, into: &mut BTreeMap<String, serde_json::Value>) {
+        into.insert("zstd_level".into(), self.zstd_level.into());
+        into.insert("row_group_rows".into(), self.row_group_rows.into());
+        into.insert("row_group_bytes".into(), self.row_group_bytes.into());
+        into.insert("file_rows".into(), self.file_rows.into());
+        into.insert("file_bytes".into(), self.file_bytes.into());
+    }
+}
+
+type TarBuilder = tar::Builder<Box<dyn Write + Send>>;
+
+enum Sink {
+    /// Parts stay in the staging directory, which becomes the archive.
+    Dir { target: PathBuf },
+    /// Parts are appended to a tar stream as they finish.
+    Tar {
+        builder: Option<TarBuilder>,
+        /// The temp file behind a `.tar` target, renamed into place at the end.
+        temp: Option<tempfile::TempPath>,
+        target: Option<PathBuf>,
+        mtime: u64,
+    },
+}
+
+struct Shared {
+    staging: tempfile::TempDir,
+    options: WriteOptions,
+    properties: WriterProperties,
+    state: Mutex<State>,
+}
+
+struct State {
+    sink: Sink,
+    /// Files written per table id, in part order.
+    files: BTreeMap<String, Vec<DataFile>>,
+    failed: bool,
+}
+
+/// Writes one archive. Create it with the prelude (schema, no data), obtain a
+/// [`TableWriter`] per table, then [`finish`](ArchiveWriter::finish) with the final manifest.
+pub struct ArchiveWriter {
+    shared: Arc<Shared>,
+    prelude: Manifest,
+}
+
+impl ArchiveWriter {
+    pub fn create(location: &Location, options: WriteOptions, prelude: Manifest) -> Result<Self> {
+        let mut prelude = prelude;
+        prelude.stage = Stage::Prelude;
+        for t in &mut prelude.tables {
+            t.rows = None;
+            t.content_digest = None;
+            t.files.clear();
+        }
+        options.record(&mut prelude.options);
+        let properties = options.properties()?;
+        let mtime = chrono::DateTime::parse_from_rfc3339(&prelude.created_at)
+            .map(|t| t.timestamp().max(0) as u64)
+            .unwrap_or(0);
+        let (staging, sink) = match location {
+            Location::Dir(target) => {
+                refuse_existing(target, true)?;
+                let staging = staging_dir(parent_of(target))?;
+                (
+                    staging,
+                    Sink::Dir {
+                        target: target.clone(),
+                    },
+                )
+            }
+            Location::Tar(target) => {
+                refuse_existing(target, false)?;
+                let parent = parent_of(target);
+                let staging = staging_dir(parent)?;
+                let temp = tempfile::Builder::new()
+                    .prefix(".ferry-")
+                    .suffix(".tar.partial")
+                    .tempfile_in(parent)
+                    .map_err(|e| ArchiveError::io(parent.display(), e))?;
+                let (file, temp) = temp.into_parts();
+                let out: Box<dyn Write + Send> = Box::new(BufWriter::with_capacity(1 << 20, file));
+                (
+                    staging,
+                    Sink::Tar {
+                        builder: Some(tar_builder(out)),
+                        temp: Some(temp),
+                        target: Some(target.clone()),
+                        mtime,
+                    },
+                )
+            }
+            Location::Stdio => {
+                let staging = staging_dir(&std::env::temp_dir())?;
+                let out: Box<dyn Write + Send> =
+                    Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout()));
+                (
+                    staging,
+                    Sink::Tar {
+                        builder: Some(tar_builder(out)),
+                        temp: None,
+                        target: None,
+                        mtime,
+                    },
+                )
+            }
+        };
+        let shared = Arc::new(Shared {
+            staging,
+            options,
+            properties,
+            state: Mutex::new(State {
+                sink,
+                files: BTreeMap::new(),
+                failed: false,
+            }),
+        });
+        let json = prelude.to_json();
+        std::fs::write(shared.staging.path().join("prelude.json"), &json)
+            .map_err(|e| ArchiveError::io("prelude.json", e))?;
+        shared.publish("prelude.json")?;
+        Ok(ArchiveWriter { shared, prelude })
+    }
+
+    pub fn prelude(&self) -> &Manifest {
+        &self.prelude
+    }
+
+    pub fn options(&self) -> &WriteOptions {
+        &self.shared.options
+    }
+
+    /// A writer for one table's data. Tables may be written concurrently from several threads.
+    pub fn table(&self, table_id: &str) -> Result<TableWriter> {
+        let table = self
+            .prelude
+            .table(table_id)
+            .ok_or_else(|| ArchiveError::Table {
+                table: table_id.to_owned(),
+                reason: "not in the prelude".into(),
+            })?;
+        // Every data field is nullable: the manifest's `nullable` is a schema fact for the
+        // target, and the archive must be able to carry whatever the source actually holds.
+        let fields: Vec<_> = table
+            .data_fields()
+            .into_iter()
+            .map(|(name, t)| (name, t, true))
+            .collect();
+        let dir = self.shared.staging.path().join("data").join(table_id);
+        std::fs::create_dir_all(&dir).map_err(|e| ArchiveError::io(dir.display(), e))?;
+        Ok(TableWriter {
+            shared: self.shared.clone(),
+            table_id: table_id.to_owned(),
+            table_name: table.display_name(),
+            schema: Arc::new(arrow_schema_for(&fields)),
+            part: None,
+            next_part: 0,
+            done: Vec::new(),
+        })
+    }
+
+    /// Publishes the archive. `manifest` is the final description; its tables' `files` and
+    /// `rows` are filled in from what was actually written.
+    pub fn finish(self, mut manifest: Manifest) -> Result<Manifest> {
+        manifest.stage = Stage::Complete;
+        manifest.options = self.prelude.options.clone();
+        {
+            let mut state = self.shared.state.lock().expect("writer state poisoned");
+            if state.failed {
+                return Err(ArchiveError::Aborted(
+                    "a table writer failed earlier".to_owned(),
+                ));
+            }
+            for t in &mut manifest.tables {
+                let files = state
+                    .files
+                    .remove(&t.id)
+                    .ok_or_else(|| ArchiveError::Table {
+                        table: t.display_name(),
+                        reason: "no data was written for this table".into(),
+                    })?;
+                t.rows = Some(files.iter().map(|f| f.rows).sum());
+                t.files = files;
+            }
+            if let Some(extra) = state.files.keys().next() {
+                return Err(ArchiveError::Table {
+                    table: extra.clone(),
+                    reason: "data written for a table the manifest does not list".into(),
+                });
+            }
+        }
+        let json = manifest.to_json();
+        std::fs::write(self.shared.staging.path().join("manifest.json"), &json)
+            .map_err(|e| ArchiveError::io("manifest.json", e))?;
+        self.shared.publish("manifest.json")?;
+        let shared = Arc::try_unwrap(self.shared).map_err(|_| {
+            ArchiveError::Aborted("a table writer is still open at finish".to_owned())
+        })?;
+        let state = shared.state.into_inner().expect("writer state poisoned");
+        match state.sink {
+            Sink::Dir { target } => {
+                let staging = shared.staging.keep();
+                sync_dir(&staging);
+                if let Err(e) = std::fs::rename(&staging, &target) {
+                    let _ = std::fs::remove_dir_all(&staging);
+                    return Err(ArchiveError::io(target.display(), e));
+                }
+                sync_dir(parent_of(&target));
+            }
+            Sink::Tar {
+                builder,
+                temp,
+                target,
+                ..
+            } => {
+                let builder = builder.expect("tar builder present until finish");
+                let mut out = builder
+                    .into_inner()
+                    .map_err(|e| ArchiveError::io("tar", e))?;
+                out.flush().map_err(|e| ArchiveError::io("tar", e))?;
+                drop(out);
+                if let (Some(temp), Some(target)) = (temp, target) {
+                    File::open(&temp)
+                        .and_then(|f| f.sync_all())
+                        .map_err(|e| ArchiveError::io(temp.display(), e))?;
+                    // Refuse, rather than clobber, a file that appeared while we worked.
+                    refuse_existing(&target, false)?;
+                    temp.persist(&target)
+                        .map_err(|e| ArchiveError::io(target.display(), e.error))?;
+                    sync_dir(parent_of(&target));
+                }
+            }
+        }
+        Ok(manifest)
+    }
+}
+
+impl Shared {
+    /// Hands a finished staging file to the sink. For tar sinks the file is appended and
+    /// removed from staging.
+    fn publish(&self, rel: &str) -> Result<()> {
+        let mut state = self.state.lock().expect("writer state poisoned");
+        if let Sink::Tar { builder, mtime, .. } = &mut state.sink {
+            let builder = builder.as_mut().expect("tar builder present until finish");
+            let abs = self.staging.path().join(rel);
+            let mut file = File::open(&abs).map_err(|e| ArchiveError::io(rel, e))?;
+            let len = file.metadata().map_err(|e| ArchiveError::io(rel, e))?.len();
+            let mut header = tar::Header::new_ustar();
+            header.set_path(rel).map_err(|e| ArchiveError::io(rel, e))?;
+            header.set_size(len);
+            header.set_mode(0o644);
+            header.set_mtime(*mtime);
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_cksum();
+            builder
+                .append(&header, &mut file)
+                .map_err(|e| ArchiveError::io(format!("tar entry {rel}"), e))?;
+            drop(file);
+            std::fs::remove_file(&abs).map_err(|e| ArchiveError::io(rel, e))?;
+        }
+        Ok(())
+    }
+}
+
+fn tar_builder(out: Box<dyn Write + Send>) -> TarBuilder {
+    let mut b = tar::Builder::new(out);
+    b.mode(tar::HeaderMode::Deterministic);
+    b
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn staging_dir(parent: &Path) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(".ferry-")
+        .suffix(".partial")
+        .tempdir_in(parent)
+        .map_err(|e| ArchiveError::io(parent.display(), e))
+}
+
+/// An archive never overwrites anything. An empty directory is allowed for the directory form
+/// (users often `mkdir` the destination first).
+fn refuse_existing(target: &Path, allow_empty_dir: bool) -> Result<()> {
+    match std::fs::symlink_metadata(target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ArchiveError::io(target.display(), e)),
+        Ok(meta) if allow_empty_dir && meta.is_dir() => {
+            let empty = std::fs::read_dir(target)
+                .map_err(|e| ArchiveError::io(target.display(), e))?
+                .next()
+                .is_none();
+            if empty {
+                Ok(())
+            } else {
+                Err(ArchiveError::TargetExists {
+                    path: target.to_owned(),
+                })
+            }
+        }
+        Ok(_) => Err(ArchiveError::TargetExists {
+            path: target.to_owned(),
+        }),
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    // Best effort: durability of the rename; not all filesystems allow fsync on directories.
+    if let Ok(f) = File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+struct Part {
+    writer: ArrowWriter<HashingWriter<BufWriter<File>>>,
+    rel: String,
+    rows: u64,
+}
+
+/// Streams one table's record batches into bounded, zstd-compressed Parquet parts.
+pub struct TableWriter {
+    shared: Arc<Shared>,
+    table_id: String,
+    table_name: String,
+    schema: SchemaRef,
+    part: Option<Part>,
+    next_part: u32,
+    done: Vec<DataFile>,
+}
+
+impl TableWriter {
+    /// The Arrow schema every batch must have.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.schema().fields() != self.schema.fields() {
+            return Err(self.table_error(format!(
+                "batch schema {:?} does not match the manifest's {:?}",
+                batch.schema(),
+                self.schema
+            )));
+        }
+        if self.part.is_none() {
+            self.open_part()?;
+        }
+        let part = self.part.as_mut().expect("part opened above");
+        part.writer
+            .write(batch)
+            .map_err(|source| ArchiveError::Parquet {
+                path: part.rel.clone(),
+                source,
+            })?;
+        part.rows += batch.num_rows() as u64;
+        let opts = &self.shared.options;
+        let size = (part.writer.bytes_written() + part.writer.in_progress_size()) as u64;
+        if part.rows >= opts.file_rows || size >= opts.file_bytes {
+            self.close_part()?;
+        }
+        Ok(())
+    }
+
+    /// Closes the last part and records the table's files. A table with no rows still gets
+    /// one (empty) part, so every table has a file that carries its schema.
+    pub fn finish(mut self) -> Result<Vec<DataFile>> {
+        if self.part.is_none() && self.done.is_empty() {
+            self.open_part()?;
+        }
+        self.close_part()?;
+        let files = std::mem::take(&mut self.done);
+        let mut state = self.shared.state.lock().expect("writer state poisoned");
+        if state
+            .files
+            .insert(self.table_id.clone(), files.clone())
+            .is_some()
+        {
+            return Err(self.table_error("written twice".into()));
+        }
+        Ok(files)
+    }
+
+    fn table_error(&self, reason: String) -> ArchiveError {
+        ArchiveError::Table {
+            table: self.table_name.clone(),
+            reason,
+        }
+    }
+
+    fn open_part(&mut self) -> Result<()> {
+        let rel = format!("data/{}/part-{:06}.parquet", self.table_id, self.next_part);
+        self.next_part += 1;
+        let abs = self.shared.staging.path().join(&rel);
+        let file = File::create(&abs).map_err(|e| ArchiveError::io(&rel, e))?;
+        let out = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+        let writer = ArrowWriter::try_new(
+            out,
+            self.schema.clone(),
+            Some(self.shared.properties.clone()),
+        )
+        .map_err(|source| ArchiveError::Parquet {
+            path: rel.clone(),
+            source,
+        })?;
+        self.part = Some(Part {
+            writer,
+            rel,
+            rows: 0,
+        });
+        Ok(())
+    }
+
+    fn close_part(&mut self) -> Result<()> {
+        let Some(part) = self.part.take() else {
+            return Ok(());
+        };
+        let rel = part.rel;
+        let hashing = part
+            .writer
+            .into_inner()
+            .map_err(|source| ArchiveError::Parquet {
+                path: rel.clone(),
+                source,
+            })?;
+        let (inner, sha256, bytes) = hashing.finish();
+        let file = inner
+            .into_inner()
+            .map_err(|e| ArchiveError::io(&rel, e.into_error()))?;
+        drop(file);
+        self.shared.publish(&rel)?;
+        self.done.push(DataFile {
+            path: rel,
+            bytes,
+            rows: part.rows,
+            sha256,
+        });
+        Ok(())
+    }
+}
+
+impl Drop for TableWriter {
+    fn drop(&mut self) {
+        if std::thread::panicking() || self.part.is_some() {
+            if let Ok(mut s) = self.shared.state.lock() {
+                s.failed = true;
+            }
+        }
+    }
+}

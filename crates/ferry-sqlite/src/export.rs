@@ -1,0 +1,453 @@
+//! SQLite → archive.
+//!
+//! The source is opened read-only and read inside one transaction, so every query below sees
+//! the same snapshot even while another process writes (WAL) or waits (rollback journal).
+//! Each table is read twice: once to count the storage classes of every column (which fixes
+//! the logical types the prelude must announce before any data), once to stream its rows into
+//! Arrow builders, a bounded batch at a time.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::builder::{
+    BinaryBuilder, Float64Builder, Int8Builder, Int64Builder, StringBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch, StructArray};
+use arrow_buffer::NullBufferBuilder;
+use ferry_archive::types::{sqlite_class, sqlite_value_fields};
+use ferry_archive::{
+    ArchiveWriter, Location, LogicalType, Manifest, Source, Table, TableWriter, Warning,
+    WriteOptions,
+};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use serde_json::json;
+
+use crate::digest::{self, Digest};
+use crate::error::{Ctx, SqliteError};
+use crate::schema::{self, TableInfo};
+use crate::types::{self, ClassCounts};
+
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Rows per Arrow batch (at most).
+    pub batch_rows: usize,
+    /// Bytes of text and blob per Arrow batch (about), so wide rows stay bounded too.
+    pub batch_bytes: usize,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            batch_rows: 16_384,
+            batch_bytes: 32 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TableReport {
+    pub name: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug)]
+pub struct ExportReport {
+    pub manifest: Manifest,
+    pub tables: Vec<TableReport>,
+}
+
+/// Opens a SQLite file for reading without ever writing to it.
+pub fn open_read_only(path: &Path) -> Result<Connection, SqliteError> {
+    if !path.is_file() {
+        return Err(SqliteError::NotFound {
+            path: path.to_owned(),
+        });
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| SqliteError::NotADatabase {
+        path: path.to_owned(),
+        source,
+    })?;
+    conn.query_row("SELECT count(*) FROM main.sqlite_schema", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(|source| SqliteError::NotADatabase {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(conn)
+}
+
+pub fn export(
+    path: &Path,
+    location: &Location,
+    write: WriteOptions,
+    options: &ExportOptions,
+) -> Result<ExportReport, SqliteError> {
+    let conn = open_read_only(path)?;
+    // A deferred transaction takes its snapshot at the first read, which is the next line.
+    conn.execute_batch("BEGIN")
+        .ctx(|| "starting the read transaction".into())?;
+    let version: String = conn
+        .query_row("SELECT sqlite_version()", [], |r| r.get(0))
+        .ctx(|| "reading the SQLite version".into())?;
+    let mut info = schema::read_schema(&conn)?;
+
+    let mut warnings = std::mem::take(&mut info.warnings);
+    for t in &mut info.tables {
+        assign_types(&conn, t, &mut warnings)?;
+    }
+
+    let database = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut manifest = Manifest::new(Source {
+        engine: schema::ENGINE.into(),
+        engine_version: version,
+        database,
+    });
+    manifest.settings = info.settings.clone();
+    manifest
+        .options
+        .insert("batch_rows".into(), json!(options.batch_rows));
+    manifest.tables = info.tables.iter().map(|t| t.table.clone()).collect();
+    manifest.objects = info.objects.clone();
+    manifest.warnings = warnings.clone();
+
+    let writer = ArchiveWriter::create(location, write, manifest.clone())?;
+    let mut reports = Vec::new();
+    for (i, t) in info.tables.iter().enumerate() {
+        let started = Instant::now();
+        let tw = writer.table(&t.table.id)?;
+        let (rows, digest, files) = export_table(&conn, t, tw, options)?;
+        let mt = &mut manifest.tables[i];
+        mt.content_digest = Some(digest);
+        reports.push(TableReport {
+            name: mt.display_name(),
+            rows,
+            bytes: files.iter().map(|f| f.bytes).sum(),
+            elapsed: started.elapsed(),
+        });
+    }
+    let manifest = writer.finish(manifest)?;
+    conn.execute_batch("COMMIT")
+        .ctx(|| "ending the read transaction".into())?;
+    Ok(ExportReport {
+        manifest,
+        tables: reports,
+    })
+}
+
+/// Counts storage classes per stored column, then fixes each column's logical type and
+/// records a warning for every column that cannot use its natural type.
+fn assign_types(
+    conn: &Connection,
+    t: &mut TableInfo,
+    warnings: &mut Vec<Warning>,
+) -> Result<(), SqliteError> {
+    let stored: Vec<usize> = t
+        .table
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.is_stored())
+        .map(|(i, _)| i)
+        .collect();
+    let mut counts = vec![ClassCounts::default(); stored.len()];
+    if t.export_rows && !stored.is_empty() {
+        let cols: Vec<String> = stored
+            .iter()
+            .map(|&i| crate::quote(&t.table.columns[i].name))
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM main.{}",
+            cols.join(", "),
+            crate::quote(&t.table.name)
+        );
+        let name = t.table.name.clone();
+        let mut stmt = conn
+            .prepare(&sql)
+            .ctx(|| format!("table {name}: preparing the scan"))?;
+        let mut rows = stmt.query([]).ctx(|| format!("table {name}: scanning"))?;
+        while let Some(row) = rows.next().ctx(|| format!("table {name}: scanning"))? {
+            for (j, c) in counts.iter_mut().enumerate() {
+                match row.get_ref(j).ctx(|| format!("table {name}: scanning"))? {
+                    ValueRef::Null => c.null += 1,
+                    ValueRef::Integer(i) => {
+                        c.integer += 1;
+                        if i.unsigned_abs() >= 1 << 51 {
+                            c.integer_large += 1;
+                        }
+                    }
+                    ValueRef::Real(f) => {
+                        c.real += 1;
+                        if f.trunc() == f && f.abs() < 9.2e18 {
+                            c.real_integral += 1;
+                        }
+                    }
+                    ValueRef::Text(s) => {
+                        c.text += 1;
+                        if std::str::from_utf8(s).is_err() {
+                            c.text_not_utf8 += 1;
+                        }
+                    }
+                    ValueRef::Blob(_) => c.blob += 1,
+                }
+            }
+        }
+    }
+    for (j, &ci) in stored.iter().enumerate() {
+        let (lt, misfit) = types::choose(t.affinities[j], &counts[j]);
+        let col = &mut t.table.columns[ci];
+        col.logical_type = lt;
+        if let Some(m) = misfit {
+            warnings.push(Warning {
+                code: m.code().into(),
+                table: Some(t.table.name.clone()),
+                column: Some(col.name.clone()),
+                message: format!(
+                    "column {}.{} (declared {:?}) holds {}; kept exactly as {}",
+                    t.table.name,
+                    col.name,
+                    col.declared_type.as_deref().unwrap_or(""),
+                    counts[j].describe(),
+                    col.logical_type.display()
+                ),
+                details: counts[j].as_json(),
+            });
+        }
+    }
+    // Generated columns still get a type for the target's DDL: their affinity's natural type.
+    for col in t.table.columns.iter_mut().filter(|c| !c.is_stored()) {
+        let a = types::Affinity::of(col.declared_type.as_deref().unwrap_or(""));
+        col.logical_type = types::choose(a, &ClassCounts::default()).0;
+    }
+    Ok(())
+}
+
+/// Streams one table into the archive; returns its row count, content digest and files.
+fn export_table(
+    conn: &Connection,
+    t: &TableInfo,
+    mut tw: TableWriter,
+    options: &ExportOptions,
+) -> Result<(u64, String, Vec<ferry_archive::DataFile>), SqliteError> {
+    let table = &t.table;
+    let fields = table.data_fields();
+    let mut builders: Vec<ColumnBuilder> = fields
+        .iter()
+        .map(|(_, lt)| ColumnBuilder::new(lt))
+        .collect::<Result<_, _>>()
+        .map_err(|reason| SqliteError::Unsupported(format!("table {}: {reason}", table.name)))?;
+    let mut digest = Digest::default();
+    let mut total = 0u64;
+    if t.export_rows {
+        let sql = digest::select_sql(table);
+        let mut stmt = conn
+            .prepare(&sql)
+            .ctx(|| format!("table {}: preparing the read", table.name))?;
+        let mut rows = stmt
+            .query([])
+            .ctx(|| format!("table {}: reading", table.name))?;
+        let mut in_batch = 0usize;
+        let mut bytes = 0usize;
+        while let Some(row) = rows
+            .next()
+            .ctx(|| format!("table {}: reading", table.name))?
+        {
+            for (j, b) in builders.iter_mut().enumerate() {
+                let v = row
+                    .get_ref(j)
+                    .ctx(|| format!("table {}: reading", table.name))?;
+                digest.value(v);
+                bytes += b.append(v).map_err(|reason| SqliteError::Value {
+                    table: table.name.clone(),
+                    column: fields[j].0.clone(),
+                    row: row_label(&row, table),
+                    reason,
+                })?;
+            }
+            in_batch += 1;
+            total += 1;
+            if in_batch >= options.batch_rows || bytes >= options.batch_bytes {
+                flush(&mut builders, &mut tw)?;
+                in_batch = 0;
+                bytes = 0;
+            }
+        }
+        if in_batch > 0 {
+            flush(&mut builders, &mut tw)?;
+        }
+    }
+    let files = tw.finish()?;
+    Ok((total, digest.finish(), files))
+}
+
+fn row_label(row: &rusqlite::Row<'_>, table: &Table) -> String {
+    match row.get_ref(0) {
+        Ok(ValueRef::Integer(i)) if table.rowid.is_some() => format!("rowid {i}"),
+        Ok(v) => format!("with first field {v:?}"),
+        Err(_) => "?".into(),
+    }
+}
+
+fn flush(builders: &mut [ColumnBuilder], tw: &mut TableWriter) -> Result<(), SqliteError> {
+    let arrays: Vec<ArrayRef> = builders.iter_mut().map(ColumnBuilder::finish).collect();
+    let batch = RecordBatch::try_new(tw.schema().clone(), arrays)
+        .map_err(|e| SqliteError::Unsupported(format!("building a record batch: {e}")))?;
+    tw.write(&batch)?;
+    Ok(())
+}
+
+/// One Arrow builder per data field, chosen by its logical type. `append` returns the bytes
+/// of variable-length data it took, for batch sizing.
+enum ColumnBuilder {
+    Int(Int64Builder),
+    Real(Float64Builder),
+    Text(StringBuilder),
+    Blob(BinaryBuilder),
+    Value(Box<ValueBuilder>),
+}
+
+struct ValueBuilder {
+    class: Int8Builder,
+    integer: Int64Builder,
+    real: Float64Builder,
+    text: StringBuilder,
+    blob: BinaryBuilder,
+    nulls: NullBufferBuilder,
+}
+
+impl ColumnBuilder {
+    fn new(lt: &LogicalType) -> Result<Self, String> {
+        Ok(match lt {
+            LogicalType::Int64 => ColumnBuilder::Int(Int64Builder::new()),
+            LogicalType::Float64 => ColumnBuilder::Real(Float64Builder::new()),
+            LogicalType::Text => ColumnBuilder::Text(StringBuilder::new()),
+            LogicalType::Bytes => ColumnBuilder::Blob(BinaryBuilder::new()),
+            LogicalType::SqliteValue => ColumnBuilder::Value(Box::new(ValueBuilder {
+                class: Int8Builder::new(),
+                integer: Int64Builder::new(),
+                real: Float64Builder::new(),
+                text: StringBuilder::new(),
+                blob: BinaryBuilder::new(),
+                nulls: NullBufferBuilder::new(1024),
+            })),
+            other => {
+                return Err(format!(
+                    "logical type {} is not produced by SQLite",
+                    other.display()
+                ));
+            }
+        })
+    }
+
+    fn append(&mut self, v: ValueRef<'_>) -> Result<usize, String> {
+        let misfit = |want: &str| {
+            Err(format!(
+                "a {} value in a column exported as {want}; the database changed during export?",
+                v.data_type()
+            ))
+        };
+        match (self, v) {
+            (ColumnBuilder::Int(b), ValueRef::Null) => b.append_null(),
+            (ColumnBuilder::Int(b), ValueRef::Integer(i)) => b.append_value(i),
+            (ColumnBuilder::Real(b), ValueRef::Null) => b.append_null(),
+            (ColumnBuilder::Real(b), ValueRef::Real(f)) => b.append_value(f),
+            // NUMERIC affinity: small integers travel as doubles (see types::choose).
+            (ColumnBuilder::Real(b), ValueRef::Integer(i)) if i.unsigned_abs() < 1 << 51 => {
+                b.append_value(i as f64)
+            }
+            (ColumnBuilder::Text(b), ValueRef::Null) => b.append_null(),
+            (ColumnBuilder::Text(b), ValueRef::Text(t)) => {
+                let s = std::str::from_utf8(t).map_err(|e| e.to_string())?;
+                b.append_value(s);
+                return Ok(t.len());
+            }
+            (ColumnBuilder::Blob(b), ValueRef::Null) => b.append_null(),
+            (ColumnBuilder::Blob(b), ValueRef::Blob(x)) => {
+                b.append_value(x);
+                return Ok(x.len());
+            }
+            (ColumnBuilder::Value(b), v) => return Ok(b.append(v)),
+            (ColumnBuilder::Int(_), _) => return misfit("int64"),
+            (ColumnBuilder::Real(_), _) => return misfit("float64"),
+            (ColumnBuilder::Text(_), _) => return misfit("text"),
+            (ColumnBuilder::Blob(_), _) => return misfit("bytes"),
+        }
+        Ok(0)
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            ColumnBuilder::Int(b) => Arc::new(b.finish()),
+            ColumnBuilder::Real(b) => Arc::new(b.finish()),
+            ColumnBuilder::Text(b) => Arc::new(b.finish()),
+            ColumnBuilder::Blob(b) => Arc::new(b.finish()),
+            ColumnBuilder::Value(b) => b.finish(),
+        }
+    }
+}
+
+impl ValueBuilder {
+    fn append(&mut self, v: ValueRef<'_>) -> usize {
+        let mut size = 0;
+        let class = match v {
+            ValueRef::Null => 0,
+            ValueRef::Integer(_) => sqlite_class::INTEGER,
+            ValueRef::Real(_) => sqlite_class::REAL,
+            ValueRef::Text(t) if std::str::from_utf8(t).is_ok() => sqlite_class::TEXT,
+            ValueRef::Text(_) => sqlite_class::TEXT_BYTES,
+            ValueRef::Blob(_) => sqlite_class::BLOB,
+        };
+        self.nulls.append(class != 0);
+        self.class.append_value(class);
+        match v {
+            ValueRef::Integer(i) => self.integer.append_value(i),
+            _ => self.integer.append_null(),
+        }
+        match v {
+            ValueRef::Real(f) => self.real.append_value(f),
+            _ => self.real.append_null(),
+        }
+        match v {
+            ValueRef::Text(t) if class == sqlite_class::TEXT => {
+                size = t.len();
+                self.text
+                    .append_value(std::str::from_utf8(t).expect("checked above"));
+            }
+            _ => self.text.append_null(),
+        }
+        match v {
+            ValueRef::Blob(b) | ValueRef::Text(b) if class != sqlite_class::TEXT => {
+                size = b.len();
+                self.blob.append_value(b);
+            }
+            _ => self.blob.append_null(),
+        }
+        size
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        let children: Vec<ArrayRef> = vec![
+            Arc::new(self.class.finish()),
+            Arc::new(self.integer.finish()),
+            Arc::new(self.real.finish()),
+            Arc::new(self.text.finish()),
+            Arc::new(self.blob.finish()),
+        ];
+        Arc::new(StructArray::new(
+            sqlite_value_fields(),
+            children,
+            self.nulls.finish(),
+        ))
+    }
+}

@@ -1,0 +1,43 @@
+//! # ferry-sqlite: SQLite in and out of a ferry archive
+//!
+//! SQLite is the embedded default, and the engine with the least regular data: a column's
+//! declared type is only a preference, and any value may have any of five storage classes.
+//! This crate's job is to carry all of that exactly.
+//!
+//! * **Export** ([`export()`]) opens the file read-only, holds one read transaction for the
+//!   whole run (a consistent snapshot even under a concurrent WAL writer), counts the storage
+//!   classes of every column (so the prelude can announce each column's logical type before
+//!   any data) and streams rows into Arrow builders in bounded batches. Columns whose values
+//!   all have one class get the natural Arrow type; others use the `sqlite_value` struct and
+//!   get a warning with their class counts. Rowids are data; original `CREATE` statements,
+//!   `sqlite_sequence`, pragmas and planner statistics travel in the manifest.
+//! * **Import** ([`import()`]) rebuilds the database in a temporary file with its original
+//!   DDL, loads the rows in one transaction with a cached statement, adds indexes, views and
+//!   triggers afterwards, checks integrity, and only then renames the file into place.
+//! * **Compare** ([`compare()`]) recomputes each table's content digest from a live database.
+//!
+//! The type mapping lives in [`types`]; `spec/types.md` mirrors it. The importer and the
+//! exporter share only the archive format (and [`digest`], which defines the digest both
+//! sides of `verify --against` compute).
+
+#![forbid(unsafe_code)]
+
+mod compare;
+pub mod digest;
+mod error;
+mod export;
+mod import;
+pub mod schema;
+mod sqlparse;
+pub mod types;
+
+pub use compare::compare;
+pub use error::SqliteError;
+pub use export::{ExportOptions, ExportReport, TableReport as ExportTableReport, export};
+pub use import::{ImportOptions, ImportReport, TableReport as ImportTableReport, import};
+
+/// Quotes an identifier for SQLite: always, so that case, spaces, keywords and quotes in
+/// names never matter.
+pub fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}

@@ -1,0 +1,125 @@
+//! The command line. Stage one of two: clap validates the words; `commands` turns them into
+//! the objects that do the work.
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+ARCHIVE is a directory, a path ending in .tar (one uncompressed tar file), or - for a tar
+stream on stdout (export) or stdin (import, verify, inspect).
+SOURCE and TARGET are a SQLite file (PATH or sqlite://PATH) or a PostgreSQL URL
+(postgres://..., postgresql://...) or key=value conninfo string.
+
+Exit codes: 0 success; 1 failure (nothing was published or committed); 2 bad command line;
+3 verify found problems or differences.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Move whole databases between SQLite and PostgreSQL through a portable, checksummed archive",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). FERRY_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a database into an archive.
+    #[command(after_help = "\
+Examples:
+  ferry export app.db backup/                 # directory archive
+  ferry export sqlite://app.db backup.tar     # single tar file
+  ferry export app.db - | ssh host ferry import - /srv/app.db
+
+The archive appears only when the export succeeded; a failed export leaves nothing behind.")]
+    Export(ExportArgs),
+    /// Load an archive into a new database.
+    #[command(after_help = "\
+Examples:
+  ferry import backup/ restored.db
+  ferry import backup.tar restored.db --replace   # keeps restored.db.bak-<time>
+  cat backup.tar | ferry import - restored.db
+
+The import is all or nothing: on failure the target is left as it was.")]
+    Import(ImportArgs),
+    /// Check an archive's integrity, or compare it with a live database.
+    #[command(after_help = "\
+Examples:
+  ferry verify backup/
+  ferry verify backup.tar --against app.db
+
+Exit 0 when all is well; 3 with one line per problem otherwise.")]
+    Verify(VerifyArgs),
+    /// Describe an archive: source, tables, columns, types, row counts, sizes, warnings.
+    #[command(after_help = "\
+Examples:
+  ferry inspect backup/
+  ferry inspect backup.tar --json | jq .tables[].name")]
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The database to read: a SQLite file or sqlite://PATH.
+    pub source: String,
+    /// Where to write the archive: DIR, FILE.tar or - (stdout).
+    pub archive: String,
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    /// zstd compression level for the Parquet pages (1-22).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub zstd_level: i32,
+    /// Rows per Parquet row group (at most).
+    #[arg(long, default_value_t = 1 << 20)]
+    pub row_group_rows: usize,
+    /// Rows per Parquet file before a table continues in the next part (at most).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub file_rows: u64,
+    /// Megabytes per Parquet file before a table continues in the next part (about).
+    #[arg(long, default_value_t = 256)]
+    pub file_mb: u64,
+    /// Rows read from the source per batch.
+    #[arg(long, default_value_t = 16_384)]
+    pub batch_rows: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The archive to read: DIR, FILE.tar or - (stdin).
+    pub archive: String,
+    /// The database to create: a SQLite file or sqlite://PATH.
+    pub target: String,
+    /// Replace an existing SQLite target, keeping the old file as TARGET.bak-<timestamp>.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The archive to check.
+    pub archive: String,
+    /// Also compare the archive with this live database (SQLite file).
+    #[arg(long, value_name = "DATABASE")]
+    pub against: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The archive to describe.
+    pub archive: String,
+    /// Print the manifest as JSON instead of the report.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,292 @@
+//! Stage two of argument handling: turn validated words into engine calls, and print what a
+//! person (or a script) needs to see. Reports go to stderr so that stdout stays free for the
+//! `-` archive stream; `inspect` and `verify` print their results on stdout.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use ferry_archive::{Location, Manifest, WriteOptions};
+
+use crate::cli::{Cli, Command, ExportArgs, ImportArgs, InspectArgs, VerifyArgs};
+use crate::endpoint::Endpoint;
+use crate::exit;
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Export(a) => export(a, quiet),
+        Command::Import(a) => import(a, quiet),
+        Command::Verify(a) => verify(a),
+        Command::Inspect(a) => inspect(a),
+    }
+}
+
+fn postgres_not_yet() -> anyhow::Error {
+    anyhow::anyhow!("PostgreSQL sources and targets are not supported by this build of ferry yet")
+}
+
+fn export(a: ExportArgs, quiet: bool) -> Result<ExitCode> {
+    let location = Location::parse(&a.archive);
+    let write = WriteOptions {
+        zstd_level: a.write.zstd_level,
+        row_group_rows: a.write.row_group_rows.max(1),
+        file_rows: a.write.file_rows.max(1),
+        file_bytes: a.write.file_mb.max(1) << 20,
+        ..WriteOptions::default()
+    };
+    match Endpoint::parse(&a.source) {
+        Endpoint::Sqlite(path) => {
+            let options = ferry_sqlite::ExportOptions {
+                batch_rows: a.write.batch_rows.max(1),
+                ..Default::default()
+            };
+            let report = ferry_sqlite::export(&path, &location, write, &options)
+                .with_context(|| format!("export of {} failed", path.display()))?;
+            if !quiet {
+                let rows: Vec<_> = report
+                    .tables
+                    .iter()
+                    .map(|t| (t.name.clone(), t.rows, Some(t.bytes), t.elapsed))
+                    .collect();
+                eprint!("{}", summary_table(&rows));
+                for w in &report.manifest.warnings {
+                    eprintln!("warning: {}", w.message);
+                }
+                eprintln!("exported {} to {}", path.display(), location.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Endpoint::Postgres(_) => Err(postgres_not_yet()),
+    }
+}
+
+fn import(a: ImportArgs, quiet: bool) -> Result<ExitCode> {
+    let location = Location::parse_for_reading(&a.archive);
+    match Endpoint::parse(&a.target) {
+        Endpoint::Sqlite(path) => {
+            let options = ferry_sqlite::ImportOptions {
+                replace: a.replace,
+                ..Default::default()
+            };
+            let report = ferry_sqlite::import(&location, &path, &options).with_context(|| {
+                format!("import into {} failed; it was not changed", path.display())
+            })?;
+            if !quiet {
+                let rows: Vec<_> = report
+                    .tables
+                    .iter()
+                    .map(|t| (t.name.clone(), t.rows, None, t.elapsed))
+                    .collect();
+                eprint!("{}", summary_table(&rows));
+                for v in &report.foreign_key_violations {
+                    eprintln!("warning: foreign key violation carried over from the source: {v}");
+                }
+                if let Some(b) = &report.backup {
+                    eprintln!("the previous {} is kept as {}", path.display(), b.display());
+                }
+                eprintln!(
+                    "imported {} into {} in {:.1}s (integrity_check ok)",
+                    location.display(),
+                    path.display(),
+                    report.elapsed.as_secs_f64()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Endpoint::Postgres(_) => Err(postgres_not_yet()),
+    }
+}
+
+fn verify(a: VerifyArgs) -> Result<ExitCode> {
+    let location = Location::parse_for_reading(&a.archive);
+    if a.against.is_some() && location == Location::Stdio {
+        bail!("--against needs an archive path, not -");
+    }
+    let report = ferry_archive::verify(&location)?;
+    let mut problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    if let (Some(db), Some(m)) = (&a.against, &report.manifest) {
+        if problems.is_empty() {
+            match Endpoint::parse(db) {
+                Endpoint::Sqlite(path) => {
+                    let diffs = ferry_sqlite::compare(m, &path)
+                        .with_context(|| format!("comparing with {}", path.display()))?;
+                    problems.extend(diffs);
+                }
+                Endpoint::Postgres(_) => return Err(postgres_not_yet()),
+            }
+        }
+    }
+    if problems.is_empty() && report.manifest.is_some() {
+        let against = a
+            .against
+            .as_deref()
+            .map(|d| format!("; {d} matches it"))
+            .unwrap_or_default();
+        println!(
+            "ok: {} files, {} rows verified{against}",
+            report.files_checked, report.rows_decoded
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for p in &problems {
+            println!("{p}");
+        }
+        eprintln!("ferry: verify found {} problem(s)", problems.len().max(1));
+        Ok(ExitCode::from(exit::MISMATCH))
+    }
+}
+
+fn inspect(a: InspectArgs) -> Result<ExitCode> {
+    let location = Location::parse_for_reading(&a.archive);
+    let manifest = ferry_archive::read_manifest(&location)?;
+    if a.json {
+        println!(
+            "{}",
+            String::from_utf8_lossy(&manifest.to_json()).trim_end()
+        );
+    } else {
+        print!("{}", describe(&location, &manifest));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(location: &Location, m: &Manifest) -> String {
+    let mut out = String::new();
+    let total_rows: u64 = m.tables.iter().filter_map(|t| t.rows).sum();
+    let total_bytes: u64 = m
+        .tables
+        .iter()
+        .flat_map(|t| t.files.iter())
+        .map(|f| f.bytes)
+        .sum();
+    let _ = writeln!(out, "archive   {}", location.display());
+    let _ = writeln!(
+        out,
+        "format    {} {}, written by {} {} at {}",
+        m.format, m.format_version, m.created_by.tool, m.created_by.version, m.created_at
+    );
+    let _ = writeln!(
+        out,
+        "source    {} {}, database {}",
+        m.source.engine, m.source.engine_version, m.source.database
+    );
+    if !m.options.is_empty() {
+        let opts: Vec<String> = m.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(out, "options   {}", opts.join(" "));
+    }
+    let _ = writeln!(
+        out,
+        "tables    {} ({} rows, {} in {} files)",
+        m.tables.len(),
+        total_rows,
+        human_bytes(total_bytes),
+        m.tables.iter().map(|t| t.files.len()).sum::<usize>()
+    );
+    for t in &m.tables {
+        let bytes: u64 = t.files.iter().map(|f| f.bytes).sum();
+        let kind = if t.kind == "table" {
+            String::new()
+        } else {
+            format!(" [{}]", t.kind)
+        };
+        let _ = writeln!(
+            out,
+            "\n  {}{kind}: {} rows, {} in {} file(s)",
+            t.display_name(),
+            t.rows.unwrap_or(0),
+            human_bytes(bytes),
+            t.files.len()
+        );
+        let width = t.columns.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        for c in &t.columns {
+            let mut notes = Vec::new();
+            if let Some(d) = c.declared_type.as_deref().filter(|d| !d.is_empty()) {
+                notes.push(format!("declared {d}"));
+            }
+            if !c.nullable {
+                notes.push("not null".into());
+            }
+            if t.primary_key
+                .as_ref()
+                .is_some_and(|k| k.columns.contains(&c.name))
+            {
+                notes.push("primary key".into());
+            }
+            if let Some(g) = &c.generated {
+                notes.push(format!(
+                    "generated {}",
+                    if g.stored { "stored" } else { "virtual" }
+                ));
+            }
+            let _ = writeln!(
+                out,
+                "    {:width$}  {:12}  {}",
+                c.name,
+                c.logical_type.display(),
+                notes.join(", ")
+            );
+        }
+    }
+    if !m.objects.is_empty() {
+        let mut kinds: std::collections::BTreeMap<&str, usize> = Default::default();
+        for o in &m.objects {
+            *kinds.entry(o.kind.as_str()).or_default() += 1;
+        }
+        let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let _ = writeln!(out, "\nobjects   {}", list.join(", "));
+        for o in &m.objects {
+            let on = o
+                .table
+                .as_deref()
+                .filter(|t| *t != o.name)
+                .map(|t| format!(" on {t}"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  {} {}{on}", o.kind, o.name);
+        }
+    }
+    let _ = writeln!(out, "\nwarnings  {}", m.warnings.len());
+    for w in &m.warnings {
+        let details = if w.details.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", serde_json::Value::Object(w.details.clone()))
+        };
+        let _ = writeln!(out, "  [{}] {}{details}", w.code, w.message);
+    }
+    out
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The per-table summary printed after export and import.
+fn summary_table(rows: &[(String, u64, Option<u64>, Duration)]) -> String {
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(5).max(5);
+    let mut out = format!(
+        "{:width$}  {:>12}  {:>10}  {:>8}\n",
+        "table", "rows", "size", "time"
+    );
+    for (name, n, bytes, t) in rows {
+        let size = bytes.map(human_bytes).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{name:width$}  {n:>12}  {size:>10}  {:>7.2}s",
+            t.as_secs_f64()
+        );
+    }
+    out
+}

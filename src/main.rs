@@ -1,0 +1,73 @@
+//! The `ferry` binary: argument parsing, dispatch, and turning errors into one clear line and
+//! an exit code. Everything that does work lives in the crates under `crates/`.
+
+mod cli;
+mod commands;
+mod endpoint;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit codes, documented in `ferry --help` and the README.
+pub mod exit {
+    /// The command failed; nothing was published or committed.
+    pub const FAILURE: u8 = 1;
+    /// The command line was wrong (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// `verify` ran and found problems or differences.
+    pub const MISMATCH: u8 = 3;
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging(&cli);
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            // One line: the context chain, outermost first.
+            let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+            eprintln!("ferry: error: {}", dedup_chain(&chain).join(": "));
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+/// thiserror messages often repeat their source's text; print each piece once.
+fn dedup_chain(chain: &[String]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for piece in chain {
+        if !out.iter().any(|prev| prev.contains(piece.as_str())) {
+            out.push(piece);
+        }
+    }
+    out
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn init_logging(cli: &cli::Cli) {
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}
