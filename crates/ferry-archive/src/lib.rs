@@ -40,7 +40,7 @@ pub use manifest::{
     Check, Column, CreatedBy, DataFile, ForeignKey, Generated, Key, Manifest, SchemaObject, Source,
     Stage, Table, Warning,
 };
-pub use reader::{MANIFEST, PRELUDE, Part, Visitor, read, read_manifest};
+pub use reader::{MANIFEST, PRELUDE, Part, Visitor, read, read_manifest, read_stream};
 pub use schema::{MANIFEST_SCHEMA, validate as validate_manifest_json};
 pub use types::LogicalType;
 pub use verify::{Report, verify};

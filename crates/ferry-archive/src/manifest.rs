@@ -342,6 +342,7 @@ impl Manifest {
             reason,
         };
         let mut ids = std::collections::HashSet::new();
+        let mut qualified = std::collections::HashSet::new();
         let mut paths = std::collections::HashSet::new();
         for t in &self.tables {
             if !is_safe_table_id(&t.id) {
@@ -352,6 +353,20 @@ impl Manifest {
             }
             if !ids.insert(t.id.as_str()) {
                 return Err(bad(format!("table id {} appears twice", t.id)));
+            }
+            if !qualified.insert((t.schema.as_deref(), t.name.as_str())) {
+                return Err(bad(format!("table {} appears twice", t.display_name())));
+            }
+            for c in &t.columns {
+                if let LogicalType::Decimal { precision, scale } = c.logical_type {
+                    if scale < 0 || scale as u8 > precision {
+                        return Err(bad(format!(
+                            "table {}, column {}: decimal({precision},{scale}) needs 0 <= scale <= precision",
+                            t.display_name(),
+                            c.name
+                        )));
+                    }
+                }
             }
             let mut names = std::collections::HashSet::new();
             for (name, _) in t.data_fields() {

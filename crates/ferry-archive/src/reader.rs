@@ -166,7 +166,7 @@ fn parse_doc(name: &str, bytes: &[u8], stage: Stage) -> Result<Manifest> {
 }
 
 /// The prelude must describe exactly the schema the manifest describes.
-fn check_prelude_matches(prelude: &Manifest, manifest: &Manifest) -> Result<()> {
+pub(crate) fn check_prelude_matches(prelude: &Manifest, manifest: &Manifest) -> Result<()> {
     let strip = |m: &Manifest| {
         let mut m = m.clone();
         m.stage = Stage::Complete;
@@ -205,8 +205,9 @@ fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>
                 });
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ArchiveError::Missing {
+                return Err(ArchiveError::BadEntry {
                     path: name.to_owned(),
+                    reason: "missing: every archive has this file".into(),
                 });
             }
             _ => {}
@@ -259,6 +260,9 @@ fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>
     for table in &manifest.tables {
         for f in &table.files {
             let abs = root.join(&f.path);
+            if !plain_path(root, &f.path) {
+                continue; // a link on the way: reported by the walk, never followed
+            }
             match std::fs::symlink_metadata(&abs) {
                 Err(_) => {
                     visitor.problem(ArchiveError::Missing {
@@ -283,6 +287,23 @@ fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>
         }
     }
     Ok(Some(manifest))
+}
+
+/// True when no component of `rel` below `root` is a link (or anything but a directory
+/// on the way to a file), so that opening it cannot leave the archive.
+fn plain_path(root: &Path, rel: &str) -> bool {
+    let mut p = root.to_path_buf();
+    let parts: Vec<&str> = rel.split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        p.push(part);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if i + 1 < parts.len() && !m.file_type().is_dir() => return false,
+            Ok(m) if m.file_type().is_symlink() => return false,
+            Ok(_) => {}
+            Err(_) => return true, // missing: reported as such
+        }
+    }
+    true
 }
 
 /// Compares a file's actual size and digest with its manifest entry; true when they agree.
@@ -354,6 +375,15 @@ struct Seen {
     footer_rows: Option<u64>,
 }
 
+/// Reads the tar form from any byte stream; `name` is how messages refer to it.
+pub fn read_stream<V: Visitor, R: Read>(
+    name: &str,
+    input: R,
+    visitor: &mut V,
+) -> Result<Option<Manifest>, V::Error> {
+    read_tar(name, input, visitor)
+}
+
 fn read_tar<V: Visitor, R: Read>(
     name: &str,
     input: R,
@@ -414,12 +444,6 @@ fn read_tar<V: Visitor, R: Read>(
                 .read_to_end(&mut bytes)
                 .map_err(|e| ArchiveError::io(&path, e))?;
             if path == PRELUDE {
-                if !seen.is_empty() {
-                    visitor.problem(ArchiveError::BadEntry {
-                        path: path.clone(),
-                        reason: "prelude.json must be the first entry".into(),
-                    })?;
-                }
                 match parse_doc(PRELUDE, &bytes, Stage::Prelude) {
                     Ok(p) => {
                         visitor.prelude(&p)?;
@@ -491,8 +515,9 @@ fn read_tar<V: Visitor, R: Read>(
                 visitor.problem(e)?;
             }
         }
-        None => visitor.problem(ArchiveError::Missing {
+        None => visitor.problem(ArchiveError::BadEntry {
             path: PRELUDE.to_owned(),
+            reason: "missing: every archive has this file".into(),
         })?,
     }
     let mut listed: BTreeMap<&str, &DataFile> = BTreeMap::new();

@@ -101,7 +101,7 @@ impl LogicalType {
             LogicalType::Json => DataType::Utf8,
             LogicalType::SqliteValue => DataType::Struct(sqlite_value_fields()),
             LogicalType::List { element } => {
-                DataType::List(Arc::new(Field::new("element", element.arrow_type(), true)))
+                DataType::List(Arc::new(element.arrow_field("element", true)))
             }
             LogicalType::EngineText { .. } => DataType::Utf8,
         }
@@ -204,6 +204,38 @@ mod tests {
             let json = serde_json::to_string(&t).unwrap();
             assert_eq!(serde_json::from_str::<LogicalType>(&json).unwrap(), t);
         }
+    }
+
+    #[test]
+    fn struct_types_have_documented_arrow_types() {
+        use DataType as D;
+        let us = TimeUnit::Microsecond;
+        let f = |n: &str, t: DataType, null: bool| Field::new(n, t, null);
+        assert_eq!(
+            LogicalType::TimeTz.arrow_type(),
+            D::Struct(Fields::from(vec![
+                f("time", D::Time64(us), false),
+                f("offset_seconds", D::Int32, false)
+            ]))
+        );
+        assert_eq!(
+            LogicalType::Interval.arrow_type(),
+            D::Struct(Fields::from(vec![
+                f("months", D::Int32, false),
+                f("days", D::Int32, false),
+                f("microseconds", D::Int64, false)
+            ]))
+        );
+        assert_eq!(
+            LogicalType::SqliteValue.arrow_type(),
+            D::Struct(Fields::from(vec![
+                f("class", D::Int8, false),
+                f("integer", D::Int64, true),
+                f("real", D::Float64, true),
+                f("text", D::Utf8, true),
+                f("blob", D::Binary, true)
+            ]))
+        );
     }
 
     #[test]

@@ -85,7 +85,11 @@ pub fn verify(location: &Location) -> Result<Report, ArchiveError> {
     if let Some(m) = &manifest {
         for f in m.tables.iter().flat_map(|t| t.files.iter()) {
             if let Some(&n) = c.decoded.get(&f.path) {
-                if n != f.rows {
+                let reported = c
+                    .problems
+                    .iter()
+                    .any(|p| matches!(p, ArchiveError::Rows { path, .. } if path == &f.path));
+                if n != f.rows && !reported {
                     c.problems.push(ArchiveError::Rows {
                         path: f.path.clone(),
                         expected: f.rows,

@@ -23,6 +23,7 @@ use crate::error::{ArchiveError, Result};
 use crate::hash::HashingWriter;
 use crate::location::Location;
 use crate::manifest::{DataFile, Manifest, Stage};
+use crate::reader::{MANIFEST, PRELUDE};
 use crate::types::arrow_schema_for;
 
 /// Knobs for the Parquet files. The defaults bound the writer's memory to roughly one row
@@ -113,18 +114,8 @@ pub struct ArchiveWriter {
 
 impl ArchiveWriter {
     pub fn create(location: &Location, options: WriteOptions, prelude: Manifest) -> Result<Self> {
-        let mut prelude = prelude;
-        prelude.stage = Stage::Prelude;
-        for t in &mut prelude.tables {
-            t.rows = None;
-            t.content_digest = None;
-            t.files.clear();
-        }
-        options.record(&mut prelude.options);
         let properties = options.properties()?;
-        let mtime = chrono::DateTime::parse_from_rfc3339(&prelude.created_at)
-            .map(|t| t.timestamp().max(0) as u64)
-            .unwrap_or(0);
+        let mtime = created_mtime(&prelude);
         let (staging, sink) = match location {
             Location::Dir(target) => {
                 refuse_existing(target, true)?;
@@ -158,20 +149,48 @@ impl ArchiveWriter {
                 )
             }
             Location::Stdio => {
-                let staging = staging_dir(&std::env::temp_dir())?;
                 let out: Box<dyn Write + Send> =
                     Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout()));
-                (
-                    staging,
-                    Sink::Tar {
-                        builder: Some(tar_builder(out)),
-                        temp: None,
-                        target: None,
-                        mtime,
-                    },
-                )
+                return Self::create_stream(out, options, prelude);
             }
         };
+        Self::start(staging, sink, options, properties, prelude)
+    }
+
+    /// Writes the tar form to any byte stream (a pipe, a socket). Nothing can be retracted
+    /// from a stream: if the export fails, the stream simply ends without `manifest.json`,
+    /// which every reader rejects.
+    pub fn create_stream(
+        out: Box<dyn Write + Send>,
+        options: WriteOptions,
+        prelude: Manifest,
+    ) -> Result<Self> {
+        let properties = options.properties()?;
+        let staging = staging_dir(&std::env::temp_dir())?;
+        let mtime = created_mtime(&prelude);
+        let sink = Sink::Tar {
+            builder: Some(tar_builder(out)),
+            temp: None,
+            target: None,
+            mtime,
+        };
+        Self::start(staging, sink, options, properties, prelude)
+    }
+
+    fn start(
+        staging: tempfile::TempDir,
+        sink: Sink,
+        options: WriteOptions,
+        properties: WriterProperties,
+        mut prelude: Manifest,
+    ) -> Result<Self> {
+        prelude.stage = Stage::Prelude;
+        for t in &mut prelude.tables {
+            t.rows = None;
+            t.content_digest = None;
+            t.files.clear();
+        }
+        options.record(&mut prelude.options);
         let shared = Arc::new(Shared {
             staging,
             options,
@@ -183,8 +202,10 @@ impl ArchiveWriter {
             }),
         });
         let json = prelude.to_json();
-        std::fs::write(shared.staging.path().join("prelude.json"), &json)
-            .map_err(|e| ArchiveError::io("prelude.json", e))?;
+        // Never publish a document a reader would reject.
+        Manifest::from_json(PRELUDE, &json)?;
+        write_synced(&shared.staging.path().join(PRELUDE), &json)
+            .map_err(|e| ArchiveError::io(PRELUDE, e))?;
         shared.publish("prelude.json")?;
         Ok(ArchiveWriter { shared, prelude })
     }
@@ -256,13 +277,17 @@ impl ArchiveWriter {
                 });
             }
         }
+        crate::reader::check_prelude_matches(&self.prelude, &manifest)?;
         let json = manifest.to_json();
-        std::fs::write(self.shared.staging.path().join("manifest.json"), &json)
-            .map_err(|e| ArchiveError::io("manifest.json", e))?;
-        self.shared.publish("manifest.json")?;
+        Manifest::from_json(MANIFEST, &json)?;
+        // Checked before manifest.json goes out: once it is in a stream, the archive looks
+        // complete to every reader.
         let shared = Arc::try_unwrap(self.shared).map_err(|_| {
             ArchiveError::Aborted("a table writer is still open at finish".to_owned())
         })?;
+        let path = shared.staging.path().join(MANIFEST);
+        write_synced(&path, &json).map_err(|e| ArchiveError::io(MANIFEST, e))?;
+        shared.publish(MANIFEST)?;
         let state = shared.state.into_inner().expect("writer state poisoned");
         match state.sink {
             Sink::Dir { target } => {
@@ -292,7 +317,7 @@ impl ArchiveWriter {
                         .map_err(|e| ArchiveError::io(temp.display(), e))?;
                     // Refuse, rather than clobber, a file that appeared while we worked.
                     refuse_existing(&target, false)?;
-                    temp.persist(&target)
+                    temp.persist_noclobber(&target)
                         .map_err(|e| ArchiveError::io(target.display(), e.error))?;
                     sync_dir(parent_of(&target));
                 }
@@ -327,6 +352,12 @@ impl Shared {
         }
         Ok(())
     }
+}
+
+fn created_mtime(m: &Manifest) -> u64 {
+    chrono::DateTime::parse_from_rfc3339(&m.created_at)
+        .map(|t| t.timestamp().max(0) as u64)
+        .unwrap_or(0)
 }
 
 fn tar_builder(out: Box<dyn Write + Send>) -> TarBuilder {
@@ -373,6 +404,12 @@ fn refuse_existing(target: &Path, allow_empty_dir: bool) -> Result<()> {
             path: target.to_owned(),
         }),
     }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 fn sync_dir(dir: &Path) {
@@ -497,6 +534,8 @@ impl TableWriter {
         let file = inner
             .into_inner()
             .map_err(|e| ArchiveError::io(&rel, e.into_error()))?;
+        // Durable before it is published: a renamed directory must not hold torn files.
+        file.sync_all().map_err(|e| ArchiveError::io(&rel, e))?;
         drop(file);
         self.shared.publish(&rel)?;
         self.done.push(DataFile {

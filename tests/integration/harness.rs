@@ -1,0 +1,201 @@
+//! The small harness every integration test uses: a private temp dir, a builder for `ferry`
+//! commands, manifest validation against the published schema, and readable diffs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub use similar_asserts::assert_eq as assert_same;
+
+/// A temporary directory, removed when the test ends.
+pub struct TestDir {
+    dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    pub fn new() -> Self {
+        TestDir {
+            dir: tempfile::Builder::new()
+                .prefix("ferry-test-")
+                .tempdir()
+                .expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Names of the entries directly in the test directory, sorted.
+    pub fn entries(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.root())
+            .expect("read test dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A `ferry` command running in this directory.
+    pub fn ferry(&self) -> Ferry {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        cmd.current_dir(self.root());
+        cmd.env_remove("FERRY_LOG");
+        Ferry { cmd }
+    }
+}
+
+pub struct Ferry {
+    cmd: Command,
+}
+
+impl Ferry {
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn stdin_file(mut self, path: &Path) -> Self {
+        self.cmd
+            .stdin(Stdio::from(std::fs::File::open(path).expect("stdin file")));
+        self
+    }
+
+    pub fn run(mut self) -> Run {
+        let out = self.cmd.output().expect("run ferry");
+        Run {
+            what: format!("{:?}", self.cmd),
+            out,
+        }
+    }
+
+    /// Runs `self | next`, like a shell pipe, and returns both results.
+    pub fn pipe(mut self, mut next: Ferry) -> (Run, Run) {
+        self.cmd.stdout(Stdio::piped());
+        let mut first = self.cmd.spawn().expect("spawn first");
+        next.cmd
+            .stdin(Stdio::from(first.stdout.take().expect("piped stdout")));
+        let second = next.cmd.output().expect("run second");
+        let first = first.wait_with_output().expect("wait first");
+        (
+            Run {
+                what: format!("{:?}", self.cmd),
+                out: first,
+            },
+            Run {
+                what: format!("{:?}", next.cmd),
+                out: second,
+            },
+        )
+    }
+}
+
+pub struct Run {
+    what: String,
+    pub out: Output,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.out.status.code()
+    }
+
+    #[track_caller]
+    pub fn success(self) -> Self {
+        assert!(
+            self.out.status.success(),
+            "{} failed with {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.what,
+            self.out.status,
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn fails_with(self, code: i32) -> Self {
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "{} should exit {code}\n--- stdout\n{}\n--- stderr\n{}",
+            self.what,
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    /// The output (stdout and stderr) must mention `needle`.
+    #[track_caller]
+    pub fn says(self, needle: &str) -> Self {
+        let all = format!("{}{}", self.stdout(), self.stderr());
+        assert!(
+            all.contains(needle),
+            "{} should mention {needle:?}\n--- output\n{all}",
+            self.what
+        );
+        self
+    }
+}
+
+/// Validates a manifest document against `spec/manifest.schema.json`, independently of the
+/// crate's own validation.
+#[track_caller]
+pub fn assert_manifest_valid(json: &[u8]) -> serde_json::Value {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/spec/manifest.schema.json"
+        ))
+        .expect("schema file"),
+    )
+    .expect("schema is JSON");
+    let value: serde_json::Value = serde_json::from_slice(json).expect("manifest is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("valid schema");
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "manifest does not validate: {errors:#?}");
+    value
+}
+
+/// Validates both documents of a directory or tar archive; returns the manifest.
+#[track_caller]
+pub fn assert_archive_manifests_valid(archive: &Path) -> serde_json::Value {
+    let mut docs = std::collections::BTreeMap::new();
+    if archive.is_dir() {
+        for name in ["prelude.json", "manifest.json"] {
+            docs.insert(name.to_owned(), std::fs::read(archive.join(name)).expect(name));
+        }
+    } else {
+        let mut ar = tar::Archive::new(std::fs::File::open(archive).expect("tar"));
+        for e in ar.entries().expect("entries") {
+            let mut e = e.expect("entry");
+            let p = e.path().expect("path").to_string_lossy().into_owned();
+            if p.ends_with(".json") {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut e, &mut b).expect("read");
+                docs.insert(p, b);
+            }
+        }
+    }
+    assert_manifest_valid(&docs["prelude.json"]);
+    assert_manifest_valid(&docs["manifest.json"])
+}

@@ -1,0 +1,4 @@
+//! ferry's integration tests: one binary, one module per concern, a shared harness.
+
+mod archive;
+mod harness;
