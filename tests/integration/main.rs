@@ -2,3 +2,5 @@
 
 mod archive;
 mod harness;
+mod sqlite;
+mod sqlite_db;

@@ -358,15 +358,14 @@ impl Manifest {
                 return Err(bad(format!("table {} appears twice", t.display_name())));
             }
             for c in &t.columns {
-                if let LogicalType::Decimal { precision, scale } = c.logical_type {
-                    if scale < 0 || scale as u8 > precision {
+                if let LogicalType::Decimal { precision, scale } = c.logical_type
+                    && (scale < 0 || scale as u8 > precision) {
                         return Err(bad(format!(
                             "table {}, column {}: decimal({precision},{scale}) needs 0 <= scale <= precision",
                             t.display_name(),
                             c.name
                         )));
                     }
-                }
             }
             let mut names = std::collections::HashSet::new();
             for (name, _) in t.data_fields() {

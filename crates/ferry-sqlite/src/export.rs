@@ -271,7 +271,7 @@ fn export_table(
                 bytes += b.append(v).map_err(|reason| SqliteError::Value {
                     table: table.name.clone(),
                     column: fields[j].0.clone(),
-                    row: row_label(&row, table),
+                    row: row_label(row, table),
                     reason,
                 })?;
             }

@@ -1,0 +1,298 @@
+//! SQLite → archive → SQLite: exact round trips, verify --against, target handling.
+
+use crate::harness::{TestDir, assert_archive_manifests_valid, assert_same};
+use crate::sqlite_db::{build_torture, dump};
+
+fn sha(path: &std::path::Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+#[test]
+fn torture_database_round_trips_exactly_in_every_container_form() {
+    let dir = TestDir::new();
+    build_torture(&dir.path("src.db"));
+    let before = sha(&dir.path("src.db"));
+    let expected = dump(&dir.path("src.db"));
+
+    for (archive, restored) in [("dir", "from-dir.db"), ("a.tar", "from-tar.db")] {
+        dir.ferry()
+            .args(["export", "src.db", archive])
+            .run()
+            .success();
+        assert_archive_manifests_valid(&dir.path(archive));
+        dir.ferry()
+            .args(["import", archive, restored])
+            .run()
+            .success()
+            .says("integrity_check ok");
+        assert_same!(dump(&dir.path(restored)), expected, "through {archive}");
+    }
+    let (export, import) = dir
+        .ferry()
+        .args(["export", "sqlite://src.db", "-"])
+        .pipe(dir.ferry().args(["import", "-", "sqlite://from-pipe.db"]));
+    export.success();
+    import.success();
+    assert_same!(dump(&dir.path("from-pipe.db")), expected, "through a pipe");
+
+    assert_eq!(sha(&dir.path("src.db")), before, "the source was modified");
+    let mut left = dir.entries();
+    left.retain(|e| e.starts_with('.'));
+    assert!(left.is_empty(), "temporary files left behind: {left:?}");
+}
+
+#[test]
+fn manifest_records_schema_hints_and_mixed_columns() {
+    let dir = TestDir::new();
+    build_torture(&dir.path("src.db"));
+    dir.ferry().args(["export", "src.db", "a"]).run().success();
+    let m = assert_archive_manifests_valid(&dir.path("a"));
+    let table = |name: &str| {
+        m["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("table {name} missing"))
+            .clone()
+    };
+    let names: Vec<&str> = m["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.iter().any(|n| n.starts_with("docs_")), "FTS shadow tables exported: {names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("sqlite_")), "internal tables exported: {names:?}");
+
+    let plain = table("plain");
+    assert_eq!(plain["rowid"], "rowid");
+    assert_eq!(plain["columns"][0]["type"]["kind"], "sqlite_value");
+    assert_eq!(plain["columns"][1]["type"]["kind"], "sqlite_value");
+    assert_eq!(plain["columns"][4]["type"]["kind"], "sqlite_value");
+    assert_eq!(plain["columns"][5]["hint"], "numeric(10,2)");
+    let st = table("st");
+    assert_eq!(st["properties"]["strict"], true);
+    assert_eq!(st["columns"][1]["type"]["kind"], "int64");
+    assert_eq!(st["columns"][2]["type"]["kind"], "float64");
+    assert!(st.get("rowid").is_none(), "INTEGER PRIMARY KEY carries the rowid");
+    assert_eq!(table("wr")["properties"]["without_rowid"], true);
+    assert_eq!(table("auto")["properties"]["sqlite_sequence"], 5);
+    assert_eq!(table("hasrowid")["rowid"], "_rowid_");
+    assert_eq!(table("docs")["kind"], "virtual");
+    let generated = &table("gen")["columns"];
+    assert_eq!(generated[4]["generated"]["expression"], "price * qty");
+    assert_eq!(generated[4]["generated"]["stored"], true);
+    assert_eq!(generated[5]["generated"]["stored"], false);
+    assert_eq!(generated[1]["collation"], "NOCASE");
+    assert_eq!(generated[6]["hint"], "timestamp");
+    let gen_table = table("gen");
+    let checks: Vec<&str> = gen_table["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["expression"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks, ["price >= 0", "length(name) < 50"]);
+    let fk = &table("child")["foreign_keys"][0];
+    assert_eq!(fk["ref_table"], "parent");
+    assert_eq!(fk["on_delete"], "CASCADE");
+    assert_eq!(fk["on_update"], "SET NULL");
+    assert_eq!(m["settings"]["user_version"], 42);
+    assert_eq!(m["settings"]["application_id"], 1718183538);
+    assert_eq!(m["settings"]["journal_mode"], "wal");
+
+    let mixed = m["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["table"] == "plain" && w["column"] == "a")
+        .expect("a warning for plain.a");
+    assert_eq!(mixed["code"], "mixed_types");
+    assert_eq!(mixed["details"]["integer"], 1);
+    assert_eq!(mixed["details"]["real"], 2);
+    assert_eq!(mixed["details"]["text"], 4);
+    assert_eq!(mixed["details"]["blob"], 1);
+    assert_eq!(mixed["details"]["null"], 1);
+    let utf8 = m["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["table"] == "plain" && w["column"] == "d")
+        .expect("a warning for plain.d");
+    assert_eq!(utf8["code"], "invalid_utf8");
+    let objects: Vec<String> = m["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| format!("{} {}", o["kind"].as_str().unwrap(), o["name"].as_str().unwrap()))
+        .collect();
+    for o in [
+        "index parent_code",
+        "index child_note_partial",
+        "index gen_lower_name",
+        "view child_names",
+        "view v2",
+        "trigger child_audit",
+    ] {
+        assert!(objects.contains(&o.to_owned()), "{o} missing from {objects:?}");
+    }
+}
+
+#[test]
+fn verify_against_matches_source_and_copy_and_catches_one_changed_value() {
+    let dir = TestDir::new();
+    build_torture(&dir.path("src.db"));
+    dir.ferry().args(["export", "src.db", "a.tar"]).run().success();
+    dir.ferry().args(["import", "a.tar", "copy.db"]).run().success();
+    for db in ["src.db", "copy.db"] {
+        dir.ferry()
+            .args(["verify", "a.tar", "--against", db])
+            .run()
+            .success()
+            .says("matches it");
+    }
+    let conn = rusqlite::Connection::open(dir.path("copy.db")).unwrap();
+    conn.execute("UPDATE st SET r = 1.2500000000000002 WHERE id = 1", [])
+        .unwrap();
+    drop(conn);
+    let run = dir
+        .ferry()
+        .args(["verify", "a.tar", "--against", "copy.db"])
+        .run()
+        .fails_with(3);
+    assert_eq!(
+        run.stdout().trim(),
+        "table st: same row count (4) but different content"
+    );
+}
+
+#[test]
+fn an_existing_target_is_refused_unless_replace_which_keeps_a_backup() {
+    let dir = TestDir::new();
+    build_torture(&dir.path("src.db"));
+    dir.ferry().args(["export", "src.db", "a"]).run().success();
+    std::fs::write(dir.path("target.db"), b"old content").unwrap();
+    dir.ferry()
+        .args(["import", "a", "target.db"])
+        .run()
+        .fails_with(1)
+        .says("target.db: already exists; pass --replace");
+    assert_eq!(std::fs::read(dir.path("target.db")).unwrap(), b"old content");
+
+    dir.ferry()
+        .args(["import", "a", "target.db", "--replace"])
+        .run()
+        .success()
+        .says("is kept as");
+    let backups: Vec<String> = dir
+        .entries()
+        .into_iter()
+        .filter(|e| e.starts_with("target.db.bak-"))
+        .collect();
+    assert_eq!(backups.len(), 1, "{:?}", dir.entries());
+    assert_eq!(std::fs::read(dir.path(&backups[0])).unwrap(), b"old content");
+    assert_same!(dump(&dir.path("target.db")), dump(&dir.path("src.db")));
+}
+
+#[test]
+fn a_failed_import_leaves_no_target_and_no_temp_file() {
+    let dir = TestDir::new();
+    build_torture(&dir.path("src.db"));
+    dir.ferry().args(["export", "src.db", "good.tar"]).run().success();
+    // Damage the last data entry's content: the tar still parses, the rows may even load,
+    // but the checksum at the end cannot match, so nothing may be published.
+    let mut bytes = std::fs::read(dir.path("good.tar")).unwrap();
+    let manifest_at = bytes
+        .windows(13)
+        .rposition(|w| w == b"manifest.json")
+        .unwrap();
+    bytes[manifest_at - 1000] ^= 0x55;
+    std::fs::write(dir.path("bad.tar"), &bytes).unwrap();
+    let before = dir.entries();
+    dir.ferry()
+        .args(["import", "bad.tar", "new.db"])
+        .run()
+        .fails_with(1)
+        .says("new.db");
+    assert_eq!(dir.entries(), before, "the failed import left something behind");
+
+    // The same from stdin.
+    dir.ferry()
+        .args(["import", "-", "new.db"])
+        .stdin_file(&dir.path("bad.tar"))
+        .run()
+        .fails_with(1);
+    assert_eq!(dir.entries(), before);
+}
+
+#[test]
+fn clear_errors_for_a_missing_source_and_a_non_database() {
+    let dir = TestDir::new();
+    dir.ferry()
+        .args(["export", "nope.db", "a"])
+        .run()
+        .fails_with(1)
+        .says("nope.db: no such SQLite database file");
+    std::fs::write(dir.path("text.db"), "this is not a database, just text").unwrap();
+    let run = dir
+        .ferry()
+        .args(["export", "text.db", "a"])
+        .run()
+        .fails_with(1)
+        .says("text.db: not a SQLite database");
+    assert_eq!(run.stderr().lines().count(), 1, "one line: {}", run.stderr());
+    assert!(!dir.path("a").exists());
+}
+
+#[test]
+fn triggers_do_not_fire_during_the_load() {
+    let dir = TestDir::new();
+    build_torture(&dir.path("src.db"));
+    dir.ferry().args(["export", "src.db", "a"]).run().success();
+    dir.ferry().args(["import", "a", "b.db"]).run().success();
+    let conn = rusqlite::Connection::open(dir.path("b.db")).unwrap();
+    let audit: i64 = conn
+        .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(audit, 1, "only the audit row of the source");
+    // And the trigger still works afterwards.
+    conn.execute("INSERT INTO child VALUES (10, 2, 'new')", []).unwrap();
+    let audit: i64 = conn
+        .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(audit, 2);
+    let next: i64 = conn
+        .query_row("INSERT INTO auto(v) VALUES ('next') RETURNING id", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(next, 6, "AUTOINCREMENT continues from the source's sqlite_sequence");
+    let hits: i64 = conn
+        .query_row("SELECT count(*) FROM docs WHERE docs MATCH 'boats'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(hits, 1, "the FTS index works after import");
+}
+
+#[test]
+fn the_dump_sees_storage_classes_and_bit_patterns() {
+    // Guards the comparison itself: the dump must tell -0.0 from 0.0, TEXT from BLOB, and
+    // show the rowids of tables without an INTEGER PRIMARY KEY.
+    let dir = TestDir::new();
+    build_torture(&dir.path("src.db"));
+    let d = dump(&dir.path("src.db"));
+    for needle in [
+        "real -0e0 (8000000000000000)",
+        "real 5e-324 (0000000000000001)",
+        "text bytes 610062",
+        "text bytes c328ff",
+        "int 9223372036854775807",
+        "int -9223372036854775808",
+        "blob 3000000 bytes",
+        "int 1000 | text \"big\"",
+        "real inf (7ff0000000000000)",
+        "table sqlite_stat1",
+        "int 100 | text \"user rowid\"",
+    ] {
+        assert!(d.contains(needle), "dump lacks {needle:?}:\n{d}");
+    }
+}
