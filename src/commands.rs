@@ -107,16 +107,17 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
     let report = ferry_archive::verify(&location)?;
     let mut problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
     if let (Some(db), Some(m)) = (&a.against, &report.manifest)
-        && problems.is_empty() {
-            match Endpoint::parse(db) {
-                Endpoint::Sqlite(path) => {
-                    let diffs = ferry_sqlite::compare(m, &path)
-                        .with_context(|| format!("comparing with {}", path.display()))?;
-                    problems.extend(diffs);
-                }
-                Endpoint::Postgres(_) => return Err(postgres_not_yet()),
+        && problems.is_empty()
+    {
+        match Endpoint::parse(db) {
+            Endpoint::Sqlite(path) => {
+                let diffs = ferry_sqlite::compare(m, &path)
+                    .with_context(|| format!("comparing with {}", path.display()))?;
+                problems.extend(diffs);
             }
+            Endpoint::Postgres(_) => return Err(postgres_not_yet()),
         }
+    }
     if problems.is_empty() && report.manifest.is_some() {
         let against = a
             .against

@@ -107,7 +107,11 @@ fn write_with(writer: ArchiveWriter) -> Manifest {
         tw.write(&batch).expect("write");
     }
     tw.finish().expect("finish table");
-    writer.table("t00002").expect("table").finish().expect("empty");
+    writer
+        .table("t00002")
+        .expect("table")
+        .finish()
+        .expect("empty");
     m.warnings.push(ferry_archive::Warning {
         code: "test_warning".into(),
         table: Some("events".into()),
@@ -165,9 +169,11 @@ fn arrow_cast_display(a: &dyn Array, r: usize) -> String {
     use arrow_array::types::{Float64Type, Int64Type};
     match a.data_type() {
         arrow_schema::DataType::Int64 => a.as_primitive::<Int64Type>().value(r).to_string(),
-        arrow_schema::DataType::Float64 => {
-            a.as_primitive::<Float64Type>().value(r).to_bits().to_string()
-        }
+        arrow_schema::DataType::Float64 => a
+            .as_primitive::<Float64Type>()
+            .value(r)
+            .to_bits()
+            .to_string(),
         arrow_schema::DataType::Utf8 => format!("{:?}", a.as_string::<i32>().value(r)),
         arrow_schema::DataType::Binary => hex::encode(a.as_binary::<i32>().value(r)),
         other => panic!("unexpected type {other}"),
@@ -225,7 +231,11 @@ fn check_contents(c: &Collect, m: &Manifest) {
         ]
     );
     assert_eq!(m.tables[1].rows, Some(0));
-    assert_eq!(m.tables[1].files.len(), 1, "an empty table still has one part");
+    assert_eq!(
+        m.tables[1].files.len(),
+        1,
+        "an empty table still has one part"
+    );
     assert_eq!(m.warnings.len(), 1);
 }
 
@@ -268,10 +278,7 @@ fn tar_archive_round_trips_and_verifies() {
     assert_eq!(names.first().map(String::as_str), Some("prelude.json"));
     assert_eq!(names.last().map(String::as_str), Some("manifest.json"));
     assert_eq!(names.len(), 6);
-    dir.ferry()
-        .args(["verify", "backup.tar"])
-        .run()
-        .success();
+    dir.ferry().args(["verify", "backup.tar"]).run().success();
 }
 
 #[test]
@@ -313,7 +320,11 @@ fn a_failed_write_leaves_no_archive_and_no_temp_files() {
         })();
         let err = result.expect_err("the write must fail");
         assert!(err.to_string().contains("events"), "{err}");
-        assert_eq!(dir.entries(), Vec::<String>::new(), "{name}: nothing left behind");
+        assert_eq!(
+            dir.entries(),
+            Vec::<String>::new(),
+            "{name}: nothing left behind"
+        );
     }
 }
 
@@ -364,7 +375,10 @@ fn verify_fails(dir: &TestDir, target: &str, needles: &[&str]) -> String {
     let run = dir.ferry().args(["verify", target]).run().fails_with(3);
     let out = run.stdout();
     for n in needles {
-        assert!(out.contains(n), "verify output should mention {n:?}:\n{out}");
+        assert!(
+            out.contains(n),
+            "verify output should mention {n:?}:\n{out}"
+        );
     }
     out
 }
@@ -489,7 +503,11 @@ fn verify_rejects_a_tar_with_a_link_entry() {
                 .unwrap();
         }
     });
-    verify_fails(&dir, "bad.tar", &["data/t00001/evil.parquet", "not allowed"]);
+    verify_fails(
+        &dir,
+        "bad.tar",
+        &["data/t00001/evil.parquet", "not allowed"],
+    );
 }
 
 #[test]
@@ -555,7 +573,10 @@ fn inspect_reports_tables_types_rows_and_warnings() {
         "score    float64",
         "[test_warning] recorded during export",
     ] {
-        assert!(out.contains(needle), "inspect should show {needle:?}:\n{out}");
+        assert!(
+            out.contains(needle),
+            "inspect should show {needle:?}:\n{out}"
+        );
     }
     let json = dir
         .ferry()

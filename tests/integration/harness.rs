@@ -182,7 +182,10 @@ pub fn assert_archive_manifests_valid(archive: &Path) -> serde_json::Value {
     let mut docs = std::collections::BTreeMap::new();
     if archive.is_dir() {
         for name in ["prelude.json", "manifest.json"] {
-            docs.insert(name.to_owned(), std::fs::read(archive.join(name)).expect(name));
+            docs.insert(
+                name.to_owned(),
+                std::fs::read(archive.join(name)).expect(name),
+            );
         }
     } else {
         let mut ar = tar::Archive::new(std::fs::File::open(archive).expect("tar"));

@@ -63,8 +63,14 @@ fn manifest_records_schema_hints_and_mixed_columns() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert!(!names.iter().any(|n| n.starts_with("docs_")), "FTS shadow tables exported: {names:?}");
-    assert!(!names.iter().any(|n| n.starts_with("sqlite_")), "internal tables exported: {names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("docs_")),
+        "FTS shadow tables exported: {names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("sqlite_")),
+        "internal tables exported: {names:?}"
+    );
 
     let plain = table("plain");
     assert_eq!(plain["rowid"], "rowid");
@@ -76,7 +82,10 @@ fn manifest_records_schema_hints_and_mixed_columns() {
     assert_eq!(st["properties"]["strict"], true);
     assert_eq!(st["columns"][1]["type"]["kind"], "int64");
     assert_eq!(st["columns"][2]["type"]["kind"], "float64");
-    assert!(st.get("rowid").is_none(), "INTEGER PRIMARY KEY carries the rowid");
+    assert!(
+        st.get("rowid").is_none(),
+        "INTEGER PRIMARY KEY carries the rowid"
+    );
     assert_eq!(table("wr")["properties"]["without_rowid"], true);
     assert_eq!(table("auto")["properties"]["sqlite_sequence"], 5);
     assert_eq!(table("hasrowid")["rowid"], "_rowid_");
@@ -126,7 +135,13 @@ fn manifest_records_schema_hints_and_mixed_columns() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|o| format!("{} {}", o["kind"].as_str().unwrap(), o["name"].as_str().unwrap()))
+        .map(|o| {
+            format!(
+                "{} {}",
+                o["kind"].as_str().unwrap(),
+                o["name"].as_str().unwrap()
+            )
+        })
         .collect();
     for o in [
         "index parent_code",
@@ -136,7 +151,10 @@ fn manifest_records_schema_hints_and_mixed_columns() {
         "view v2",
         "trigger child_audit",
     ] {
-        assert!(objects.contains(&o.to_owned()), "{o} missing from {objects:?}");
+        assert!(
+            objects.contains(&o.to_owned()),
+            "{o} missing from {objects:?}"
+        );
     }
 }
 
@@ -144,8 +162,14 @@ fn manifest_records_schema_hints_and_mixed_columns() {
 fn verify_against_matches_source_and_copy_and_catches_one_changed_value() {
     let dir = TestDir::new();
     build_torture(&dir.path("src.db"));
-    dir.ferry().args(["export", "src.db", "a.tar"]).run().success();
-    dir.ferry().args(["import", "a.tar", "copy.db"]).run().success();
+    dir.ferry()
+        .args(["export", "src.db", "a.tar"])
+        .run()
+        .success();
+    dir.ferry()
+        .args(["import", "a.tar", "copy.db"])
+        .run()
+        .success();
     for db in ["src.db", "copy.db"] {
         dir.ferry()
             .args(["verify", "a.tar", "--against", db])
@@ -179,7 +203,10 @@ fn an_existing_target_is_refused_unless_replace_which_keeps_a_backup() {
         .run()
         .fails_with(1)
         .says("target.db: already exists; pass --replace");
-    assert_eq!(std::fs::read(dir.path("target.db")).unwrap(), b"old content");
+    assert_eq!(
+        std::fs::read(dir.path("target.db")).unwrap(),
+        b"old content"
+    );
 
     dir.ferry()
         .args(["import", "a", "target.db", "--replace"])
@@ -192,7 +219,10 @@ fn an_existing_target_is_refused_unless_replace_which_keeps_a_backup() {
         .filter(|e| e.starts_with("target.db.bak-"))
         .collect();
     assert_eq!(backups.len(), 1, "{:?}", dir.entries());
-    assert_eq!(std::fs::read(dir.path(&backups[0])).unwrap(), b"old content");
+    assert_eq!(
+        std::fs::read(dir.path(&backups[0])).unwrap(),
+        b"old content"
+    );
     assert_same!(dump(&dir.path("target.db")), dump(&dir.path("src.db")));
 }
 
@@ -200,7 +230,10 @@ fn an_existing_target_is_refused_unless_replace_which_keeps_a_backup() {
 fn a_failed_import_leaves_no_target_and_no_temp_file() {
     let dir = TestDir::new();
     build_torture(&dir.path("src.db"));
-    dir.ferry().args(["export", "src.db", "good.tar"]).run().success();
+    dir.ferry()
+        .args(["export", "src.db", "good.tar"])
+        .run()
+        .success();
     // Damage the last data entry's content: the tar still parses, the rows may even load,
     // but the checksum at the end cannot match, so nothing may be published.
     let mut bytes = std::fs::read(dir.path("good.tar")).unwrap();
@@ -216,7 +249,11 @@ fn a_failed_import_leaves_no_target_and_no_temp_file() {
         .run()
         .fails_with(1)
         .says("new.db");
-    assert_eq!(dir.entries(), before, "the failed import left something behind");
+    assert_eq!(
+        dir.entries(),
+        before,
+        "the failed import left something behind"
+    );
 
     // The same from stdin.
     dir.ferry()
@@ -242,7 +279,12 @@ fn clear_errors_for_a_missing_source_and_a_non_database() {
         .run()
         .fails_with(1)
         .says("text.db: not a SQLite database");
-    assert_eq!(run.stderr().lines().count(), 1, "one line: {}", run.stderr());
+    assert_eq!(
+        run.stderr().lines().count(),
+        1,
+        "one line: {}",
+        run.stderr()
+    );
     assert!(!dir.path("a").exists());
 }
 
@@ -258,17 +300,29 @@ fn triggers_do_not_fire_during_the_load() {
         .unwrap();
     assert_eq!(audit, 1, "only the audit row of the source");
     // And the trigger still works afterwards.
-    conn.execute("INSERT INTO child VALUES (10, 2, 'new')", []).unwrap();
+    conn.execute("INSERT INTO child VALUES (10, 2, 'new')", [])
+        .unwrap();
     let audit: i64 = conn
         .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
         .unwrap();
     assert_eq!(audit, 2);
     let next: i64 = conn
-        .query_row("INSERT INTO auto(v) VALUES ('next') RETURNING id", [], |r| r.get(0))
+        .query_row(
+            "INSERT INTO auto(v) VALUES ('next') RETURNING id",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
-    assert_eq!(next, 6, "AUTOINCREMENT continues from the source's sqlite_sequence");
+    assert_eq!(
+        next, 6,
+        "AUTOINCREMENT continues from the source's sqlite_sequence"
+    );
     let hits: i64 = conn
-        .query_row("SELECT count(*) FROM docs WHERE docs MATCH 'boats'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM docs WHERE docs MATCH 'boats'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(hits, 1, "the FTS index works after import");
 }
@@ -295,4 +349,36 @@ fn the_dump_sees_storage_classes_and_bit_patterns() {
     ] {
         assert!(d.contains(needle), "dump lacks {needle:?}:\n{d}");
     }
+}
+
+/// The golden archive in samples/ was written by an earlier ferry. If a format change stops
+/// this ferry from reading it, this test fails: old archives must stay importable.
+#[test]
+fn the_golden_sample_archive_still_imports_exactly() {
+    let dir = TestDir::new();
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let archive = samples.join("app.archive");
+    let db = samples.join("app.db");
+    dir.ferry()
+        .args(["verify".as_ref(), archive.as_os_str()])
+        .run()
+        .success();
+    dir.ferry()
+        .args([
+            "import".as_ref(),
+            archive.as_os_str(),
+            dir.path("restored.db").as_os_str(),
+        ])
+        .run()
+        .success();
+    assert_same!(dump(&dir.path("restored.db")), dump(&db));
+    dir.ferry()
+        .args([
+            "verify".as_ref(),
+            archive.as_os_str(),
+            "--against".as_ref(),
+            dir.path("restored.db").as_os_str(),
+        ])
+        .run()
+        .success();
 }

@@ -11,9 +11,14 @@ use rusqlite::types::ValueRef;
 pub fn build_torture(path: &Path) {
     let conn = Connection::open(path).unwrap();
     conn.execute_batch(TORTURE).unwrap();
-    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-    conn.execute("INSERT INTO plain(rowid, a, e) VALUES (1000, 'big', ?1)", [&big])
-        .unwrap();
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    conn.execute(
+        "INSERT INTO plain(rowid, a, e) VALUES (1000, 'big', ?1)",
+        [&big],
+    )
+    .unwrap();
     conn.execute_batch("ANALYZE;").unwrap();
 }
 
@@ -99,8 +104,8 @@ CREATE TABLE empty_one(x INTEGER, y TEXT);
 
 /// Everything that must survive a round trip, in a form that compares with a readable diff.
 pub fn dump(path: &Path) -> String {
-    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap();
+    let conn =
+        Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let mut out = String::new();
     for p in [
         "encoding",
@@ -127,7 +132,8 @@ pub fn dump(path: &Path) -> String {
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
-                r.get::<_, Option<String>>(3)?.unwrap_or_else(|| "(auto)".into())
+                r.get::<_, Option<String>>(3)?
+                    .unwrap_or_else(|| "(auto)".into())
             ))
         })
         .unwrap();
@@ -155,7 +161,10 @@ pub fn dump(path: &Path) -> String {
         let sql = if without_rowid || name == "sqlite_sequence" {
             format!("SELECT {} FROM main.{q} ORDER BY 1, 2", cols.join(", "))
         } else if kind == "virtual" || !cols.iter().any(|c| c == "\"rowid\"") {
-            format!("SELECT _rowid_, {} FROM main.{q} ORDER BY _rowid_", cols.join(", "))
+            format!(
+                "SELECT _rowid_, {} FROM main.{q} ORDER BY _rowid_",
+                cols.join(", ")
+            )
         } else {
             format!("SELECT oid, {} FROM main.{q} ORDER BY oid", cols.join(", "))
         };
@@ -190,6 +199,10 @@ fn hex_short(b: &[u8]) -> String {
         hex::encode(b)
     } else {
         use sha2::Digest;
-        format!("{} bytes, sha256 {}", b.len(), hex::encode(sha2::Sha256::digest(b)))
+        format!(
+            "{} bytes, sha256 {}",
+            b.len(),
+            hex::encode(sha2::Sha256::digest(b))
+        )
     }
 }

@@ -359,13 +359,14 @@ impl Manifest {
             }
             for c in &t.columns {
                 if let LogicalType::Decimal { precision, scale } = c.logical_type
-                    && (scale < 0 || scale as u8 > precision) {
-                        return Err(bad(format!(
-                            "table {}, column {}: decimal({precision},{scale}) needs 0 <= scale <= precision",
-                            t.display_name(),
-                            c.name
-                        )));
-                    }
+                    && (scale < 0 || scale as u8 > precision)
+                {
+                    return Err(bad(format!(
+                        "table {}, column {}: decimal({precision},{scale}) needs 0 <= scale <= precision",
+                        t.display_name(),
+                        c.name
+                    )));
+                }
             }
             let mut names = std::collections::HashSet::new();
             for (name, _) in t.data_fields() {

@@ -531,13 +531,14 @@ fn read_tar<V: Visitor, R: Read>(
             })?,
             Some(s) => {
                 if check_file(f, &s.sha256, s.bytes, visitor)?
-                    && let Some(n) = s.footer_rows.filter(|n| *n != f.rows) {
-                        visitor.problem(ArchiveError::Rows {
-                            path: f.path.clone(),
-                            expected: f.rows,
-                            actual: n,
-                        })?;
-                    }
+                    && let Some(n) = s.footer_rows.filter(|n| *n != f.rows)
+                {
+                    visitor.problem(ArchiveError::Rows {
+                        path: f.path.clone(),
+                        expected: f.rows,
+                        actual: n,
+                    })?;
+                }
             }
         }
     }

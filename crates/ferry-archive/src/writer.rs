@@ -551,8 +551,9 @@ impl TableWriter {
 impl Drop for TableWriter {
     fn drop(&mut self) {
         if (std::thread::panicking() || self.part.is_some())
-            && let Ok(mut s) = self.shared.state.lock() {
-                s.failed = true;
-            }
+            && let Ok(mut s) = self.shared.state.lock()
+        {
+            s.failed = true;
+        }
     }
 }

@@ -448,13 +448,14 @@ fn virtual_table_options(sql: &str) -> (String, Option<&'static str>) {
     let mut content = None;
     for w in toks.windows(3) {
         if let (Tok::Word(_, k), Tok::Other("="), value) = (&w[0].2, &w[1].2, &w[2].2)
-            && k.eq_ignore_ascii_case("content") {
-                content = Some(match value {
-                    Tok::Other("''") => "contentless",
-                    Tok::Word(v, _) if v.is_empty() => "contentless",
-                    _ => "external",
-                });
-            }
+            && k.eq_ignore_ascii_case("content")
+        {
+            content = Some(match value {
+                Tok::Other("''") => "contentless",
+                Tok::Word(v, _) if v.is_empty() => "contentless",
+                _ => "external",
+            });
+        }
     }
     (module, content)
 }

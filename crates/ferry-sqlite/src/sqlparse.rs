@@ -165,11 +165,12 @@ pub fn parse_create_table(sql: &str) -> ParsedTable {
                     continue;
                 }
                 if is_kw(&item[i].2, "CHECK")
-                    && let Some((expr, next)) = paren_expr(sql, item, i + 1) {
-                        out.checks.push((name.take(), expr));
-                        i = next;
-                        continue;
-                    }
+                    && let Some((expr, next)) = paren_expr(sql, item, i + 1)
+                {
+                    out.checks.push((name.take(), expr));
+                    i = next;
+                    continue;
+                }
                 i += 1;
             }
             continue;
@@ -246,19 +247,21 @@ fn parse_column(sql: &str, rest: &[(usize, usize, Tok<'_>)]) -> ParsedColumn {
             // Skip the default's value so that a parenthesised default is not read as `AS (..)`.
             i += 1;
             if rest.get(i).map(|t| &t.2) == Some(&Tok::Open)
-                && let Some((_, next)) = paren_expr(sql, rest, i) {
-                    i = next;
-                    continue;
-                }
-            i += 1;
-            continue;
-        } else if is_kw(t, "AS")
-            && let Some((expr, next)) = paren_expr(sql, rest, i + 1) {
-                let stored = rest.get(next).is_some_and(|t| is_kw(&t.2, "STORED"));
-                c.generated = Some((expr, stored));
+                && let Some((_, next)) = paren_expr(sql, rest, i)
+            {
                 i = next;
                 continue;
             }
+            i += 1;
+            continue;
+        } else if is_kw(t, "AS")
+            && let Some((expr, next)) = paren_expr(sql, rest, i + 1)
+        {
+            let stored = rest.get(next).is_some_and(|t| is_kw(&t.2, "STORED"));
+            c.generated = Some((expr, stored));
+            i = next;
+            continue;
+        }
         i += 1;
     }
     c
