@@ -91,7 +91,7 @@ impl Rng {
         Rng(seed)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -100,7 +100,7 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 
     pub fn chance(&mut self, percent: u64) -> bool {
@@ -108,7 +108,7 @@ impl Rng {
     }
 
     pub fn uuid(&mut self) -> String {
-        let (a, b) = (self.next(), self.next());
+        let (a, b) = (self.next_u64(), self.next_u64());
         let h = format!("{a:016x}{b:016x}");
         format!(
             "{}-{}-4{}-a{}-{}",
@@ -123,7 +123,7 @@ impl Rng {
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
         let mut v = Vec::with_capacity(n + 8);
         while v.len() < n {
-            v.extend_from_slice(&self.next().to_le_bytes());
+            v.extend_from_slice(&self.next_u64().to_le_bytes());
         }
         v.truncate(n);
         v
@@ -203,7 +203,7 @@ pub fn generate_app_sqlite(path: &Path, scale: u64) -> anyhow::Result<()> {
                 format!("user{i}@example.com"),
                 rng.chance(90).then(|| words(&mut rng, 2)),
                 rng.chance(10),
-                iso((i * 3_600) as i64, rng.next()),
+                iso((i * 3_600) as i64, rng.next_u64()),
                 settings,
             ])?;
         }
@@ -280,7 +280,7 @@ pub fn generate_app_sqlite(path: &Path, scale: u64) -> anyhow::Result<()> {
                     .then(|| (1 + rng.below(USERS * scale)) as i64),
                 kinds[rng.below(kinds.len() as u64) as usize],
                 payload,
-                iso(secs, rng.next()),
+                iso(secs, rng.next_u64()),
                 (EPOCH_2023 + secs) * 1000,
                 2_459_945.5 + secs as f64 / 86_400.0,
                 rng.chance(90)
