@@ -15,26 +15,6 @@ use ferry_archive::{
 
 use crate::harness::{TestDir, assert_archive_manifests_valid, assert_same};
 
-fn table(id: &str, name: &str, columns: Vec<Column>) -> Table {
-    Table {
-        id: id.into(),
-        schema: None,
-        name: name.into(),
-        kind: "table".into(),
-        columns,
-        rowid: None,
-        primary_key: None,
-        unique: vec![],
-        checks: vec![],
-        foreign_keys: vec![],
-        definition: None,
-        properties: Default::default(),
-        rows: None,
-        content_digest: None,
-        files: vec![],
-    }
-}
-
 fn prelude() -> Manifest {
     let mut m = Manifest::new(Source {
         engine: "test".into(),
@@ -42,7 +22,7 @@ fn prelude() -> Manifest {
         database: "memory".into(),
     });
     m.tables = vec![
-        table(
+        Table::new(
             "t00001",
             "events",
             vec![
@@ -52,7 +32,7 @@ fn prelude() -> Manifest {
                 Column::new("payload", LogicalType::Bytes, true),
             ],
         ),
-        table(
+        Table::new(
             "t00002",
             "Empty Table",
             vec![Column::new("x", LogicalType::Text, true)],
@@ -144,21 +124,7 @@ impl Visitor for Collect {
         self.parts.push(part.path.to_owned());
         let out = self.rows.entry(table.name.clone()).or_default();
         for batch in part.batches(333)? {
-            let batch = batch.expect("decode");
-            for r in 0..batch.num_rows() {
-                let cells: Vec<String> = batch
-                    .columns()
-                    .iter()
-                    .map(|c| {
-                        if c.is_null(r) {
-                            "NULL".to_owned()
-                        } else {
-                            arrow_cast_display(c.as_ref(), r)
-                        }
-                    })
-                    .collect();
-                out.push(cells.join("|"));
-            }
+            out.extend(row_strings(&batch.expect("decode")));
         }
         Ok(())
     }
@@ -187,7 +153,11 @@ fn expected_rows() -> Vec<String> {
         .map(|(n, t)| (n, t, true))
         .collect();
     let schema = Arc::new(ferry_archive::types::arrow_schema_for(&fields));
-    let batch = events_batch(&schema, 0, BATCHES * PER_BATCH);
+    row_strings(&events_batch(&schema, 0, BATCHES * PER_BATCH))
+}
+
+/// Each row as `cell|cell|...`, floats by bit pattern.
+fn row_strings(batch: &RecordBatch) -> Vec<String> {
     (0..batch.num_rows())
         .map(|r| {
             let cells: Vec<String> = batch

@@ -110,6 +110,27 @@ fn default_table_kind() -> String {
 }
 
 impl Table {
+    /// A plain table with no constraints, properties or data yet.
+    pub fn new(id: impl Into<String>, name: impl Into<String>, columns: Vec<Column>) -> Self {
+        Table {
+            id: id.into(),
+            schema: None,
+            name: name.into(),
+            kind: default_table_kind(),
+            columns,
+            rowid: None,
+            primary_key: None,
+            unique: Vec::new(),
+            checks: Vec::new(),
+            foreign_keys: Vec::new(),
+            definition: None,
+            properties: BTreeMap::new(),
+            rows: None,
+            content_digest: None,
+            files: Vec::new(),
+        }
+    }
+
     /// A display name: `schema.name` or `name`, each part double-quoted when it needs it.
     pub fn display_name(&self) -> String {
         match &self.schema {
@@ -495,23 +516,8 @@ mod tests {
 
     #[test]
     fn display_names_quote_when_needed() {
-        let mut t = Table {
-            id: "t00001".into(),
-            schema: Some("public".into()),
-            name: "MixedCase".into(),
-            kind: "table".into(),
-            columns: vec![],
-            rowid: None,
-            primary_key: None,
-            unique: vec![],
-            checks: vec![],
-            foreign_keys: vec![],
-            definition: None,
-            properties: BTreeMap::new(),
-            rows: None,
-            content_digest: None,
-            files: vec![],
-        };
+        let mut t = Table::new("t00001", "MixedCase", vec![]);
+        t.schema = Some("public".into());
         assert_eq!(t.display_name(), "public.\"MixedCase\"");
         t.schema = None;
         t.name = "users".into();
