@@ -37,6 +37,7 @@ pub enum Command {
 Examples:
   ferry export app.db backup/                 # directory archive
   ferry export sqlite://app.db backup.tar     # single tar file
+  ferry export postgres://user@host/app app.tar --schema public
   ferry export app.db - | ssh host ferry import - /srv/app.db
 
 The archive appears only when the export succeeded; a failed export leaves nothing behind.")]
@@ -47,6 +48,7 @@ Examples:
   ferry import backup/ restored.db
   ferry import backup.tar restored.db --replace   # keeps restored.db.bak-<time>
   cat backup.tar | ferry import - restored.db
+  ferry import app.tar postgresql://user@host/newdb --target-schema tenant_1
 
 The import is all or nothing: on failure the target is left as it was.")]
     Import(ImportArgs),
@@ -68,10 +70,14 @@ Examples:
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The database to read: a SQLite file or sqlite://PATH.
+    /// The database to read: a SQLite file (PATH, sqlite://PATH) or a PostgreSQL URL or
+    /// conninfo string.
     pub source: String,
     /// Where to write the archive: DIR, FILE.tar or - (stdout).
     pub archive: String,
+    /// PostgreSQL: export only this schema (repeatable). Default: every user schema.
+    #[arg(long = "schema", value_name = "NAME")]
+    pub schemas: Vec<String>,
     #[command(flatten)]
     pub write: WriteArgs,
 }
@@ -99,18 +105,25 @@ pub struct WriteArgs {
 pub struct ImportArgs {
     /// The archive to read: DIR, FILE.tar or - (stdin).
     pub archive: String,
-    /// The database to create: a SQLite file or sqlite://PATH.
+    /// The database to load into: a SQLite file (created) or a PostgreSQL URL or conninfo
+    /// string (an existing database).
     pub target: String,
-    /// Replace an existing SQLite target, keeping the old file as TARGET.bak-<timestamp>.
+    /// SQLite: replace an existing target, keeping the old file as TARGET.bak-<timestamp>.
     #[arg(long)]
     pub replace: bool,
+    /// PostgreSQL: drop the archive's tables (and objects) that already exist in the target.
+    #[arg(long)]
+    pub clean: bool,
+    /// PostgreSQL: load a single-schema archive into this schema instead.
+    #[arg(long, value_name = "NAME")]
+    pub target_schema: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The archive to check.
     pub archive: String,
-    /// Also compare the archive with this live database (SQLite file).
+    /// Also compare the archive with this live database (SQLite file or PostgreSQL URL).
     #[arg(long, value_name = "DATABASE")]
     pub against: Option<String>,
 }

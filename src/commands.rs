@@ -4,10 +4,9 @@
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use ferry_archive::{Location, Manifest, WriteOptions};
+use ferry_archive::{Location, Manifest, TableReport, WriteOptions};
 
 use crate::cli::{Cli, Command, ExportArgs, ImportArgs, InspectArgs, VerifyArgs};
 use crate::endpoint::Endpoint;
@@ -21,10 +20,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(a) => verify(a),
         Command::Inspect(a) => inspect(a),
     }
-}
-
-fn postgres_not_yet() -> anyhow::Error {
-    anyhow::anyhow!("PostgreSQL sources and targets are not supported by this build of ferry yet")
 }
 
 fn export(a: ExportArgs, quiet: bool) -> Result<ExitCode> {
@@ -45,12 +40,7 @@ fn export(a: ExportArgs, quiet: bool) -> Result<ExitCode> {
             let report = ferry_sqlite::export(&path, &location, write, &options)
                 .with_context(|| format!("export of {} failed", path.display()))?;
             if !quiet {
-                let rows: Vec<_> = report
-                    .tables
-                    .iter()
-                    .map(|t| (t.name.clone(), t.rows, Some(t.bytes), t.elapsed))
-                    .collect();
-                eprint!("{}", summary_table(&rows));
+                eprint!("{}", summary_table(&report.tables));
                 for w in &report.manifest.warnings {
                     eprintln!("warning: {}", w.message);
                 }
@@ -58,7 +48,27 @@ fn export(a: ExportArgs, quiet: bool) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Endpoint::Postgres(_) => Err(postgres_not_yet()),
+        Endpoint::Postgres(url) => {
+            let options = ferry_postgres::ExportOptions {
+                schemas: a.schemas.clone(),
+                batch_rows: a.write.batch_rows.max(1),
+                ..Default::default()
+            };
+            let report = ferry_postgres::export(&url, &location, write, &options)
+                .context("export failed; no archive was written")?;
+            if !quiet {
+                eprint!("{}", summary_table(&report.tables));
+                for w in &report.manifest.warnings {
+                    eprintln!("warning: {}", w.message);
+                }
+                eprintln!(
+                    "exported {} to {}",
+                    report.manifest.source.database,
+                    location.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -74,12 +84,7 @@ fn import(a: ImportArgs, quiet: bool) -> Result<ExitCode> {
                 format!("import into {} failed; it was not changed", path.display())
             })?;
             if !quiet {
-                let rows: Vec<_> = report
-                    .tables
-                    .iter()
-                    .map(|t| (t.name.clone(), t.rows, None, t.elapsed))
-                    .collect();
-                eprint!("{}", summary_table(&rows));
+                eprint!("{}", summary_table(&report.tables));
                 for v in &report.foreign_key_violations {
                     eprintln!("warning: foreign key violation carried over from the source: {v}");
                 }
@@ -95,7 +100,25 @@ fn import(a: ImportArgs, quiet: bool) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Endpoint::Postgres(_) => Err(postgres_not_yet()),
+        Endpoint::Postgres(url) => {
+            let options = ferry_postgres::ImportOptions {
+                clean: a.clean,
+                target_schema: a.target_schema.clone(),
+                batch_rows: 16_384,
+            };
+            let report = ferry_postgres::import(&location, &url, &options)
+                .context("import failed; the target database was not changed")?;
+            if !quiet {
+                eprint!("{}", summary_table(&report.tables));
+                eprintln!(
+                    "imported {} in {:.1}s ({} DDL statements, one transaction)",
+                    location.display(),
+                    report.elapsed.as_secs_f64(),
+                    report.statements
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -115,14 +138,17 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
                     .with_context(|| format!("comparing with {}", path.display()))?;
                 problems.extend(diffs);
             }
-            Endpoint::Postgres(_) => return Err(postgres_not_yet()),
+            Endpoint::Postgres(url) => {
+                let diffs = ferry_postgres::compare(m, &url).context("comparing failed")?;
+                problems.extend(diffs);
+            }
         }
     }
     if problems.is_empty() && report.manifest.is_some() {
         let against = a
             .against
             .as_deref()
-            .map(|d| format!("; {d} matches it"))
+            .map(|d| format!("; {} matches it", display_endpoint(d)))
             .unwrap_or_default();
         println!(
             "ok: {} files, {} rows verified{against}",
@@ -135,6 +161,16 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
         }
         eprintln!("ferry: verify found {} problem(s)", problems.len().max(1));
         Ok(ExitCode::from(exit::MISMATCH))
+    }
+}
+
+/// How messages name a database: a SQLite path, or a PostgreSQL URL without its password.
+fn display_endpoint(arg: &str) -> String {
+    match Endpoint::parse(arg) {
+        Endpoint::Sqlite(p) => p.display().to_string(),
+        Endpoint::Postgres(url) => ferry_postgres::conn::ConnSpec::parse(&url)
+            .map(|s| s.display())
+            .unwrap_or_else(|_| "the PostgreSQL database".into()),
     }
 }
 
@@ -274,18 +310,24 @@ fn human_bytes(n: u64) -> String {
 }
 
 /// The per-table summary printed after export and import.
-fn summary_table(rows: &[(String, u64, Option<u64>, Duration)]) -> String {
-    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(5).max(5);
+fn summary_table(rows: &[TableReport]) -> String {
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
     let mut out = format!(
-        "{:width$}  {:>12}  {:>10}  {:>8}\n",
-        "table", "rows", "size", "time"
+        "{:width$}  {:>12}  {:>10}  {:>8}  {:>10}\n",
+        "table", "rows", "size", "time", "rows/s"
     );
-    for (name, n, bytes, t) in rows {
-        let size = bytes.map(human_bytes).unwrap_or_default();
+    for r in rows {
+        let size = r.bytes.map(human_bytes).unwrap_or_default();
+        let secs = r.elapsed.as_secs_f64();
+        let rate = if secs > 0.0 {
+            format!("{:.0}", r.rows as f64 / secs)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "{name:width$}  {n:>12}  {size:>10}  {:>7.2}s",
-            t.as_secs_f64()
+            "{:width$}  {:>12}  {size:>10}  {secs:>7.2}s  {rate:>10}",
+            r.name, r.rows
         );
     }
     out

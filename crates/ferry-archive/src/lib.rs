@@ -28,6 +28,7 @@ mod hash;
 mod location;
 pub mod manifest;
 mod reader;
+mod report;
 mod schema;
 pub mod types;
 mod verify;
@@ -41,6 +42,7 @@ pub use manifest::{
     Stage, Table, Warning,
 };
 pub use reader::{MANIFEST, PRELUDE, Part, Visitor, read, read_manifest, read_stream};
+pub use report::TableReport;
 pub use schema::{MANIFEST_SCHEMA, validate as validate_manifest_json};
 pub use types::LogicalType;
 pub use verify::{Report, verify};

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arrow_array::builder::{
     BinaryBuilder, Float64Builder, Int8Builder, Int64Builder, StringBuilder,
@@ -17,8 +17,8 @@ use arrow_array::{ArrayRef, RecordBatch, StructArray};
 use arrow_buffer::NullBufferBuilder;
 use ferry_archive::types::{sqlite_class, sqlite_value_fields};
 use ferry_archive::{
-    ArchiveWriter, Location, LogicalType, Manifest, Source, Table, TableWriter, Warning,
-    WriteOptions,
+    ArchiveWriter, Location, LogicalType, Manifest, Source, Table, TableReport, TableWriter,
+    Warning, WriteOptions,
 };
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
@@ -44,14 +44,6 @@ impl Default for ExportOptions {
             batch_bytes: 32 << 20,
         }
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct TableReport {
-    pub name: String,
-    pub rows: u64,
-    pub bytes: u64,
-    pub elapsed: Duration,
 }
 
 #[derive(Debug)]
@@ -133,7 +125,7 @@ pub fn export(
         reports.push(TableReport {
             name: mt.display_name(),
             rows,
-            bytes: files.iter().map(|f| f.bytes).sum(),
+            bytes: Some(files.iter().map(|f| f.bytes).sum()),
             elapsed: started.elapsed(),
         });
     }

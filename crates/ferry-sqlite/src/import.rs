@@ -14,7 +14,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int8Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
 use ferry_archive::types::sqlite_class;
-use ferry_archive::{Location, LogicalType, Manifest, Part, Table, Visitor};
+use ferry_archive::{Location, LogicalType, Manifest, Part, Table, TableReport, Visitor};
 use rusqlite::Connection;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use serde_json::Value;
@@ -37,13 +37,6 @@ impl Default for ImportOptions {
             batch_rows: 16_384,
         }
     }
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct TableReport {
-    pub name: String,
-    pub rows: u64,
-    pub elapsed: Duration,
 }
 
 #[derive(Debug, Default)]

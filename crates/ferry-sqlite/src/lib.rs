@@ -33,8 +33,8 @@ pub mod types;
 
 pub use compare::compare;
 pub use error::SqliteError;
-pub use export::{ExportOptions, ExportReport, TableReport as ExportTableReport, export};
-pub use import::{ImportOptions, ImportReport, TableReport as ImportTableReport, import};
+pub use export::{ExportOptions, ExportReport, export};
+pub use import::{ImportOptions, ImportReport, import};
 
 /// Quotes an identifier for SQLite: always, so that case, spaces, keywords and quotes in
 /// names never matter.

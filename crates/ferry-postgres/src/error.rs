@@ -1,0 +1,62 @@
+use ferry_archive::ArchiveError;
+
+/// Errors of the PostgreSQL adapter. Connection errors name the target without its password;
+/// data errors name the table, column and row.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PgError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{target}: cannot connect: {detail}")]
+    Connect { target: String, detail: String },
+    #[error("{context}: {detail}")]
+    Query { context: String, detail: String },
+    #[error("table {table}, column {column}, row {row}: {reason}")]
+    Value {
+        table: String,
+        column: String,
+        row: u64,
+        reason: String,
+    },
+    #[error("{target}: not empty: {detail}; pass --clean to drop and replace them")]
+    TargetNotEmpty { target: String, detail: String },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{context}: {detail}")]
+    Check { context: String, detail: String },
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+}
+
+impl PgError {
+    /// A failed statement, with the server's message, detail and hint when it sent them.
+    pub fn query(context: impl Into<String>, e: tokio_postgres::Error) -> PgError {
+        let detail = match e.as_db_error() {
+            Some(db) => {
+                let mut s = db.message().to_owned();
+                if let Some(d) = db.detail() {
+                    s.push_str(&format!(" ({d})"));
+                }
+                if let Some(h) = db.hint() {
+                    s.push_str(&format!("; hint: {h}"));
+                }
+                s
+            }
+            None => e.to_string(),
+        };
+        PgError::Query {
+            context: context.into(),
+            detail,
+        }
+    }
+}
+
+pub(crate) trait Ctx<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T, PgError>;
+}
+
+impl<T> Ctx<T> for Result<T, tokio_postgres::Error> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T, PgError> {
+        self.map_err(|e| PgError::query(context(), e))
+    }
+}

@@ -1,0 +1,306 @@
+//! PostgreSQL → archive, over `COPY ... TO STDOUT (FORMAT binary)`.
+//!
+//! One transaction (`REPEATABLE READ, READ ONLY, DEFERRABLE`) holds one snapshot for the
+//! catalog reads and every table's data; `pg_export_snapshot()` names it so that parallel
+//! workers can join it. Rows are decoded field by field straight into Arrow builders and
+//! flushed in bounded batches; the raw bytes of each row also feed the table's digest.
+
+use std::time::Instant;
+
+use arrow_array::{ArrayRef, RecordBatch};
+use ferry_archive::{
+    ArchiveWriter, Location, LogicalType, Manifest, Source, TableReport, TableWriter, WriteOptions,
+};
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio_postgres::Client;
+
+use crate::catalog::{self, TableInfo};
+use crate::conn::ConnSpec;
+use crate::digest::RowDigest;
+use crate::error::{Ctx, PgError};
+use crate::pgbinary::{Decoder, RowSplitter};
+use crate::types::Wire;
+use crate::{ENGINE, quote_ident, quote_qualified};
+
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Schemas to export; empty means every user schema.
+    pub schemas: Vec<String>,
+    pub batch_rows: usize,
+    pub batch_bytes: usize,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            schemas: Vec::new(),
+            batch_rows: 16_384,
+            batch_bytes: 32 << 20,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ExportReport {
+    pub manifest: Manifest,
+    pub tables: Vec<TableReport>,
+}
+
+pub fn export(
+    url: &str,
+    location: &Location,
+    write: WriteOptions,
+    options: &ExportOptions,
+) -> Result<ExportReport, PgError> {
+    let spec = ConnSpec::parse(url)?;
+    crate::runtime()?.block_on(export_async(&spec, location, write, options))
+}
+
+async fn export_async(
+    spec: &ConnSpec,
+    location: &Location,
+    write: WriteOptions,
+    options: &ExportOptions,
+) -> Result<ExportReport, PgError> {
+    let client = spec.connect().await?;
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY, DEFERRABLE")
+        .await
+        .ctx(|| format!("{}: starting the snapshot", spec.display()))?;
+    let snapshot: String = client
+        .query_one("SELECT pg_catalog.pg_export_snapshot()", &[])
+        .await
+        .ctx(|| "exporting the snapshot".into())?
+        .get(0);
+    tracing::debug!(snapshot, "export snapshot");
+    let mut cat = catalog::read(&client, &options.schemas).await?;
+    for t in &mut cat.tables {
+        demote_unrepresentable(&client, t).await?;
+    }
+
+    let mut manifest = Manifest::new(Source {
+        engine: ENGINE.into(),
+        engine_version: cat.version.clone(),
+        database: spec.dbname().to_owned(),
+    });
+    manifest.settings = cat.settings.clone();
+    manifest
+        .options
+        .insert("batch_rows".into(), json!(options.batch_rows));
+    manifest.options.insert(
+        "schemas".into(),
+        json!(cat.settings.get("schemas").cloned().unwrap_or_default()),
+    );
+    manifest.options.insert(
+        "text_session".into(),
+        json!("DateStyle=ISO,MDY IntervalStyle=postgres extra_float_digits=3 bytea_output=hex TimeZone=UTC"),
+    );
+    manifest.tables = cat.tables.iter().map(|t| t.table.clone()).collect();
+    manifest.objects = cat.objects.clone();
+    manifest.warnings = cat.warnings.clone();
+
+    let writer = ArchiveWriter::create(location, write, manifest.clone())?;
+    let mut reports = Vec::new();
+    for (i, t) in cat.tables.iter().enumerate() {
+        let started = Instant::now();
+        let tw = writer.table(&t.table.id)?;
+        let (digest, files) = copy_table(&client, t, tw, options).await?;
+        manifest.tables[i].content_digest = Some(digest.finish());
+        reports.push(TableReport {
+            name: t.table.display_name(),
+            rows: digest.rows(),
+            bytes: Some(files.iter().map(|f| f.bytes).sum()),
+            elapsed: started.elapsed(),
+        });
+    }
+    let manifest = writer.finish(manifest)?;
+    client
+        .batch_execute("COMMIT")
+        .await
+        .ctx(|| "ending the snapshot".into())?;
+    Ok(ExportReport {
+        manifest,
+        tables: reports,
+    })
+}
+
+/// Values a natural type cannot hold force a column into its exact text form: NaN in a
+/// numeric(p,s) (a decimal has no NaN), and timestamps past the year 294246 (Arrow counts
+/// microseconds from 1970, PostgreSQL from 2000, so PostgreSQL's last 30 years do not fit).
+/// One scan per table that has such columns answers both.
+async fn demote_unrepresentable(client: &Client, t: &mut TableInfo) -> Result<(), PgError> {
+    let stored: Vec<usize> = t
+        .table
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.is_stored())
+        .map(|(i, _)| i)
+        .collect();
+    let mut checks: Vec<(usize, usize, String)> = Vec::new();
+    for (field, &i) in stored.iter().enumerate() {
+        let c = &t.table.columns[i];
+        let q = quote_ident(&c.name);
+        match c.logical_type {
+            LogicalType::Decimal { .. } => checks.push((field, i, format!("{q} = 'NaN'"))),
+            LogicalType::Timestamp | LogicalType::TimestampTz => checks.push((
+                field,
+                i,
+                format!("{q} >= '294246-01-01' AND {q} <> 'infinity'"),
+            )),
+            _ => {}
+        }
+    }
+    if checks.is_empty() || !t.has_rows {
+        return Ok(());
+    }
+    let exprs: Vec<String> = checks
+        .iter()
+        .map(|(_, _, cond)| format!("coalesce(bool_or({cond}), false)"))
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM ONLY {}",
+        exprs.join(", "),
+        quote_qualified(t.table.schema.as_deref().unwrap_or(""), &t.table.name)
+    );
+    let row = client
+        .query_one(&sql, &[])
+        .await
+        .ctx(|| format!("table {}: checking value ranges", t.table.display_name()))?;
+    for (j, (field, i, _)) in checks.iter().enumerate() {
+        if !row.get::<_, bool>(j) {
+            continue;
+        }
+        let col = &mut t.table.columns[*i];
+        col.logical_type = match col.logical_type {
+            LogicalType::Decimal { .. } => LogicalType::Numeric,
+            _ => {
+                t.wires[*field] = Wire::AsText;
+                LogicalType::EngineText {
+                    engine: ENGINE.into(),
+                    type_name: col.declared_type.clone().unwrap_or_default(),
+                }
+            }
+        };
+    }
+    Ok(())
+}
+
+/// The `COPY ... TO STDOUT` that reads a table's data fields, shared with `verify --against`
+/// so that both compute the digest over the same bytes.
+pub(crate) fn copy_out_sql(table: &ferry_archive::Table, wires: &[Wire]) -> String {
+    let qualified = quote_qualified(table.schema.as_deref().unwrap_or(""), &table.name);
+    let fields: Vec<&ferry_archive::Column> =
+        table.columns.iter().filter(|c| c.is_stored()).collect();
+    if wires.iter().all(|w| *w != Wire::AsText) {
+        let cols: Vec<String> = fields.iter().map(|c| quote_ident(&c.name)).collect();
+        format!(
+            "COPY {qualified} ({}) TO STDOUT (FORMAT binary)",
+            cols.join(", ")
+        )
+    } else {
+        let cols: Vec<String> = fields
+            .iter()
+            .zip(wires)
+            .map(|(c, w)| {
+                if *w == Wire::AsText {
+                    format!("{}::text", quote_ident(&c.name))
+                } else {
+                    quote_ident(&c.name)
+                }
+            })
+            .collect();
+        format!(
+            "COPY (SELECT {} FROM ONLY {qualified}) TO STDOUT (FORMAT binary)",
+            cols.join(", ")
+        )
+    }
+}
+
+async fn copy_table(
+    client: &Client,
+    t: &TableInfo,
+    mut tw: TableWriter,
+    options: &ExportOptions,
+) -> Result<(RowDigest, Vec<ferry_archive::DataFile>), PgError> {
+    let table = &t.table;
+    let mut digest = RowDigest::default();
+    if !t.has_rows {
+        return Ok((digest, tw.finish()?));
+    }
+    let fields: Vec<&ferry_archive::Column> =
+        table.columns.iter().filter(|c| c.is_stored()).collect();
+    let mut decoders: Vec<Decoder> = fields
+        .iter()
+        .zip(&t.wires)
+        .map(|(c, w)| Decoder::new(*w, &c.logical_type))
+        .collect();
+    let sql = copy_out_sql(table, &t.wires);
+    let stream = client
+        .copy_out(&sql)
+        .await
+        .ctx(|| format!("table {}: starting COPY", table.display_name()))?;
+    futures_util::pin_mut!(stream);
+    let mut splitter = RowSplitter::default();
+    let mut spans = Vec::with_capacity(fields.len());
+    let (mut in_batch, mut bytes) = (0usize, 0usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ctx(|| format!("table {}: reading COPY data", table.display_name()))?;
+        splitter.feed(&chunk);
+        while let Some(row) = splitter
+            .next_row(&mut spans)
+            .map_err(|reason| bad_stream(table, digest.rows(), reason))?
+        {
+            if spans.len() != decoders.len() {
+                return Err(bad_stream(
+                    table,
+                    digest.rows(),
+                    format!("{} fields, expected {}", spans.len(), decoders.len()),
+                ));
+            }
+            for (j, (d, span)) in decoders.iter_mut().zip(&spans).enumerate() {
+                let field = span.map(|(at, len)| &row[at..at + len]);
+                bytes += d.push(field).map_err(|reason| PgError::Value {
+                    table: table.display_name(),
+                    column: fields[j].name.clone(),
+                    row: digest.rows() + 1,
+                    reason,
+                })?;
+            }
+            digest.row(&row);
+            in_batch += 1;
+            if in_batch >= options.batch_rows || bytes >= options.batch_bytes {
+                flush(&mut decoders, &mut tw)?;
+                in_batch = 0;
+                bytes = 0;
+            }
+        }
+    }
+    if !splitter.finished() {
+        return Err(bad_stream(
+            table,
+            digest.rows(),
+            "COPY stream ended without its trailer".into(),
+        ));
+    }
+    if in_batch > 0 {
+        flush(&mut decoders, &mut tw)?;
+    }
+    Ok((digest, tw.finish()?))
+}
+
+fn bad_stream(table: &ferry_archive::Table, rows: u64, reason: String) -> PgError {
+    PgError::Check {
+        context: format!("table {}, after row {rows}", table.display_name()),
+        detail: reason,
+    }
+}
+
+fn flush(decoders: &mut [Decoder], tw: &mut TableWriter) -> Result<(), PgError> {
+    let arrays: Vec<ArrayRef> = decoders.iter_mut().map(Decoder::finish).collect();
+    let batch = RecordBatch::try_new(tw.schema().clone(), arrays)
+        .map_err(|e| PgError::Unsupported(format!("building a record batch: {e}")))?;
+    tw.write(&batch)?;
+    Ok(())
+}

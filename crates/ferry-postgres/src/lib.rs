@@ -1,0 +1,53 @@
+//! # ferry-postgres: PostgreSQL in and out of a ferry archive
+//!
+//! * **Export** ([`export()`]) reads one snapshot (`REPEATABLE READ, READ ONLY, DEFERRABLE`):
+//!   the catalog into the manifest (portable form plus the server's own DDL), and every
+//!   table's rows through `COPY ... TO STDOUT (FORMAT binary)`, decoded field by field into
+//!   Arrow builders ([`pgbinary`]). Types with an exact natural Arrow form use it; every other
+//!   type travels as its text form, named in the manifest ([`types`]).
+//! * **Import** ([`import()`]) replays pre-data DDL, loads rows through
+//!   `COPY ... FROM STDIN (FORMAT binary)` encoded straight from Arrow arrays, then post-data
+//!   DDL, all in one transaction that commits only after the archive checked out.
+//! * **Compare** ([`compare()`]) recomputes each table's order-independent digest
+//!   ([`digest`]) from a live database.
+//!
+//! Connections ([`conn`]) accept URLs, conninfo strings, `PG*` variables and every `sslmode`
+//! through rustls; passwords never appear in messages. The async driver runs on a
+//! single-threaded tokio runtime owned by each call, so callers stay synchronous.
+
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+mod compare;
+pub mod conn;
+pub mod digest;
+mod error;
+mod export;
+mod import;
+pub mod pgbinary;
+pub mod types;
+
+pub use compare::compare;
+pub use error::PgError;
+pub use export::{ExportOptions, ExportReport, export};
+pub use import::{ImportOptions, ImportReport, import};
+
+/// The engine name written into `source.engine`.
+pub const ENGINE: &str = "postgresql";
+
+/// Double-quotes an identifier, always: case, keywords and odd characters never matter.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// `"schema"."name"`.
+pub fn quote_qualified(schema: &str, name: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(name))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, PgError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| PgError::Config(format!("starting the async runtime: {e}")))
+}
