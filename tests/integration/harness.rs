@@ -44,6 +44,17 @@ impl TestDir {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
         cmd.current_dir(self.root());
         cmd.env_remove("FERRY_LOG");
+        for var in [
+            "PGHOST",
+            "PGPORT",
+            "PGUSER",
+            "PGPASSWORD",
+            "PGDATABASE",
+            "PGSSLMODE",
+            "DATABASE_URL",
+        ] {
+            cmd.env_remove(var);
+        }
         Ferry { cmd }
     }
 }
@@ -59,6 +70,11 @@ impl Ferry {
         S: AsRef<std::ffi::OsStr>,
     {
         self.cmd.args(args);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.cmd.env(key, value);
         self
     }
 
@@ -83,6 +99,10 @@ impl Ferry {
         next.cmd
             .stdin(Stdio::from(first.stdout.take().expect("piped stdout")));
         let second = next.cmd.output().expect("run second");
+        let second_what = format!("{:?}", next.cmd);
+        // The command still holds the pipe's read end; drop it so that the first process
+        // sees a closed pipe instead of blocking forever when the second one failed early.
+        drop(next);
         let first = first.wait_with_output().expect("wait first");
         (
             Run {
@@ -90,7 +110,7 @@ impl Ferry {
                 out: first,
             },
             Run {
-                what: format!("{:?}", next.cmd),
+                what: second_what,
                 out: second,
             },
         )

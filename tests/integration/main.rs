@@ -2,5 +2,7 @@
 
 mod archive;
 mod harness;
+mod pg_db;
+mod postgres;
 mod sqlite;
 mod sqlite_db;

@@ -285,8 +285,8 @@ pub async fn read(client: &Client, schemas: &[String]) -> Result<Catalog, PgErro
     let q = format!(
         "WITH ns AS ({NS})
          SELECT ns.nspname, c.collname, pg_catalog.format('CREATE COLLATION %I.%I (%s)', ns.nspname, c.collname,
-           CASE c.collprovider WHEN 'i' THEN pg_catalog.format('provider = icu, locale = %L, deterministic = %s', c.colliculocale, c.collisdeterministic)
-                ELSE pg_catalog.format('provider = libc, lc_collate = %L, lc_ctype = %L, deterministic = %s', c.collcollate, c.collctype, c.collisdeterministic) END)
+           CASE c.collprovider WHEN 'i' THEN pg_catalog.format('provider = icu, locale = %L, deterministic = %s', c.colliculocale, CASE WHEN c.collisdeterministic THEN 'true' ELSE 'false' END)
+                ELSE pg_catalog.format('provider = libc, lc_collate = %L, lc_ctype = %L, deterministic = %s', c.collcollate, c.collctype, CASE WHEN c.collisdeterministic THEN 'true' ELSE 'false' END) END)
          FROM pg_catalog.pg_collation c JOIN ns ON ns.oid = c.collnamespace
          WHERE {} ORDER BY c.oid",
         not_extension_member("pg_collation", "c.oid")
@@ -312,7 +312,11 @@ pub async fn read(client: &Client, schemas: &[String]) -> Result<Catalog, PgErro
          SELECT ns.nspname, p.proname, p.prokind::text, pg_catalog.pg_get_functiondef(p.oid),
                 pg_catalog.pg_get_function_identity_arguments(p.oid), pg_catalog.obj_description(p.oid, 'pg_proc')
          FROM pg_catalog.pg_proc p JOIN ns ON ns.oid = p.pronamespace
-         WHERE {} ORDER BY p.oid",
+         WHERE {}
+           -- constructors that belong to a range type are made by CREATE TYPE
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::regclass
+                           AND d.objid = p.oid AND d.deptype = 'i')
+         ORDER BY p.oid",
         not_extension_member("pg_proc", "p.oid")
     );
     let mut function_comments = Vec::new();

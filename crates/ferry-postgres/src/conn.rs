@@ -62,10 +62,10 @@ impl ConnSpec {
     pub fn parse(arg: &str) -> Result<ConnSpec, PgError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut arg = arg.trim().to_owned();
-        if matches!(arg.as_str(), "postgres://" | "postgresql://") {
-            if let Some(url) = env("DATABASE_URL") {
-                arg = url;
-            }
+        if matches!(arg.as_str(), "postgres://" | "postgresql://")
+            && let Some(url) = env("DATABASE_URL")
+        {
+            arg = url;
         }
         let (rest, ssl_params) = take_ssl_params(&normalize_scheme(&arg));
         let mut config: Config = if rest.is_empty() {
@@ -90,13 +90,13 @@ impl ConnSpec {
                 }
             }
         }
-        if config.get_ports().is_empty() {
-            if let Some(p) = env("PGPORT") {
-                let port = p
-                    .parse()
-                    .map_err(|_| PgError::Config(format!("PGPORT {p:?} is not a port number")))?;
-                config.port(port);
-            }
+        if config.get_ports().is_empty()
+            && let Some(p) = env("PGPORT")
+        {
+            let port = p
+                .parse()
+                .map_err(|_| PgError::Config(format!("PGPORT {p:?} is not a port number")))?;
+            config.port(port);
         }
         if config.get_user().is_none() {
             let user = env("PGUSER")
@@ -104,10 +104,10 @@ impl ConnSpec {
                 .unwrap_or_else(|| "postgres".into());
             config.user(&user);
         }
-        if config.get_password().is_none() {
-            if let Some(p) = env("PGPASSWORD") {
-                config.password(p);
-            }
+        if config.get_password().is_none()
+            && let Some(p) = env("PGPASSWORD")
+        {
+            config.password(p);
         }
         if config.get_dbname().is_none() {
             let db = env("PGDATABASE").unwrap_or_else(|| config.get_user().unwrap_or("").into());
@@ -355,12 +355,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
