@@ -295,7 +295,7 @@ fn pre_data(conn: &Connection, m: &Manifest) -> Result<(), SqliteError> {
     // Load-time settings for a file nobody else can see yet.
     conn.execute_batch(
         "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE;
-         PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY; PRAGMA foreign_keys = OFF;
+         PRAGMA cache_size = -131072; PRAGMA foreign_keys = OFF;
          BEGIN",
     )
     .ctx(|| "setting up the load".into())?;
