@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod convert;
 mod error;
 mod hash;
 mod location;

@@ -292,6 +292,12 @@ impl ArchiveWriter {
         match state.sink {
             Sink::Dir { target } => {
                 let staging = shared.staging.keep();
+                if let Ok(entries) = std::fs::read_dir(staging.join("data")) {
+                    for e in entries.flatten() {
+                        sync_dir(&e.path());
+                    }
+                }
+                sync_dir(&staging.join("data"));
                 sync_dir(&staging);
                 if let Err(e) = std::fs::rename(&staging, &target) {
                     let _ = std::fs::remove_dir_all(&staging);

@@ -730,7 +730,9 @@ async fn read_tables(
             });
             if valid && rt.partition_of.is_none() {
                 defs.push(format!("CONSTRAINT {} {def}", quote_ident(&name)));
-            } else if !valid {
+            } else {
+                // NOT VALID checks, and a partition's own checks (its DDL is PARTITION OF,
+                // which takes no column list), are added after the data.
                 post.push(object(
                     "constraint",
                     Some(&rt.schema),

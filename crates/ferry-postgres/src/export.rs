@@ -94,7 +94,7 @@ async fn export_async(
     );
     manifest.options.insert(
         "text_session".into(),
-        json!("DateStyle=ISO,MDY IntervalStyle=postgres extra_float_digits=3 bytea_output=hex TimeZone=UTC"),
+        json!("client_encoding=UTF8 DateStyle=ISO,MDY IntervalStyle=postgres extra_float_digits=3 bytea_output=hex TimeZone=UTC search_path=''"),
     );
     manifest.tables = cat.tables.iter().map(|t| t.table.clone()).collect();
     manifest.objects = cat.objects.clone();

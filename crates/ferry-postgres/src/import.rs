@@ -285,8 +285,8 @@ impl Loader<'_> {
                         })?;
                 let ti = catalog::type_info(&types, c.type_oid, c.typmod, c.formatted.clone());
                 let mut wire = types::wire(&ti);
-                // A natural type stored as text in the archive (a NaN-holding numeric is
-                // the only case from PostgreSQL) is cast on the server.
+                // A natural type stored as text in the archive (a timestamp past the year
+                // 294246 is the only case from PostgreSQL) is cast on the server.
                 if matches!(logical, ferry_archive::LogicalType::EngineText { .. }) {
                     wire = Wire::AsText;
                 }

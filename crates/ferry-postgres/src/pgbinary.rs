@@ -573,7 +573,8 @@ impl<'a> Encoder<'a> {
                 out.put_i32(if d == i32::MAX || d == i32::MIN {
                     d
                 } else {
-                    d - DAYS_2000
+                    d.checked_sub(DAYS_2000)
+                        .ok_or_else(|| format!("date {d} is before PostgreSQL's range"))?
                 });
             }
             Wire::Time => {
@@ -592,7 +593,8 @@ impl<'a> Encoder<'a> {
                 out.put_i64(if v == i64::MAX || v == i64::MIN {
                     v
                 } else {
-                    v - MICROS_2000
+                    v.checked_sub(MICROS_2000)
+                        .ok_or_else(|| format!("timestamp {v} is before PostgreSQL's range"))?
                 });
             }
             Wire::Interval => {

@@ -181,7 +181,7 @@ fn assign_types(
                     }
                     ValueRef::Real(f) => {
                         c.real += 1;
-                        if f.trunc() == f && f.abs() < 9.2e18 {
+                        if f.trunc() == f && f.abs() < 9_223_372_036_854_775_808.0 {
                             c.real_integral += 1;
                         }
                     }

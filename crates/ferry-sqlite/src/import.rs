@@ -225,7 +225,13 @@ impl Visitor for Loader<'_> {
             })?;
             for r in 0..batch.num_rows() {
                 for (j, c) in cols.iter().enumerate() {
-                    stmt.raw_bind_parameter(j + 1, ToSqlOutput::Borrowed(c.value(r)))
+                    let v = c.value(r).map_err(|reason| SqliteError::Value {
+                        table: table.name.clone(),
+                        column: fields[j].0.clone(),
+                        row: format!("{} of {}", r + 1, part.path),
+                        reason,
+                    })?;
+                    stmt.raw_bind_parameter(j + 1, ToSqlOutput::Borrowed(v))
                         .ctx(|| format!("table {}: binding {}", table.name, fields[j].0))?;
                 }
                 stmt.raw_execute().map_err(|source| SqliteError::Sql {
@@ -253,7 +259,10 @@ fn row_label(
     r: usize,
     table: &Table,
 ) -> String {
-    match (table.rowid.is_some(), cols.first().map(|c| c.value(r))) {
+    match (
+        table.rowid.is_some(),
+        cols.first().and_then(|c| c.value(r).ok()),
+    ) {
         (true, Some(ValueRef::Integer(i))) => format!("rowid {i}"),
         (_, Some(v)) => format!("row with {} = {v:?}", fields[0].0),
         _ => format!("row {r}"),
@@ -522,8 +531,9 @@ fn columns<'a>(
 }
 
 impl<'a> Col<'a> {
-    fn value(&self, r: usize) -> ValueRef<'a> {
-        match self {
+    /// The value of row `r`; an invalid `sqlite_value` (unknown class, empty slot) is an error.
+    fn value(&self, r: usize) -> Result<ValueRef<'a>, String> {
+        Ok(match self {
             Col::Int(a) if a.is_valid(r) => ValueRef::Integer(a.value(r)),
             Col::Real(a) if a.is_valid(r) => ValueRef::Real(a.value(r)),
             Col::Text(a) if a.is_valid(r) => ValueRef::Text(a.value(r).as_bytes()),
@@ -536,13 +546,14 @@ impl<'a> Col<'a> {
                 text,
                 blob,
             } if nulls.is_valid(r) => match class.value(r) {
-                sqlite_class::INTEGER => ValueRef::Integer(integer.value(r)),
-                sqlite_class::REAL => ValueRef::Real(real.value(r)),
-                sqlite_class::TEXT => ValueRef::Text(text.value(r).as_bytes()),
-                sqlite_class::TEXT_BYTES => ValueRef::Text(blob.value(r)),
-                _ => ValueRef::Blob(blob.value(r)),
+                sqlite_class::INTEGER if integer.is_valid(r) => ValueRef::Integer(integer.value(r)),
+                sqlite_class::REAL if real.is_valid(r) => ValueRef::Real(real.value(r)),
+                sqlite_class::TEXT if text.is_valid(r) => ValueRef::Text(text.value(r).as_bytes()),
+                sqlite_class::TEXT_BYTES if blob.is_valid(r) => ValueRef::Text(blob.value(r)),
+                sqlite_class::BLOB if blob.is_valid(r) => ValueRef::Blob(blob.value(r)),
+                c => return Err(format!("invalid sqlite_value: class {c} without its value")),
             },
             _ => ValueRef::Null,
-        }
+        })
     }
 }

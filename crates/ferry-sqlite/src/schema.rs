@@ -26,8 +26,6 @@ pub mod prop {
     pub const CONTENT: &str = "content";
     /// Column property: the declared affinity.
     pub const AFFINITY: &str = "affinity";
-    /// Column property: 1 for the hidden columns of virtual tables.
-    pub const HIDDEN: &str = "hidden";
 }
 
 /// The engine name written into `source.engine`.
@@ -283,7 +281,12 @@ fn read_table(
             .cloned()
             .unwrap_or_default();
         autoincrement |= p.autoincrement;
-        let affinity = Affinity::of(&x.decl);
+        // In a STRICT table, ANY means "no conversion at all", which is BLOB affinity.
+        let affinity = if strict && x.decl.eq_ignore_ascii_case("ANY") {
+            Affinity::Blob
+        } else {
+            Affinity::of(&x.decl)
+        };
         let mut c = Column::new(&x.name, LogicalType::Bytes, !x.notnull);
         c.declared_type = Some(x.decl.clone());
         c.hint = types::hint(&x.decl);
