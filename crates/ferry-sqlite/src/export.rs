@@ -27,6 +27,7 @@ use serde_json::json;
 use crate::digest::{self, Digest};
 use crate::error::{Ctx, SqliteError};
 use crate::schema::{self, TableInfo};
+use crate::profile::Profile;
 use crate::types::{self, ClassCounts};
 
 #[derive(Debug, Clone)]
@@ -154,24 +155,25 @@ fn assign_types(
         .map(|(i, _)| i)
         .collect();
     let mut counts = vec![ClassCounts::default(); stored.len()];
+    let mut profiles: Vec<Profile> = stored
+        .iter()
+        .map(|&i| Profile::new(t.table.columns[i].hint.as_deref()))
+        .collect();
     if t.export_rows && !stored.is_empty() {
-        let cols: Vec<String> = stored
-            .iter()
-            .map(|&i| crate::quote(&t.table.columns[i].name))
-            .collect();
-        let sql = format!(
-            "SELECT {} FROM main.{}",
-            cols.join(", "),
-            crate::quote(&t.table.name)
-        );
+        // The same query, in the same order, as the data pass: rowid first when kept.
+        let sql = digest::select_sql(&t.table);
+        let skip = usize::from(t.table.rowid.is_some());
+        let label = row_labeller(&t.table);
         let name = t.table.name.clone();
         let mut stmt = conn
             .prepare(&sql)
             .ctx(|| format!("table {name}: preparing the scan"))?;
         let mut rows = stmt.query([]).ctx(|| format!("table {name}: scanning"))?;
         while let Some(row) = rows.next().ctx(|| format!("table {name}: scanning"))? {
-            for (j, c) in counts.iter_mut().enumerate() {
-                match row.get_ref(j).ctx(|| format!("table {name}: scanning"))? {
+            for (j, (c, p)) in counts.iter_mut().zip(&mut profiles).enumerate() {
+                let v = row.get_ref(j + skip).ctx(|| format!("table {name}: scanning"))?;
+                p.observe(v, || label(row));
+                match v {
                     ValueRef::Null => c.null += 1,
                     ValueRef::Integer(i) => {
                         c.integer += 1;
@@ -200,6 +202,9 @@ fn assign_types(
         let (lt, misfit) = types::choose(t.affinities[j], &counts[j]);
         let col = &mut t.table.columns[ci];
         col.logical_type = lt;
+        let mut profile = profiles[j].to_json();
+        profile["classes"] = serde_json::Value::Object(counts[j].as_json());
+        col.properties.insert("profile".into(), profile);
         if let Some(m) = misfit {
             warnings.push(Warning {
                 code: m.code().into(),
@@ -223,6 +228,31 @@ fn assign_types(
         col.logical_type = types::choose(a, &ClassCounts::default()).0;
     }
     Ok(())
+}
+
+/// How reports name a row: by rowid, by the INTEGER PRIMARY KEY, or by the first key column.
+fn row_labeller(table: &Table) -> impl Fn(&rusqlite::Row<'_>) -> String + use<> {
+    let (name, index) = match (&table.rowid, table.properties.get(schema::prop::ROWID_ALIAS)) {
+        (Some(r), _) => (r.clone(), Some(0)),
+        (None, Some(alias)) => {
+            let alias = alias.as_str().unwrap_or_default().to_owned();
+            let i = table.data_fields().iter().position(|(n, _)| *n == alias);
+            (alias, i)
+        }
+        (None, None) => {
+            let first = table
+                .primary_key
+                .as_ref()
+                .and_then(|k| k.columns.first().cloned())
+                .unwrap_or_default();
+            let i = table.data_fields().iter().position(|(n, _)| *n == first);
+            (first, i)
+        }
+    };
+    move |row| match index.and_then(|i| row.get_ref(i).ok()) {
+        Some(v) => format!("{name} {}", crate::profile::show(v)),
+        None => "?".into(),
+    }
 }
 
 /// Streams one table into the archive; returns its row count, content digest and files.

@@ -27,6 +27,7 @@ pub mod digest;
 mod error;
 mod export;
 mod import;
+mod profile;
 pub mod schema;
 mod sqlparse;
 pub mod types;

@@ -1,0 +1,268 @@
+//! What the values of a column look like, measured during the class-counting scan so that a
+//! cross-engine importer can choose a target type *from the data* before the data arrives
+//! (the profile travels in the prelude). Checks that cost a parse (JSON, dates, UUIDs,
+//! decimals) run only where the declared type's hint asks for them.
+//!
+//! A value *fits* the hint when the documented conversion (spec/types.md, "Conversions")
+//! turns it into the hinted type exactly; every value that does not is counted, and the first
+//! few are kept with their row so that `--strict` can name them.
+
+use ferry_archive::convert;
+use rusqlite::types::ValueRef;
+use serde_json::{Value, json};
+
+const EXAMPLES: usize = 5;
+
+#[derive(Debug, Default)]
+pub struct Profile {
+    hint: Option<String>,
+    integer_min: Option<i64>,
+    integer_max: Option<i64>,
+    text_max_chars: usize,
+    fits: u64,
+    misfits: u64,
+    examples: Vec<(String, String)>,
+    /// How date/time values are written: ISO text (zoned or not), epoch integers, julian reals.
+    iso_text: u64,
+    iso_zoned: u64,
+    epoch_int: u64,
+    julian_real: u64,
+    /// Largest number of digits after the point / before it, of numeric values.
+    decimal_scale: usize,
+    decimal_int_digits: usize,
+    non_numeric: u64,
+}
+
+/// The hints whose conversion this module checks.
+fn family(hint: &str) -> &str {
+    match hint {
+        "smallint" | "integer" | "bigint" => "integer",
+        h if h.starts_with("numeric") => "numeric",
+        h if h.starts_with("varchar") || h.starts_with("char") => "text",
+        h => h,
+    }
+}
+
+impl Profile {
+    pub fn new(hint: Option<&str>) -> Profile {
+        Profile {
+            hint: hint.map(str::to_owned),
+            ..Profile::default()
+        }
+    }
+
+    pub fn observe(&mut self, v: ValueRef<'_>, row: impl FnOnce() -> String) {
+        if let ValueRef::Integer(i) = v {
+            self.integer_min = Some(self.integer_min.map_or(i, |m| m.min(i)));
+            self.integer_max = Some(self.integer_max.map_or(i, |m| m.max(i)));
+        }
+        if let ValueRef::Text(t) = v {
+            let chars = std::str::from_utf8(t).map_or(t.len(), |s| s.chars().count());
+            self.text_max_chars = self.text_max_chars.max(chars);
+        }
+        self.numeric_shape(v);
+        if matches!(v, ValueRef::Null) {
+            return;
+        }
+        let fits = match self.hint.as_deref().map(family) {
+            None | Some("text" | "bytes") => true,
+            Some("integer") => matches!(v, ValueRef::Integer(_)),
+            Some("double") => matches!(v, ValueRef::Integer(_) | ValueRef::Real(_)),
+            Some("numeric") => match v {
+                ValueRef::Integer(_) => true,
+                ValueRef::Real(f) => f.is_finite(),
+                ValueRef::Text(t) => std::str::from_utf8(t)
+                    .ok()
+                    .and_then(convert::canonical_decimal)
+                    .is_some(),
+                ValueRef::Blob(_) | ValueRef::Null => false,
+            },
+            Some("boolean") => match v {
+                ValueRef::Integer(i) => i == 0 || i == 1,
+                ValueRef::Text(t) => std::str::from_utf8(t)
+                    .ok()
+                    .and_then(convert::bool_word)
+                    .is_some(),
+                _ => false,
+            },
+            Some("timestamp" | "timestamptz" | "date") => self.datetime(v),
+            Some("time") => match v {
+                ValueRef::Text(t) => std::str::from_utf8(t)
+                    .ok()
+                    .and_then(convert::parse_time)
+                    .is_some(),
+                _ => false,
+            },
+            Some("json") => match v {
+                ValueRef::Text(t) => serde_json::from_slice::<serde::de::IgnoredAny>(t).is_ok(),
+                _ => false,
+            },
+            Some("uuid") => match v {
+                ValueRef::Text(t) => std::str::from_utf8(t)
+                    .ok()
+                    .and_then(convert::parse_uuid)
+                    .is_some(),
+                ValueRef::Blob(b) => b.len() == 16,
+                _ => false,
+            },
+            Some(_) => true,
+        };
+        if fits {
+            self.fits += 1;
+        } else {
+            self.misfits += 1;
+            if self.examples.len() < EXAMPLES {
+                self.examples.push((row(), show(v)));
+            }
+        }
+    }
+
+    fn datetime(&mut self, v: ValueRef<'_>) -> bool {
+        match v {
+            ValueRef::Text(t) => match std::str::from_utf8(t).ok().and_then(convert::parse_timestamp) {
+                Some(ts) => {
+                    self.iso_text += 1;
+                    self.iso_zoned += ts.zoned as u64;
+                    true
+                }
+                None => false,
+            },
+            ValueRef::Integer(_) => {
+                self.epoch_int += 1;
+                true
+            }
+            ValueRef::Real(f) => {
+                let ok = convert::julian_to_micros(f).is_some();
+                self.julian_real += ok as u64;
+                ok
+            }
+            _ => false,
+        }
+    }
+
+    fn numeric_shape(&mut self, v: ValueRef<'_>) {
+        let text = match v {
+            ValueRef::Integer(i) => i.to_string(),
+            ValueRef::Real(f) if f.is_finite() => format!("{f}"),
+            ValueRef::Text(t) => match std::str::from_utf8(t).ok().and_then(convert::canonical_decimal) {
+                Some(d) => d,
+                None => {
+                    self.non_numeric += 1;
+                    return;
+                }
+            },
+            ValueRef::Null => return,
+            _ => {
+                self.non_numeric += 1;
+                return;
+            }
+        };
+        let digits = text.trim_start_matches('-');
+        let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        self.decimal_scale = self.decimal_scale.max(frac.len());
+        self.decimal_int_digits = self
+            .decimal_int_digits
+            .max(int.trim_start_matches('0').len());
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        if let (Some(lo), Some(hi)) = (self.integer_min, self.integer_max) {
+            m.insert("integer_min".into(), json!(lo));
+            m.insert("integer_max".into(), json!(hi));
+        }
+        m.insert("text_max_chars".into(), json!(self.text_max_chars));
+        m.insert("decimal_scale".into(), json!(self.decimal_scale));
+        m.insert("decimal_int_digits".into(), json!(self.decimal_int_digits));
+        m.insert("non_numeric".into(), json!(self.non_numeric));
+        if let Some(h) = &self.hint {
+            m.insert("hint_fits".into(), json!(self.fits));
+            m.insert("hint_misfits".into(), json!(self.misfits));
+            if !self.examples.is_empty() {
+                m.insert(
+                    "misfit_examples".into(),
+                    Value::Array(
+                        self.examples
+                            .iter()
+                            .map(|(row, v)| json!({"row": row, "value": v}))
+                            .collect(),
+                    ),
+                );
+            }
+            if matches!(family(h), "timestamp" | "timestamptz" | "date") {
+                m.insert(
+                    "date_forms".into(),
+                    json!({
+                        "iso_text": self.iso_text,
+                        "iso_zoned": self.iso_zoned,
+                        "epoch_integer": self.epoch_int,
+                        "julian_real": self.julian_real,
+                    }),
+                );
+            }
+        }
+        Value::Object(m)
+    }
+}
+
+/// A value as a short SQL-ish literal for reports.
+pub fn show(v: ValueRef<'_>) -> String {
+    let s = match v {
+        ValueRef::Null => "NULL".to_owned(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => format!("{f:?}"),
+        ValueRef::Text(t) => format!("'{}'", String::from_utf8_lossy(t).replace('\'', "''")),
+        ValueRef::Blob(b) => format!("x'{}'", hex::encode(&b[..b.len().min(16)])),
+    };
+    if s.chars().count() > 60 {
+        format!("{}...", s.chars().take(57).collect::<String>())
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetime_columns_count_forms_and_misfits() {
+        let mut p = Profile::new(Some("timestamp"));
+        for (i, v) in [
+            ValueRef::Text(b"2024-01-02 03:04:05"),
+            ValueRef::Text(b"2024-01-02T03:04:05Z"),
+            ValueRef::Integer(1_700_000_000),
+            ValueRef::Real(2_460_000.5),
+            ValueRef::Text(b"n/a"),
+            ValueRef::Null,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            p.observe(v, || format!("rowid {i}"));
+        }
+        let j = p.to_json();
+        assert_eq!(j["hint_fits"], 4);
+        assert_eq!(j["hint_misfits"], 1);
+        assert_eq!(j["misfit_examples"][0]["row"], "rowid 4");
+        assert_eq!(j["misfit_examples"][0]["value"], "'n/a'");
+        assert_eq!(j["date_forms"]["iso_zoned"], 1);
+        assert_eq!(j["date_forms"]["epoch_integer"], 1);
+    }
+
+    #[test]
+    fn numeric_and_integer_shapes() {
+        let mut p = Profile::new(Some("numeric(10,2)"));
+        for v in [ValueRef::Integer(-120), ValueRef::Real(3.25), ValueRef::Text(b"1e3")] {
+            p.observe(v, String::new);
+        }
+        let j = p.to_json();
+        assert_eq!(j["integer_min"], -120);
+        assert_eq!(j["decimal_scale"], 2);
+        assert_eq!(j["decimal_int_digits"], 4, "1e3 is 1000");
+        assert_eq!(j["hint_misfits"], 0);
+        let mut b = Profile::new(Some("boolean"));
+        b.observe(ValueRef::Integer(2), || "rowid 9".into());
+        assert_eq!(b.to_json()["hint_misfits"], 1);
+    }
+}
