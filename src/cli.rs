@@ -114,9 +114,13 @@ pub struct ImportArgs {
     /// PostgreSQL: drop the archive's tables (and objects) that already exist in the target.
     #[arg(long)]
     pub clean: bool,
-    /// PostgreSQL: load a single-schema archive into this schema instead.
+    /// PostgreSQL: load a single-schema archive (or a SQLite archive) into this schema.
     #[arg(long, value_name = "NAME")]
     pub target_schema: Option<String>,
+    /// Across engines: refuse, before writing anything, values that do not convert to their
+    /// column's type, instead of widening the column (to text) and reporting it.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

@@ -104,12 +104,19 @@ fn import(a: ImportArgs, quiet: bool) -> Result<ExitCode> {
             let options = ferry_postgres::ImportOptions {
                 clean: a.clean,
                 target_schema: a.target_schema.clone(),
+                strict: a.strict,
                 batch_rows: 16_384,
             };
             let report = ferry_postgres::import(&location, &url, &options)
                 .context("import failed; the target database was not changed")?;
             if !quiet {
                 eprint!("{}", summary_table(&report.tables));
+                for n in &report.notes {
+                    eprintln!("converted: {n}");
+                }
+                for s in &report.skipped {
+                    eprintln!("skipped: {s}");
+                }
                 eprintln!(
                     "imported {} in {:.1}s ({} DDL statements, one transaction)",
                     location.display(),

@@ -39,6 +39,19 @@ impl PgDb {
         psql_on(&self.name, sql)
     }
 
+    /// Runs SQL that must fail; returns the error text.
+    pub fn psql_err(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args(["-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(self.url())
+            .arg("-c")
+            .arg(sql)
+            .output()
+            .expect("run psql");
+        assert!(!out.status.success(), "{sql} should have failed");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     /// `pg_dump --schema-only`, without comments, SET lines and the per-run restrict keys.
     pub fn schema_dump(&self) -> String {
         let out = Command::new("pg_dump")

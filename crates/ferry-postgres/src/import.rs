@@ -25,6 +25,7 @@ use tokio_postgres::Client;
 use crate::catalog::{self, POST, PRE};
 use crate::conn::ConnSpec;
 use crate::error::{Ctx, PgError};
+use crate::from_sqlite;
 use crate::pgbinary::{Encoder, put_header};
 use crate::types::{self, Wire};
 use crate::{ENGINE, quote_ident, quote_qualified};
@@ -33,8 +34,12 @@ use crate::{ENGINE, quote_ident, quote_qualified};
 pub struct ImportOptions {
     /// Drop archived tables (and the objects that depend on them) that already exist.
     pub clean: bool,
-    /// Load a single-schema archive into this schema instead.
+    /// Load a single-schema archive into this schema instead (for a SQLite archive: the
+    /// schema to create its tables in; default `public`).
     pub target_schema: Option<String>,
+    /// Cross-engine: refuse, before writing anything, any value that would not convert to
+    /// its column's natural type (instead of widening the column and reporting it).
+    pub strict: bool,
     pub batch_rows: usize,
 }
 
@@ -43,6 +48,10 @@ pub struct ImportReport {
     pub tables: Vec<TableReport>,
     pub elapsed: Duration,
     pub statements: usize,
+    /// Cross-engine conversions and renames applied.
+    pub notes: Vec<String>,
+    /// Objects not carried over, with the reason.
+    pub skipped: Vec<String>,
 }
 
 pub fn import(
@@ -63,6 +72,8 @@ pub fn import(
         reports: HashMap::new(),
         statements: 0,
         remap: None,
+        cross: None,
+        skipped: Vec::new(),
     };
     let result = ferry_archive::read(location, &mut loader).and_then(|m| {
         m.ok_or_else(|| PgError::Unsupported(format!("{}: unreadable archive", location.display())))
@@ -88,10 +99,17 @@ pub fn import(
             r
         })
         .collect();
+    let notes = loader
+        .cross
+        .as_ref()
+        .map(|c| c.notes.clone())
+        .unwrap_or_default();
     Ok(ImportReport {
         tables,
         elapsed: started.elapsed(),
         statements: loader.statements,
+        notes,
+        skipped: loader.skipped,
     })
 }
 
@@ -117,6 +135,9 @@ struct Loader<'a> {
     statements: usize,
     /// (from, to) schema names when --target-schema applies.
     remap: Option<(String, String)>,
+    /// The plan for an archive from SQLite.
+    cross: Option<from_sqlite::CrossPlan>,
+    skipped: Vec<String>,
 }
 
 impl Loader<'_> {
@@ -129,7 +150,10 @@ impl Loader<'_> {
     }
 
     fn remapped_name(&self, t: &Table) -> String {
-        format!("{}.{}", self.schema_of(t), t.name)
+        match self.cross.as_ref().and_then(|c| c.tables.get(&t.id)) {
+            Some(plan) => plan.target.clone(),
+            None => format!("{}.{}", self.schema_of(t), t.name),
+        }
     }
 
     /// Rewrites schema-qualified names in a DDL statement for --target-schema.
@@ -441,15 +465,180 @@ impl Loader<'_> {
         Ok(rows)
     }
 
+    async fn pre_data_from_sqlite(&mut self, m: &Manifest) -> Result<(), PgError> {
+        let schema = self
+            .options
+            .target_schema
+            .clone()
+            .unwrap_or_else(|| "public".into());
+        let plan = from_sqlite::plan(m, &schema, self.options.strict);
+        if !plan.refusals.is_empty() {
+            return Err(PgError::Check {
+                context: "--strict".into(),
+                detail: format!(
+                    "{} value(s) would not convert, nothing was written: {}",
+                    plan.refusals.len(),
+                    plan.refusals.join("; ")
+                ),
+            });
+        }
+        let client = self.client;
+        let target = self.spec.display();
+        let mut clashes = Vec::new();
+        for name in from_sqlite::target_tables(m, &schema) {
+            let exists: bool = client
+                .query_one("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[&name])
+                .await
+                .ctx(|| format!("{target}: checking for {name}"))?
+                .get(0);
+            if exists {
+                clashes.push(name);
+            }
+        }
+        client
+            .batch_execute("BEGIN")
+            .await
+            .ctx(|| format!("{target}: starting the import transaction"))?;
+        if !clashes.is_empty() {
+            if !self.options.clean {
+                return Err(PgError::TargetNotEmpty {
+                    target,
+                    detail: format!(
+                        "{} of the archive's tables already exist ({})",
+                        clashes.len(),
+                        clashes
+                            .iter()
+                            .take(5)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+            for name in &clashes {
+                client
+                    .batch_execute(&format!("DROP TABLE IF EXISTS {name} CASCADE"))
+                    .await
+                    .ctx(|| format!("--clean: dropping {name}"))?;
+            }
+        }
+        // Views, checks and indexes from SQLite name tables without a schema.
+        client
+            .batch_execute(&format!("SET LOCAL search_path = {}", quote_ident(&schema)))
+            .await
+            .ctx(|| "setting the search path".into())?;
+        for (what, sql) in &plan.pre {
+            client
+                .batch_execute(sql)
+                .await
+                .ctx(|| format!("creating {what}"))?;
+            self.statements += 1;
+        }
+        self.cross = Some(plan);
+        Ok(())
+    }
+
+    async fn load_part_from_sqlite(
+        &mut self,
+        table: &Table,
+        part: &Part<'_>,
+    ) -> Result<u64, PgError> {
+        let plan = self
+            .cross
+            .as_ref()
+            .and_then(|c| c.tables.get(&table.id))
+            .cloned()
+            .ok_or_else(|| PgError::Check {
+                context: format!("table {}", table.display_name()),
+                detail: "data for a table the prelude did not announce".into(),
+            })?;
+        let cols: Vec<&str> = plan.fields.iter().map(|(_, c, _)| c.as_str()).collect();
+        let sql = format!(
+            "COPY {} ({}) FROM STDIN (FORMAT binary)",
+            plan.target,
+            cols.join(", ")
+        );
+        let sink = self
+            .client
+            .copy_in::<_, Bytes>(&sql)
+            .await
+            .ctx(|| format!("table {}: starting COPY", plan.target))?;
+        futures_util::pin_mut!(sink);
+        let fields = table.data_fields();
+        let mut buf = BytesMut::with_capacity(1 << 20);
+        put_header(&mut buf);
+        let mut rows = 0u64;
+        for batch in part.batches(self.options.batch_rows.max(1))? {
+            let batch: RecordBatch = batch.map_err(|e| {
+                PgError::Archive(ferry_archive::ArchiveError::Arrow {
+                    path: part.path.to_owned(),
+                    source: e,
+                })
+            })?;
+            for r in 0..batch.num_rows() {
+                buf.extend_from_slice(&(plan.fields.len() as i16).to_be_bytes());
+                for (i, _, conv) in &plan.fields {
+                    let v = from_sqlite::value_at(batch.column(*i), &fields[*i].1, r);
+                    conv.put(v, &mut buf).map_err(|reason| PgError::Value {
+                        table: table.name.clone(),
+                        column: fields[*i].0.clone(),
+                        row: rows + r as u64 + 1,
+                        reason: row_hint(&batch, &fields, r, table, reason),
+                    })?;
+                }
+                if buf.len() >= 1 << 20 {
+                    sink.send(buf.split().freeze())
+                        .await
+                        .ctx(|| format!("table {}: sending COPY data", plan.target))?;
+                }
+            }
+            rows += batch.num_rows() as u64;
+        }
+        buf.extend_from_slice(&(-1i16).to_be_bytes());
+        sink.send(buf.split().freeze())
+            .await
+            .ctx(|| format!("table {}: sending COPY data", plan.target))?;
+        sink.finish()
+            .await
+            .ctx(|| format!("table {}: loading {}", plan.target, part.path))?;
+        Ok(rows)
+    }
+
     async fn post_data(&mut self, m: &Manifest) -> Result<(), PgError> {
         for t in &m.tables {
             let got = self.reports.get(&t.id).map_or(0, |r| r.rows);
-            if Some(got) != t.rows {
+            if Some(got) != t.rows && !t.properties.contains_key("content") {
                 return Err(PgError::Check {
                     context: format!("table {}", t.display_name()),
                     detail: format!("the archive lists {:?} rows but {got} were loaded", t.rows),
                 });
             }
+        }
+        if let Some(cross) = self.cross.take() {
+            for (what, sql) in &cross.post {
+                self.statements += 1;
+                if let Err(reason) = try_statement(self.client, sql).await? {
+                    // A foreign key that existing rows violate (SQLite does not enforce
+                    // them by default) is still added for new rows, and reported.
+                    if sql.contains("FOREIGN KEY") {
+                        let not_valid = format!("{sql} NOT VALID");
+                        if try_statement(self.client, &not_valid).await?.is_ok() {
+                            self.skipped.push(format!(
+                                "{what}: existing rows violate it ({reason}); added NOT VALID, so it applies to new rows only"
+                            ));
+                            continue;
+                        }
+                    }
+                    self.skipped.push(format!("{what}: {reason}"));
+                }
+            }
+            self.skipped.extend(cross.skipped.iter().cloned());
+            self.cross = Some(cross);
+            return self
+                .client
+                .batch_execute("COMMIT")
+                .await
+                .ctx(|| format!("{}: committing the import", self.spec.display()));
         }
         for o in m.objects.iter().filter(|o| phase(o) == POST) {
             let sql = self.sql(o.definition.as_deref().unwrap_or(""));
@@ -470,11 +659,17 @@ impl Visitor for Loader<'_> {
     type Error = PgError;
 
     fn prelude(&mut self, prelude: &Manifest) -> Result<(), PgError> {
-        if prelude.source.engine != ENGINE {
-            return Err(PgError::Unsupported(format!(
-                "this archive was written from {} {}; importing it into PostgreSQL needs the cross-engine mapping, which this version of ferry does not have yet",
-                prelude.source.engine, prelude.source.engine_version
-            )));
+        match prelude.source.engine.as_str() {
+            ENGINE => {}
+            "sqlite" => {
+                let rt = self.rt;
+                return rt.block_on(self.pre_data_from_sqlite(prelude));
+            }
+            other => {
+                return Err(PgError::Unsupported(format!(
+                    "archives written from {other} cannot be imported into PostgreSQL"
+                )));
+            }
         }
         if let Some(to) = &self.options.target_schema {
             let schemas: Vec<String> = prelude
@@ -500,11 +695,67 @@ impl Visitor for Loader<'_> {
     fn part(&mut self, table: &Table, part: &Part<'_>) -> Result<(), PgError> {
         let started = Instant::now();
         let rt = self.rt;
-        let rows = rt.block_on(self.load_part(table, part))?;
+        let rows = if self.cross.is_some() {
+            rt.block_on(self.load_part_from_sqlite(table, part))?
+        } else {
+            rt.block_on(self.load_part(table, part))?
+        };
         let r = self.reports.entry(table.id.clone()).or_default();
         r.rows += rows;
         r.elapsed += started.elapsed();
         Ok(())
+    }
+}
+
+/// Adds the row's key to a conversion error, so the message names the row.
+fn row_hint(
+    batch: &RecordBatch,
+    fields: &[(String, ferry_archive::LogicalType)],
+    r: usize,
+    table: &Table,
+    reason: String,
+) -> String {
+    let key = table.rowid.clone().or_else(|| {
+        table
+            .primary_key
+            .as_ref()
+            .and_then(|k| k.columns.first().cloned())
+    });
+    let Some(key) = key else { return reason };
+    let Some(i) = fields.iter().position(|(n, _)| *n == key) else {
+        return reason;
+    };
+    match from_sqlite::as_text(from_sqlite::value_at(batch.column(i), &fields[i].1, r)) {
+        Some(v) => format!("{reason} (row with {key} = {v})"),
+        None => reason,
+    }
+}
+
+/// Runs one statement behind a savepoint: `Ok(Err(reason))` when the server refused it.
+async fn try_statement(client: &Client, sql: &str) -> Result<Result<(), String>, PgError> {
+    client
+        .batch_execute("SAVEPOINT ferry_try")
+        .await
+        .ctx(|| "savepoint".into())?;
+    match client.batch_execute(sql).await {
+        Ok(()) => {
+            client
+                .batch_execute("RELEASE SAVEPOINT ferry_try")
+                .await
+                .ctx(|| "savepoint".into())?;
+            Ok(Ok(()))
+        }
+        Err(e) => {
+            client
+                .batch_execute("ROLLBACK TO SAVEPOINT ferry_try")
+                .await
+                .ctx(|| "savepoint".into())?;
+            let reason = e
+                .as_db_error()
+                .map(|d| d.message().to_owned())
+                .unwrap_or_else(|| e.to_string());
+            Ok(Err(reason))
+        }
     }
 }
 

@@ -23,6 +23,7 @@ pub mod conn;
 pub mod digest;
 mod error;
 mod export;
+pub mod from_sqlite;
 mod import;
 pub mod pgbinary;
 pub mod types;

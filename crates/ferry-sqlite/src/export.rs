@@ -26,8 +26,8 @@ use serde_json::json;
 
 use crate::digest::{self, Digest};
 use crate::error::{Ctx, SqliteError};
-use crate::schema::{self, TableInfo};
 use crate::profile::Profile;
+use crate::schema::{self, TableInfo};
 use crate::types::{self, ClassCounts};
 
 #[derive(Debug, Clone)]
@@ -171,7 +171,9 @@ fn assign_types(
         let mut rows = stmt.query([]).ctx(|| format!("table {name}: scanning"))?;
         while let Some(row) = rows.next().ctx(|| format!("table {name}: scanning"))? {
             for (j, (c, p)) in counts.iter_mut().zip(&mut profiles).enumerate() {
-                let v = row.get_ref(j + skip).ctx(|| format!("table {name}: scanning"))?;
+                let v = row
+                    .get_ref(j + skip)
+                    .ctx(|| format!("table {name}: scanning"))?;
                 p.observe(v, || label(row));
                 match v {
                     ValueRef::Null => c.null += 1,
@@ -232,7 +234,10 @@ fn assign_types(
 
 /// How reports name a row: by rowid, by the INTEGER PRIMARY KEY, or by the first key column.
 fn row_labeller(table: &Table) -> impl Fn(&rusqlite::Row<'_>) -> String + use<> {
-    let (name, index) = match (&table.rowid, table.properties.get(schema::prop::ROWID_ALIAS)) {
+    let (name, index) = match (
+        &table.rowid,
+        table.properties.get(schema::prop::ROWID_ALIAS),
+    ) {
         (Some(r), _) => (r.clone(), Some(0)),
         (None, Some(alias)) => {
             let alias = alias.as_str().unwrap_or_default().to_owned();

@@ -119,7 +119,10 @@ impl Profile {
 
     fn datetime(&mut self, v: ValueRef<'_>) -> bool {
         match v {
-            ValueRef::Text(t) => match std::str::from_utf8(t).ok().and_then(convert::parse_timestamp) {
+            ValueRef::Text(t) => match std::str::from_utf8(t)
+                .ok()
+                .and_then(convert::parse_timestamp)
+            {
                 Some(ts) => {
                     self.iso_text += 1;
                     self.iso_zoned += ts.zoned as u64;
@@ -144,7 +147,10 @@ impl Profile {
         let text = match v {
             ValueRef::Integer(i) => i.to_string(),
             ValueRef::Real(f) if f.is_finite() => format!("{f}"),
-            ValueRef::Text(t) => match std::str::from_utf8(t).ok().and_then(convert::canonical_decimal) {
+            ValueRef::Text(t) => match std::str::from_utf8(t)
+                .ok()
+                .and_then(convert::canonical_decimal)
+            {
                 Some(d) => d,
                 None => {
                     self.non_numeric += 1;
@@ -253,7 +259,11 @@ mod tests {
     #[test]
     fn numeric_and_integer_shapes() {
         let mut p = Profile::new(Some("numeric(10,2)"));
-        for v in [ValueRef::Integer(-120), ValueRef::Real(3.25), ValueRef::Text(b"1e3")] {
+        for v in [
+            ValueRef::Integer(-120),
+            ValueRef::Real(3.25),
+            ValueRef::Text(b"1e3"),
+        ] {
             p.observe(v, String::new);
         }
         let j = p.to_json();

@@ -1,0 +1,1223 @@
+//! SQLite archives into PostgreSQL: the documented mapping (`spec/types.md`, "SQLite →
+//! PostgreSQL"), decided per column from the declared type's hint and the value profile the
+//! exporter measured, so that the target types are known before the first row arrives.
+//!
+//! [`decide`] is the mapping table. Every column that cannot take its natural type (a value
+//! that does not convert) is widened to a type that holds every value and reported, or, with
+//! `--strict`, refused before anything is written, naming rows and values.
+
+use std::collections::HashMap;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int8Type, Int64Type};
+use arrow_array::{Array, ArrayRef};
+use bytes::{BufMut, BytesMut};
+use ferry_archive::convert::{self, EpochUnit};
+use ferry_archive::types::sqlite_class;
+use ferry_archive::{Column, LogicalType, Manifest, SchemaObject};
+use serde_json::Value;
+use sha2::Digest;
+
+use crate::pgbinary::numeric_from_text;
+use crate::{quote_ident, quote_qualified};
+
+const DAYS_2000: i64 = 10_957;
+const MICROS_2000: i64 = 946_684_800_000_000;
+
+/// How one SQLite value becomes one PostgreSQL field.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Conv {
+    Int2,
+    Int4,
+    Int8,
+    Float8,
+    /// Exact decimal from INTEGER, REAL (shortest round-trip form) or decimal TEXT.
+    Numeric,
+    /// TEXT as is; with `widen`, any class rendered as text.
+    Text {
+        widen: bool,
+    },
+    Bytea,
+    Bool,
+    Timestamp {
+        unit: EpochUnit,
+        zoned: bool,
+    },
+    Date {
+        unit: EpochUnit,
+    },
+    Time,
+    Jsonb,
+    Uuid,
+}
+
+/// A column's target type and conversion, and why, for the report.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub pg_type: String,
+    pub conv: Conv,
+    pub note: Option<String>,
+    /// Values that do not convert to the natural type (examples), for --strict.
+    pub misfits: Vec<String>,
+}
+
+fn profile(c: &Column) -> Option<&serde_json::Map<String, Value>> {
+    c.properties.get("profile").and_then(Value::as_object)
+}
+
+fn pnum(c: &Column, key: &str) -> Option<i64> {
+    profile(c).and_then(|p| p.get(key)).and_then(Value::as_i64)
+}
+
+fn int_type_for(lo: i64, hi: i64) -> (&'static str, Conv) {
+    if lo >= i16::MIN as i64 && hi <= i16::MAX as i64 {
+        ("smallint", Conv::Int2)
+    } else if lo >= i32::MIN as i64 && hi <= i32::MAX as i64 {
+        ("integer", Conv::Int4)
+    } else {
+        ("bigint", Conv::Int8)
+    }
+}
+
+fn wider(a: (&'static str, Conv), b: (&'static str, Conv)) -> (&'static str, Conv) {
+    let rank = |c: Conv| match c {
+        Conv::Int2 => 0,
+        Conv::Int4 => 1,
+        _ => 2,
+    };
+    if rank(a.1) >= rank(b.1) { a } else { b }
+}
+
+/// The SQLite → PostgreSQL type mapping. One row per arm; `spec/types.md` mirrors it.
+pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
+    let hint = c.hint.as_deref().unwrap_or("");
+    let misfits = pnum(c, "hint_misfits").unwrap_or(0);
+    let examples: Vec<String> = profile(c)
+        .and_then(|p| p.get("misfit_examples"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e["row"].as_str().unwrap_or("?"),
+                        e["value"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let has_profile = profile(c).is_some();
+    let done = |t: &str, conv: Conv| Decision {
+        pg_type: t.to_owned(),
+        conv,
+        note: None,
+        misfits: Vec::new(),
+    };
+    let widen = |why: String| Decision {
+        pg_type: "text".into(),
+        conv: Conv::Text { widen: true },
+        note: Some(why),
+        misfits: examples.clone(),
+    };
+    if rowid_alias {
+        return done("bigint", Conv::Int8);
+    }
+    if c.logical_type == LogicalType::SqliteValue {
+        let classes = profile(c)
+            .and_then(|p| p.get("classes"))
+            .cloned()
+            .unwrap_or_default();
+        let mut d = widen(format!(
+            "holds several storage classes ({classes}); loaded as text"
+        ));
+        if strict {
+            d.misfits = examples;
+            if d.misfits.is_empty() {
+                d.misfits.push(format!("storage classes {classes}"));
+            }
+        }
+        return d;
+    }
+    if misfits > 0 {
+        return widen(format!(
+            "{misfits} value(s) do not convert to {hint} (e.g. {}); loaded as text",
+            examples.first().map(String::as_str).unwrap_or("?")
+        ));
+    }
+    let base = hint.split('(').next().unwrap_or("");
+    match (base, &c.logical_type) {
+        // Integers: wide enough for the declared type and for the data.
+        ("smallint" | "integer" | "bigint", LogicalType::Int64) | ("", LogicalType::Int64) => {
+            let declared = match base {
+                "smallint" => ("smallint", Conv::Int2),
+                "integer" => ("integer", Conv::Int4),
+                _ => ("bigint", Conv::Int8),
+            };
+            let data = match (pnum(c, "integer_min"), pnum(c, "integer_max")) {
+                (Some(lo), Some(hi)) => int_type_for(lo, hi),
+                _ if has_profile => ("smallint", Conv::Int2),
+                _ => ("bigint", Conv::Int8),
+            };
+            let (t, conv) = wider(declared, data);
+            done(t, conv)
+        }
+        ("double", LogicalType::Int64 | LogicalType::Float64) | ("", LogicalType::Float64) => {
+            done("double precision", Conv::Float8)
+        }
+        ("numeric", _) => {
+            let scale = pnum(c, "decimal_scale").unwrap_or(0);
+            let int_digits = pnum(c, "decimal_int_digits").unwrap_or(0);
+            match parse_ps(hint) {
+                Some((p, s)) if has_profile && scale <= s && int_digits <= p - s => {
+                    done(&format!("numeric({p},{s})"), Conv::Numeric)
+                }
+                Some(_) if has_profile => Decision {
+                    note: Some(format!(
+                        "values need {int_digits} integer and {scale} decimal digits, more than {hint} allows; loaded as numeric without a limit"
+                    )),
+                    ..done("numeric", Conv::Numeric)
+                },
+                _ => done("numeric", Conv::Numeric),
+            }
+        }
+        ("boolean", LogicalType::Int64 | LogicalType::Text) => done("boolean", Conv::Bool),
+        ("timestamp" | "timestamptz", _) if has_profile => {
+            let unit = convert::epoch_unit(
+                pnum(c, "integer_max")
+                    .unwrap_or(0)
+                    .unsigned_abs()
+                    .max(pnum(c, "integer_min").unwrap_or(0).unsigned_abs()) as i64,
+            );
+            let zoned = base == "timestamptz";
+            let mut d = done(
+                if zoned {
+                    "timestamp with time zone"
+                } else {
+                    "timestamp without time zone"
+                },
+                Conv::Timestamp { unit, zoned },
+            );
+            let forms = profile(c)
+                .and_then(|p| p.get("date_forms"))
+                .cloned()
+                .unwrap_or_default();
+            if forms["epoch_integer"].as_i64().unwrap_or(0) > 0 {
+                d.note = Some(format!(
+                    "integer dates read as unix epoch {}",
+                    if unit == EpochUnit::Millis {
+                        "milliseconds"
+                    } else {
+                        "seconds"
+                    }
+                ));
+            }
+            if forms["julian_real"].as_i64().unwrap_or(0) > 0 {
+                d.note = Some("real dates read as julian day numbers".into());
+            }
+            if !zoned && forms["iso_zoned"].as_i64().unwrap_or(0) > 0 {
+                d.note = Some("text with a UTC offset converted to UTC".into());
+            }
+            d
+        }
+        ("date", _) if has_profile => {
+            let unit = convert::epoch_unit(pnum(c, "integer_max").unwrap_or(0));
+            done("date", Conv::Date { unit })
+        }
+        ("time", LogicalType::Text) => done("time without time zone", Conv::Time),
+        ("json", LogicalType::Text) if has_profile => done("jsonb", Conv::Jsonb),
+        ("uuid", LogicalType::Text | LogicalType::Bytes) if has_profile => done("uuid", Conv::Uuid),
+        ("varchar" | "char", LogicalType::Text) => {
+            let n = parse_ps(hint).map(|(p, _)| p).unwrap_or(0);
+            match pnum(c, "text_max_chars") {
+                Some(m) if n > 0 && m <= n => done(
+                    &format!("character varying({n})"),
+                    Conv::Text { widen: false },
+                ),
+                Some(m) if n > 0 => Decision {
+                    note: Some(format!(
+                        "longest value has {m} characters, more than {hint}; loaded as text"
+                    )),
+                    ..done("text", Conv::Text { widen: false })
+                },
+                _ => done("text", Conv::Text { widen: false }),
+            }
+        }
+        (_, LogicalType::Text) => done("text", Conv::Text { widen: false }),
+        (_, LogicalType::Bytes) => done("bytea", Conv::Bytea),
+        (_, LogicalType::Int64) => done("bigint", Conv::Int8),
+        (_, LogicalType::Float64) => done("double precision", Conv::Float8),
+        (h, other) => widen(format!(
+            "no mapping for hint {h:?} with values of type {}; loaded as text",
+            other.display()
+        )),
+    }
+}
+
+/// The integer type names are a closed set; map them back to static strings.
+fn leak(t: &str) -> &'static str {
+    match t {
+        "smallint" => "smallint",
+        "integer" => "integer",
+        _ => "bigint",
+    }
+}
+
+fn parse_ps(hint: &str) -> Option<(i64, i64)> {
+    let inner = hint.split_once('(')?.1.trim_end_matches(')');
+    let mut it = inner.split(',').map(|x| x.trim().parse::<i64>().ok());
+    let p = it.next()??;
+    let s = it.next().flatten().unwrap_or(0);
+    Some((p, s))
+}
+
+/// PostgreSQL identifiers for SQLite names: lower-cased when that creates no clash among
+/// siblings (so unquoted SQL keeps working), shortened past 63 bytes with a hash suffix.
+pub fn pg_names<'a>(names: impl Iterator<Item = &'a str> + Clone) -> HashMap<String, String> {
+    let lowered: Vec<String> = names.clone().map(str::to_lowercase).collect();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for l in &lowered {
+        *seen.entry(l.as_str()).or_default() += 1;
+    }
+    names
+        .zip(&lowered)
+        .map(|(n, l)| {
+            let base = if seen[l.as_str()] == 1 {
+                l.clone()
+            } else {
+                n.to_owned()
+            };
+            (n.to_owned(), shorten(&base))
+        })
+        .collect()
+}
+
+/// Deterministic, collision-resistant shortening to PostgreSQL's 63-byte limit.
+pub fn shorten(name: &str) -> String {
+    if name.len() <= 63 {
+        return name.to_owned();
+    }
+    let hash = hex::encode(&sha2::Sha256::digest(name.as_bytes())[..4]);
+    let mut cut = 54;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}_{hash}", &name[..cut])
+}
+
+/// A SQLite default expression in PostgreSQL, for a column of the given target type; `None`
+/// when it does not translate (the caller reports it; it is never copied as a string).
+pub fn translate_default(expr: &str, pg_type: &str) -> Option<String> {
+    let e = expr.trim();
+    let e = e
+        .strip_prefix('(')
+        .and_then(|x| x.strip_suffix(')'))
+        .map(str::trim)
+        .unwrap_or(e);
+    let lower = e.to_ascii_lowercase().replace(' ', "");
+    let is_ts = pg_type.starts_with("timestamp");
+    let now_utc = "(now() AT TIME ZONE 'UTC')";
+    let now_text = |fmt: &str| format!("to_char({now_utc}, '{fmt}')");
+    let out = match lower.as_str() {
+        "current_timestamp" | "datetime('now')" | "datetime(\"now\")" => {
+            if pg_type == "timestamp with time zone" {
+                "CURRENT_TIMESTAMP".into()
+            } else if is_ts {
+                now_utc.into()
+            } else {
+                now_text("YYYY-MM-DD HH24:MI:SS")
+            }
+        }
+        "datetime('now','localtime')" => {
+            if is_ts {
+                "LOCALTIMESTAMP(0)".into()
+            } else {
+                "to_char(LOCALTIMESTAMP, 'YYYY-MM-DD HH24:MI:SS')".into()
+            }
+        }
+        "current_date" | "date('now')" => {
+            if pg_type == "date" {
+                format!("({now_utc})::date")
+            } else {
+                now_text("YYYY-MM-DD")
+            }
+        }
+        "current_time" | "time('now')" => {
+            if pg_type.starts_with("time ") {
+                format!("({now_utc})::time(0)")
+            } else {
+                now_text("HH24:MI:SS")
+            }
+        }
+        "strftime('%s','now')" | "unixepoch()" | "unixepoch('now')" => {
+            "(extract(epoch from now()))::bigint".into()
+        }
+        "null" => "NULL".into(),
+        // Any other strftime(..., 'now') means "now" in some text format; for a timestamp
+        // column the format no longer matters.
+        _ if is_ts && lower.starts_with("strftime(") && lower.ends_with(",'now')") => {
+            now_utc.into()
+        }
+        _ => {
+            if pg_type == "boolean" {
+                return match lower.as_str() {
+                    "0" | "'0'" | "false" | "'false'" | "'f'" => Some("false".into()),
+                    "1" | "'1'" | "true" | "'true'" | "'t'" => Some("true".into()),
+                    _ => None,
+                };
+            }
+            let numeric = e.parse::<f64>().is_ok();
+            let string = e.len() >= 2
+                && e.starts_with('\'')
+                && e.ends_with('\'')
+                && !e[1..e.len() - 1].replace("''", "").contains('\'');
+            if numeric || string {
+                e.to_owned()
+            } else {
+                return None;
+            }
+        }
+    };
+    Some(out)
+}
+
+/// One SQLite value, from whichever Arrow form the archive gives it.
+#[derive(Debug, Clone, Copy)]
+pub enum SqlVal<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+    TextBytes(&'a [u8]),
+    Blob(&'a [u8]),
+}
+
+pub fn value_at<'a>(a: &'a ArrayRef, lt: &LogicalType, r: usize) -> SqlVal<'a> {
+    if a.is_null(r) {
+        return SqlVal::Null;
+    }
+    match lt {
+        LogicalType::Int64 => SqlVal::Int(a.as_primitive::<Int64Type>().value(r)),
+        LogicalType::Float64 => SqlVal::Real(a.as_primitive::<Float64Type>().value(r)),
+        LogicalType::Text => SqlVal::Text(a.as_string::<i32>().value(r)),
+        LogicalType::Bytes => SqlVal::Blob(a.as_binary::<i32>().value(r)),
+        LogicalType::SqliteValue => {
+            let s = a.as_struct();
+            match s.column(0).as_primitive::<Int8Type>().value(r) {
+                sqlite_class::INTEGER => {
+                    SqlVal::Int(s.column(1).as_primitive::<Int64Type>().value(r))
+                }
+                sqlite_class::REAL => {
+                    SqlVal::Real(s.column(2).as_primitive::<Float64Type>().value(r))
+                }
+                sqlite_class::TEXT => SqlVal::Text(s.column(3).as_string::<i32>().value(r)),
+                sqlite_class::TEXT_BYTES => {
+                    SqlVal::TextBytes(s.column(4).as_binary::<i32>().value(r))
+                }
+                _ => SqlVal::Blob(s.column(4).as_binary::<i32>().value(r)),
+            }
+        }
+        _ => SqlVal::Null,
+    }
+}
+
+/// Renders any SQLite value as text (the widened form): integers and reals in their exact
+/// shortest form, blobs and invalid UTF-8 as `\x` hex.
+pub fn as_text(v: SqlVal<'_>) -> Option<String> {
+    Some(match v {
+        SqlVal::Null => return None,
+        SqlVal::Int(i) => i.to_string(),
+        SqlVal::Real(f) => real_text(f),
+        SqlVal::Text(t) => t.to_owned(),
+        SqlVal::TextBytes(b) | SqlVal::Blob(b) => format!("\\x{}", hex::encode(b)),
+    })
+}
+
+fn real_text(f: f64) -> String {
+    if f.is_infinite() {
+        if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }
+    } else {
+        format!("{f:?}")
+    }
+}
+
+fn put_text(out: &mut BytesMut, s: &str) {
+    out.put_i32(s.len() as i32);
+    out.put_slice(s.as_bytes());
+}
+
+impl Conv {
+    /// Writes one field. Errors name the value; the caller adds table, column and row.
+    pub fn put(self, v: SqlVal<'_>, out: &mut BytesMut) -> Result<(), String> {
+        if let SqlVal::Null = v {
+            out.put_i32(-1);
+            return Ok(());
+        }
+        let bad = |what: &str| Err(format!("{v:?} does not convert to {what}"));
+        match self {
+            Conv::Int2 | Conv::Int4 | Conv::Int8 => {
+                let SqlVal::Int(i) = v else {
+                    return bad("an integer");
+                };
+                match self {
+                    Conv::Int2 => {
+                        let x =
+                            i16::try_from(i).map_err(|_| format!("{i} does not fit smallint"))?;
+                        out.put_i32(2);
+                        out.put_i16(x);
+                    }
+                    Conv::Int4 => {
+                        let x =
+                            i32::try_from(i).map_err(|_| format!("{i} does not fit integer"))?;
+                        out.put_i32(4);
+                        out.put_i32(x);
+                    }
+                    _ => {
+                        out.put_i32(8);
+                        out.put_i64(i);
+                    }
+                }
+            }
+            Conv::Float8 => {
+                let f = match v {
+                    SqlVal::Int(i) => i as f64,
+                    SqlVal::Real(f) => f,
+                    _ => return bad("double precision"),
+                };
+                out.put_i32(8);
+                out.put_u64(f.to_bits());
+            }
+            Conv::Numeric => {
+                let text = match v {
+                    SqlVal::Int(i) => i.to_string(),
+                    SqlVal::Real(f) if f.is_finite() => {
+                        convert::canonical_decimal(&format!("{f:?}")).ok_or("bad real")?
+                    }
+                    SqlVal::Real(f) => real_text(f),
+                    SqlVal::Text(t) => convert::canonical_decimal(t)
+                        .ok_or_else(|| format!("'{t}' is not a number"))?,
+                    _ => return bad("numeric"),
+                };
+                numeric_from_text(&text, out)?;
+            }
+            Conv::Text { widen } => match (v, widen) {
+                (SqlVal::Text(t), _) => put_text(out, t),
+                (other, true) => put_text(out, &as_text(other).unwrap_or_default()),
+                _ => return bad("text"),
+            },
+            Conv::Bytea => {
+                let b: &[u8] = match v {
+                    SqlVal::Blob(b) | SqlVal::TextBytes(b) => b,
+                    SqlVal::Text(t) => t.as_bytes(),
+                    _ => return bad("bytea"),
+                };
+                out.put_i32(b.len() as i32);
+                out.put_slice(b);
+            }
+            Conv::Bool => {
+                let b = match v {
+                    SqlVal::Int(0) => false,
+                    SqlVal::Int(1) => true,
+                    SqlVal::Text(t) => {
+                        convert::bool_word(t).ok_or_else(|| format!("'{t}' is not a boolean"))?
+                    }
+                    _ => return bad("boolean"),
+                };
+                out.put_i32(1);
+                out.put_u8(b as u8);
+            }
+            Conv::Timestamp { unit, .. } => {
+                let micros = match v {
+                    SqlVal::Text(t) => convert::parse_timestamp(t).map(|t| t.micros),
+                    SqlVal::Int(i) => convert::epoch_to_micros(i, unit),
+                    SqlVal::Real(f) => convert::julian_to_micros(f),
+                    _ => None,
+                }
+                .ok_or_else(|| format!("{v:?} is not a date and time"))?;
+                out.put_i32(8);
+                out.put_i64(
+                    micros
+                        .checked_sub(MICROS_2000)
+                        .ok_or("timestamp out of range")?,
+                );
+            }
+            Conv::Date { unit } => {
+                let micros = match v {
+                    SqlVal::Text(t) => convert::parse_timestamp(t).map(|t| t.micros),
+                    SqlVal::Int(i) => convert::epoch_to_micros(i, unit),
+                    SqlVal::Real(f) => convert::julian_to_micros(f),
+                    _ => None,
+                }
+                .ok_or_else(|| format!("{v:?} is not a date"))?;
+                let days = micros.div_euclid(86_400_000_000);
+                if micros.rem_euclid(86_400_000_000) != 0 {
+                    return Err(format!(
+                        "{v:?} has a time of day; a date column would drop it"
+                    ));
+                }
+                out.put_i32(4);
+                out.put_i32((days - DAYS_2000) as i32);
+            }
+            Conv::Time => {
+                let SqlVal::Text(t) = v else {
+                    return bad("time");
+                };
+                let us = convert::parse_time(t).ok_or_else(|| format!("'{t}' is not a time"))?;
+                out.put_i32(8);
+                out.put_i64(us);
+            }
+            Conv::Jsonb => {
+                let SqlVal::Text(t) = v else {
+                    return bad("jsonb");
+                };
+                out.put_i32(t.len() as i32 + 1);
+                out.put_u8(1);
+                out.put_slice(t.as_bytes());
+            }
+            Conv::Uuid => {
+                let u = match v {
+                    SqlVal::Text(t) => {
+                        convert::parse_uuid(t).ok_or_else(|| format!("'{t}' is not a UUID"))?
+                    }
+                    SqlVal::Blob(b) if b.len() == 16 => b.try_into().expect("16 bytes"),
+                    _ => return bad("uuid"),
+                };
+                out.put_i32(16);
+                out.put_slice(&u);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A table's load plan: target names and one conversion per loaded data field.
+#[derive(Debug, Clone)]
+pub struct TablePlan {
+    pub target: String,
+    /// (data field index, quoted target column, conversion)
+    pub fields: Vec<(usize, String, Conv)>,
+}
+
+/// Everything an import of a SQLite archive will do, decided from the prelude alone.
+#[derive(Debug, Default)]
+pub struct CrossPlan {
+    pub pre: Vec<(String, String)>,
+    /// (what, sql): post-data statements; each may fail and is then reported, not fatal.
+    pub post: Vec<(String, String)>,
+    pub tables: HashMap<String, TablePlan>,
+    /// Conversions and renames, for the report and --dry-run.
+    pub notes: Vec<String>,
+    /// Objects that were not carried over, with the reason.
+    pub skipped: Vec<String>,
+    /// --strict findings: values that would not convert.
+    pub refusals: Vec<String>,
+}
+
+pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
+    let mut p = CrossPlan::default();
+    let qs = quote_ident(schema);
+    p.pre.push((
+        format!("schema {schema}"),
+        format!("CREATE SCHEMA IF NOT EXISTS {qs}"),
+    ));
+    let table_names = pg_names(m.tables.iter().map(|t| t.name.as_str()));
+    for (orig, new) in &table_names {
+        if orig != new && orig.to_lowercase() != *new {
+            p.notes.push(format!("table {orig} renamed to {new}"));
+        }
+    }
+    let tname = |n: &str| table_names.get(n).cloned().unwrap_or_else(|| shorten(n));
+    let mut col_names: HashMap<String, HashMap<String, String>> = HashMap::new();
+    // Decide every column first, so that a foreign key column can take the type of the
+    // column it references (an INTEGER PRIMARY KEY becomes bigint; its references follow).
+    let mut decisions: HashMap<(String, String), Decision> = HashMap::new();
+    for t in &m.tables {
+        let alias = t.properties.get("rowid_alias").and_then(Value::as_str);
+        for c in &t.columns {
+            decisions.insert(
+                (t.name.clone(), c.name.clone()),
+                decide(c, alias == Some(c.name.as_str()), strict),
+            );
+        }
+    }
+    for t in &m.tables {
+        for fk in &t.foreign_keys {
+            let ref_cols: Vec<String> = if fk.ref_columns.is_empty() {
+                m.tables
+                    .iter()
+                    .find(|r| r.name == fk.ref_table)
+                    .and_then(|r| r.primary_key.as_ref())
+                    .map(|k| k.columns.clone())
+                    .unwrap_or_default()
+            } else {
+                fk.ref_columns.clone()
+            };
+            for (col, rc) in fk.columns.iter().zip(&ref_cols) {
+                let Some(target) = decisions.get(&(fk.ref_table.clone(), rc.clone())).cloned()
+                else {
+                    continue;
+                };
+                if let Some(d) = decisions.get_mut(&(t.name.clone(), col.clone())) {
+                    let ints = [Conv::Int2, Conv::Int4, Conv::Int8];
+                    if ints.contains(&d.conv) && ints.contains(&target.conv) {
+                        let (pg_type, conv) = wider(
+                            (leak(&d.pg_type), d.conv),
+                            (leak(&target.pg_type), target.conv),
+                        );
+                        d.pg_type = pg_type.to_owned();
+                        d.conv = conv;
+                    }
+                }
+            }
+        }
+    }
+    for t in &m.tables {
+        let target = quote_qualified(schema, &tname(&t.name));
+        let cols = pg_names(t.columns.iter().map(|c| c.name.as_str()));
+        let alias = t
+            .properties
+            .get("rowid_alias")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let mut defs = Vec::new();
+        let mut fields = Vec::new();
+        let data_fields = t.data_fields();
+        if t.kind == "virtual" {
+            p.skipped.push(format!(
+                "virtual table {}: its full-text or spatial index is not recreated; its columns are loaded as a plain table",
+                t.name
+            ));
+        }
+        if t.rowid.is_some() {
+            p.notes.push(format!(
+                "table {}: SQLite rowids are not kept (no INTEGER PRIMARY KEY; PostgreSQL has no rowid)",
+                t.name
+            ));
+        }
+        for c in &t.columns {
+            let col = cols[&c.name].clone();
+            let is_alias = alias.as_deref() == Some(c.name.as_str());
+            let d = decisions[&(t.name.clone(), c.name.clone())].clone();
+            if let Some(n) = &d.note {
+                p.notes.push(format!("{}.{}: {n}", t.name, c.name));
+            }
+            if strict && !d.misfits.is_empty() {
+                for ex in &d.misfits {
+                    p.refusals
+                        .push(format!("table {}, column {}, {ex}", t.name, c.name));
+                }
+            }
+            let mut def = format!("{} {}", quote_ident(&col), d.pg_type);
+            if let Some(g) = &c.generated {
+                p.notes.push(format!(
+                    "{}.{}: generated column ({}) loaded as a plain column of its values' type",
+                    t.name, c.name, g.expression
+                ));
+            }
+            if is_alias {
+                def.push_str(" GENERATED BY DEFAULT AS IDENTITY");
+            } else if let Some(dflt) = &c.default {
+                match translate_default(dflt, &d.pg_type) {
+                    Some(x) => def.push_str(&format!(" DEFAULT {x}")),
+                    None => p.skipped.push(format!(
+                        "default of {}.{} ({dflt}) does not translate; dropped",
+                        t.name, c.name
+                    )),
+                }
+            }
+            if !c.nullable {
+                def.push_str(" NOT NULL");
+            }
+            defs.push(def);
+            if let Some(i) = data_fields.iter().position(|(n, _)| *n == c.name) {
+                fields.push((i, quote_ident(&col), d.conv));
+            }
+        }
+        p.pre.push((
+            format!("table {}", t.name),
+            format!("CREATE TABLE {target} (\n    {}\n)", defs.join(",\n    ")),
+        ));
+        p.tables.insert(
+            t.id.clone(),
+            TablePlan {
+                target: target.clone(),
+                fields,
+            },
+        );
+        col_names.insert(t.name.clone(), cols);
+        if let Some(a) = &alias {
+            let col = quote_ident(&col_names[&t.name][a]);
+            let seq = t
+                .properties
+                .get("sqlite_sequence")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            p.post.push((
+                format!("identity of {}.{a}", t.name),
+                format!(
+                    "SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence({}, {}), greatest(v, 1), v > 0) FROM (SELECT greatest(coalesce(max({col}), 0), {seq}) AS v FROM {target}) s",
+                    crate::catalog::quote_literal(&target),
+                    crate::catalog::quote_literal(&col_names[&t.name][a])
+                ),
+            ));
+        }
+    }
+    let qcols = |t: &str, cols: &[String]| -> String {
+        cols.iter()
+            .map(|c| {
+                quote_ident(
+                    col_names
+                        .get(t)
+                        .and_then(|m| m.get(c))
+                        .map(String::as_str)
+                        .unwrap_or(c),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for t in &m.tables {
+        let target = quote_qualified(schema, &tname(&t.name));
+        if let Some(pk) = &t.primary_key {
+            p.post.push((
+                format!("primary key of {}", t.name),
+                format!(
+                    "ALTER TABLE {target} ADD PRIMARY KEY ({})",
+                    qcols(&t.name, &pk.columns)
+                ),
+            ));
+        }
+        for u in &t.unique {
+            p.post.push((
+                format!("unique constraint on {}", t.name),
+                format!(
+                    "ALTER TABLE {target} ADD UNIQUE ({})",
+                    qcols(&t.name, &u.columns)
+                ),
+            ));
+        }
+    }
+    // SQLite spells booleans 0 and 1; PostgreSQL compares a boolean only with true/false.
+    let bools: Vec<String> = m
+        .tables
+        .iter()
+        .flat_map(|t| t.columns.iter().map(move |c| (t, c)))
+        .filter(|(t, c)| {
+            let alias =
+                t.properties.get("rowid_alias").and_then(Value::as_str) == Some(c.name.as_str());
+            decide(c, alias, false).conv == Conv::Bool
+        })
+        .map(|(_, c)| c.name.to_lowercase())
+        .collect();
+    for o in &m.objects {
+        if o.kind == "index" {
+            match index_sql(o, schema, &tname) {
+                Some(sql) => p
+                    .post
+                    .push((format!("index {}", o.name), bool_literals(&sql, &bools))),
+                None => p.skipped.push(format!(
+                    "index {}: its definition does not translate",
+                    o.name
+                )),
+            }
+        }
+    }
+    for t in &m.tables {
+        let target = quote_qualified(schema, &tname(&t.name));
+        let mut used = std::collections::HashSet::new();
+        for fk in &t.foreign_keys {
+            let base = format!("{}_{}_fkey", tname(&t.name), fk.columns.join("_"));
+            let mut name = shorten(&base);
+            let mut n = 1;
+            while !used.insert(name.clone()) {
+                name = shorten(&format!("{base}{n}"));
+                n += 1;
+            }
+            let refs = if fk.ref_columns.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", qcols(&fk.ref_table, &fk.ref_columns))
+            };
+            p.post.push((
+                format!("foreign key {name}"),
+                format!(
+                    "ALTER TABLE {target} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {}{refs} ON UPDATE {} ON DELETE {}",
+                    quote_ident(&name),
+                    qcols(&t.name, &fk.columns),
+                    quote_qualified(schema, &tname(&fk.ref_table)),
+                    fk.on_update,
+                    fk.on_delete
+                ),
+            ));
+        }
+        for (i, ck) in t.checks.iter().enumerate() {
+            let name = ck
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}_check{}", tname(&t.name), i + 1));
+            p.post.push((
+                format!("check {name} on {}", t.name),
+                format!(
+                    "ALTER TABLE {target} ADD CONSTRAINT {} CHECK ({})",
+                    quote_ident(&shorten(&name)),
+                    bool_literals(&ck.expression, &bools)
+                ),
+            ));
+        }
+    }
+    for o in &m.objects {
+        match o.kind.as_str() {
+            "view" => match view_body(o.definition.as_deref().unwrap_or("")) {
+                Some(body) => p.post.push((
+                    format!("view {}", o.name),
+                    format!(
+                        "CREATE VIEW {} AS {}",
+                        quote_qualified(schema, &shorten(&o.name.to_lowercase())),
+                        bool_literals(&body, &bools)
+                    ),
+                )),
+                None => p.skipped.push(format!("view {}: its definition does not translate", o.name)),
+            },
+            "trigger" => p.skipped.push(format!(
+                "trigger {}: SQLite trigger bodies do not translate to PostgreSQL; recreate it as a PL/pgSQL trigger",
+                o.name
+            )),
+            _ => {}
+        }
+    }
+    p
+}
+
+fn index_sql(o: &SchemaObject, schema: &str, tname: &dyn Fn(&str) -> String) -> Option<String> {
+    let sql = o.definition.as_deref()?;
+    let table = o.table.as_deref()?;
+    // The column list is the parenthesised text after ON <table>.
+    let upper = sql.to_ascii_uppercase();
+    let on = upper.find(" ON ")?;
+    let open = on + sql[on..].find('(')?;
+    let mut depth = 0;
+    let mut close = None;
+    for (i, ch) in sql[open..].char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(open + i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let close = close?;
+    let cols = &sql[open + 1..close];
+    let unique = o
+        .properties
+        .get("unique")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mut out = format!(
+        "CREATE {}INDEX {} ON {} ({cols})",
+        if unique { "UNIQUE " } else { "" },
+        quote_ident(&shorten(&o.name.to_lowercase())),
+        quote_qualified(schema, &tname(table))
+    );
+    if let Some(w) = o.properties.get("where").and_then(Value::as_str) {
+        out.push_str(&format!(" WHERE {w}"));
+    }
+    Some(out)
+}
+
+/// Rewrites `flag = 0`, `flag <> 1`, `flag IN (0, 1)` and the like, for boolean columns,
+/// into `false`/`true` literals, outside string literals.
+pub fn bool_literals(sql: &str, bools: &[String]) -> String {
+    if bools.is_empty() {
+        return sql.to_owned();
+    }
+    let b = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    let mut in_string = false;
+    let mut pending_bool = false;
+    let is_word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\'' {
+            in_string = !in_string;
+            out.push('\'');
+            i += 1;
+            continue;
+        }
+        if in_string {
+            let ch = sql[i..].chars().next().expect("char");
+            out.push(ch);
+            i += ch.len_utf8();
+            continue;
+        }
+        if is_word(c) && (i == 0 || !is_word(b[i - 1])) {
+            let end = (i..b.len()).find(|&j| !is_word(b[j])).unwrap_or(b.len());
+            let word = &sql[i..end];
+            if pending_bool && (word == "0" || word == "1") {
+                out.push_str(if word == "1" { "true" } else { "false" });
+            } else {
+                out.push_str(word);
+                let name = word.to_ascii_lowercase();
+                if bools.contains(&name) {
+                    pending_bool = true;
+                    i = end;
+                    continue;
+                }
+            }
+            // After a literal inside IN (...), stay in boolean context until ')'.
+            if !(pending_bool && (word == "0" || word == "1")) && !word.eq_ignore_ascii_case("IN") {
+                pending_bool = false;
+            }
+            i = end;
+            continue;
+        }
+        if c == b')' {
+            pending_bool = false;
+        }
+        let ch = sql[i..].chars().next().expect("char");
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+/// The SELECT of a `CREATE VIEW name [(cols)] AS select`.
+fn view_body(sql: &str) -> Option<String> {
+    let upper = sql.to_ascii_uppercase();
+    let view = upper.find("VIEW")?;
+    let bytes = upper.as_bytes();
+    let mut i = view;
+    while let Some(pos) = upper[i..].find("AS") {
+        let at = i + pos;
+        let before = at.checked_sub(1).map(|b| bytes[b]);
+        let after = bytes.get(at + 2).copied();
+        let word = |c: Option<u8>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_');
+        if !word(before) && !word(after) {
+            return Some(sql[at + 2..].trim().trim_end_matches(';').to_owned());
+        }
+        i = at + 2;
+    }
+    None
+}
+
+/// Tables the archive names, for conflict checks: (schema, table) in the target.
+pub fn target_tables(m: &Manifest, schema: &str) -> Vec<String> {
+    let names = pg_names(m.tables.iter().map(|t| t.name.as_str()));
+    m.tables
+        .iter()
+        .map(|t| quote_qualified(schema, &names[&t.name]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn col(hint: &str, lt: LogicalType, profile: Value) -> Column {
+        let mut c = Column::new("c", lt, true);
+        c.hint = (!hint.is_empty()).then(|| hint.to_owned());
+        c.properties.insert("profile".into(), profile);
+        c
+    }
+
+    /// One case per row of `decide`.
+    #[test]
+    fn mapping_rows() {
+        let ints = json!({"integer_min": -5, "integer_max": 40000, "hint_misfits": 0});
+        let cases = [
+            (col("integer", LogicalType::Int64, ints.clone()), "integer"),
+            (col("smallint", LogicalType::Int64, ints.clone()), "integer"),
+            (col("bigint", LogicalType::Int64, ints.clone()), "bigint"),
+            (col("", LogicalType::Int64, ints), "bigint"),
+            (
+                col("double", LogicalType::Float64, json!({})),
+                "double precision",
+            ),
+            (
+                col(
+                    "numeric(10,2)",
+                    LogicalType::Float64,
+                    json!({"decimal_scale": 2, "decimal_int_digits": 5}),
+                ),
+                "numeric(10,2)",
+            ),
+            (
+                col(
+                    "numeric(4,1)",
+                    LogicalType::Float64,
+                    json!({"decimal_scale": 3, "decimal_int_digits": 1}),
+                ),
+                "numeric",
+            ),
+            (
+                col("boolean", LogicalType::Int64, json!({"hint_misfits": 0})),
+                "boolean",
+            ),
+            (
+                col("timestamp", LogicalType::Text, json!({"date_forms": {}})),
+                "timestamp without time zone",
+            ),
+            (col("date", LogicalType::Text, json!({})), "date"),
+            (
+                col("time", LogicalType::Text, json!({})),
+                "time without time zone",
+            ),
+            (col("json", LogicalType::Text, json!({})), "jsonb"),
+            (col("uuid", LogicalType::Text, json!({})), "uuid"),
+            (
+                col(
+                    "varchar(20)",
+                    LogicalType::Text,
+                    json!({"text_max_chars": 20}),
+                ),
+                "character varying(20)",
+            ),
+            (
+                col(
+                    "varchar(20)",
+                    LogicalType::Text,
+                    json!({"text_max_chars": 21}),
+                ),
+                "text",
+            ),
+            (
+                col("char(3)", LogicalType::Text, json!({"text_max_chars": 3})),
+                "character varying(3)",
+            ),
+            (col("text", LogicalType::Text, json!({})), "text"),
+            (col("bytes", LogicalType::Bytes, json!({})), "bytea"),
+            (
+                col(
+                    "",
+                    LogicalType::SqliteValue,
+                    json!({"classes": {"integer": 1, "text": 1}}),
+                ),
+                "text",
+            ),
+            (
+                col(
+                    "integer",
+                    LogicalType::Text,
+                    json!({"hint_misfits": 2, "misfit_examples": [{"row": "rowid 3", "value": "'abc'"}]}),
+                ),
+                "text",
+            ),
+        ];
+        for (c, want) in cases {
+            assert_eq!(
+                decide(&c, false, false).pg_type,
+                want,
+                "{:?} {:?}",
+                c.hint,
+                c.logical_type
+            );
+        }
+        let strict = decide(
+            &col(
+                "integer",
+                LogicalType::Text,
+                json!({"hint_misfits": 1, "misfit_examples": [{"row": "rowid 3", "value": "'abc'"}]}),
+            ),
+            false,
+            true,
+        );
+        assert_eq!(strict.misfits, ["rowid 3: 'abc'"]);
+    }
+
+    #[test]
+    fn defaults_translate_or_are_refused() {
+        let ts = "timestamp without time zone";
+        assert_eq!(
+            translate_default("CURRENT_TIMESTAMP", ts).as_deref(),
+            Some("(now() AT TIME ZONE 'UTC')")
+        );
+        assert_eq!(
+            translate_default("(datetime('now'))", ts).as_deref(),
+            Some("(now() AT TIME ZONE 'UTC')")
+        );
+        assert_eq!(
+            translate_default("datetime('now', 'localtime')", ts).as_deref(),
+            Some("LOCALTIMESTAMP(0)")
+        );
+        assert_eq!(
+            translate_default("strftime('%Y-%m-%d %H:%M:%S', 'now')", ts).as_deref(),
+            Some("(now() AT TIME ZONE 'UTC')")
+        );
+        assert_eq!(
+            translate_default("CURRENT_DATE", "date").as_deref(),
+            Some("((now() AT TIME ZONE 'UTC'))::date")
+        );
+        assert_eq!(translate_default("0", "boolean").as_deref(), Some("false"));
+        assert_eq!(translate_default("'x'", "text").as_deref(), Some("'x'"));
+        assert_eq!(
+            translate_default("1.5", "double precision").as_deref(),
+            Some("1.5")
+        );
+        assert_eq!(translate_default("random()", "bigint"), None);
+        assert_eq!(
+            translate_default("'null'", "text").as_deref(),
+            Some("'null'")
+        );
+    }
+
+    #[test]
+    fn names_fold_and_shorten_deterministically() {
+        let n = pg_names(["Users", "orders", "Order", "ORDER"].into_iter());
+        assert_eq!(n["Users"], "users");
+        assert_eq!(n["Order"], "Order", "case clash: kept as written");
+        assert_eq!(n["ORDER"], "ORDER");
+        let long = "x".repeat(80);
+        let s = shorten(&long);
+        assert!(s.len() <= 63);
+        assert_eq!(s, shorten(&long));
+        assert_ne!(s, shorten(&format!("{long}y")));
+    }
+
+    #[test]
+    fn conversions() {
+        let mut b = BytesMut::new();
+        Conv::Timestamp {
+            unit: EpochUnit::Millis,
+            zoned: false,
+        }
+        .put(SqlVal::Int(1_700_000_000_123), &mut b)
+        .unwrap();
+        assert_eq!(b.len(), 12);
+        assert!(
+            Conv::Bool
+                .put(SqlVal::Int(2), &mut BytesMut::new())
+                .is_err()
+        );
+        assert!(
+            Conv::Int2
+                .put(SqlVal::Int(70000), &mut BytesMut::new())
+                .is_err()
+        );
+        assert_eq!(as_text(SqlVal::Real(0.1)).as_deref(), Some("0.1"));
+        assert_eq!(as_text(SqlVal::Blob(&[1, 255])).as_deref(), Some("\\x01ff"));
+        assert_eq!(
+            view_body("CREATE VIEW v(a) AS SELECT 1 AS a;").as_deref(),
+            Some("SELECT 1 AS a")
+        );
+        let bools = vec!["done".to_owned()];
+        assert_eq!(
+            bool_literals("t.done = 0 AND x = 1", &bools),
+            "t.done = false AND x = 1"
+        );
+        assert_eq!(
+            bool_literals("done IN (0, 1) OR '1' = done", &bools),
+            "done IN (false, true) OR '1' = done"
+        );
+        assert_eq!(bool_literals("done<>1", &bools), "done<>true");
+    }
+}

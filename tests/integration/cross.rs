@@ -1,0 +1,232 @@
+//! Across engines: SQLite archives into PostgreSQL, through the documented mapping.
+
+use crate::harness::TestDir;
+use crate::pg_db::PgDb;
+
+const APP: &str = r#"
+CREATE TABLE accounts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  active BOOLEAN NOT NULL DEFAULT 1,
+  flagged BOOLEAN DEFAULT 'false',
+  created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  CHECK (active IN (0, 1))
+);
+CREATE TABLE docs (
+  id TEXT PRIMARY KEY,
+  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  parent_id TEXT REFERENCES docs(id),
+  body JSON,
+  attachment BLOB,
+  size INTEGER CHECK (size >= 0),
+  price NUMERIC(10,2),
+  published_at DATETIME,
+  created_ms TIMESTAMP,
+  julian DATETIME,
+  day DATE,
+  updated DATETIME DEFAULT (datetime('now')),
+  code VARCHAR(8)
+);
+CREATE INDEX docs_account ON docs(account_id) WHERE parent_id IS NULL;
+CREATE VIEW active_accounts AS SELECT id, name FROM accounts WHERE active = 1;
+INSERT INTO accounts (name, active, flagged, created_at) VALUES
+  ('ann', 1, 'true', '2024-01-02 03:04:05'),
+  ('bob', 0, 'false', '2024-01-02T03:04:05.5Z'),
+  ('cy', 1, NULL, '2024-01-02T05:04:05+02:00');
+DELETE FROM accounts WHERE id = 3;
+INSERT INTO accounts (name) VALUES ('dee');
+INSERT INTO docs VALUES
+  ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 1, NULL, '{"k": [1, 2]}', X'00FF00', 10, 12.5,
+   '2024-03-04 05:06:07', 1709528767123, 2460373.5, '2024-03-04', '2024-03-04 00:00:00', 'abc'),
+  ('child', 2, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', NULL, NULL, 0, 3,
+   '2024-03-04T05:06:07Z', 1709528767000, 2460374.25, '2024-03-05', NULL, NULL);
+"#;
+
+fn sqlite(path: &std::path::Path, sql: &str) {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
+}
+
+#[test]
+fn an_app_database_moves_to_postgresql_value_by_value() {
+    let dir = TestDir::new();
+    sqlite(&dir.path("app.db"), APP);
+    dir.ferry()
+        .args(["export", "app.db", "app"])
+        .run()
+        .success();
+    let pg = PgDb::new("cross");
+    let run = dir
+        .ferry()
+        .args(["import", "app", &pg.url()])
+        .run()
+        .success();
+    let types = pg.psql(
+        "SELECT table_name || '.' || column_name || ' ' || data_type FROM information_schema.columns
+         WHERE table_schema = 'public' ORDER BY table_name, ordinal_position",
+    );
+    for want in [
+        "accounts.id bigint",
+        "accounts.active boolean",
+        "accounts.flagged boolean",
+        "accounts.created_at timestamp without time zone",
+        "docs.id text",
+        "docs.account_id bigint",
+        "docs.body jsonb",
+        "docs.attachment bytea",
+        "docs.size integer",
+        "docs.price numeric",
+        "docs.published_at timestamp without time zone",
+        "docs.created_ms timestamp without time zone",
+        "docs.julian timestamp without time zone",
+        "docs.day date",
+        "docs.code character varying",
+    ] {
+        assert!(
+            types.lines().any(|l| l == want),
+            "{want} missing from:\n{types}"
+        );
+    }
+    // Row 4 took its created_at from the translated CURRENT_TIMESTAMP default in SQLite.
+    assert_eq!(
+        pg.psql("SELECT id, name, active, flagged, CASE WHEN id = 4 THEN created_at > '2025-01-01' ELSE NULL END, CASE WHEN id < 4 THEN created_at::text END FROM accounts ORDER BY id"),
+        "1|ann|t|t||2024-01-02 03:04:05\n2|bob|f|f||2024-01-02 03:04:05.5\n4|dee|t|f|t|\n"
+    );
+    assert_eq!(
+        pg.psql(
+            "SELECT id, account_id, coalesce(parent_id, '-'), coalesce(body::text, '-'), coalesce(encode(attachment, 'hex'), '-'),
+                    size, price, published_at, created_ms, julian, day, coalesce(code, '-')
+             FROM docs ORDER BY id"
+        ),
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11|1|-|{\"k\": [1, 2]}|00ff00|10|12.50|2024-03-04 05:06:07|2024-03-04 05:06:07.123|2024-03-04 00:00:00|2024-03-04|abc\n\
+         child|2|a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11|-|-|0|3.00|2024-03-04 05:06:07|2024-03-04 05:06:07|2024-03-04 18:00:00|2024-03-05|-\n"
+    );
+    // The application's next insert works: identity past max(id) and past sqlite_sequence.
+    assert_eq!(
+        pg.psql("INSERT INTO accounts (name) VALUES ('eve') RETURNING id, active")
+            .trim(),
+        "5|t"
+    );
+    assert_eq!(pg.psql("SELECT count(*) FROM active_accounts").trim(), "3");
+    // Constraints and indexes came along.
+    let constraints = pg.psql(
+        "SELECT conname || ' ' || contype::text FROM pg_constraint WHERE conrelid IN ('accounts'::regclass, 'docs'::regclass) ORDER BY 1",
+    );
+    for c in [
+        "docs_parent_id_fkey f",
+        "docs_account_id_fkey f",
+        "docs_pkey p",
+        "accounts_pkey p",
+    ] {
+        assert!(constraints.contains(c), "{c} missing:\n{constraints}");
+    }
+    assert!(
+        pg.psql("SELECT indexdef FROM pg_indexes WHERE indexname = 'docs_account'")
+            .contains("WHERE (parent_id IS NULL)")
+    );
+    let err = pg.psql_err("INSERT INTO docs (id, account_id, size) VALUES ('neg', 1, -1)");
+    assert!(err.contains("check constraint"), "{err}");
+    let err = pg.psql_err("INSERT INTO docs (id, account_id) VALUES ('orphan', 99)");
+    assert!(err.contains("foreign key"), "{err}");
+    assert!(
+        run.stderr()
+            .contains("converted: docs.created_ms: integer dates read as unix epoch milliseconds"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn three_sqlite_databases_into_one_postgresql_database_one_schema_each() {
+    let dir = TestDir::new();
+    let pg = PgDb::new("tenants");
+    for (i, tenant) in ["alpha", "beta", "gamma"].iter().enumerate() {
+        let db = dir.path(&format!("{tenant}.db"));
+        sqlite(
+            &db,
+            &format!(
+                "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+                 INSERT INTO items (name) VALUES ('{tenant}-1'), ('{tenant}-2');
+                 INSERT INTO items (name) SELECT name || '-x' FROM items LIMIT {i};"
+            ),
+        );
+        dir.ferry()
+            .args(["export".as_ref(), db.as_os_str(), tenant.as_ref()])
+            .run()
+            .success();
+        dir.ferry()
+            .args(["import", tenant, &pg.url(), "--target-schema", tenant])
+            .run()
+            .success();
+    }
+    assert_eq!(
+        pg.psql("SELECT (SELECT count(*) FROM alpha.items), (SELECT count(*) FROM beta.items), (SELECT count(*) FROM gamma.items), (SELECT name FROM gamma.items WHERE id = 4)"),
+        "2|3|4|gamma-2-x\n"
+    );
+    assert_eq!(
+        pg.psql("INSERT INTO beta.items (name) VALUES ('n') RETURNING id")
+            .trim(),
+        "4"
+    );
+}
+
+const MIXED: &str = "
+CREATE TABLE readings (id INTEGER PRIMARY KEY, value INTEGER, taken DATETIME);
+INSERT INTO readings VALUES (1, 10, '2024-01-01 00:00:00'), (2, 'abc', '2024-01-02 00:00:00'),
+  (3, 30, 'n/a'), (4, 2.5, NULL);
+";
+
+#[test]
+fn a_mixed_type_column_is_widened_and_reported_or_refused_with_strict() {
+    let dir = TestDir::new();
+    sqlite(&dir.path("m.db"), MIXED);
+    dir.ferry().args(["export", "m.db", "m"]).run().success();
+
+    let strict = PgDb::new("strict");
+    let run = dir
+        .ferry()
+        .args(["import", "m", &strict.url(), "--strict"])
+        .run()
+        .fails_with(1);
+    let err = run.stderr();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for needle in [
+        "table readings, column value",
+        "id 2: 'abc'",
+        "column taken",
+        "id 3: 'n/a'",
+        "nothing was written",
+    ] {
+        assert!(err.contains(needle), "{needle:?} missing: {err}");
+    }
+    assert_eq!(
+        strict
+            .psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            .trim(),
+        "0"
+    );
+
+    let lenient = PgDb::new("lenient");
+    let run = dir
+        .ferry()
+        .args(["import", "m", &lenient.url()])
+        .run()
+        .success();
+    let out = run.stderr();
+    assert!(
+        out.contains("readings.value: holds several storage classes"),
+        "{out}"
+    );
+    assert!(
+        out.contains("readings.taken: 1 value(s) do not convert to timestamp"),
+        "{out}"
+    );
+    assert_eq!(
+        lenient.psql(
+            "SELECT id, value, taken, pg_typeof(value), pg_typeof(taken) FROM readings ORDER BY id"
+        ),
+        "1|10|2024-01-01 00:00:00|text|text\n2|abc|2024-01-02 00:00:00|text|text\n3|30|n/a|text|text\n4|2.5||text|text\n"
+    );
+}
