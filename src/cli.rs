@@ -121,6 +121,16 @@ pub struct ImportArgs {
     /// column's type, instead of widening the column (to text) and reporting it.
     #[arg(long)]
     pub strict: bool,
+    /// PostgreSQL → SQLite: numeric values as exact TEXT (default) or as REAL (lossy
+    /// beyond 15-17 significant digits).
+    #[arg(long, value_enum, default_value = "text")]
+    pub numeric: NumericAs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NumericAs {
+    Text,
+    Real,
 }
 
 #[derive(Debug, Args)]

@@ -78,6 +78,7 @@ fn import(a: ImportArgs, quiet: bool) -> Result<ExitCode> {
         Endpoint::Sqlite(path) => {
             let options = ferry_sqlite::ImportOptions {
                 replace: a.replace,
+                numeric_real: a.numeric == crate::cli::NumericAs::Real,
                 ..Default::default()
             };
             let report = ferry_sqlite::import(&location, &path, &options).with_context(|| {
@@ -85,6 +86,12 @@ fn import(a: ImportArgs, quiet: bool) -> Result<ExitCode> {
             })?;
             if !quiet {
                 eprint!("{}", summary_table(&report.tables));
+                for n in &report.notes {
+                    eprintln!("converted: {n}");
+                }
+                for s in &report.skipped {
+                    eprintln!("skipped: {s}");
+                }
                 for v in &report.foreign_key_violations {
                     eprintln!("warning: foreign key violation carried over from the source: {v}");
                 }

@@ -230,3 +230,138 @@ fn a_mixed_type_column_is_widened_and_reported_or_refused_with_strict() {
         "1|10|2024-01-01 00:00:00|text|text\n2|abc|2024-01-02 00:00:00|text|text\n3|30|n/a|text|text\n4|2.5||text|text\n"
     );
 }
+
+const PG_APP: &str = r#"
+CREATE TYPE status AS ENUM ('draft', 'live', 'gone');
+CREATE TABLE users (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  email text NOT NULL UNIQUE,
+  admin boolean NOT NULL DEFAULT false,
+  prefs jsonb,
+  joined timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE places (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  owner uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  lat numeric(9,6) NOT NULL,
+  lon numeric(9,6) NOT NULL,
+  opened date,
+  opens_at time,
+  state status NOT NULL DEFAULT 'draft',
+  tags text[],
+  CHECK (lat BETWEEN -90 AND 90)
+);
+CREATE INDEX places_owner ON places (owner);
+CREATE VIEW live_places AS SELECT id, lat, lon FROM places WHERE state = 'live';
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER places_touch BEFORE UPDATE ON places FOR EACH ROW EXECUTE FUNCTION touch();
+INSERT INTO users VALUES
+  ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'ann@x', true, '{"theme": "dark", "n": [1, 2.5]}', '2024-05-06 07:08:09.123456+02'),
+  ('b1ffcd88-8d1a-4ef8-bb6d-6bb9bd380a22', 'bob@x', false, NULL, '2024-01-01 00:00:00+00');
+INSERT INTO places (owner, lat, lon, opened, opens_at, state, tags) VALUES
+  ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 48.858370, 2.294481, '2024-02-29', '09:30:00', 'live', '{a,"b c"}'),
+  ('b1ffcd88-8d1a-4ef8-bb6d-6bb9bd380a22', -33.856784, 151.215297, NULL, NULL, 'draft', NULL);
+"#;
+
+#[test]
+fn a_postgresql_app_database_moves_to_sqlite() {
+    let dir = TestDir::new();
+    let pg = PgDb::new("pgapp");
+    pg.psql(PG_APP);
+    dir.ferry()
+        .args(["export", &pg.url(), "pg.tar"])
+        .run()
+        .success();
+    let run = dir
+        .ferry()
+        .args(["import", "pg.tar", "app.db"])
+        .run()
+        .success();
+    let out = run.stderr();
+    for needle in [
+        "converted: places.id: identity/serial column becomes INTEGER PRIMARY KEY AUTOINCREMENT",
+        "skipped: function touch: functions and procedures do not exist in SQLite",
+        "skipped: trigger places_touch: PL/pgSQL triggers do not translate to SQLite",
+        "integrity_check ok",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing:\n{out}");
+    }
+    let conn = rusqlite::Connection::open(dir.path("app.db")).unwrap();
+    let rows: Vec<String> = conn
+        .prepare("SELECT id, email, admin, prefs, joined, typeof(admin) FROM users ORDER BY email")
+        .unwrap()
+        .query_map([], |r| {
+            Ok(format!(
+                "{}|{}|{}|{}|{}|{}",
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11|ann@x|1|{\"n\": [1, 2.5], \"theme\": \"dark\"}|2024-05-06T05:08:09.123456Z|integer",
+            "b1ffcd88-8d1a-4ef8-bb6d-6bb9bd380a22|bob@x|0||2024-01-01T00:00:00Z|integer",
+        ]
+    );
+    let places: Vec<String> = conn
+        .prepare("SELECT id, owner, lat, typeof(lat), lon, opened, opens_at, state, tags FROM places ORDER BY id")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((0..9)
+                .map(|i| match r.get_ref(i).unwrap() {
+                    rusqlite::types::ValueRef::Null => "NULL".to_owned(),
+                    rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    other => format!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+                .join("|"))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        places,
+        [
+            "1|a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11|48.858370|text|2.294481|2024-02-29|09:30:00|live|[\"a\",\"b c\"]",
+            "2|b1ffcd88-8d1a-4ef8-bb6d-6bb9bd380a22|-33.856784|text|151.215297|NULL|NULL|draft|NULL",
+        ]
+    );
+    // Keys, checks and the enum's allowed values hold in SQLite too.
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let violations: i64 = conn
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(violations, 0);
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    assert!(
+        conn.execute(
+            "INSERT INTO places (owner, lat, lon) VALUES ('nobody', 0, 0)",
+            []
+        )
+        .is_err()
+    );
+    assert!(conn.execute("INSERT INTO places (owner, lat, lon, state) VALUES ('b1ffcd88-8d1a-4ef8-bb6d-6bb9bd380a22', 0, 0, 'bogus')", []).is_err());
+    assert!(conn.execute("INSERT INTO places (owner, lat, lon) VALUES ('b1ffcd88-8d1a-4ef8-bb6d-6bb9bd380a22', 91, 0)", []).is_err());
+    let next: i64 = conn
+        .query_row("INSERT INTO places (owner, lat, lon) VALUES ('b1ffcd88-8d1a-4ef8-bb6d-6bb9bd380a22', 1, 1) RETURNING id", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(next, 3);
+    let live: i64 = conn
+        .query_row("SELECT count(*) FROM live_places", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(live, 1);
+}

@@ -408,7 +408,9 @@ async fn read_types(
                (SELECT coalesce(string_agg(pg_catalog.format('%I %s%s', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), {attr_collate}), ', ' ORDER BY a.attnum), '')
                 FROM pg_catalog.pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped))
            END,
-           pg_catalog.obj_description(t.oid, 'pg_type')
+           pg_catalog.obj_description(t.oid, 'pg_type'),
+           t.oid::regtype::text,
+           ARRAY(SELECT e.enumlabel::text FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder)
          FROM pg_catalog.pg_type t JOIN ns ON ns.oid = t.typnamespace
          WHERE t.typtype IN ('e', 'r', 'd', 'c')
            AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_catalog.pg_class WHERE oid = t.typrelid) = 'c')
@@ -430,6 +432,12 @@ async fn read_types(
             _ => "composite",
         };
         o.properties.insert("type_kind".into(), json!(what));
+        o.properties
+            .insert("regtype".into(), json!(r.get::<_, String>(5)));
+        if what == "enum" {
+            o.properties
+                .insert("labels".into(), json!(r.get::<_, Vec<String>>(6)));
+        }
         objects.push(o);
         if let Some(c) = r.get::<_, Option<String>>(4) {
             let word = if what == "domain" { "DOMAIN" } else { "TYPE" };

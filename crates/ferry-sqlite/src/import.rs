@@ -6,7 +6,7 @@
 //! integrity check has passed. The order is the one that loads fastest and fires nothing:
 //! tables, rows, then indexes, views and triggers, then sequences, statistics and pragmas.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use serde_json::Value;
 
 use crate::error::{Ctx, SqliteError};
+use crate::from_postgres;
 use crate::schema::{self, prop};
 
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub struct ImportOptions {
     pub replace: bool,
     /// Rows per decoded batch.
     pub batch_rows: usize,
+    /// PostgreSQL numerics as REAL instead of exact text (`--numeric real`).
+    pub numeric_real: bool,
 }
 
 impl Default for ImportOptions {
@@ -35,6 +38,7 @@ impl Default for ImportOptions {
         ImportOptions {
             replace: false,
             batch_rows: 16_384,
+            numeric_real: false,
         }
     }
 }
@@ -48,6 +52,10 @@ pub struct ImportReport {
     /// Where `--replace` kept the previous file.
     pub backup: Option<PathBuf>,
     pub elapsed: Duration,
+    /// Cross-engine conversions and renames applied.
+    pub notes: Vec<String>,
+    /// Objects not carried over, with the reason.
+    pub skipped: Vec<String>,
 }
 
 pub fn import(
@@ -79,6 +87,8 @@ pub fn import(
         batch_rows: options.batch_rows.max(1),
         prelude: None,
         reports: HashMap::new(),
+        numeric_real: options.numeric_real,
+        cross: None,
     };
     let manifest = ferry_archive::read(location, &mut loader)?.ok_or_else(|| {
         SqliteError::Unsupported(format!("{}: unreadable archive", location.display()))
@@ -94,7 +104,13 @@ pub fn import(
         .collect();
     reports.retain(|r| !r.name.is_empty());
     check_row_counts(&manifest, &reports)?;
-    post_data(&conn, &manifest)?;
+    let (notes, skipped) = match loader.cross.take() {
+        Some(cross) => cross_post_data(&conn, &manifest, cross)?,
+        None => {
+            post_data(&conn, &manifest)?;
+            (Vec::new(), Vec::new())
+        }
+    };
     conn.execute_batch("COMMIT")
         .ctx(|| "committing the import".into())?;
     let integrity: Vec<String> = query_strings(&conn, "PRAGMA integrity_check")?;
@@ -130,6 +146,8 @@ pub fn import(
         foreign_key_violations: fk,
         backup,
         elapsed: started.elapsed(),
+        notes,
+        skipped,
     })
 }
 
@@ -181,24 +199,45 @@ struct Loader<'c> {
     batch_rows: usize,
     prelude: Option<Manifest>,
     reports: HashMap<String, TableReport>,
+    numeric_real: bool,
+    cross: Option<Cross>,
+}
+
+/// A SQLite table and, per loaded field: (data field index, quoted column, conversion).
+type CrossLoad = (String, Vec<(usize, String, from_postgres::Conv)>);
+
+/// An archive from PostgreSQL: the SQLite tables made for it and how each is loaded.
+struct Cross {
+    /// Per archived table id: (SQLite table, [(data field, column, conversion)]).
+    loads: HashMap<String, CrossLoad>,
+    names: HashMap<(String, String), String>,
+    notes: Vec<String>,
+    skipped: Vec<String>,
 }
 
 impl Visitor for Loader<'_> {
     type Error = SqliteError;
 
     fn prelude(&mut self, prelude: &Manifest) -> Result<(), SqliteError> {
-        if prelude.source.engine != schema::ENGINE {
-            return Err(SqliteError::Unsupported(format!(
-                "this archive was written from {} {}; importing it into SQLite needs the cross-engine mapping, which this version of ferry does not have yet",
-                prelude.source.engine, prelude.source.engine_version
-            )));
+        match prelude.source.engine.as_str() {
+            schema::ENGINE => pre_data(self.conn, prelude)?,
+            "postgresql" => {
+                self.cross = Some(cross_pre_data(self.conn, prelude, self.numeric_real)?)
+            }
+            other => {
+                return Err(SqliteError::Unsupported(format!(
+                    "archives written from {other} cannot be imported into SQLite"
+                )));
+            }
         }
-        pre_data(self.conn, prelude)?;
         self.prelude = Some(prelude.clone());
         Ok(())
     }
 
     fn part(&mut self, table: &Table, part: &Part<'_>) -> Result<(), SqliteError> {
+        if self.cross.is_some() {
+            return self.cross_part(table, part);
+        }
         if table.properties.contains_key(prop::CONTENT) {
             return Ok(()); // external-content and contentless FTS: rebuilt in post_data
         }
@@ -239,6 +278,65 @@ impl Visitor for Loader<'_> {
                         "table {}, {} of {}: inserting",
                         table.name,
                         row_label(&cols, &fields, r, table),
+                        part.path
+                    ),
+                    source,
+                })?;
+            }
+            rows += batch.num_rows() as u64;
+        }
+        let rep = self.reports.entry(table.id.clone()).or_default();
+        rep.rows += rows;
+        rep.elapsed += started.elapsed();
+        Ok(())
+    }
+}
+
+impl Loader<'_> {
+    fn cross_part(&mut self, table: &Table, part: &Part<'_>) -> Result<(), SqliteError> {
+        let started = Instant::now();
+        let cross = self.cross.as_ref().expect("cross import");
+        let Some((target, fields)) = cross.loads.get(&table.id) else {
+            return Ok(()); // a partitioned parent holds no rows of its own
+        };
+        let cols: Vec<&str> = fields.iter().map(|(_, c, _)| c.as_str()).collect();
+        let params: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO main.{} ({}) VALUES ({})",
+            crate::quote(target),
+            cols.join(", "),
+            params.join(", ")
+        );
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sql)
+            .ctx(|| format!("table {target}: preparing the insert"))?;
+        let data = table.data_fields();
+        let mut rows = 0u64;
+        for batch in part.batches(self.batch_rows)? {
+            let batch = batch.map_err(|e| {
+                SqliteError::Archive(ferry_archive::ArchiveError::Arrow {
+                    path: part.path.to_owned(),
+                    source: e,
+                })
+            })?;
+            for r in 0..batch.num_rows() {
+                for (j, (i, _, conv)) in fields.iter().enumerate() {
+                    let v = from_postgres::value(conv, &data[*i].1, batch.column(*i), r).map_err(
+                        |reason| SqliteError::Value {
+                            table: table.display_name(),
+                            column: data[*i].0.clone(),
+                            row: format!("{}", rows + r as u64 + 1),
+                            reason,
+                        },
+                    )?;
+                    stmt.raw_bind_parameter(j + 1, v)
+                        .ctx(|| format!("table {target}: binding"))?;
+                }
+                stmt.raw_execute().map_err(|source| SqliteError::Sql {
+                    context: format!(
+                        "table {target}, row {} of {}: inserting",
+                        rows + r as u64 + 1,
                         part.path
                     ),
                     source,
@@ -555,5 +653,452 @@ impl<'a> Col<'a> {
             },
             _ => ValueRef::Null,
         })
+    }
+}
+
+/// Creates the SQLite tables for a PostgreSQL archive: columns by the mapping, keys, unique
+/// and foreign keys, and the CHECK constraints that SQLite can parse.
+fn cross_pre_data(
+    conn: &Connection,
+    m: &Manifest,
+    numeric_real: bool,
+) -> Result<Cross, SqliteError> {
+    conn.execute_batch(
+        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE;
+         PRAGMA cache_size = -131072; PRAGMA foreign_keys = OFF; BEGIN",
+    )
+    .ctx(|| "setting up the load".into())?;
+    let (names, mut notes) = from_postgres::table_names(m);
+    let mut skipped = Vec::new();
+    let mut loads = HashMap::new();
+    let mut carried_sequences = HashSet::new();
+    let sequences: HashMap<String, i64> = m
+        .objects
+        .iter()
+        .filter(|o| o.kind == "sequence_value")
+        .filter_map(|o| {
+            let v = o.properties.get("last_value")?.as_str()?.parse().ok()?;
+            Some((o.name.clone(), v))
+        })
+        .collect();
+    let enums: HashMap<String, Vec<String>> = m
+        .objects
+        .iter()
+        .filter_map(|o| {
+            let labels = o.properties.get("labels")?.as_array()?;
+            let name = o.properties.get("regtype")?.as_str()?.to_owned();
+            Some((
+                name,
+                labels
+                    .iter()
+                    .filter_map(|l| l.as_str().map(str::to_owned))
+                    .collect(),
+            ))
+        })
+        .collect();
+    let name_of =
+        |t: &Table| names[&(t.schema.clone().unwrap_or_default(), t.name.clone())].clone();
+    for t in &m.tables {
+        if let Some(parent) = from_postgres::partition_parent(t, m) {
+            notes.push(format!(
+                "partition {} is loaded into the table of {}",
+                t.display_name(),
+                parent.display_name()
+            ));
+            continue;
+        }
+        let target = name_of(t);
+        let pk_single = t
+            .primary_key
+            .as_ref()
+            .filter(|k| k.columns.len() == 1)
+            .map(|k| k.columns[0].clone());
+        let mut defs = Vec::new();
+        let mut sequence_value = None;
+        let mut aliased = false;
+        for c in &t.columns {
+            let (mut decl, _) = from_postgres::decide(c, numeric_real);
+            let integer = matches!(
+                c.logical_type,
+                LogicalType::Int16 | LogicalType::Int32 | LogicalType::Int64
+            );
+            let seq_name = c
+                .properties
+                .get("sequence")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| c.default.as_deref().and_then(nextval_sequence));
+            let mut def;
+            if integer && pk_single.as_deref() == Some(c.name.as_str()) && seq_name.is_some() {
+                def = format!(
+                    "{} INTEGER PRIMARY KEY AUTOINCREMENT",
+                    crate::quote(&c.name)
+                );
+                aliased = true;
+                let seq = seq_name.unwrap_or_default();
+                let short = seq
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or(&seq)
+                    .trim_matches('"')
+                    .to_owned();
+                sequence_value = sequences.get(&short).copied();
+                carried_sequences.insert(short);
+                notes.push(format!(
+                    "{target}.{}: identity/serial column becomes INTEGER PRIMARY KEY AUTOINCREMENT",
+                    c.name
+                ));
+            } else {
+                if c.generated.is_some() {
+                    notes.push(format!(
+                        "{target}.{}: generated column loaded as a plain column",
+                        c.name
+                    ));
+                }
+                if decl.is_empty() {
+                    decl = "TEXT".into();
+                }
+                def = format!("{} {decl}", crate::quote(&c.name));
+                if !c.nullable {
+                    def.push_str(" NOT NULL");
+                }
+                if let Some(d) = c.default.as_deref().filter(|_| c.generated.is_none()) {
+                    match translate_pg_default(d, &c.logical_type) {
+                        Some(x) => def.push_str(&format!(" DEFAULT {x}")),
+                        None if d.starts_with("nextval(") => {}
+                        None => skipped.push(format!(
+                            "default of {target}.{} ({d}) does not translate; dropped",
+                            c.name
+                        )),
+                    }
+                }
+                let labels = c
+                    .properties
+                    .get("enum")
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|e| enums.get(e));
+                if let Some(labels) = labels {
+                    let list: Vec<String> = labels
+                        .iter()
+                        .map(|l| format!("'{}'", l.replace('\'', "''")))
+                        .collect();
+                    def.push_str(&format!(
+                        " CHECK ({} IN ({}))",
+                        crate::quote(&c.name),
+                        list.join(", ")
+                    ));
+                }
+            }
+            defs.push(def);
+        }
+        if let Some(pk) = t.primary_key.as_ref().filter(|_| !aliased) {
+            defs.push(format!("PRIMARY KEY ({})", quoted_list(&pk.columns)));
+        }
+        for u in &t.unique {
+            defs.push(format!("UNIQUE ({})", quoted_list(&u.columns)));
+        }
+        for fk in &t.foreign_keys {
+            let ref_name = names
+                .get(&(
+                    fk.ref_schema.clone().unwrap_or_default(),
+                    fk.ref_table.clone(),
+                ))
+                .cloned()
+                .unwrap_or_else(|| fk.ref_table.clone());
+            defs.push(format!(
+                "FOREIGN KEY ({}) REFERENCES {} ({}) ON UPDATE {} ON DELETE {}{}",
+                quoted_list(&fk.columns),
+                crate::quote(&ref_name),
+                quoted_list(&fk.ref_columns),
+                fk.on_update,
+                fk.on_delete,
+                if fk.deferrable {
+                    " DEFERRABLE INITIALLY DEFERRED"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let numeric_text: Vec<String> = t
+            .columns
+            .iter()
+            .filter(|c| {
+                from_postgres::decide(c, numeric_real).1
+                    == from_postgres::Conv::Decimal { real: false }
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        for ck in &t.checks {
+            let expr = from_postgres::numeric_columns_as_numbers(
+                &from_postgres::strip_casts(&ck.expression),
+                &numeric_text,
+            );
+            let probe_cols: Vec<String> = t
+                .columns
+                .iter()
+                .map(|c| format!("NULL AS {}", crate::quote(&c.name)))
+                .collect();
+            let probe = format!("SELECT ({expr}) FROM (SELECT {})", probe_cols.join(", "));
+            if conn.prepare(&probe).is_ok() {
+                defs.push(format!("CHECK ({expr})"));
+            } else {
+                skipped.push(format!(
+                    "check {} on {target}: ({}) does not translate to SQLite",
+                    ck.name.as_deref().unwrap_or("?"),
+                    ck.expression
+                ));
+            }
+        }
+        let sql = format!(
+            "CREATE TABLE main.{} (\n  {}\n)",
+            crate::quote(&target),
+            defs.join(",\n  ")
+        );
+        conn.execute_batch(&sql)
+            .ctx(|| format!("table {target}: creating"))?;
+        if let Some(seq) = sequence_value {
+            conn.execute(
+                "INSERT INTO main.sqlite_sequence(name, seq) VALUES (?1, ?2)",
+                rusqlite::params![target, seq],
+            )
+            .ctx(|| format!("table {target}: setting its sequence"))?;
+        }
+    }
+    for t in &m.tables {
+        let owner = from_postgres::partition_parent(t, m).unwrap_or(t);
+        if t.kind == "partitioned" {
+            continue;
+        }
+        let target = name_of(owner);
+        let fields: Vec<(usize, String, from_postgres::Conv)> = t
+            .data_fields()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (name, _))| {
+                let col = t.columns.iter().find(|c| &c.name == name)?;
+                Some((
+                    i,
+                    crate::quote(name),
+                    from_postgres::decide(col, numeric_real).1,
+                ))
+            })
+            .collect();
+        loads.insert(t.id.clone(), (target, fields));
+    }
+    for o in &m.objects {
+        let why = match o.kind.as_str() {
+            "function" | "procedure" => Some("functions and procedures do not exist in SQLite"),
+            "trigger" => Some("PL/pgSQL triggers do not translate to SQLite"),
+            "materialized_view" => Some("SQLite has no materialized views"),
+            "sequence" if carried_sequences.contains(&o.name) => None,
+            "sequence" => Some("standalone sequences do not exist in SQLite"),
+            "type" => Some("SQLite has no user-defined types (enums become CHECK constraints)"),
+            "extension" | "collation" => Some("not applicable to SQLite"),
+            "constraint"
+                if o.definition
+                    .as_deref()
+                    .is_some_and(|d| d.contains(" EXCLUDE ")) =>
+            {
+                Some("SQLite has no exclusion constraints")
+            }
+            _ => None,
+        };
+        if let Some(why) = why {
+            skipped.push(format!("{} {}: {why}", o.kind.replace('_', " "), o.name));
+        }
+    }
+    let comments = m.objects.iter().filter(|o| o.kind == "comment").count();
+    if comments > 0 {
+        skipped.push(format!("{comments} comment(s): SQLite has no comments"));
+    }
+    Ok(Cross {
+        loads,
+        names,
+        notes,
+        skipped,
+    })
+}
+
+/// Indexes and views after the rows; each that SQLite refuses is reported, not fatal.
+fn cross_post_data(
+    conn: &Connection,
+    m: &Manifest,
+    cross: Cross,
+) -> Result<(Vec<String>, Vec<String>), SqliteError> {
+    let mut skipped = cross.skipped;
+    let mut used_names = HashSet::new();
+    for o in m.objects.iter().filter(|o| o.kind == "index") {
+        let def = o.definition.as_deref().unwrap_or("");
+        let Some(sql) = translate_index(def, &o.name, &cross.names, &mut used_names) else {
+            skipped.push(format!(
+                "index {}: {def} does not translate to SQLite",
+                o.name
+            ));
+            continue;
+        };
+        if let Err(e) = try_sql(conn, &sql, None)? {
+            skipped.push(format!("index {}: {e}", o.name));
+        }
+    }
+    let names = view_names(m, &cross.names);
+    for o in m.objects.iter().filter(|o| o.kind == "view") {
+        let def = o.definition.as_deref().unwrap_or("");
+        let Some((_, body)) = def.split_once(" AS\n") else {
+            continue;
+        };
+        let name = names
+            .get(&(o.schema.clone().unwrap_or_default(), o.name.clone()))
+            .cloned()
+            .unwrap_or_else(|| o.name.clone());
+        let body = from_postgres::unqualify(&from_postgres::strip_casts(body), &names);
+        let sql = format!("CREATE VIEW main.{} AS {body}", crate::quote(&name));
+        let check = format!("SELECT * FROM main.{} LIMIT 0", crate::quote(&name));
+        if let Err(e) = try_sql(conn, &sql, Some(&check))? {
+            skipped.push(format!(
+                "view {}: its definition does not translate to SQLite ({e})",
+                o.name
+            ));
+        }
+    }
+    Ok((cross.notes, skipped))
+}
+
+/// Runs a statement (and an optional check query) behind a savepoint; `Ok(Err(reason))` when
+/// SQLite refused it, in which case nothing of it remains.
+fn try_sql(
+    conn: &Connection,
+    sql: &str,
+    check: Option<&str>,
+) -> Result<Result<(), String>, SqliteError> {
+    conn.execute_batch("SAVEPOINT ferry_try")
+        .ctx(|| "savepoint".into())?;
+    let result = conn
+        .execute_batch(sql)
+        .and_then(|()| check.map_or(Ok(()), |c| conn.prepare(c).map(|_| ())));
+    match result {
+        Ok(()) => conn
+            .execute_batch("RELEASE ferry_try")
+            .ctx(|| "savepoint".into())
+            .map(Ok),
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO ferry_try; RELEASE ferry_try")
+                .ctx(|| "savepoint".into())?;
+            Ok(Err(e.to_string()))
+        }
+    }
+}
+
+/// Table names plus view names, for rewriting qualified references in view bodies.
+fn view_names(
+    m: &Manifest,
+    names: &HashMap<(String, String), String>,
+) -> HashMap<(String, String), String> {
+    let mut all = names.clone();
+    for o in m.objects.iter().filter(|o| o.kind == "view") {
+        let key = (o.schema.clone().unwrap_or_default(), o.name.clone());
+        all.entry(key).or_insert_with(|| o.name.clone());
+    }
+    all
+}
+
+/// `CREATE [UNIQUE] INDEX n ON [ONLY] s.t USING btree (cols) [WHERE p]` → SQLite, or `None`
+/// for other methods and for options SQLite lacks.
+fn translate_index(
+    def: &str,
+    name: &str,
+    names: &HashMap<(String, String), String>,
+    used: &mut HashSet<String>,
+) -> Option<String> {
+    let unique = def.starts_with("CREATE UNIQUE INDEX");
+    let (_, rest) = def.split_once(" ON ")?;
+    let rest = rest.strip_prefix("ONLY ").unwrap_or(rest);
+    let (table, rest) = rest.split_once(" USING ")?;
+    let (method, rest) = rest.split_once(' ')?;
+    if method != "btree" || rest.contains(" INCLUDE ") || rest.contains(" WITH (") {
+        return None;
+    }
+    let mut depth = 0;
+    let mut close = None;
+    for (i, c) in rest.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let close = close?;
+    let cols = from_postgres::strip_casts(&rest[1..close]);
+    let target = names
+        .iter()
+        .find(|((s, t), _)| {
+            let qs = crate::quote(s);
+            let qt = crate::quote(t);
+            [
+                format!("{s}.{t}"),
+                format!("{qs}.{qt}"),
+                format!("{s}.{qt}"),
+                format!("{qs}.{t}"),
+            ]
+            .contains(&table.to_owned())
+        })
+        .map(|(_, n)| n.clone())?;
+    let mut index_name = name.to_owned();
+    let mut n = 2;
+    while !used.insert(index_name.to_lowercase()) {
+        index_name = format!("{name}_{n}");
+        n += 1;
+    }
+    let mut sql = format!(
+        "CREATE {}INDEX main.{} ON {} ({cols})",
+        if unique { "UNIQUE " } else { "" },
+        crate::quote(&index_name),
+        crate::quote(&target)
+    );
+    if let Some((_, w)) = rest[close..].split_once(" WHERE ") {
+        sql.push_str(&format!(" WHERE {}", from_postgres::strip_casts(w)));
+    }
+    Some(sql)
+}
+
+fn quoted_list(cols: &[String]) -> String {
+    cols.iter()
+        .map(|c| crate::quote(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `nextval('app.users_id_seq'::regclass)` → `app.users_id_seq`.
+fn nextval_sequence(default: &str) -> Option<String> {
+    let inner = default.strip_prefix("nextval('")?;
+    Some(inner.split('\'').next()?.to_owned())
+}
+
+/// PostgreSQL defaults that mean the same in SQLite; `None` for the rest (reported).
+fn translate_pg_default(d: &str, lt: &LogicalType) -> Option<String> {
+    let e = from_postgres::strip_casts(d.trim());
+    let lower = e.to_ascii_lowercase();
+    match lower.as_str() {
+        "now()"
+        | "current_timestamp"
+        | "statement_timestamp()"
+        | "transaction_timestamp()"
+        | "localtimestamp" => Some(if *lt == LogicalType::TimestampTz {
+            "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))".into()
+        } else {
+            "CURRENT_TIMESTAMP".into()
+        }),
+        "current_date" => Some("CURRENT_DATE".into()),
+        "true" => Some("1".into()),
+        "false" => Some("0".into()),
+        "null" => Some("NULL".into()),
+        _ if e.parse::<f64>().is_ok() => Some(e),
+        _ if e.starts_with('\'') && e.ends_with('\'') && e.len() >= 2 => Some(e),
+        _ => None,
     }
 }

@@ -26,6 +26,7 @@ mod compare;
 pub mod digest;
 mod error;
 mod export;
+pub mod from_postgres;
 mod import;
 mod profile;
 pub mod schema;

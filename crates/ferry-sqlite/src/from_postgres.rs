@@ -1,0 +1,581 @@
+//! PostgreSQL archives into SQLite: the documented mapping (`spec/types.md`, "PostgreSQL →
+//! SQLite"). Values keep their meaning in the forms SQLite applications expect: ISO-8601 text
+//! for dates and times, 0/1 for booleans, canonical text for UUIDs, JSON text for JSON,
+//! arrays and composites, exact text for numerics. What SQLite cannot hold (functions,
+//! PL/pgSQL triggers, exclusion constraints, materialized views, ...) is listed as skipped.
+//!
+//! Schemas: tables of the archive's only schema, or of `public`, keep their names; tables of
+//! other schemas become `<schema>_<table>`. Every rename is reported.
+
+use std::collections::{HashMap, HashSet};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    Time64MicrosecondType, TimestampMicrosecondType,
+};
+use arrow_array::{Array, ArrayRef};
+use ferry_archive::convert;
+use ferry_archive::{LogicalType, Manifest, Table};
+use rusqlite::types::Value;
+use serde_json::{Value as Json, json};
+
+use crate::quote;
+
+/// How one archived value becomes one SQLite value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Conv {
+    Integer,
+    Bool,
+    Real,
+    /// Exact decimal text (default) or REAL (`--numeric real`).
+    Decimal {
+        real: bool,
+    },
+    Text,
+    Blob,
+    Date,
+    Time,
+    TimeTz,
+    Timestamp,
+    TimestampTz,
+    Interval,
+    Uuid,
+    /// A PostgreSQL array literal as JSON, elements typed by the array's element type.
+    ArrayJson {
+        element: ElementKind,
+    },
+    /// A composite literal as a JSON array of its fields (text or null).
+    CompositeJson,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElementKind {
+    Integer,
+    Float,
+    Bool,
+    Text,
+}
+
+/// The PostgreSQL → SQLite mapping: (declared type, conversion). `spec/types.md` mirrors it.
+pub fn decide(c: &ferry_archive::Column, numeric_real: bool) -> (String, Conv) {
+    let hint = c.hint.as_deref().unwrap_or("");
+    let pg_type = c
+        .properties
+        .get("pg_type")
+        .and_then(Json::as_str)
+        .unwrap_or("");
+    let (decl, conv) = match &c.logical_type {
+        LogicalType::Boolean => ("BOOLEAN".to_owned(), Conv::Bool),
+        LogicalType::Int16 => ("SMALLINT".into(), Conv::Integer),
+        LogicalType::Int32 => ("INTEGER".into(), Conv::Integer),
+        LogicalType::Int64 if pg_type == "money" => ("INTEGER".into(), Conv::Integer),
+        LogicalType::Int64 => ("BIGINT".into(), Conv::Integer),
+        LogicalType::Float32 | LogicalType::Float64 => ("REAL".into(), Conv::Real),
+        LogicalType::Decimal { .. } | LogicalType::Numeric if numeric_real => {
+            ("REAL".into(), Conv::Decimal { real: true })
+        }
+        // NUMERIC affinity would turn '12.50' into the REAL 12.5: exact text needs TEXT.
+        LogicalType::Decimal { .. } | LogicalType::Numeric => {
+            ("TEXT".into(), Conv::Decimal { real: false })
+        }
+        LogicalType::Text => match hint {
+            h if h.starts_with("varchar(") => (format!("VARCHAR{}", &h[7..]), Conv::Text),
+            h if h.starts_with("char(") => (format!("CHAR{}", &h[4..]), Conv::Text),
+            _ => ("TEXT".into(), Conv::Text),
+        },
+        LogicalType::Bytes => ("BLOB".into(), Conv::Blob),
+        LogicalType::Date => ("DATE".into(), Conv::Date),
+        LogicalType::Time => ("TIME".into(), Conv::Time),
+        LogicalType::TimeTz => ("TIMETZ".into(), Conv::TimeTz),
+        LogicalType::Timestamp => ("DATETIME".into(), Conv::Timestamp),
+        LogicalType::TimestampTz => ("TIMESTAMPTZ".into(), Conv::TimestampTz),
+        LogicalType::Interval => ("DURATION".into(), Conv::Interval),
+        LogicalType::Uuid => ("UUID".into(), Conv::Uuid),
+        LogicalType::Json => ("JSON".into(), Conv::Text),
+        LogicalType::EngineText { type_name, .. } if type_name.ends_with("[]") => {
+            let elem = type_name.trim_end_matches("[]");
+            let element = match elem {
+                "smallint" | "integer" | "bigint" | "oid" => ElementKind::Integer,
+                "real" | "double precision" => ElementKind::Float,
+                "boolean" => ElementKind::Bool,
+                _ => ElementKind::Text,
+            };
+            ("JSON".into(), Conv::ArrayJson { element })
+        }
+        LogicalType::EngineText { .. } if hint == "composite" => {
+            ("JSON".into(), Conv::CompositeJson)
+        }
+        // Ranges, network, geometric, bit strings, text search, xml, ...: their own text,
+        // under TEXT affinity so that nothing that looks like a number is converted.
+        LogicalType::EngineText { .. } => ("TEXT".into(), Conv::Text),
+        LogicalType::SqliteValue | LogicalType::List { .. } => ("".into(), Conv::Text),
+    };
+    (decl, conv)
+}
+
+/// Converts one value. Errors name the value; the caller names table, column and row.
+pub fn value(conv: &Conv, lt: &LogicalType, a: &ArrayRef, r: usize) -> Result<Value, String> {
+    if a.is_null(r) {
+        return Ok(Value::Null);
+    }
+    let text = |s: String| Ok(Value::Text(s));
+    match conv {
+        Conv::Integer => Ok(Value::Integer(match lt {
+            LogicalType::Int16 => a.as_primitive::<Int16Type>().value(r) as i64,
+            LogicalType::Int32 => a.as_primitive::<Int32Type>().value(r) as i64,
+            _ => a.as_primitive::<Int64Type>().value(r),
+        })),
+        Conv::Bool => Ok(Value::Integer(a.as_boolean().value(r) as i64)),
+        Conv::Real => {
+            let f = match lt {
+                LogicalType::Float32 => a.as_primitive::<Float32Type>().value(r) as f64,
+                _ => a.as_primitive::<Float64Type>().value(r),
+            };
+            // SQLite stores NaN as NULL; keep it visible as text instead.
+            if f.is_nan() {
+                text("NaN".into())
+            } else {
+                Ok(Value::Real(f))
+            }
+        }
+        Conv::Decimal { real } => {
+            let s = match lt {
+                LogicalType::Decimal { scale, .. } => {
+                    decimal_text(a.as_primitive::<Decimal128Type>().value(r), *scale)
+                }
+                _ => a.as_string::<i32>().value(r).to_owned(),
+            };
+            if *real {
+                match s.as_str() {
+                    "NaN" => text(s),
+                    "Infinity" => Ok(Value::Real(f64::INFINITY)),
+                    "-Infinity" => Ok(Value::Real(f64::NEG_INFINITY)),
+                    _ => Ok(Value::Real(
+                        s.parse().map_err(|_| format!("{s} is not a number"))?,
+                    )),
+                }
+            } else {
+                text(s)
+            }
+        }
+        Conv::Text => text(a.as_string::<i32>().value(r).to_owned()),
+        Conv::Blob => Ok(Value::Blob(a.as_binary::<i32>().value(r).to_vec())),
+        Conv::Date => {
+            let d = a.as_primitive::<Date32Type>().value(r);
+            text(match d {
+                i32::MAX => "infinity".into(),
+                i32::MIN => "-infinity".into(),
+                d => convert::format_date(d),
+            })
+        }
+        Conv::Time => text(convert::format_time(
+            a.as_primitive::<Time64MicrosecondType>().value(r),
+        )),
+        Conv::TimeTz => {
+            let s = a.as_struct();
+            let t = s.column(0).as_primitive::<Time64MicrosecondType>().value(r);
+            let off = s.column(1).as_primitive::<Int32Type>().value(r);
+            let sign = if off < 0 { '-' } else { '+' };
+            let off = off.unsigned_abs();
+            text(format!(
+                "{}{sign}{:02}:{:02}",
+                convert::format_time(t),
+                off / 3600,
+                off / 60 % 60
+            ))
+        }
+        Conv::Timestamp | Conv::TimestampTz => {
+            let v = a.as_primitive::<TimestampMicrosecondType>().value(r);
+            text(match v {
+                i64::MAX => "infinity".into(),
+                i64::MIN => "-infinity".into(),
+                v if *conv == Conv::TimestampTz => {
+                    format!("{}Z", convert::format_timestamp(v).replacen(' ', "T", 1))
+                }
+                v => convert::format_timestamp(v),
+            })
+        }
+        Conv::Interval => {
+            let s = a.as_struct();
+            text(convert::format_duration(
+                s.column(0).as_primitive::<Int32Type>().value(r),
+                s.column(1).as_primitive::<Int32Type>().value(r),
+                s.column(2).as_primitive::<Int64Type>().value(r),
+            ))
+        }
+        Conv::Uuid => text(convert::format_uuid(a.as_fixed_size_binary().value(r))),
+        Conv::ArrayJson { element } => {
+            let s = a.as_string::<i32>().value(r);
+            let j =
+                parse_array(s, *element).ok_or_else(|| format!("{s:?} is not an array literal"))?;
+            text(j.to_string())
+        }
+        Conv::CompositeJson => {
+            let s = a.as_string::<i32>().value(r);
+            let j =
+                parse_composite(s).ok_or_else(|| format!("{s:?} is not a composite literal"))?;
+            text(j.to_string())
+        }
+    }
+}
+
+fn decimal_text(v: i128, scale: i8) -> String {
+    let scale = scale.max(0) as usize;
+    let neg = v < 0;
+    let mut digits = v.unsigned_abs().to_string();
+    if scale > 0 {
+        if digits.len() <= scale {
+            digits = format!("{}{digits}", "0".repeat(scale + 1 - digits.len()));
+        }
+        digits.insert(digits.len() - scale, '.');
+    }
+    if neg { format!("-{digits}") } else { digits }
+}
+
+/// Reads one element or sub-array of a PostgreSQL array literal.
+fn parse_items(s: &[u8], i: &mut usize, element: ElementKind) -> Option<Json> {
+    if s.get(*i) != Some(&b'{') {
+        return None;
+    }
+    *i += 1;
+    let mut out = Vec::new();
+    loop {
+        match s.get(*i)? {
+            b'}' => {
+                *i += 1;
+                return Some(Json::Array(out));
+            }
+            b',' => *i += 1,
+            b'{' => out.push(parse_items(s, i, element)?),
+            b'"' => {
+                *i += 1;
+                let mut v = Vec::new();
+                while *s.get(*i)? != b'"' {
+                    if s[*i] == b'\\' {
+                        *i += 1;
+                    }
+                    v.push(*s.get(*i)?);
+                    *i += 1;
+                }
+                *i += 1;
+                out.push(typed(&String::from_utf8_lossy(&v), element, true));
+            }
+            _ => {
+                let start = *i;
+                while !matches!(s.get(*i)?, b',' | b'}') {
+                    *i += 1;
+                }
+                let raw = String::from_utf8_lossy(&s[start..*i]).trim().to_owned();
+                out.push(typed(&raw, element, false));
+            }
+        }
+    }
+}
+
+fn typed(raw: &str, element: ElementKind, quoted: bool) -> Json {
+    if !quoted && raw.eq_ignore_ascii_case("NULL") {
+        return Json::Null;
+    }
+    match element {
+        ElementKind::Integer => raw
+            .parse::<i64>()
+            .map(Json::from)
+            .unwrap_or_else(|_| json!(raw)),
+        ElementKind::Float => match raw.parse::<f64>() {
+            Ok(f) if f.is_finite() => json!(f),
+            _ => json!(raw),
+        },
+        ElementKind::Bool => match raw {
+            "t" => json!(true),
+            "f" => json!(false),
+            _ => json!(raw),
+        },
+        ElementKind::Text => json!(raw),
+    }
+}
+
+/// `{1,2}`, `{{a,b},{c,NULL}}` and `[0:2]={7,8,9}` (whose lower bound JSON cannot keep) as
+/// JSON arrays.
+pub fn parse_array(s: &str, element: ElementKind) -> Option<Json> {
+    let body = match s.find("={") {
+        Some(p) if s.starts_with('[') => &s[p + 1..],
+        _ => s,
+    };
+    let mut i = 0;
+    let v = parse_items(body.as_bytes(), &mut i, element)?;
+    (i == body.len()).then_some(v)
+}
+
+/// `(1.5,-2,"a, b")` as `["1.5","-2","a, b"]`; an empty field is null.
+pub fn parse_composite(s: &str) -> Option<Json> {
+    let inner = s.strip_prefix('(')?.strip_suffix(')')?;
+    let b = inner.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        if i >= b.len() || b[i] == b',' {
+            out.push(Json::Null);
+        } else if b[i] == b'"' {
+            i += 1;
+            let mut v = Vec::new();
+            while i < b.len() {
+                match b[i] {
+                    b'"' if b.get(i + 1) == Some(&b'"') => {
+                        v.push(b'"');
+                        i += 2;
+                    }
+                    b'"' => {
+                        i += 1;
+                        break;
+                    }
+                    b'\\' => {
+                        v.push(*b.get(i + 1)?);
+                        i += 2;
+                    }
+                    c => {
+                        v.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            out.push(json!(String::from_utf8_lossy(&v)));
+        } else {
+            let start = i;
+            while i < b.len() && b[i] != b',' {
+                i += 1;
+            }
+            out.push(json!(String::from_utf8_lossy(&b[start..i])));
+        }
+        if i >= b.len() {
+            break;
+        }
+        i += 1; // the comma
+        if i == b.len() {
+            out.push(Json::Null);
+            break;
+        }
+    }
+    Some(Json::Array(out))
+}
+
+/// A PostgreSQL expression (CHECK, index predicate, view) with its `::type` casts removed,
+/// since SQLite has no such syntax.
+pub fn strip_casts(sql: &str) -> String {
+    const MULTI: [&str; 6] = ["varying", "precision", "with", "without", "time", "zone"];
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    let mut in_string = false;
+    while let Some(c) = rest.chars().next() {
+        if c == '\'' {
+            in_string = !in_string;
+        }
+        if !in_string && rest.starts_with("::") {
+            rest = &rest[2..];
+            // A cast gave a quoted number its numeric type: keep it a number.
+            if out.ends_with('\'')
+                && let Some(open) = out[..out.len() - 1].rfind('\'')
+            {
+                let inner = out[open + 1..out.len() - 1].to_owned();
+                if inner.parse::<f64>().is_ok() {
+                    out.truncate(open);
+                    out.push_str(&inner);
+                }
+            }
+            loop {
+                let word_len = rest
+                    .char_indices()
+                    .find(|(_, ch)| {
+                        !(ch.is_alphanumeric() || *ch == '_' || *ch == '"' || *ch == '.')
+                    })
+                    .map(|(i, _)| i)
+                    .unwrap_or(rest.len());
+                rest = &rest[word_len..];
+                if rest.starts_with('(') {
+                    let close = rest.find(')').map(|p| p + 1).unwrap_or(rest.len());
+                    rest = &rest[close..];
+                }
+                if rest.starts_with("[]") {
+                    rest = &rest[2..];
+                }
+                let next = rest.trim_start();
+                let next_word: String = next.chars().take_while(|ch| ch.is_alphabetic()).collect();
+                if MULTI.contains(&next_word.as_str()) {
+                    rest = next;
+                    continue;
+                }
+                break;
+            }
+            continue;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// Compares numeric columns (exact text in SQLite) as numbers inside an expression.
+pub fn numeric_columns_as_numbers(expr: &str, columns: &[String]) -> String {
+    let mut out = expr.to_owned();
+    for c in columns {
+        let cast = format!("CAST({} AS NUMERIC)", quote(c));
+        out = replace_word(&out, &quote(c), &cast);
+        if c.chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+        {
+            out = replace_word(&out, c, &cast);
+        }
+    }
+    out
+}
+
+/// Replaces `schema.table` references (quoted or not) with SQLite table names.
+pub fn unqualify(sql: &str, names: &HashMap<(String, String), String>) -> String {
+    let mut out = sql.to_owned();
+    let mut pairs: Vec<_> = names.iter().collect();
+    // Longer names first, so that `app.users_x` is not hit by `app.users`.
+    pairs.sort_by_key(|((s, t), _)| std::cmp::Reverse(s.len() + t.len()));
+    for ((schema, table), new) in pairs {
+        for form in [
+            format!("{}.{}", quote(schema), quote(table)),
+            format!("{schema}.{}", quote(table)),
+            format!("{}.{table}", quote(schema)),
+            format!("{schema}.{table}"),
+        ] {
+            out = replace_word(&out, &form, &quote(new));
+        }
+    }
+    out
+}
+
+fn replace_word(s: &str, from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    let b = s.as_bytes();
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    while i < s.len() {
+        if s[i..].starts_with(from)
+            && (i == 0 || !word(b[i - 1]))
+            && b.get(i + from.len()).is_none_or(|c| !word(*c))
+        {
+            out.push_str(to);
+            i += from.len();
+        } else {
+            let ch = s[i..].chars().next().expect("char");
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+/// SQLite names for the archive's tables, by (schema, table).
+pub fn table_names(m: &Manifest) -> (HashMap<(String, String), String>, Vec<String>) {
+    let schemas: HashSet<&str> = m
+        .tables
+        .iter()
+        .filter_map(|t| t.schema.as_deref())
+        .collect();
+    let single = schemas.len() <= 1;
+    let mut used = HashSet::new();
+    let mut names = HashMap::new();
+    let mut notes = Vec::new();
+    for t in &m.tables {
+        let schema = t.schema.clone().unwrap_or_default();
+        let mut name = if single || schema == "public" {
+            t.name.clone()
+        } else {
+            format!("{schema}_{}", t.name)
+        };
+        let base = name.clone();
+        let mut n = 2;
+        while !used.insert(name.to_lowercase()) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        if name != t.name {
+            notes.push(format!("table {schema}.{} is named {name}", t.name));
+        }
+        names.insert((schema, t.name.clone()), name);
+    }
+    (names, notes)
+}
+
+/// A table's SQLite name and its parent's, for partitions (whose rows go to the parent).
+pub fn partition_parent<'a>(t: &Table, m: &'a Manifest) -> Option<&'a Table> {
+    let parent = t.properties.get("partition_of").and_then(Json::as_str)?;
+    m.tables.iter().find(|p| {
+        let s = p.schema.as_deref().unwrap_or("");
+        parent == format!("{s}.{}", p.name)
+            || parent == format!("{}.{}", quote(s), quote(&p.name))
+            || parent == format!("{s}.{}", quote(&p.name))
+            || parent == format!("{}.{}", quote(s), p.name)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrays_and_composites_become_json() {
+        assert_eq!(
+            parse_array("{1,NULL,3}", ElementKind::Integer)
+                .unwrap()
+                .to_string(),
+            "[1,null,3]"
+        );
+        assert_eq!(
+            parse_array("{{a,\"b c\"},{\"NULL\",NULL}}", ElementKind::Text)
+                .unwrap()
+                .to_string(),
+            r#"[["a","b c"],["NULL",null]]"#
+        );
+        assert_eq!(
+            parse_array("[0:2]={7,8,9}", ElementKind::Integer)
+                .unwrap()
+                .to_string(),
+            "[7,8,9]"
+        );
+        assert_eq!(
+            parse_array("{t,f}", ElementKind::Bool).unwrap().to_string(),
+            "[true,false]"
+        );
+        assert_eq!(
+            parse_array("{}", ElementKind::Text).unwrap().to_string(),
+            "[]"
+        );
+        assert_eq!(
+            parse_composite(r#"(1.5,-2,"a, b")"#).unwrap().to_string(),
+            r#"["1.5","-2","a, b"]"#
+        );
+        assert_eq!(
+            parse_composite("(,,)").unwrap().to_string(),
+            "[null,null,null]"
+        );
+    }
+
+    #[test]
+    fn casts_and_schemas_are_removed() {
+        assert_eq!(strip_casts("((x)::text = 'a::b'::text)"), "((x) = 'a::b')");
+        assert_eq!(
+            strip_casts("y::character varying(10) > 0::numeric(5,2)"),
+            "y > 0"
+        );
+        assert_eq!(strip_casts("z::timestamp without time zone"), "z");
+        assert_eq!(
+            strip_casts("(lat >= ('-90'::integer)::numeric)"),
+            "(lat >= (-90))"
+        );
+        assert_eq!(
+            numeric_columns_as_numbers("lat <= 90 AND flat > 0", &["lat".to_owned()]),
+            "CAST(\"lat\" AS NUMERIC) <= 90 AND flat > 0"
+        );
+        let mut names = HashMap::new();
+        names.insert(("app".to_owned(), "users".to_owned()), "users".to_owned());
+        assert_eq!(
+            unqualify("FROM app.users u JOIN app.users_x", &names),
+            "FROM \"users\" u JOIN app.users_x"
+        );
+    }
+}
