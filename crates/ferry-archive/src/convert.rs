@@ -320,6 +320,20 @@ pub fn bool_word(s: &str) -> Option<bool> {
     }
 }
 
+/// The exact text of a decimal(p, scale) from its unscaled integer: `-12.500`, `0.005`.
+pub fn decimal_text(unscaled: i128, scale: i8) -> String {
+    let scale = scale.max(0) as usize;
+    let neg = unscaled < 0;
+    let mut digits = unscaled.unsigned_abs().to_string();
+    if scale > 0 {
+        if digits.len() <= scale {
+            digits = format!("{}{digits}", "0".repeat(scale + 1 - digits.len()));
+        }
+        digits.insert(digits.len() - scale, '.');
+    }
+    if neg { format!("-{digits}") } else { digits }
+}
+
 /// A decimal literal (`-12.50`, `1e3`, `.5`) as exact canonical text, or `None`.
 pub fn canonical_decimal(s: &str) -> Option<String> {
     let t = s.trim();

@@ -164,45 +164,60 @@ impl Loader<'_> {
         }
     }
 
-    async fn pre_data(&mut self, m: &Manifest) -> Result<(), PgError> {
+    /// Looks for archived tables that already exist, then opens the import transaction.
+    /// Refuses a non-empty target unless --clean, which drops the clashing tables (inside
+    /// the transaction); returns whether it did.
+    async fn begin_checking_conflicts(&self, names: &[String]) -> Result<bool, PgError> {
         let client = self.client;
         let target = self.spec.display();
-        // Conflicts first, before anything is written.
         let mut clashes = Vec::new();
-        for t in &m.tables {
-            let name = quote_qualified(&self.schema_of(t), &t.name);
+        for name in names {
             let exists: bool = client
-                .query_one("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[&name])
+                .query_one("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[name])
                 .await
                 .ctx(|| format!("{target}: checking for {name}"))?
                 .get(0);
             if exists {
-                clashes.push(name);
+                clashes.push(name.clone());
             }
         }
         client
             .batch_execute("BEGIN")
             .await
             .ctx(|| format!("{target}: starting the import transaction"))?;
-        if !clashes.is_empty() {
-            if !self.options.clean {
-                let shown: Vec<&str> = clashes.iter().take(5).map(String::as_str).collect();
-                return Err(PgError::TargetNotEmpty {
-                    target,
-                    detail: format!(
-                        "{} of the archive's tables already exist ({}{})",
-                        clashes.len(),
-                        shown.join(", "),
-                        if clashes.len() > 5 { ", ..." } else { "" }
-                    ),
-                });
-            }
-            for name in &clashes {
-                client
-                    .batch_execute(&format!("DROP TABLE IF EXISTS {name} CASCADE"))
-                    .await
-                    .ctx(|| format!("--clean: dropping {name}"))?;
-            }
+        if clashes.is_empty() {
+            return Ok(false);
+        }
+        if !self.options.clean {
+            let shown: Vec<&str> = clashes.iter().take(5).map(String::as_str).collect();
+            return Err(PgError::TargetNotEmpty {
+                target,
+                detail: format!(
+                    "{} of the archive's tables already exist ({}{})",
+                    clashes.len(),
+                    shown.join(", "),
+                    if clashes.len() > 5 { ", ..." } else { "" }
+                ),
+            });
+        }
+        for name in &clashes {
+            client
+                .batch_execute(&format!("DROP TABLE IF EXISTS {name} CASCADE"))
+                .await
+                .ctx(|| format!("--clean: dropping {name}"))?;
+        }
+        Ok(true)
+    }
+
+    async fn pre_data(&mut self, m: &Manifest) -> Result<(), PgError> {
+        let client = self.client;
+        // Conflicts first, before anything is written.
+        let names: Vec<String> = m
+            .tables
+            .iter()
+            .map(|t| quote_qualified(&self.schema_of(t), &t.name))
+            .collect();
+        if self.begin_checking_conflicts(&names).await? {
             self.clean_objects(m).await?;
         }
         // Types, functions and sequences; then tables; then views. A statement that fails
@@ -483,45 +498,8 @@ impl Loader<'_> {
             });
         }
         let client = self.client;
-        let target = self.spec.display();
-        let mut clashes = Vec::new();
-        for name in from_sqlite::target_tables(m, &schema) {
-            let exists: bool = client
-                .query_one("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[&name])
-                .await
-                .ctx(|| format!("{target}: checking for {name}"))?
-                .get(0);
-            if exists {
-                clashes.push(name);
-            }
-        }
-        client
-            .batch_execute("BEGIN")
-            .await
-            .ctx(|| format!("{target}: starting the import transaction"))?;
-        if !clashes.is_empty() {
-            if !self.options.clean {
-                return Err(PgError::TargetNotEmpty {
-                    target,
-                    detail: format!(
-                        "{} of the archive's tables already exist ({})",
-                        clashes.len(),
-                        clashes
-                            .iter()
-                            .take(5)
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                });
-            }
-            for name in &clashes {
-                client
-                    .batch_execute(&format!("DROP TABLE IF EXISTS {name} CASCADE"))
-                    .await
-                    .ctx(|| format!("--clean: dropping {name}"))?;
-            }
-        }
+        self.begin_checking_conflicts(&from_sqlite::target_tables(m, &schema))
+            .await?;
         // Views, checks and indexes from SQLite name tables without a schema.
         client
             .batch_execute(&format!("SET LOCAL search_path = {}", quote_ident(&schema)))

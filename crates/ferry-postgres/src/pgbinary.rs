@@ -429,19 +429,6 @@ fn decimal_from_text(text: &str, scale: i8) -> Result<i128, String> {
     Ok(if neg { -v } else { v })
 }
 
-fn decimal_to_text(v: i128, scale: i8) -> String {
-    let scale = scale.max(0) as usize;
-    let neg = v < 0;
-    let mut digits = v.unsigned_abs().to_string();
-    if scale > 0 {
-        if digits.len() <= scale {
-            digits = format!("{}{digits}", "0".repeat(scale + 1 - digits.len()));
-        }
-        digits.insert(digits.len() - scale, '.');
-    }
-    if neg { format!("-{digits}") } else { digits }
-}
-
 /// Encodes one column of Arrow values into binary COPY fields of a target wire type.
 pub struct Encoder<'a> {
     array: &'a ArrayRef,
@@ -547,7 +534,7 @@ impl<'a> Encoder<'a> {
             Wire::Numeric => match self.logical {
                 LogicalType::Decimal { scale, .. } => {
                     let v = a.as_primitive::<Decimal128Type>().value(r);
-                    numeric_from_text(&decimal_to_text(v, *scale), out)?;
+                    numeric_from_text(&ferry_archive::convert::decimal_text(v, *scale), out)?;
                 }
                 _ => numeric_from_text(a.as_string::<i32>().value(r), out)?,
             },
@@ -721,8 +708,8 @@ mod tests {
         }
         assert_eq!(round("-0.0"), "0.0");
         assert_eq!(decimal_from_text("-12.5", 3).unwrap(), -12500);
-        assert_eq!(decimal_to_text(-12500, 3), "-12.500");
-        assert_eq!(decimal_to_text(5, 3), "0.005");
+        assert_eq!(ferry_archive::convert::decimal_text(-12500, 3), "-12.500");
+        assert_eq!(ferry_archive::convert::decimal_text(5, 3), "0.005");
         assert!(decimal_from_text("1.2345", 2).is_err());
     }
 }

@@ -141,9 +141,10 @@ pub fn value(conv: &Conv, lt: &LogicalType, a: &ArrayRef, r: usize) -> Result<Va
         }
         Conv::Decimal { real } => {
             let s = match lt {
-                LogicalType::Decimal { scale, .. } => {
-                    decimal_text(a.as_primitive::<Decimal128Type>().value(r), *scale)
-                }
+                LogicalType::Decimal { scale, .. } => ferry_archive::convert::decimal_text(
+                    a.as_primitive::<Decimal128Type>().value(r),
+                    *scale,
+                ),
                 _ => a.as_string::<i32>().value(r).to_owned(),
             };
             if *real {
@@ -218,19 +219,6 @@ pub fn value(conv: &Conv, lt: &LogicalType, a: &ArrayRef, r: usize) -> Result<Va
             text(j.to_string())
         }
     }
-}
-
-fn decimal_text(v: i128, scale: i8) -> String {
-    let scale = scale.max(0) as usize;
-    let neg = v < 0;
-    let mut digits = v.unsigned_abs().to_string();
-    if scale > 0 {
-        if digits.len() <= scale {
-            digits = format!("{}{digits}", "0".repeat(scale + 1 - digits.len()));
-        }
-        digits.insert(digits.len() - scale, '.');
-    }
-    if neg { format!("-{digits}") } else { digits }
 }
 
 /// Reads one element or sub-array of a PostgreSQL array literal.
