@@ -121,6 +121,10 @@ pub struct ImportArgs {
     /// column's type, instead of widening the column (to text) and reporting it.
     #[arg(long)]
     pub strict: bool,
+    /// PostgreSQL: load only the rows, into tables that already exist (made by the
+    /// application's migrations), matched by name; sequences are advanced past the data.
+    #[arg(long, conflicts_with = "clean")]
+    pub data_only: bool,
     /// PostgreSQL → SQLite: numeric values as exact TEXT (default) or as REAL (lossy
     /// beyond 15-17 significant digits).
     #[arg(long, value_enum, default_value = "text")]

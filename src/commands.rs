@@ -112,6 +112,7 @@ fn import(a: ImportArgs, quiet: bool) -> Result<ExitCode> {
                 clean: a.clean,
                 target_schema: a.target_schema.clone(),
                 strict: a.strict,
+                data_only: a.data_only,
                 batch_rows: 16_384,
             };
             let report = ferry_postgres::import(&location, &url, &options)

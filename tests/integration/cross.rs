@@ -365,3 +365,74 @@ fn a_postgresql_app_database_moves_to_sqlite() {
         .unwrap();
     assert_eq!(live, 1);
 }
+
+#[test]
+fn data_only_fills_a_schema_made_by_migrations_and_advances_sequences() {
+    let dir = TestDir::new();
+    sqlite(
+        &dir.path("app.db"),
+        "PRAGMA foreign_keys = OFF;
+         CREATE TABLE Authors (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, joined DATETIME);
+         CREATE TABLE posts (id INTEGER PRIMARY KEY, author_id INTEGER REFERENCES Authors(id), title TEXT, published BOOLEAN, legacy_flag INTEGER);
+         CREATE TABLE alembic_version (version_num TEXT);
+         INSERT INTO alembic_version VALUES ('old-sqlite-rev');
+         INSERT INTO posts VALUES (7, 2, 'second author first', 1, 0);
+         INSERT INTO Authors VALUES (1, 'ann', '2024-01-01 10:00:00'), (2, 'bob', 1704103200);
+         INSERT INTO posts VALUES (8, 1, 'hello', 0, 1);",
+    );
+    dir.ferry().args(["export", "app.db", "a"]).run().success();
+    let pg = PgDb::new("migrated");
+    // What the application's migrations created: its own types, order and extras.
+    pg.psql(
+        "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);
+         INSERT INTO alembic_version VALUES ('abc123');
+         CREATE TABLE authors (id serial PRIMARY KEY, name varchar(80) NOT NULL, joined timestamptz, karma integer NOT NULL DEFAULT 0);
+         CREATE TABLE posts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, title text, author_id integer NOT NULL REFERENCES authors(id), published boolean NOT NULL DEFAULT false);",
+    );
+    let run = dir
+        .ferry()
+        .args(["import", "a", &pg.url(), "--data-only"])
+        .run()
+        .success();
+    let err = run.stderr();
+    for needle in [
+        "skipped: table alembic_version: migration bookkeeping that already holds rows; left alone",
+        "skipped: column posts.legacy_flag: not in the target table",
+        "converted: table Authors loaded into public.authors",
+        "converted: column authors.karma: only in the target; it takes its default",
+        "converted: sequence public.authors_id_seq advanced to 2",
+        "converted: sequence public.posts_id_seq advanced to 8",
+    ] {
+        assert!(err.contains(needle), "{needle:?} missing:\n{err}");
+    }
+    assert_eq!(
+        pg.psql("SELECT id, name, joined, karma FROM authors ORDER BY id; SELECT id, author_id, title, published FROM posts ORDER BY id; SELECT * FROM alembic_version"),
+        "1|ann|2024-01-01 10:00:00+00|0\n2|bob|2024-01-01 10:00:00+00|0\n7|2|second author first|t\n8|1|hello|f\nabc123\n"
+    );
+    assert_eq!(
+        pg.psql("INSERT INTO authors (name) VALUES ('cy') RETURNING id")
+            .trim(),
+        "3"
+    );
+    assert_eq!(
+        pg.psql("INSERT INTO posts (title, author_id) VALUES ('n', 3) RETURNING id")
+            .trim(),
+        "9"
+    );
+
+    // A NOT NULL column without a default that the archive cannot fill: refused up front.
+    let strict = PgDb::new("notnull");
+    strict.psql("CREATE TABLE authors (id integer PRIMARY KEY, name text, country text NOT NULL)");
+    let run = dir
+        .ferry()
+        .args(["import", "a", &strict.url(), "--data-only"])
+        .run()
+        .fails_with(1);
+    assert!(
+        run.stderr()
+            .contains("column authors.country: NOT NULL without a default"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(strict.psql("SELECT count(*) FROM authors").trim(), "0");
+}

@@ -48,6 +48,9 @@ pub enum Conv {
     },
     Time,
     Jsonb,
+    /// json (not jsonb): the text as is.
+    Json,
+    Float4,
     Uuid,
 }
 
@@ -269,6 +272,36 @@ fn parse_ps(hint: &str) -> Option<(i64, i64)> {
     let p = it.next()??;
     let s = it.next().flatten().unwrap_or(0);
     Some((p, s))
+}
+
+/// For `--data-only`: how a SQLite value goes into an existing column of the given type
+/// (after domains). `None` when ferry has no conversion into that type.
+pub fn conv_for_existing(base_name: &str, c: &Column) -> Option<Conv> {
+    let unit = convert::epoch_unit(
+        pnum(c, "integer_max")
+            .unwrap_or(0)
+            .unsigned_abs()
+            .max(pnum(c, "integer_min").unwrap_or(0).unsigned_abs()) as i64,
+    );
+    Some(match base_name {
+        "int2" => Conv::Int2,
+        "int4" => Conv::Int4,
+        "int8" => Conv::Int8,
+        "float4" => Conv::Float4,
+        "float8" => Conv::Float8,
+        "numeric" => Conv::Numeric,
+        "text" | "varchar" | "bpchar" | "citext" | "name" => Conv::Text { widen: true },
+        "bytea" => Conv::Bytea,
+        "bool" => Conv::Bool,
+        "timestamp" => Conv::Timestamp { unit, zoned: false },
+        "timestamptz" => Conv::Timestamp { unit, zoned: true },
+        "date" => Conv::Date { unit },
+        "time" => Conv::Time,
+        "json" => Conv::Json,
+        "jsonb" => Conv::Jsonb,
+        "uuid" => Conv::Uuid,
+        _ => return None,
+    })
 }
 
 /// PostgreSQL identifiers for SQLite names: lower-cased when that creates no clash among
@@ -569,6 +602,27 @@ impl Conv {
                 let us = convert::parse_time(t).ok_or_else(|| format!("'{t}' is not a time"))?;
                 out.put_i32(8);
                 out.put_i64(us);
+            }
+            Conv::Json => {
+                let SqlVal::Text(t) = v else {
+                    return bad("json");
+                };
+                serde_json::from_str::<serde::de::IgnoredAny>(t)
+                    .map_err(|e| format!("'{t}' is not JSON: {e}"))?;
+                put_text(out, t);
+            }
+            Conv::Float4 => {
+                let f = match v {
+                    SqlVal::Int(i) => i as f64,
+                    SqlVal::Real(f) => f,
+                    _ => return bad("real"),
+                };
+                let g = f as f32;
+                if g as f64 != f && f.is_finite() {
+                    return Err(format!("{f} does not fit real (4 bytes) exactly"));
+                }
+                out.put_i32(4);
+                out.put_u32(g.to_bits());
             }
             Conv::Jsonb => {
                 let SqlVal::Text(t) = v else {

@@ -24,6 +24,7 @@ use tokio_postgres::Client;
 
 use crate::catalog::{self, POST, PRE};
 use crate::conn::ConnSpec;
+use crate::data_only;
 use crate::error::{Ctx, PgError};
 use crate::from_sqlite;
 use crate::pgbinary::{Encoder, put_header};
@@ -40,6 +41,9 @@ pub struct ImportOptions {
     /// Cross-engine: refuse, before writing anything, any value that would not convert to
     /// its column's natural type (instead of widening the column and reporting it).
     pub strict: bool,
+    /// Load rows into the tables that already exist (created by the application's
+    /// migrations); create and change nothing else.
+    pub data_only: bool,
     pub batch_rows: usize,
 }
 
@@ -73,7 +77,9 @@ pub fn import(
         statements: 0,
         remap: None,
         cross: None,
+        data_only: None,
         skipped: Vec::new(),
+        notes: Vec::new(),
     };
     let result = ferry_archive::read(location, &mut loader).and_then(|m| {
         m.ok_or_else(|| PgError::Unsupported(format!("{}: unreadable archive", location.display())))
@@ -99,11 +105,12 @@ pub fn import(
             r
         })
         .collect();
-    let notes = loader
+    let mut notes = loader
         .cross
         .as_ref()
         .map(|c| c.notes.clone())
         .unwrap_or_default();
+    notes.append(&mut loader.notes);
     Ok(ImportReport {
         tables,
         elapsed: started.elapsed(),
@@ -137,7 +144,10 @@ struct Loader<'a> {
     remap: Option<(String, String)>,
     /// The plan for an archive from SQLite.
     cross: Option<from_sqlite::CrossPlan>,
+    /// The plan for --data-only.
+    data_only: Option<data_only::DataOnly>,
     skipped: Vec<String>,
+    notes: Vec<String>,
 }
 
 impl Loader<'_> {
@@ -585,12 +595,24 @@ impl Loader<'_> {
     async fn post_data(&mut self, m: &Manifest) -> Result<(), PgError> {
         for t in &m.tables {
             let got = self.reports.get(&t.id).map_or(0, |r| r.rows);
-            if Some(got) != t.rows && !t.properties.contains_key("content") {
+            let loaded_here = self.data_only.as_ref().is_none_or(|p| p.loads(&t.id));
+            if loaded_here && Some(got) != t.rows && !t.properties.contains_key("content") {
                 return Err(PgError::Check {
                     context: format!("table {}", t.display_name()),
                     detail: format!("the archive lists {:?} rows but {got} were loaded", t.rows),
                 });
             }
+        }
+        if let Some(plan) = self.data_only.take() {
+            let mut notes = data_only::finish(self.client, &plan).await?;
+            self.notes.append(&mut plan.notes.clone());
+            self.notes.append(&mut notes);
+            self.skipped.extend(plan.skipped.iter().cloned());
+            return self
+                .client
+                .batch_execute("COMMIT")
+                .await
+                .ctx(|| format!("{}: committing the import", self.spec.display()));
         }
         if let Some(cross) = self.cross.take() {
             for (what, sql) in &cross.post {
@@ -637,6 +659,24 @@ impl Visitor for Loader<'_> {
     type Error = PgError;
 
     fn prelude(&mut self, prelude: &Manifest) -> Result<(), PgError> {
+        if self.options.data_only {
+            let schema = self
+                .options
+                .target_schema
+                .clone()
+                .unwrap_or_else(|| "public".into());
+            let rt = self.rt;
+            let client = self.client;
+            let plan = rt.block_on(async {
+                client
+                    .batch_execute("BEGIN")
+                    .await
+                    .ctx(|| "starting the import transaction".into())?;
+                data_only::plan(client, prelude, &schema).await
+            })?;
+            self.data_only = Some(plan);
+            return Ok(());
+        }
         match prelude.source.engine.as_str() {
             ENGINE => {}
             "sqlite" => {
@@ -673,7 +713,15 @@ impl Visitor for Loader<'_> {
     fn part(&mut self, table: &Table, part: &Part<'_>) -> Result<(), PgError> {
         let started = Instant::now();
         let rt = self.rt;
-        let rows = if self.cross.is_some() {
+        let rows = if let Some(plan) = &self.data_only {
+            rt.block_on(data_only::load_part(
+                self.client,
+                plan,
+                table,
+                part,
+                self.options.batch_rows,
+            ))?
+        } else if self.cross.is_some() {
             rt.block_on(self.load_part_from_sqlite(table, part))?
         } else {
             rt.block_on(self.load_part(table, part))?

@@ -20,6 +20,7 @@
 pub mod catalog;
 mod compare;
 pub mod conn;
+mod data_only;
 pub mod digest;
 mod error;
 mod export;

@@ -1,0 +1,411 @@
+//! `--data-only`: load an archive's rows into tables the application's own migrations
+//! created. Nothing in the schema changes; tables and columns are matched by name (ignoring
+//! case when that is unambiguous), each value is converted to the existing column's type,
+//! and every difference between the two sides is reported.
+//!
+//! Rows are first copied into temporary staging tables, in whatever order the archive
+//! delivers them, then moved into the real tables in foreign-key order (parents first), so
+//! that no constraint has to be disabled. Identities and sequences are then advanced past
+//! the loaded values.
+
+use std::collections::{HashMap, HashSet};
+
+use arrow_array::RecordBatch;
+use bytes::{Bytes, BytesMut};
+use ferry_archive::{Manifest, Part, Table};
+use futures_util::SinkExt;
+use tokio_postgres::Client;
+
+use crate::catalog;
+use crate::error::{Ctx, PgError};
+use crate::from_sqlite::{self, Conv};
+use crate::pgbinary::{Encoder, put_header};
+use crate::types::{self, Wire};
+use crate::{quote_ident, quote_qualified};
+
+/// Tables that migration tools keep for themselves.
+const BOOKKEEPING: &[&str] = &[
+    "alembic_version",
+    "schema_migrations",
+    "ar_internal_metadata",
+    "_prisma_migrations",
+    "knex_migrations",
+    "knex_migrations_lock",
+    "flyway_schema_history",
+    "__diesel_schema_migrations",
+    "goose_db_version",
+    "django_migrations",
+    "_sqlx_migrations",
+    "pgmigrations",
+    "typeorm_migrations",
+    "sequelizemeta",
+];
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FieldEnc {
+    Sqlite(Conv),
+    Native(Wire),
+}
+
+pub(crate) struct DoTable {
+    target: String,
+    staging: String,
+    /// (archive data field, quoted target column, encoding)
+    fields: Vec<(usize, String, FieldEnc)>,
+}
+
+pub(crate) struct DataOnly {
+    tables: HashMap<String, DoTable>,
+    /// Archive table ids, parents before children.
+    order: Vec<String>,
+    pub notes: Vec<String>,
+    pub skipped: Vec<String>,
+}
+
+impl DataOnly {
+    /// Whether the archive table with this id is loaded (not skipped).
+    pub(crate) fn loads(&self, id: &str) -> bool {
+        self.tables.contains_key(id)
+    }
+}
+
+/// Picks the one name in `candidates` equal to `name`, or equal ignoring case when only one is.
+fn match_name<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a str> + Clone,
+) -> Option<&'a str> {
+    if let Some(exact) = candidates.clone().find(|c| *c == name) {
+        return Some(exact);
+    }
+    let mut folded = candidates.filter(|c| c.eq_ignore_ascii_case(name));
+    match (folded.next(), folded.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    }
+}
+
+pub(crate) async fn plan(client: &Client, m: &Manifest, schema: &str) -> Result<DataOnly, PgError> {
+    let rows = client
+        .query(
+            "SELECT c.oid, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')",
+            &[&schema],
+        )
+        .await
+        .ctx(|| format!("reading the tables of schema {schema}"))?;
+    let existing: Vec<(u32, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let types = catalog::type_map(client).await?;
+    let oids: Vec<u32> = existing.iter().map(|(o, _)| *o).collect();
+    let mut columns = catalog::columns(client, &oids).await?;
+    let from_sqlite = m.source.engine == "sqlite";
+
+    let mut out = DataOnly {
+        tables: HashMap::new(),
+        order: Vec::new(),
+        notes: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let mut errors = Vec::new();
+    let mut matched: Vec<(String, u32)> = Vec::new();
+    for (i, t) in m.tables.iter().enumerate() {
+        if t.kind == "partitioned" {
+            continue;
+        }
+        let Some(name) = match_name(&t.name, existing.iter().map(|(_, n)| n.as_str())) else {
+            out.skipped.push(format!(
+                "table {}: no table of that name in schema {schema}; its {} rows are not loaded",
+                t.name,
+                t.rows.unwrap_or(0)
+            ));
+            continue;
+        };
+        let oid = existing
+            .iter()
+            .find(|(_, n)| n == name)
+            .map(|(o, _)| *o)
+            .expect("matched");
+        let target = quote_qualified(schema, name);
+        if name != t.name {
+            out.notes
+                .push(format!("table {} loaded into {schema}.{name}", t.name));
+        }
+        if BOOKKEEPING.contains(&name.to_ascii_lowercase().as_str()) {
+            let has_rows: bool = client
+                .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {target})"), &[])
+                .await
+                .ctx(|| format!("table {target}: looking for rows"))?
+                .get(0);
+            if has_rows {
+                out.skipped.push(format!(
+                    "table {name}: migration bookkeeping that already holds rows; left alone"
+                ));
+                continue;
+            }
+        }
+        let target_cols = columns.remove(&oid).unwrap_or_default();
+        let data = t.data_fields();
+        let mut fields = Vec::new();
+        let mut used = HashSet::new();
+        for (fi, (fname, _)) in data.iter().enumerate() {
+            let Some(cname) = match_name(fname, target_cols.iter().map(|c| c.name.as_str())) else {
+                if t.rowid.as_deref() != Some(fname.as_str()) {
+                    out.skipped.push(format!(
+                        "column {}.{fname}: not in the target table; its values are not loaded",
+                        t.name
+                    ));
+                }
+                continue;
+            };
+            let c = target_cols
+                .iter()
+                .find(|c| c.name == cname)
+                .expect("matched");
+            if !c.generated.is_empty() {
+                out.skipped.push(format!(
+                    "column {}.{fname}: generated in the target; its values are not loaded",
+                    t.name
+                ));
+                continue;
+            }
+            used.insert(cname.to_owned());
+            let ti = catalog::type_info(&types, c.type_oid, c.typmod, c.formatted.clone());
+            let enc = if from_sqlite {
+                let archived = t.columns.iter().find(|ac| &ac.name == fname);
+                match archived.and_then(|ac| from_sqlite::conv_for_existing(&ti.base_name, ac)) {
+                    Some(conv) => FieldEnc::Sqlite(conv),
+                    None => {
+                        errors.push(format!(
+                            "column {}.{fname}: no conversion into the target's {}",
+                            t.name, c.formatted
+                        ));
+                        continue;
+                    }
+                }
+            } else {
+                FieldEnc::Native(types::wire(&ti))
+            };
+            if cname != fname {
+                out.notes
+                    .push(format!("{}.{fname} loaded into {name}.{cname}", t.name));
+            }
+            fields.push((fi, quote_ident(cname), enc));
+        }
+        for c in &target_cols {
+            if used.contains(&c.name) || !c.generated.is_empty() {
+                continue;
+            }
+            if c.not_null && c.default.is_none() && c.identity.is_empty() {
+                errors.push(format!(
+                    "column {name}.{}: NOT NULL without a default in the target, and the archive has no values for it",
+                    c.name
+                ));
+            } else {
+                out.notes.push(format!(
+                    "column {name}.{}: only in the target; it takes its default",
+                    c.name
+                ));
+            }
+        }
+        let staging = format!("pg_temp.{}", quote_ident(&format!("ferry_data_{i}")));
+        let cols: Vec<&str> = fields.iter().map(|(_, c, _)| c.as_str()).collect();
+        client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE {staging} ON COMMIT DROP AS SELECT {} FROM {target} WITH NO DATA",
+                cols.join(", ")
+            ))
+            .await
+            .ctx(|| format!("table {target}: creating its staging table"))?;
+        matched.push((t.id.clone(), oid));
+        out.tables.insert(
+            t.id.clone(),
+            DoTable {
+                target,
+                staging,
+                fields,
+            },
+        );
+    }
+    if !errors.is_empty() {
+        return Err(PgError::Check {
+            context: "--data-only".into(),
+            detail: format!("nothing was written: {}", errors.join("; ")),
+        });
+    }
+    out.order = fk_order(client, &matched).await?;
+    Ok(out)
+}
+
+/// Table ids ordered so that referenced tables come first (cycles keep archive order).
+async fn fk_order(client: &Client, matched: &[(String, u32)]) -> Result<Vec<String>, PgError> {
+    let oids: Vec<u32> = matched.iter().map(|(_, o)| *o).collect();
+    let edges: Vec<(u32, u32)> = client
+        .query(
+            "SELECT conrelid, confrelid FROM pg_catalog.pg_constraint
+             WHERE contype = 'f' AND conrelid = ANY($1) AND confrelid = ANY($1) AND conrelid <> confrelid",
+            &[&oids],
+        )
+        .await
+        .ctx(|| "reading foreign keys".into())?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut done: Vec<u32> = Vec::new();
+    let mut left: Vec<u32> = oids.clone();
+    while !left.is_empty() {
+        let ready: Vec<u32> = left
+            .iter()
+            .copied()
+            .filter(|o| {
+                edges
+                    .iter()
+                    .all(|(c, p)| c != o || done.contains(p) || !left.contains(p))
+            })
+            .collect();
+        let next = if ready.is_empty() {
+            vec![left[0]]
+        } else {
+            ready
+        };
+        left.retain(|o| !next.contains(o));
+        done.extend(next);
+    }
+    Ok(done
+        .iter()
+        .filter_map(|o| {
+            matched
+                .iter()
+                .find(|(_, m)| m == o)
+                .map(|(id, _)| id.clone())
+        })
+        .collect())
+}
+
+pub(crate) async fn load_part(
+    client: &Client,
+    plan: &DataOnly,
+    table: &Table,
+    part: &Part<'_>,
+    batch_rows: usize,
+) -> Result<u64, PgError> {
+    let Some(t) = plan.tables.get(&table.id) else {
+        return Ok(0); // reported as skipped in the plan
+    };
+    let cols: Vec<&str> = t.fields.iter().map(|(_, c, _)| c.as_str()).collect();
+    let sql = format!(
+        "COPY {} ({}) FROM STDIN (FORMAT binary)",
+        t.staging,
+        cols.join(", ")
+    );
+    let sink = client
+        .copy_in::<_, Bytes>(&sql)
+        .await
+        .ctx(|| format!("table {}: starting COPY", t.target))?;
+    futures_util::pin_mut!(sink);
+    let data = table.data_fields();
+    let mut buf = BytesMut::with_capacity(1 << 20);
+    put_header(&mut buf);
+    let mut rows = 0u64;
+    for batch in part.batches(batch_rows.max(1))? {
+        let batch: RecordBatch = batch.map_err(|e| {
+            PgError::Archive(ferry_archive::ArchiveError::Arrow {
+                path: part.path.to_owned(),
+                source: e,
+            })
+        })?;
+        let value_error = |i: usize, r: usize, reason: String| PgError::Value {
+            table: t.target.clone(),
+            column: data[i].0.clone(),
+            row: rows + r as u64 + 1,
+            reason,
+        };
+        let encoders: Vec<Option<Encoder<'_>>> = t
+            .fields
+            .iter()
+            .map(|(i, _, enc)| match enc {
+                FieldEnc::Native(w) => Encoder::new(batch.column(*i), *w, &data[*i].1)
+                    .map(Some)
+                    .map_err(|reason| value_error(*i, 0, reason)),
+                FieldEnc::Sqlite(_) => Ok(None),
+            })
+            .collect::<Result<_, _>>()?;
+        for r in 0..batch.num_rows() {
+            buf.extend_from_slice(&(t.fields.len() as i16).to_be_bytes());
+            for ((i, _, enc), e) in t.fields.iter().zip(&encoders) {
+                match (enc, e) {
+                    (FieldEnc::Sqlite(conv), _) => conv
+                        .put(
+                            from_sqlite::value_at(batch.column(*i), &data[*i].1, r),
+                            &mut buf,
+                        )
+                        .map_err(|reason| value_error(*i, r, reason))?,
+                    (FieldEnc::Native(_), Some(e)) => e
+                        .put(r, &mut buf)
+                        .map_err(|reason| value_error(*i, r, reason))?,
+                    (FieldEnc::Native(_), None) => unreachable!("native fields have encoders"),
+                }
+            }
+            if buf.len() >= 1 << 20 {
+                sink.send(buf.split().freeze())
+                    .await
+                    .ctx(|| format!("table {}: sending COPY data", t.target))?;
+            }
+        }
+        rows += batch.num_rows() as u64;
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    sink.send(buf.split().freeze())
+        .await
+        .ctx(|| format!("table {}: sending COPY data", t.target))?;
+    sink.finish()
+        .await
+        .ctx(|| format!("table {}: loading {}", t.target, part.path))?;
+    Ok(rows)
+}
+
+/// Moves the staged rows into the real tables, parents first, then advances every identity
+/// and sequence-backed column past the largest value now in its table.
+pub(crate) async fn finish(client: &Client, plan: &DataOnly) -> Result<Vec<String>, PgError> {
+    let mut notes = Vec::new();
+    for id in &plan.order {
+        let t = &plan.tables[id];
+        let cols: Vec<&str> = t.fields.iter().map(|(_, c, _)| c.as_str()).collect();
+        let cols = cols.join(", ");
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {}",
+                t.target, t.staging
+            ))
+            .await
+            .ctx(|| format!("table {}: inserting the loaded rows", t.target))?;
+        let seqs = client
+            .query(
+                "SELECT a.attname::text, pg_catalog.pg_get_serial_sequence($1::text, a.attname)
+                 FROM pg_catalog.pg_attribute a
+                 WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped
+                   AND pg_catalog.pg_get_serial_sequence($1::text, a.attname) IS NOT NULL",
+                &[&t.target],
+            )
+            .await
+            .ctx(|| format!("table {}: finding its sequences", t.target))?;
+        for r in seqs {
+            let (col, seq): (String, String) = (r.get(0), r.get(1));
+            let advanced: Option<i64> = client
+                .query_opt(
+                    &format!(
+                        "SELECT pg_catalog.setval($1::text::regclass, m) FROM (SELECT max({})::bigint AS m FROM {}) x
+                         WHERE m IS NOT NULL AND m > coalesce(pg_catalog.pg_sequence_last_value($1::text::regclass), 0)",
+                        quote_ident(&col),
+                        t.target
+                    ),
+                    &[&seq],
+                )
+                .await
+                .ctx(|| format!("sequence {seq}: advancing it"))?
+                .map(|r| r.get(0));
+            if let Some(v) = advanced {
+                notes.push(format!("sequence {seq} advanced to {v}"));
+            }
+        }
+    }
+    Ok(notes)
+}
