@@ -126,6 +126,37 @@ pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
     if rowid_alias {
         return done("bigint", Conv::Int8);
     }
+    if pnum(c, "text_with_nul").unwrap_or(0) > 0 {
+        let mut d = done("bytea", Conv::Bytea);
+        d.note = Some(format!(
+            "{} value(s) contain NUL characters, which PostgreSQL text cannot hold; loaded as bytea (UTF-8 bytes)",
+            pnum(c, "text_with_nul").unwrap_or(0)
+        ));
+        if strict {
+            d.misfits.push("text containing NUL characters".into());
+        }
+        return d;
+    }
+    // A column without a single value: its hint alone decides, nothing needs converting.
+    let no_values = profile(c)
+        .and_then(|p| p.get("classes"))
+        .and_then(Value::as_object)
+        .is_some_and(|cl| cl.keys().all(|k| k == "null"));
+    if no_values {
+        let t = match hint.split('(').next().unwrap_or("") {
+            "boolean" => "boolean",
+            "timestamp" => "timestamp without time zone",
+            "timestamptz" => "timestamp with time zone",
+            "date" => "date",
+            "time" => "time without time zone",
+            "json" => "jsonb",
+            "uuid" => "uuid",
+            _ => "",
+        };
+        if !t.is_empty() {
+            return done(t, Conv::Text { widen: true });
+        }
+    }
     if c.logical_type == LogicalType::SqliteValue {
         let classes = profile(c)
             .and_then(|p| p.get("classes"))
@@ -184,7 +215,9 @@ pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
                 _ => done("numeric", Conv::Numeric),
             }
         }
-        ("boolean", LogicalType::Int64 | LogicalType::Text) => done("boolean", Conv::Bool),
+        ("boolean", LogicalType::Int64 | LogicalType::Text) if has_profile => {
+            done("boolean", Conv::Bool)
+        }
         ("timestamp" | "timestamptz", _) if has_profile => {
             let unit = convert::epoch_unit(
                 pnum(c, "integer_max")
@@ -224,10 +257,15 @@ pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
             d
         }
         ("date", _) if has_profile => {
-            let unit = convert::epoch_unit(pnum(c, "integer_max").unwrap_or(0));
+            let unit = convert::epoch_unit(
+                pnum(c, "integer_max")
+                    .unwrap_or(0)
+                    .unsigned_abs()
+                    .max(pnum(c, "integer_min").unwrap_or(0).unsigned_abs()) as i64,
+            );
             done("date", Conv::Date { unit })
         }
-        ("time", LogicalType::Text) => done("time without time zone", Conv::Time),
+        ("time", LogicalType::Text) if has_profile => done("time without time zone", Conv::Time),
         ("json", LogicalType::Text) if has_profile => done("jsonb", Conv::Jsonb),
         ("uuid", LogicalType::Text | LogicalType::Bytes) if has_profile => done("uuid", Conv::Uuid),
         ("varchar" | "char", LogicalType::Text) => {
@@ -686,6 +724,8 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
     }
     let tname = |n: &str| table_names.get(n).cloned().unwrap_or_else(|| shorten(n));
     let mut col_names: HashMap<String, HashMap<String, String>> = HashMap::new();
+    let mut defaults: Vec<(String, String)> = Vec::new();
+    let mut generated: Vec<(String, String)> = Vec::new();
     // Decide every column first, so that a foreign key column can take the type of the
     // column it references (an INTEGER PRIMARY KEY becomes bigint; its references follow).
     let mut decisions: HashMap<(String, String), Decision> = HashMap::new();
@@ -765,18 +805,42 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
                         .push(format!("table {}, column {}, {ex}", t.name, c.name));
                 }
             }
-            let mut def = format!("{} {}", quote_ident(&col), d.pg_type);
             if let Some(g) = &c.generated {
-                p.notes.push(format!(
-                    "{}.{}: generated column ({}) loaded as a plain column of its values' type",
-                    t.name, c.name, g.expression
+                // Recomputed by PostgreSQL once the rows are in (added last, so it is the
+                // table's last column); reported if the expression does not translate.
+                let ty = if d.pg_type == "text" && c.hint.is_none() {
+                    "text"
+                } else {
+                    d.pg_type.as_str()
+                };
+                generated.push((
+                    format!("generated column {}.{}", t.name, c.name),
+                    format!(
+                        "ALTER TABLE {target} ADD COLUMN {} {ty} GENERATED ALWAYS AS ({}) STORED",
+                        quote_ident(&col),
+                        g.expression
+                    ),
                 ));
+                continue;
             }
+            if !col.eq_ignore_ascii_case(&c.name) {
+                p.notes
+                    .push(format!("column {}.{} renamed to {col}", t.name, c.name));
+            }
+            let mut def = format!("{} {}", quote_ident(&col), d.pg_type);
             if is_alias {
                 def.push_str(" GENERATED BY DEFAULT AS IDENTITY");
             } else if let Some(dflt) = &c.default {
+                // Set after the table exists, each behind its own savepoint: a default that
+                // PostgreSQL refuses for the column's type is reported, not fatal.
                 match translate_default(dflt, &d.pg_type) {
-                    Some(x) => def.push_str(&format!(" DEFAULT {x}")),
+                    Some(x) => defaults.push((
+                        format!("default of {}.{} ({dflt})", t.name, c.name),
+                        format!(
+                            "ALTER TABLE {target} ALTER COLUMN {} SET DEFAULT {x}",
+                            quote_ident(&col)
+                        ),
+                    )),
                     None => p.skipped.push(format!(
                         "default of {}.{} ({dflt}) does not translate; dropped",
                         t.name, c.name
@@ -834,6 +898,8 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    p.post.splice(0..0, defaults);
+    p.post.extend(generated);
     for t in &m.tables {
         let target = quote_qualified(schema, &tname(&t.name));
         if let Some(pk) = &t.primary_key {

@@ -92,7 +92,8 @@ pub fn decide(c: &ferry_archive::Column, numeric_real: bool) -> (String, Conv) {
         LogicalType::TimestampTz => ("TIMESTAMPTZ".into(), Conv::TimestampTz),
         LogicalType::Interval => ("DURATION".into(), Conv::Interval),
         LogicalType::Uuid => ("UUID".into(), Conv::Uuid),
-        LogicalType::Json => ("JSON".into(), Conv::Text),
+        // TEXT, not JSON: JSON would lend NUMERIC affinity, turning a bare `1.50` into 1.5.
+        LogicalType::Json => ("TEXT".into(), Conv::Text),
         LogicalType::EngineText { type_name, .. } if type_name.ends_with("[]") => {
             let elem = type_name.trim_end_matches("[]");
             let element = match elem {
@@ -101,10 +102,10 @@ pub fn decide(c: &ferry_archive::Column, numeric_real: bool) -> (String, Conv) {
                 "boolean" => ElementKind::Bool,
                 _ => ElementKind::Text,
             };
-            ("JSON".into(), Conv::ArrayJson { element })
+            ("TEXT".into(), Conv::ArrayJson { element })
         }
         LogicalType::EngineText { .. } if hint == "composite" => {
-            ("JSON".into(), Conv::CompositeJson)
+            ("TEXT".into(), Conv::CompositeJson)
         }
         // Ranges, network, geometric, bit strings, text search, xml, ...: their own text,
         // under TEXT affinity so that nothing that looks like a number is converted.
@@ -179,8 +180,13 @@ pub fn value(conv: &Conv, lt: &LogicalType, a: &ArrayRef, r: usize) -> Result<Va
             let off = s.column(1).as_primitive::<Int32Type>().value(r);
             let sign = if off < 0 { '-' } else { '+' };
             let off = off.unsigned_abs();
+            let secs = if off % 60 != 0 {
+                format!(":{:02}", off % 60)
+            } else {
+                String::new()
+            };
             text(format!(
-                "{}{sign}{:02}:{:02}",
+                "{}{sign}{:02}:{:02}{secs}",
                 convert::format_time(t),
                 off / 3600,
                 off / 60 % 60
@@ -360,12 +366,16 @@ pub fn strip_casts(sql: &str) -> String {
         }
         if !in_string && rest.starts_with("::") {
             rest = &rest[2..];
-            // A cast gave a quoted number its numeric type: keep it a number.
-            if out.ends_with('\'')
+            // A cast to a numeric type gave a quoted number that type: keep it a number.
+            let numeric_cast = ["integer", "bigint", "smallint", "numeric", "real", "double"]
+                .iter()
+                .any(|t| rest.starts_with(t));
+            if numeric_cast
+                && out.ends_with('\'')
                 && let Some(open) = out[..out.len() - 1].rfind('\'')
             {
                 let inner = out[open + 1..out.len() - 1].to_owned();
-                if inner.parse::<f64>().is_ok() {
+                if inner.parse::<f64>().is_ok_and(f64::is_finite) {
                     out.truncate(open);
                     out.push_str(&inner);
                 }
@@ -491,6 +501,18 @@ pub fn table_names(m: &Manifest) -> (HashMap<(String, String), String>, Vec<Stri
 
 /// A table's SQLite name and its parent's, for partitions (whose rows go to the parent).
 pub fn partition_parent<'a>(t: &Table, m: &'a Manifest) -> Option<&'a Table> {
+    let mut root = direct_parent(t, m)?;
+    // Sub-partitions: their rows go to the top of the tree.
+    for _ in 0..32 {
+        match direct_parent(root, m) {
+            Some(up) => root = up,
+            None => break,
+        }
+    }
+    Some(root)
+}
+
+fn direct_parent<'a>(t: &Table, m: &'a Manifest) -> Option<&'a Table> {
     let parent = t.properties.get("partition_of").and_then(Json::as_str)?;
     m.tables.iter().find(|p| {
         let s = p.schema.as_deref().unwrap_or("");
@@ -555,6 +577,8 @@ mod tests {
             strip_casts("(lat >= ('-90'::integer)::numeric)"),
             "(lat >= (-90))"
         );
+        assert_eq!(strip_casts("'007'::text"), "'007'");
+        assert_eq!(strip_casts("'-infinity'::timestamp"), "'-infinity'");
         assert_eq!(
             numeric_columns_as_numbers("lat <= 90 AND flat > 0", &["lat".to_owned()]),
             "CAST(\"lat\" AS NUMERIC) <= 90 AND flat > 0"

@@ -749,11 +749,39 @@ fn cross_pre_data(
                     c.name
                 ));
             } else {
-                if c.generated.is_some() {
-                    notes.push(format!(
-                        "{target}.{}: generated column loaded as a plain column",
+                if c.properties.contains_key("identity") {
+                    skipped.push(format!(
+                        "identity of {target}.{}: only a single-column integer primary key can be AUTOINCREMENT in SQLite; new rows need explicit values",
                         c.name
                     ));
+                }
+                if let Some(g) = &c.generated {
+                    // PostgreSQL recomputes stored values, so the archive has none; SQLite
+                    // recomputes them too when the expression translates.
+                    let expr = from_postgres::strip_casts(&g.expression);
+                    let probe_cols: Vec<String> = t
+                        .columns
+                        .iter()
+                        .map(|c| format!("NULL AS {}", crate::quote(&c.name)))
+                        .collect();
+                    let probe = format!("SELECT ({expr}) FROM (SELECT {})", probe_cols.join(", "));
+                    if conn.prepare(&probe).is_ok() {
+                        let decl = if decl.is_empty() {
+                            "TEXT".to_owned()
+                        } else {
+                            decl
+                        };
+                        defs.push(format!(
+                            "{} {decl} GENERATED ALWAYS AS ({expr}) STORED",
+                            crate::quote(&c.name)
+                        ));
+                    } else {
+                        skipped.push(format!(
+                            "generated column {target}.{}: ({}) does not translate to SQLite; left out",
+                            c.name, g.expression
+                        ));
+                    }
+                    continue;
                 }
                 if decl.is_empty() {
                     decl = "TEXT".into();
@@ -763,9 +791,21 @@ fn cross_pre_data(
                     def.push_str(" NOT NULL");
                 }
                 if let Some(d) = c.default.as_deref().filter(|_| c.generated.is_none()) {
+                    let exact_numeric = !numeric_real
+                        && matches!(
+                            c.logical_type,
+                            LogicalType::Decimal { .. } | LogicalType::Numeric
+                        );
                     match translate_pg_default(d, &c.logical_type) {
+                        // Exact numerics live in TEXT columns: keep the default's digits.
+                        Some(x) if exact_numeric && x.parse::<f64>().is_ok() => {
+                            def.push_str(&format!(" DEFAULT '{x}'"))
+                        }
                         Some(x) => def.push_str(&format!(" DEFAULT {x}")),
-                        None if d.starts_with("nextval(") => {}
+                        None if d.starts_with("nextval(") => skipped.push(format!(
+                            "default of {target}.{} ({d}): SQLite has sequences only for an INTEGER PRIMARY KEY AUTOINCREMENT; new rows need explicit values",
+                            c.name
+                        )),
                         None => skipped.push(format!(
                             "default of {target}.{} ({d}) does not translate; dropped",
                             c.name

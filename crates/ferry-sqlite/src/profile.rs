@@ -19,6 +19,8 @@ pub struct Profile {
     integer_min: Option<i64>,
     integer_max: Option<i64>,
     text_max_chars: usize,
+    /// TEXT values holding U+0000, which some engines' text types cannot store.
+    text_with_nul: u64,
     fits: u64,
     misfits: u64,
     examples: Vec<(String, String)>,
@@ -59,6 +61,7 @@ impl Profile {
         if let ValueRef::Text(t) = v {
             let chars = std::str::from_utf8(t).map_or(t.len(), |s| s.chars().count());
             self.text_max_chars = self.text_max_chars.max(chars);
+            self.text_with_nul += t.contains(&0) as u64;
         }
         self.numeric_shape(v);
         if matches!(v, ValueRef::Null) {
@@ -85,7 +88,8 @@ impl Profile {
                     .is_some(),
                 _ => false,
             },
-            Some("timestamp" | "timestamptz" | "date") => self.datetime(v),
+            Some("timestamp" | "timestamptz") => self.datetime(v, false),
+            Some("date") => self.datetime(v, true),
             Some("time") => match v {
                 ValueRef::Text(t) => std::str::from_utf8(t)
                     .ok()
@@ -117,25 +121,31 @@ impl Profile {
         }
     }
 
-    fn datetime(&mut self, v: ValueRef<'_>) -> bool {
+    /// Whether a value is a date and time (or, with `date_only`, a date at midnight) in one
+    /// of the forms the conversion reads.
+    fn datetime(&mut self, v: ValueRef<'_>, date_only: bool) -> bool {
+        const DAY_US: i64 = 86_400_000_000;
+        let midnight = |us: i64| !date_only || us.rem_euclid(DAY_US) == 0;
         match v {
             ValueRef::Text(t) => match std::str::from_utf8(t)
                 .ok()
                 .and_then(convert::parse_timestamp)
             {
-                Some(ts) => {
+                Some(ts) if midnight(ts.micros) => {
                     self.iso_text += 1;
                     self.iso_zoned += ts.zoned as u64;
                     true
                 }
-                None => false,
+                _ => false,
             },
-            ValueRef::Integer(_) => {
-                self.epoch_int += 1;
-                true
+            ValueRef::Integer(i) => {
+                // Seconds or milliseconds, both must be whole days for a date.
+                let ok = !date_only || i % 86_400 == 0;
+                self.epoch_int += ok as u64;
+                ok
             }
             ValueRef::Real(f) => {
-                let ok = convert::julian_to_micros(f).is_some();
+                let ok = convert::julian_to_micros(f).is_some_and(midnight);
                 self.julian_real += ok as u64;
                 ok
             }
@@ -178,6 +188,9 @@ impl Profile {
             m.insert("integer_max".into(), json!(hi));
         }
         m.insert("text_max_chars".into(), json!(self.text_max_chars));
+        if self.text_with_nul > 0 {
+            m.insert("text_with_nul".into(), json!(self.text_with_nul));
+        }
         m.insert("decimal_scale".into(), json!(self.decimal_scale));
         m.insert("decimal_int_digits".into(), json!(self.decimal_int_digits));
         m.insert("non_numeric".into(), json!(self.non_numeric));
@@ -274,5 +287,19 @@ mod tests {
         let mut b = Profile::new(Some("boolean"));
         b.observe(ValueRef::Integer(2), || "rowid 9".into());
         assert_eq!(b.to_json()["hint_misfits"], 1);
+        let mut d = Profile::new(Some("date"));
+        for v in [
+            ValueRef::Text(b"2024-01-02"),
+            ValueRef::Text(b"2024-01-02 10:00:00"),
+            ValueRef::Real(2_460_000.5),
+            ValueRef::Real(2_460_000.25),
+        ] {
+            d.observe(v, String::new);
+        }
+        assert_eq!(
+            d.to_json()["hint_misfits"],
+            2,
+            "times of day do not fit a date"
+        );
     }
 }
