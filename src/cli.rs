@@ -125,6 +125,9 @@ pub struct ImportArgs {
     /// application's migrations), matched by name; sequences are advanced past the data.
     #[arg(long, conflicts_with = "clean")]
     pub data_only: bool,
+    /// Print the statements, conversions and warnings of the import; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// PostgreSQL → SQLite: numeric values as exact TEXT (default) or as REAL (lossy
     /// beyond 15-17 significant digits).
     #[arg(long, value_enum, default_value = "text")]

@@ -72,8 +72,43 @@ fn export(a: ExportArgs, quiet: bool) -> Result<ExitCode> {
     }
 }
 
+fn print_plan(plan: &ferry_archive::ImportPlan) {
+    for s in &plan.statements {
+        println!("{};", s.trim_end_matches(';'));
+    }
+    for n in &plan.notes {
+        println!("-- converted: {n}");
+    }
+    for s in &plan.skipped {
+        println!("-- skipped: {s}");
+    }
+}
+
 fn import(a: ImportArgs, quiet: bool) -> Result<ExitCode> {
     let location = Location::parse_for_reading(&a.archive);
+    if a.dry_run {
+        let plan = match Endpoint::parse(&a.target) {
+            Endpoint::Sqlite(_) => ferry_sqlite::dry_run(
+                &location,
+                &ferry_sqlite::ImportOptions {
+                    numeric_real: a.numeric == crate::cli::NumericAs::Real,
+                    ..Default::default()
+                },
+            )?,
+            Endpoint::Postgres(url) => ferry_postgres::dry_run(
+                &location,
+                &url,
+                &ferry_postgres::ImportOptions {
+                    target_schema: a.target_schema.clone(),
+                    strict: a.strict,
+                    data_only: a.data_only,
+                    ..Default::default()
+                },
+            )?,
+        };
+        print_plan(&plan);
+        return Ok(ExitCode::SUCCESS);
+    }
     match Endpoint::parse(&a.target) {
         Endpoint::Sqlite(path) => {
             let options = ferry_sqlite::ImportOptions {

@@ -43,7 +43,7 @@ pub use manifest::{
     Stage, Table, Warning,
 };
 pub use reader::{MANIFEST, PRELUDE, Part, Visitor, read, read_manifest, read_stream};
-pub use report::TableReport;
+pub use report::{ImportPlan, TableReport};
 pub use schema::{MANIFEST_SCHEMA, validate as validate_manifest_json};
 pub use types::LogicalType;
 pub use verify::{Report, verify};

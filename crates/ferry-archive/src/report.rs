@@ -11,3 +11,12 @@ pub struct TableReport {
     pub bytes: Option<u64>,
     pub elapsed: Duration,
 }
+
+/// What an import would do, for `--dry-run`: every statement in order, every conversion and
+/// every object that would not be carried.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImportPlan {
+    pub statements: Vec<String>,
+    pub notes: Vec<String>,
+    pub skipped: Vec<String>,
+}

@@ -67,6 +67,12 @@ pub fn import(
     let rt = crate::runtime()?;
     let started = Instant::now();
     let client = rt.block_on(spec.connect())?;
+    // Index builds and foreign-key checks after the load sort whole tables: give this one
+    // session room for that (the server's defaults are sized for many small queries).
+    rt.block_on(client.batch_execute(
+        "SET maintenance_work_mem = '512MB'; SET work_mem = '128MB'; SET synchronous_commit = off",
+    ))
+    .ctx(|| format!("{}: setting up the load", spec.display()))?;
     let mut loader = Loader {
         rt: &rt,
         client: &client,
@@ -118,6 +124,96 @@ pub fn import(
         notes,
         skipped: loader.skipped,
     })
+}
+
+/// `--dry-run`: the statements an import would run, the conversions and what would not be
+/// carried, without changing the target. Only `--data-only` connects (read-only, rolled
+/// back), since it plans against the target's existing tables.
+pub fn dry_run(
+    location: &Location,
+    url: &str,
+    options: &ImportOptions,
+) -> Result<ferry_archive::ImportPlan, PgError> {
+    let m = ferry_archive::read_manifest(location)?;
+    let mut plan = ferry_archive::ImportPlan::default();
+    if options.data_only {
+        let spec = ConnSpec::parse(url)?;
+        let rt = crate::runtime()?;
+        let schema = options
+            .target_schema
+            .clone()
+            .unwrap_or_else(|| "public".into());
+        let p = rt.block_on(async {
+            let client = spec.connect().await?;
+            client
+                .batch_execute("BEGIN READ ONLY")
+                .await
+                .ctx(|| "starting a read-only transaction".into())?;
+            let p = data_only::plan(&client, &m, &schema).await;
+            let _ = client.batch_execute("ROLLBACK").await;
+            p
+        })?;
+        plan.notes = p.notes;
+        plan.skipped = p.skipped;
+        return Ok(plan);
+    }
+    match m.source.engine.as_str() {
+        "sqlite" => {
+            let schema = options
+                .target_schema
+                .clone()
+                .unwrap_or_else(|| "public".into());
+            let cross = from_sqlite::plan(&m, &schema, options.strict);
+            plan.statements
+                .extend(cross.pre.into_iter().map(|(_, s)| s));
+            plan.statements
+                .push("-- rows: COPY ... FROM STDIN (FORMAT binary) per table".into());
+            plan.statements
+                .extend(cross.post.into_iter().map(|(_, s)| s));
+            plan.notes = cross.notes;
+            plan.skipped = cross.skipped;
+            plan.skipped.extend(
+                cross
+                    .refusals
+                    .into_iter()
+                    .map(|r| format!("--strict refuses: {r}")),
+            );
+        }
+        ENGINE => {
+            let remap = options.target_schema.as_ref().and_then(|to| {
+                let schemas: Vec<String> = m
+                    .settings
+                    .get("schemas")
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    .unwrap_or_default();
+                (schemas.len() == 1).then(|| (schemas[0].clone(), to.clone()))
+            });
+            let sql = |s: &str| match &remap {
+                Some((from, to)) => remap_schema(s, from, to),
+                None => s.to_owned(),
+            };
+            for o in m.objects.iter().filter(|o| phase(o) == PRE) {
+                plan.statements
+                    .push(sql(o.definition.as_deref().unwrap_or("")));
+            }
+            for t in &m.tables {
+                plan.statements
+                    .push(sql(t.definition.as_deref().unwrap_or("")));
+            }
+            plan.statements
+                .push("-- rows: COPY ... FROM STDIN (FORMAT binary) per table".into());
+            for o in m.objects.iter().filter(|o| phase(o) == POST) {
+                plan.statements
+                    .push(sql(o.definition.as_deref().unwrap_or("")));
+            }
+        }
+        other => {
+            return Err(PgError::Unsupported(format!(
+                "archives written from {other} cannot be imported into PostgreSQL"
+            )));
+        }
+    }
+    Ok(plan)
 }
 
 /// How one table's parts are loaded.

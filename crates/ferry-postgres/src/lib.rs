@@ -32,7 +32,7 @@ pub mod types;
 pub use compare::compare;
 pub use error::PgError;
 pub use export::{ExportOptions, ExportReport, export};
-pub use import::{ImportOptions, ImportReport, import};
+pub use import::{ImportOptions, ImportReport, dry_run, import};
 
 /// The engine name written into `source.engine`.
 pub const ENGINE: &str = "postgresql";

@@ -151,6 +151,49 @@ pub fn import(
     })
 }
 
+/// `--dry-run`: the statements an import would run, from the manifest alone, by running
+/// them against an empty in-memory database (so they are exactly what SQLite accepts).
+pub fn dry_run(
+    location: &Location,
+    options: &ImportOptions,
+) -> Result<ferry_archive::ImportPlan, SqliteError> {
+    let m = ferry_archive::read_manifest(location)?;
+    let conn = Connection::open_in_memory().ctx(|| "opening an in-memory database".into())?;
+    let mut plan = ferry_archive::ImportPlan::default();
+    match m.source.engine.as_str() {
+        schema::ENGINE => {
+            for t in &m.tables {
+                plan.statements.extend(t.definition.clone());
+            }
+            for o in &m.objects {
+                plan.statements.extend(o.definition.clone());
+            }
+        }
+        "postgresql" => {
+            let cross = cross_pre_data(&conn, &m, options.numeric_real)?;
+            let (notes, skipped) = cross_post_data(&conn, &m, cross)?;
+            let mut stmt = conn
+                .prepare("SELECT sql FROM main.sqlite_schema WHERE sql IS NOT NULL ORDER BY rowid")
+                .ctx(|| "reading the planned schema".into())?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .ctx(|| "reading the planned schema".into())?;
+            for r in rows {
+                plan.statements
+                    .push(r.ctx(|| "reading the planned schema".into())?);
+            }
+            plan.notes = notes;
+            plan.skipped = skipped;
+        }
+        other => {
+            return Err(SqliteError::Unsupported(format!(
+                "archives written from {other} cannot be imported into SQLite"
+            )));
+        }
+    }
+    Ok(plan)
+}
+
 fn check_row_counts(manifest: &Manifest, reports: &[TableReport]) -> Result<(), SqliteError> {
     for (t, r) in manifest.tables.iter().zip(reports) {
         let expected = t.rows.unwrap_or(0);

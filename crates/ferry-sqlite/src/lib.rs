@@ -36,7 +36,7 @@ pub mod types;
 pub use compare::compare;
 pub use error::SqliteError;
 pub use export::{ExportOptions, ExportReport, export};
-pub use import::{ImportOptions, ImportReport, import};
+pub use import::{ImportOptions, ImportReport, dry_run, import};
 
 /// Quotes an identifier for SQLite: always, so that case, spaces, keywords and quotes in
 /// names never matter.

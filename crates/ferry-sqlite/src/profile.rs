@@ -63,7 +63,10 @@ impl Profile {
             self.text_max_chars = self.text_max_chars.max(chars);
             self.text_with_nul += t.contains(&0) as u64;
         }
-        self.numeric_shape(v);
+        // Digits before and after the point matter only for a numeric(p,s) target.
+        if self.hint.as_deref().map(family) == Some("numeric") {
+            self.numeric_shape(v);
+        }
         if matches!(v, ValueRef::Null) {
             return;
         }

@@ -12,11 +12,23 @@ enum Cli {
         /// Multiplies every table's row count (scale 1: 2,000 events; 1000: 2 M).
         #[arg(long, default_value_t = 1)]
         scale: u64,
+        /// Leave out the schema features pgloader cannot load (for the benchmark).
+        #[arg(long)]
+        plain: bool,
     },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse() {
-        Cli::Sqlite { path, scale } => ferry_datagen::generate_app_sqlite(&path, scale),
+        Cli::Sqlite {
+            path,
+            scale,
+            plain: false,
+        } => ferry_datagen::generate_app_sqlite(&path, scale),
+        Cli::Sqlite {
+            path,
+            scale,
+            plain: true,
+        } => ferry_datagen::generate_plain_sqlite(&path, scale),
     }
 }
