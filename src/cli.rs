@@ -144,9 +144,13 @@ pub enum NumericAs {
 pub struct VerifyArgs {
     /// The archive to check.
     pub archive: String,
-    /// Also compare the archive with this live database (SQLite file or PostgreSQL URL).
+    /// Also compare the archive with this live database (SQLite file or PostgreSQL URL),
+    /// through the cross-engine mapping when it is the other engine.
     #[arg(long, value_name = "DATABASE")]
     pub against: Option<String>,
+    /// With --against PostgreSQL and a SQLite archive: the schema it was imported into.
+    #[arg(long, value_name = "NAME", requires = "against")]
+    pub target_schema: Option<String>,
 }
 
 #[derive(Debug, Args)]

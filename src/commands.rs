@@ -182,17 +182,18 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
     if let (Some(db), Some(m)) = (&a.against, &report.manifest)
         && problems.is_empty()
     {
-        match Endpoint::parse(db) {
-            Endpoint::Sqlite(path) => {
-                let diffs = ferry_sqlite::compare(m, &path)
-                    .with_context(|| format!("comparing with {}", path.display()))?;
-                problems.extend(diffs);
-            }
+        let comparison = match Endpoint::parse(db) {
+            Endpoint::Sqlite(path) => ferry_sqlite::compare(&location, m, &path)
+                .with_context(|| format!("comparing with {}", path.display()))?,
             Endpoint::Postgres(url) => {
-                let diffs = ferry_postgres::compare(m, &url).context("comparing failed")?;
-                problems.extend(diffs);
+                ferry_postgres::compare(&location, m, &url, a.target_schema.as_deref())
+                    .context("comparing failed")?
             }
+        };
+        for n in &comparison.notes {
+            eprintln!("note: {n}");
         }
+        problems.extend(comparison.differences);
     }
     if problems.is_empty() && report.manifest.is_some() {
         let against = a

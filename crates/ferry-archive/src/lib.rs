@@ -30,6 +30,7 @@ mod location;
 pub mod manifest;
 mod reader;
 mod report;
+pub mod rowset;
 mod schema;
 pub mod types;
 mod verify;
@@ -43,7 +44,7 @@ pub use manifest::{
     Stage, Table, Warning,
 };
 pub use reader::{MANIFEST, PRELUDE, Part, Visitor, read, read_manifest, read_stream};
-pub use report::{ImportPlan, TableReport};
+pub use report::{Comparison, ImportPlan, TableReport};
 pub use schema::{MANIFEST_SCHEMA, validate as validate_manifest_json};
 pub use types::LogicalType;
 pub use verify::{Report, verify};

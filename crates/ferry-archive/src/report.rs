@@ -20,3 +20,12 @@ pub struct ImportPlan {
     pub notes: Vec<String>,
     pub skipped: Vec<String>,
 }
+
+/// The outcome of comparing an archive with a live database (`verify --against`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Comparison {
+    /// One line per difference, naming the table, column or object. Empty means they match.
+    pub differences: Vec<String>,
+    /// What was compared how (columns only counted, ...), for the person reading the result.
+    pub notes: Vec<String>,
+}

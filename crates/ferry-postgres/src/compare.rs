@@ -8,22 +8,228 @@ use serde_json::Value;
 
 use crate::catalog;
 use crate::conn::ConnSpec;
-use crate::digest::RowDigest;
 use crate::error::{Ctx, PgError};
 use crate::export::copy_out_sql;
+use crate::from_sqlite::{self, Conv};
 use crate::pgbinary::RowSplitter;
 use crate::{ENGINE, quote_qualified, types};
+use bytes::BytesMut;
+use ferry_archive::rowset::RowDigest;
+use ferry_archive::{Comparison, Visitor};
+use std::collections::HashMap;
 
 /// One line per difference, each naming the table or sequence. Empty means identical.
-pub fn compare(manifest: &Manifest, url: &str) -> Result<Vec<String>, PgError> {
-    if manifest.source.engine != ENGINE {
-        return Err(PgError::Unsupported(format!(
-            "comparing a {} archive with a PostgreSQL database needs the cross-engine mapping, which this version of ferry does not have yet",
-            manifest.source.engine
-        )));
-    }
+/// `schema` is where a SQLite archive was imported (default `public`).
+pub fn compare(
+    location: &ferry_archive::Location,
+    manifest: &Manifest,
+    url: &str,
+    schema: Option<&str>,
+) -> Result<Comparison, PgError> {
     let spec = ConnSpec::parse(url)?;
-    crate::runtime()?.block_on(compare_async(manifest, &spec))
+    match manifest.source.engine.as_str() {
+        ENGINE => Ok(Comparison {
+            differences: crate::runtime()?.block_on(compare_async(manifest, &spec))?,
+            notes: Vec::new(),
+        }),
+        "sqlite" => compare_from_sqlite(location, manifest, &spec, schema.unwrap_or("public")),
+        other => Err(PgError::Unsupported(format!(
+            "archives written from {other} cannot be compared with PostgreSQL"
+        ))),
+    }
+}
+
+/// Conversions whose output is the very bytes PostgreSQL sends back for the stored value, so
+/// that the archive side can be digested exactly as the database side. Numerics (the
+/// column's scale pads them), json/jsonb (normalised) and real (rounded) are only counted.
+fn byte_exact(conv: Conv) -> bool {
+    !matches!(
+        conv,
+        Conv::Numeric | Conv::Jsonb | Conv::Json | Conv::Float4
+    )
+}
+
+/// A SQLite archive against the PostgreSQL database it was imported into: row counts of every
+/// table, and the digest of every column whose conversion is byte-exact, computed on the
+/// archive side by applying the import's own conversions.
+fn compare_from_sqlite(
+    location: &ferry_archive::Location,
+    m: &Manifest,
+    spec: &ConnSpec,
+    schema: &str,
+) -> Result<Comparison, PgError> {
+    let plan = from_sqlite::plan(m, schema, false);
+    let mut notes = Vec::new();
+    let mut compared: HashMap<String, Vec<(usize, String, Conv)>> = HashMap::new();
+    let mut diffs = Vec::new();
+    for (id, tp) in &plan.tables {
+        let fields: Vec<_> = tp
+            .fields
+            .iter()
+            .filter(|f| byte_exact(f.2))
+            .cloned()
+            .collect();
+        let counted: Vec<&str> = tp
+            .fields
+            .iter()
+            .filter(|f| !byte_exact(f.2))
+            .map(|f| f.1.as_str())
+            .collect();
+        if !counted.is_empty() {
+            notes.push(format!(
+                "{}: columns {} are compared by row count only (PostgreSQL normalises their values)",
+                tp.target,
+                counted.join(", ")
+            ));
+        }
+        compared.insert(id.clone(), fields);
+    }
+    // The archive side.
+    struct Side<'a> {
+        compared: &'a HashMap<String, Vec<(usize, String, Conv)>>,
+        digests: HashMap<String, RowDigest>,
+        error: Option<String>,
+    }
+    impl Visitor for Side<'_> {
+        type Error = PgError;
+        fn prelude(&mut self, _: &Manifest) -> Result<(), PgError> {
+            Ok(())
+        }
+        fn part(
+            &mut self,
+            table: &ferry_archive::Table,
+            part: &ferry_archive::Part<'_>,
+        ) -> Result<(), PgError> {
+            let Some(fields) = self.compared.get(&table.id) else {
+                return Ok(());
+            };
+            let data = table.data_fields();
+            let digest = self.digests.entry(table.id.clone()).or_default();
+            let mut row = BytesMut::new();
+            for batch in part.batches(16_384)? {
+                let batch = batch.map_err(|e| PgError::Unsupported(e.to_string()))?;
+                for r in 0..batch.num_rows() {
+                    row.clear();
+                    row.extend_from_slice(&(fields.len() as i16).to_be_bytes());
+                    for (i, _, conv) in fields {
+                        let v = from_sqlite::value_at(batch.column(*i), &data[*i].1, r);
+                        if let Err(e) = conv.put(v, &mut row) {
+                            self.error
+                                .get_or_insert(format!("table {}: {e}", table.name));
+                        }
+                    }
+                    digest.row(&row);
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut side = Side {
+        compared: &compared,
+        digests: HashMap::new(),
+        error: None,
+    };
+    ferry_archive::read(location, &mut side)?;
+    if let Some(e) = side.error {
+        diffs.push(format!(
+            "archive value that the import could not have loaded: {e}"
+        ));
+    }
+    let archive = side.digests;
+    crate::runtime()?.block_on(async {
+        let client = spec.connect().await?;
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .ctx(|| format!("{}: starting a snapshot", spec.display()))?;
+        for t in &m.tables {
+            let Some(tp) = plan.tables.get(&t.id) else {
+                continue;
+            };
+            let exists: bool = client
+                .query_one(
+                    "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
+                    &[&tp.target],
+                )
+                .await
+                .ctx(|| format!("table {}: looking it up", tp.target))?
+                .get(0);
+            if !exists {
+                diffs.push(format!(
+                    "table {}: in the archive but not in the database",
+                    tp.target
+                ));
+                continue;
+            }
+            let fields = &compared[&t.id];
+            let cols: Vec<&str> = fields.iter().map(|f| f.1.as_str()).collect();
+            let select = if cols.is_empty() {
+                "1".to_owned()
+            } else {
+                cols.join(", ")
+            };
+            let live = copy_digest(
+                &client,
+                &format!(
+                    "COPY (SELECT {select} FROM {}) TO STDOUT (FORMAT binary)",
+                    tp.target
+                ),
+                &tp.target,
+            )
+            .await?;
+            let expected = archive.get(&t.id).cloned().unwrap_or_default();
+            let want_rows = t.rows.unwrap_or(0);
+            if live.rows() != want_rows {
+                diffs.push(format!(
+                    "table {}: {} rows in the database, {want_rows} in the archive",
+                    tp.target,
+                    live.rows()
+                ));
+            } else if !cols.is_empty() && live.finish("") != expected.finish("") {
+                diffs.push(format!(
+                    "table {}: same row count ({want_rows}) but different content in columns {}",
+                    tp.target,
+                    cols.join(", ")
+                ));
+            }
+        }
+        client
+            .batch_execute("COMMIT")
+            .await
+            .ctx(|| "ending the snapshot".into())?;
+        Ok(Comparison {
+            differences: diffs,
+            notes,
+        })
+    })
+}
+
+async fn copy_digest(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    name: &str,
+) -> Result<RowDigest, PgError> {
+    let stream = client
+        .copy_out(sql)
+        .await
+        .ctx(|| format!("table {name}: reading"))?;
+    futures_util::pin_mut!(stream);
+    let mut digest = RowDigest::default();
+    let mut splitter = RowSplitter::default();
+    let mut spans = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        splitter.feed(&chunk.ctx(|| format!("table {name}: reading"))?);
+        while let Some(row) = splitter
+            .next_row(&mut spans)
+            .map_err(|detail| PgError::Check {
+                context: format!("table {name}"),
+                detail,
+            })?
+        {
+            digest.row(&row);
+        }
+    }
+    Ok(digest)
 }
 
 async fn compare_async(manifest: &Manifest, spec: &ConnSpec) -> Result<Vec<String>, PgError> {
@@ -114,7 +320,8 @@ async fn compare_async(manifest: &Manifest, spec: &ConnSpec) -> Result<Vec<Strin
                 "table {name}: {} rows in the database, {expected} in the archive",
                 digest.rows()
             ));
-        } else if t.content_digest.as_deref() != Some(digest.finish().as_str()) {
+        } else if t.content_digest.as_deref() != Some(digest.finish(crate::DIGEST_PREFIX).as_str())
+        {
             diffs.push(format!(
                 "table {name}: same row count ({expected}) but different content"
             ));

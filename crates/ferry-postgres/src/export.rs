@@ -17,11 +17,11 @@ use tokio_postgres::Client;
 
 use crate::catalog::{self, TableInfo};
 use crate::conn::ConnSpec;
-use crate::digest::RowDigest;
 use crate::error::{Ctx, PgError};
 use crate::pgbinary::{Decoder, RowSplitter};
 use crate::types::Wire;
 use crate::{ENGINE, quote_ident, quote_qualified};
+use ferry_archive::rowset::RowDigest;
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
@@ -106,7 +106,7 @@ async fn export_async(
         let started = Instant::now();
         let tw = writer.table(&t.table.id)?;
         let (digest, files) = copy_table(&client, t, tw, options).await?;
-        manifest.tables[i].content_digest = Some(digest.finish());
+        manifest.tables[i].content_digest = Some(digest.finish(crate::DIGEST_PREFIX));
         reports.push(TableReport {
             name: t.table.display_name(),
             rows: digest.rows(),

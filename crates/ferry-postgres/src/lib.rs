@@ -9,7 +9,8 @@
 //!   `COPY ... FROM STDIN (FORMAT binary)` encoded straight from Arrow arrays, then post-data
 //!   DDL, all in one transaction that commits only after the archive checked out.
 //! * **Compare** ([`compare()`]) recomputes each table's order-independent digest
-//!   ([`digest`]) from a live database.
+//!   (`ferry_archive::rowset`) from a live database; for a SQLite archive it applies the
+//!   import's own conversions to the archived rows and compares what they must have become.
 //!
 //! Connections ([`conn`]) accept URLs, conninfo strings, `PG*` variables and every `sslmode`
 //! through rustls; passwords never appear in messages. The async driver runs on a
@@ -21,7 +22,6 @@ pub mod catalog;
 mod compare;
 pub mod conn;
 mod data_only;
-pub mod digest;
 mod error;
 mod export;
 pub mod from_sqlite;
@@ -33,6 +33,10 @@ pub use compare::compare;
 pub use error::PgError;
 pub use export::{ExportOptions, ExportReport, export};
 pub use import::{ImportOptions, ImportReport, dry_run, import};
+
+/// Prefix of this adapter's content digests (an order-independent digest of the binary COPY
+/// tuples of a table's data fields; see `ferry_archive::rowset`).
+pub const DIGEST_PREFIX: &str = "postgresql-v1:";
 
 /// The engine name written into `source.engine`.
 pub const ENGINE: &str = "postgresql";

@@ -499,6 +499,37 @@ pub fn table_names(m: &Manifest) -> (HashMap<(String, String), String>, Vec<Stri
     (names, notes)
 }
 
+/// A SQLite table and, per loaded data field: (field index, column name, conversion).
+pub type Load = (String, Vec<(usize, String, Conv)>);
+
+/// How each archived table is loaded: into which SQLite table (partitions into the root of
+/// their tree), and how each of its stored fields converts.
+pub fn loads(
+    m: &Manifest,
+    names: &HashMap<(String, String), String>,
+    numeric_real: bool,
+) -> HashMap<String, Load> {
+    m.tables
+        .iter()
+        .filter(|t| t.kind != "partitioned")
+        .map(|t| {
+            let owner = partition_parent(t, m).unwrap_or(t);
+            let target =
+                names[&(owner.schema.clone().unwrap_or_default(), owner.name.clone())].clone();
+            let fields = t
+                .data_fields()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (name, _))| {
+                    let col = t.columns.iter().find(|c| &c.name == name)?;
+                    Some((i, name.clone(), decide(col, numeric_real).1))
+                })
+                .collect();
+            (t.id.clone(), (target, fields))
+        })
+        .collect()
+}
+
 /// A table's SQLite name and its parent's, for partitions (whose rows go to the parent).
 pub fn partition_parent<'a>(t: &Table, m: &'a Manifest) -> Option<&'a Table> {
     let mut root = direct_parent(t, m)?;

@@ -246,13 +246,10 @@ struct Loader<'c> {
     cross: Option<Cross>,
 }
 
-/// A SQLite table and, per loaded field: (data field index, quoted column, conversion).
-type CrossLoad = (String, Vec<(usize, String, from_postgres::Conv)>);
-
 /// An archive from PostgreSQL: the SQLite tables made for it and how each is loaded.
 struct Cross {
     /// Per archived table id: (SQLite table, [(data field, column, conversion)]).
-    loads: HashMap<String, CrossLoad>,
+    loads: HashMap<String, from_postgres::Load>,
     names: HashMap<(String, String), String>,
     notes: Vec<String>,
     skipped: Vec<String>,
@@ -342,7 +339,7 @@ impl Loader<'_> {
         let Some((target, fields)) = cross.loads.get(&table.id) else {
             return Ok(()); // a partitioned parent holds no rows of its own
         };
-        let cols: Vec<&str> = fields.iter().map(|(_, c, _)| c.as_str()).collect();
+        let cols: Vec<String> = fields.iter().map(|(_, c, _)| crate::quote(c)).collect();
         let params: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
         let sql = format!(
             "INSERT INTO main.{} ({}) VALUES ({})",
@@ -713,7 +710,6 @@ fn cross_pre_data(
     .ctx(|| "setting up the load".into())?;
     let (names, mut notes) = from_postgres::table_names(m);
     let mut skipped = Vec::new();
-    let mut loads = HashMap::new();
     let mut carried_sequences = HashSet::new();
     let sequences: HashMap<String, i64> = m
         .objects
@@ -947,27 +943,7 @@ fn cross_pre_data(
             .ctx(|| format!("table {target}: setting its sequence"))?;
         }
     }
-    for t in &m.tables {
-        let owner = from_postgres::partition_parent(t, m).unwrap_or(t);
-        if t.kind == "partitioned" {
-            continue;
-        }
-        let target = name_of(owner);
-        let fields: Vec<(usize, String, from_postgres::Conv)> = t
-            .data_fields()
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (name, _))| {
-                let col = t.columns.iter().find(|c| &c.name == name)?;
-                Some((
-                    i,
-                    crate::quote(name),
-                    from_postgres::decide(col, numeric_real).1,
-                ))
-            })
-            .collect();
-        loads.insert(t.id.clone(), (target, fields));
-    }
+    let loads = from_postgres::loads(m, &names, numeric_real);
     for o in &m.objects {
         let why = match o.kind.as_str() {
             "function" | "procedure" => Some("functions and procedures do not exist in SQLite"),

@@ -1,15 +1,12 @@
-//! The content digest of a PostgreSQL table: an order-independent multiset hash of its rows.
+//! An order-independent digest of a set of rows (a multiset hash), for comparing tables whose
+//! row order is not fixed (PostgreSQL without ORDER BY, a table rebuilt by another engine).
 //!
-//! PostgreSQL promises no row order without ORDER BY, and sorting a large table just to hash
-//! it would cost more than exporting it. So each row's binary COPY bytes are hashed with
-//! SHA-256 and the hashes are *added* (four 64-bit lanes, wrapping): the sum does not depend
-//! on the order rows arrive in, and a changed, missing or duplicated row changes it. Export
-//! computes it from the bytes it streams anyway; `verify --against` recomputes it from the
-//! live table with the same `COPY`.
+//! Each row's canonical bytes are hashed with SHA-256 and the hashes are *added* (four 64-bit
+//! lanes, wrapping): the sum does not depend on the order rows arrive in, and a changed,
+//! missing or duplicated row changes it. What the "canonical bytes" of a row are is up to
+//! the caller (PostgreSQL uses its binary COPY tuple); both sides of a comparison must agree.
 
 use sha2::{Digest as _, Sha256};
-
-pub const PREFIX: &str = "postgresql-v1:";
 
 #[derive(Default, Clone)]
 pub struct RowDigest {
@@ -31,9 +28,10 @@ impl RowDigest {
         self.rows
     }
 
-    pub fn finish(&self) -> String {
+    /// `<prefix><rows>:<64 hex digits>`.
+    pub fn finish(&self, prefix: &str) -> String {
         let hex: String = self.lanes.iter().map(|l| format!("{l:016x}")).collect();
-        format!("{PREFIX}{}:{hex}", self.rows)
+        format!("{prefix}{}:{hex}", self.rows)
     }
 }
 
@@ -51,14 +49,14 @@ mod tests {
         for r in [&b"z"[..], b"x", b"y"] {
             b.row(r);
         }
-        assert_eq!(a.finish(), b.finish());
+        assert_eq!(a.finish(""), b.finish(""));
         let mut c = a.clone();
         c.row(b"x");
-        assert_ne!(a.finish(), c.finish());
+        assert_ne!(a.finish(""), c.finish(""));
         let mut d = RowDigest::default();
         for r in [&b"x"[..], b"y", b"w"] {
             d.row(r);
         }
-        assert_ne!(a.finish(), d.finish());
+        assert_ne!(a.finish(""), d.finish(""));
     }
 }
