@@ -26,6 +26,9 @@ pub struct Cli {
     /// Only errors on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Progress on stderr: bars on a terminal (auto), plain lines for logs, or none.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -132,6 +135,16 @@ pub struct ImportArgs {
     /// beyond 15-17 significant digits).
     #[arg(long, value_enum, default_value = "text")]
     pub numeric: NumericAs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// Bars when stderr is a terminal, nothing otherwise.
+    Auto,
+    Bars,
+    /// One line per table as it finishes, and every few seconds for long tables.
+    Plain,
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

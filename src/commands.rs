@@ -14,15 +14,16 @@ use crate::exit;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let quiet = cli.quiet;
+    let progress = crate::progress::reporter(cli.progress, quiet);
     match cli.command {
-        Command::Export(a) => export(a, quiet),
-        Command::Import(a) => import(a, quiet),
+        Command::Export(a) => export(a, quiet, progress.as_ref()),
+        Command::Import(a) => import(a, quiet, progress.as_ref()),
         Command::Verify(a) => verify(a),
         Command::Inspect(a) => inspect(a),
     }
 }
 
-fn export(a: ExportArgs, quiet: bool) -> Result<ExitCode> {
+fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) -> Result<ExitCode> {
     let location = Location::parse(&a.archive);
     let write = WriteOptions {
         zstd_level: a.write.zstd_level,
@@ -37,8 +38,12 @@ fn export(a: ExportArgs, quiet: bool) -> Result<ExitCode> {
                 batch_rows: a.write.batch_rows.max(1),
                 ..Default::default()
             };
-            let report = ferry_sqlite::export(&path, &location, write, &options)
-                .with_context(|| format!("export of {} failed", path.display()))?;
+            let report = {
+                let r = ferry_sqlite::export(&path, &location, write, &options, progress);
+                progress.finish();
+                r
+            }
+            .with_context(|| format!("export of {} failed", path.display()))?;
             if !quiet {
                 eprint!("{}", summary_table(&report.tables));
                 for w in &report.manifest.warnings {
@@ -54,8 +59,12 @@ fn export(a: ExportArgs, quiet: bool) -> Result<ExitCode> {
                 batch_rows: a.write.batch_rows.max(1),
                 ..Default::default()
             };
-            let report = ferry_postgres::export(&url, &location, write, &options)
-                .context("export failed; no archive was written")?;
+            let report = {
+                let r = ferry_postgres::export(&url, &location, write, &options, progress);
+                progress.finish();
+                r
+            }
+            .context("export failed; no archive was written")?;
             if !quiet {
                 eprint!("{}", summary_table(&report.tables));
                 for w in &report.manifest.warnings {
@@ -84,7 +93,7 @@ fn print_plan(plan: &ferry_archive::ImportPlan) {
     }
 }
 
-fn import(a: ImportArgs, quiet: bool) -> Result<ExitCode> {
+fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) -> Result<ExitCode> {
     let location = Location::parse_for_reading(&a.archive);
     if a.dry_run {
         let plan = match Endpoint::parse(&a.target) {
@@ -116,7 +125,12 @@ fn import(a: ImportArgs, quiet: bool) -> Result<ExitCode> {
                 numeric_real: a.numeric == crate::cli::NumericAs::Real,
                 ..Default::default()
             };
-            let report = ferry_sqlite::import(&location, &path, &options).with_context(|| {
+            let report = {
+                let r = ferry_sqlite::import(&location, &path, &options, progress);
+                progress.finish();
+                r
+            }
+            .with_context(|| {
                 format!("import into {} failed; it was not changed", path.display())
             })?;
             if !quiet {
@@ -150,8 +164,12 @@ fn import(a: ImportArgs, quiet: bool) -> Result<ExitCode> {
                 data_only: a.data_only,
                 batch_rows: 16_384,
             };
-            let report = ferry_postgres::import(&location, &url, &options)
-                .context("import failed; the target database was not changed")?;
+            let report = {
+                let r = ferry_postgres::import(&location, &url, &options, progress);
+                progress.finish();
+                r
+            }
+            .context("import failed; the target database was not changed")?;
             if !quiet {
                 eprint!("{}", summary_table(&report.tables));
                 for n in &report.notes {

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod endpoint;
+mod progress;
 
 use std::process::ExitCode;
 

@@ -382,3 +382,35 @@ fn the_golden_sample_archive_still_imports_exactly() {
         .run()
         .success();
 }
+
+#[test]
+fn progress_is_plain_lines_for_logs_and_silent_when_not_a_terminal() {
+    let dir = TestDir::new();
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/app.db");
+    let run = dir
+        .ferry()
+        .args([
+            "--progress".as_ref(),
+            "plain".as_ref(),
+            "export".as_ref(),
+            sample.as_os_str(),
+            "a".as_ref(),
+        ])
+        .run()
+        .success();
+    let err = run.stderr();
+    for needle in [
+        "progress: users: started (50 rows)",
+        "progress: users: done, 50 rows in",
+        "progress: events: done, 2000 rows in",
+    ] {
+        assert!(err.contains(needle), "{needle:?} missing:\n{err}");
+    }
+    // Not a terminal: the default shows no bars and writes no control characters.
+    let run = dir.ferry().args(["import", "a", "b.db"]).run().success();
+    assert!(
+        !run.stderr().contains("progress:") && !run.stderr().contains('\u{1b}'),
+        "{}",
+        run.stderr()
+    );
+}

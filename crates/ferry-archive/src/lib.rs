@@ -44,7 +44,7 @@ pub use manifest::{
     Stage, Table, Warning,
 };
 pub use reader::{MANIFEST, PRELUDE, Part, Visitor, read, read_manifest, read_stream};
-pub use report::{Comparison, ImportPlan, TableReport};
+pub use report::{Comparison, ImportPlan, NoProgress, Progress, TableReport};
 pub use schema::{MANIFEST_SCHEMA, validate as validate_manifest_json};
 pub use types::LogicalType;
 pub use verify::{Report, verify};

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use arrow_array::{ArrayRef, RecordBatch};
 use ferry_archive::{
-    ArchiveWriter, Location, LogicalType, Manifest, Source, TableReport, TableWriter, WriteOptions,
+    ArchiveWriter, Location, LogicalType, Manifest, Progress, Source, TableReport, TableWriter,
+    WriteOptions,
 };
 use futures_util::StreamExt;
 use serde_json::json;
@@ -52,9 +53,10 @@ pub fn export(
     location: &Location,
     write: WriteOptions,
     options: &ExportOptions,
+    progress: &dyn Progress,
 ) -> Result<ExportReport, PgError> {
     let spec = ConnSpec::parse(url)?;
-    crate::runtime()?.block_on(export_async(&spec, location, write, options))
+    crate::runtime()?.block_on(export_async(&spec, location, write, options, progress))
 }
 
 async fn export_async(
@@ -62,6 +64,7 @@ async fn export_async(
     location: &Location,
     write: WriteOptions,
     options: &ExportOptions,
+    progress: &dyn Progress,
 ) -> Result<ExportReport, PgError> {
     let client = spec.connect().await?;
     client
@@ -105,7 +108,21 @@ async fn export_async(
     for (i, t) in cat.tables.iter().enumerate() {
         let started = Instant::now();
         let tw = writer.table(&t.table.id)?;
-        let (digest, files) = copy_table(&client, t, tw, options).await?;
+        let name = t.table.display_name();
+        let estimate: Option<i64> = client
+            .query_one(
+                "SELECT reltuples::bigint FROM pg_catalog.pg_class WHERE oid = $1",
+                &[&t.oid],
+            )
+            .await
+            .ok()
+            .map(|r| r.get(0));
+        progress.table_started(&name, estimate.filter(|n| *n >= 0).map(|n| n as u64));
+        let (digest, files) = copy_table(&client, t, tw, options, &|r, b| {
+            progress.advance(&name, r, b)
+        })
+        .await?;
+        progress.table_finished(&name);
         manifest.tables[i].content_digest = Some(digest.finish(crate::DIGEST_PREFIX));
         reports.push(TableReport {
             name: t.table.display_name(),
@@ -223,6 +240,7 @@ async fn copy_table(
     t: &TableInfo,
     mut tw: TableWriter,
     options: &ExportOptions,
+    advance: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<(RowDigest, Vec<ferry_archive::DataFile>), PgError> {
     let table = &t.table;
     let mut digest = RowDigest::default();
@@ -272,6 +290,7 @@ async fn copy_table(
             in_batch += 1;
             if in_batch >= options.batch_rows || bytes >= options.batch_bytes {
                 flush(&mut decoders, &mut tw)?;
+                advance(in_batch as u64, bytes as u64);
                 in_batch = 0;
                 bytes = 0;
             }
@@ -286,6 +305,7 @@ async fn copy_table(
     }
     if in_batch > 0 {
         flush(&mut decoders, &mut tw)?;
+        advance(in_batch as u64, bytes as u64);
     }
     Ok((digest, tw.finish()?))
 }

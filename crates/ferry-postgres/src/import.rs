@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use bytes::{Bytes, BytesMut};
-use ferry_archive::{Location, Manifest, Part, Table, TableReport, Visitor};
+use ferry_archive::{Location, Manifest, Part, Progress, Table, TableReport, Visitor};
 use futures_util::SinkExt;
 use serde_json::Value;
 use tokio::runtime::Runtime;
@@ -62,6 +62,7 @@ pub fn import(
     location: &Location,
     url: &str,
     options: &ImportOptions,
+    progress: &dyn Progress,
 ) -> Result<ImportReport, PgError> {
     let spec = ConnSpec::parse(url)?;
     let rt = crate::runtime()?;
@@ -86,6 +87,7 @@ pub fn import(
         data_only: None,
         skipped: Vec::new(),
         notes: Vec::new(),
+        progress,
     };
     let result = ferry_archive::read(location, &mut loader).and_then(|m| {
         m.ok_or_else(|| PgError::Unsupported(format!("{}: unreadable archive", location.display())))
@@ -97,6 +99,9 @@ pub fn import(
             return Err(e);
         }
     };
+    for t in &manifest.tables {
+        progress.table_finished(&t.display_name());
+    }
     let finish = rt.block_on(loader.post_data(&manifest));
     if let Err(e) = finish {
         let _ = rt.block_on(client.batch_execute("ROLLBACK"));
@@ -244,6 +249,7 @@ struct Loader<'a> {
     data_only: Option<data_only::DataOnly>,
     skipped: Vec<String>,
     notes: Vec<String>,
+    progress: &'a dyn Progress,
 }
 
 impl Loader<'_> {
@@ -808,6 +814,10 @@ impl Visitor for Loader<'_> {
 
     fn part(&mut self, table: &Table, part: &Part<'_>) -> Result<(), PgError> {
         let started = Instant::now();
+        let name = table.display_name();
+        if !self.reports.contains_key(&table.id) {
+            self.progress.table_started(&name, None);
+        }
         let rt = self.rt;
         let rows = if let Some(plan) = &self.data_only {
             rt.block_on(data_only::load_part(
@@ -822,6 +832,7 @@ impl Visitor for Loader<'_> {
         } else {
             rt.block_on(self.load_part(table, part))?
         };
+        self.progress.advance(&name, rows, 0);
         let r = self.reports.entry(table.id.clone()).or_default();
         r.rows += rows;
         r.elapsed += started.elapsed();

@@ -17,8 +17,8 @@ use arrow_array::{ArrayRef, RecordBatch, StructArray};
 use arrow_buffer::NullBufferBuilder;
 use ferry_archive::types::{sqlite_class, sqlite_value_fields};
 use ferry_archive::{
-    ArchiveWriter, Location, LogicalType, Manifest, Source, Table, TableReport, TableWriter,
-    Warning, WriteOptions,
+    ArchiveWriter, Location, LogicalType, Manifest, Progress, Source, Table, TableReport,
+    TableWriter, Warning, WriteOptions,
 };
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
@@ -83,6 +83,7 @@ pub fn export(
     location: &Location,
     write: WriteOptions,
     options: &ExportOptions,
+    progress: &dyn Progress,
 ) -> Result<ExportReport, SqliteError> {
     let conn = open_read_only(path)?;
     // A deferred transaction takes its snapshot at the first read, which is the next line.
@@ -120,7 +121,11 @@ pub fn export(
     for (i, t) in info.tables.iter().enumerate() {
         let started = Instant::now();
         let tw = writer.table(&t.table.id)?;
-        let (rows, digest, files) = export_table(&conn, t, tw, options)?;
+        let name = t.table.display_name();
+        progress.table_started(&name, t.rows);
+        let (rows, digest, files) =
+            export_table(&conn, t, tw, options, &|r, b| progress.advance(&name, r, b))?;
+        progress.table_finished(&name);
         let mt = &mut manifest.tables[i];
         mt.content_digest = Some(digest);
         reports.push(TableReport {
@@ -200,6 +205,9 @@ fn assign_types(
             }
         }
     }
+    t.rows = counts
+        .first()
+        .map(|c| c.null + c.integer + c.real + c.text + c.blob);
     for (j, &ci) in stored.iter().enumerate() {
         let (lt, misfit) = types::choose(t.affinities[j], &counts[j]);
         let col = &mut t.table.columns[ci];
@@ -266,6 +274,7 @@ fn export_table(
     t: &TableInfo,
     mut tw: TableWriter,
     options: &ExportOptions,
+    advance: &dyn Fn(u64, u64),
 ) -> Result<(u64, String, Vec<ferry_archive::DataFile>), SqliteError> {
     let table = &t.table;
     let fields = table.data_fields();
@@ -306,12 +315,14 @@ fn export_table(
             total += 1;
             if in_batch >= options.batch_rows || bytes >= options.batch_bytes {
                 flush(&mut builders, &mut tw)?;
+                advance(in_batch as u64, bytes as u64);
                 in_batch = 0;
                 bytes = 0;
             }
         }
         if in_batch > 0 {
             flush(&mut builders, &mut tw)?;
+            advance(in_batch as u64, bytes as u64);
         }
     }
     let files = tw.finish()?;

@@ -14,7 +14,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int8Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
 use ferry_archive::types::sqlite_class;
-use ferry_archive::{Location, LogicalType, Manifest, Part, Table, TableReport, Visitor};
+use ferry_archive::{Location, LogicalType, Manifest, Part, Progress, Table, TableReport, Visitor};
 use rusqlite::Connection;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use serde_json::Value;
@@ -62,6 +62,7 @@ pub fn import(
     location: &Location,
     target: &Path,
     options: &ImportOptions,
+    progress: &dyn Progress,
 ) -> Result<ImportReport, SqliteError> {
     let started = Instant::now();
     let exists = std::fs::symlink_metadata(target).is_ok();
@@ -89,6 +90,7 @@ pub fn import(
         reports: HashMap::new(),
         numeric_real: options.numeric_real,
         cross: None,
+        progress,
     };
     let manifest = ferry_archive::read(location, &mut loader)?.ok_or_else(|| {
         SqliteError::Unsupported(format!("{}: unreadable archive", location.display()))
@@ -103,6 +105,9 @@ pub fn import(
         })
         .collect();
     reports.retain(|r| !r.name.is_empty());
+    for r in &reports {
+        progress.table_finished(&r.name);
+    }
     check_row_counts(&manifest, &reports)?;
     let (notes, skipped) = match loader.cross.take() {
         Some(cross) => cross_post_data(&conn, &manifest, cross)?,
@@ -244,6 +249,7 @@ struct Loader<'c> {
     reports: HashMap<String, TableReport>,
     numeric_real: bool,
     cross: Option<Cross>,
+    progress: &'c dyn Progress,
 }
 
 /// An archive from PostgreSQL: the SQLite tables made for it and how each is loaded.
@@ -275,6 +281,20 @@ impl Visitor for Loader<'_> {
     }
 
     fn part(&mut self, table: &Table, part: &Part<'_>) -> Result<(), SqliteError> {
+        let name = table.display_name();
+        if !self.reports.contains_key(&table.id) {
+            self.progress.table_started(&name, None);
+        }
+        let before = self.reports.get(&table.id).map_or(0, |r| r.rows);
+        let result = self.load(table, part);
+        let after = self.reports.get(&table.id).map_or(0, |r| r.rows);
+        self.progress.advance(&name, after - before, 0);
+        result
+    }
+}
+
+impl Loader<'_> {
+    fn load(&mut self, table: &Table, part: &Part<'_>) -> Result<(), SqliteError> {
         if self.cross.is_some() {
             return self.cross_part(table, part);
         }

@@ -38,6 +38,8 @@ pub struct TableInfo {
     pub affinities: Vec<Affinity>,
     /// False when the rows cannot or need not be read (external-content or contentless FTS).
     pub export_rows: bool,
+    /// Row count, once the class-counting scan has seen the table.
+    pub rows: Option<u64>,
 }
 
 pub struct SchemaInfo {
@@ -433,6 +435,7 @@ fn read_table(
         },
         affinities,
         export_rows,
+        rows: None,
     })
 }
 

@@ -1,0 +1,150 @@
+//! Rendering the adapters' progress reports: indicatif bars on a terminal (one per table
+//! being worked on, plus an overall count), plain lines for logs, or nothing.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ferry_archive::Progress;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::ProgressMode;
+
+pub fn reporter(mode: ProgressMode, quiet: bool) -> Box<dyn Progress> {
+    let terminal = std::io::stderr().is_terminal();
+    match (mode, quiet) {
+        (_, true) | (ProgressMode::None, _) => Box::new(ferry_archive::NoProgress),
+        (ProgressMode::Auto, _) if !terminal => Box::new(ferry_archive::NoProgress),
+        (ProgressMode::Plain, _) => Box::new(Plain::default()),
+        _ => Box::new(Bars::new()),
+    }
+}
+
+struct Bars {
+    multi: MultiProgress,
+    tables: Mutex<HashMap<String, ProgressBar>>,
+    overall: ProgressBar,
+}
+
+impl Bars {
+    fn new() -> Bars {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
+        let overall = multi.add(ProgressBar::new_spinner());
+        overall.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed_precise} {pos} tables done, {msg}")
+                .expect("template"),
+        );
+        overall.enable_steady_tick(Duration::from_millis(250));
+        Bars {
+            multi,
+            tables: Mutex::new(HashMap::new()),
+            overall,
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn table_started(&self, table: &str, rows: Option<u64>) {
+        let bar = match rows {
+            Some(n) => {
+                let b = ProgressBar::new(n);
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "  {prefix:24!} [{bar:30}] {human_pos}/{human_len} rows, eta {eta}",
+                    )
+                    .expect("template")
+                    .progress_chars("=> "),
+                );
+                b
+            }
+            None => {
+                let b = ProgressBar::new_spinner();
+                b.set_style(
+                    ProgressStyle::with_template("  {prefix:24!} {spinner} {human_pos} rows")
+                        .expect("template"),
+                );
+                b
+            }
+        };
+        let bar = self.multi.add(bar);
+        bar.set_prefix(table.to_owned());
+        self.overall.set_message(format!("working on {table}"));
+        if let Ok(mut t) = self.tables.lock() {
+            t.insert(table.to_owned(), bar);
+        }
+    }
+
+    fn advance(&self, table: &str, rows: u64, _bytes: u64) {
+        if let Ok(t) = self.tables.lock()
+            && let Some(b) = t.get(table)
+        {
+            b.inc(rows);
+        }
+    }
+
+    fn table_finished(&self, table: &str) {
+        if let Ok(mut t) = self.tables.lock()
+            && let Some(b) = t.remove(table)
+        {
+            b.finish_and_clear();
+            self.multi.remove(&b);
+        }
+        self.overall.inc(1);
+    }
+
+    fn finish(&self) {
+        if let Ok(mut t) = self.tables.lock() {
+            for (_, b) in t.drain() {
+                b.finish_and_clear();
+            }
+        }
+        self.overall.finish_and_clear();
+    }
+}
+
+impl Drop for Bars {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[derive(Default)]
+struct Plain {
+    state: Mutex<HashMap<String, (Instant, u64, Instant)>>,
+}
+
+impl Progress for Plain {
+    fn table_started(&self, table: &str, rows: Option<u64>) {
+        let total = rows.map(|n| format!(" ({n} rows)")).unwrap_or_default();
+        eprintln!("progress: {table}: started{total}");
+        if let Ok(mut s) = self.state.lock() {
+            let now = Instant::now();
+            s.insert(table.to_owned(), (now, 0, now));
+        }
+    }
+
+    fn advance(&self, table: &str, rows: u64, _bytes: u64) {
+        if let Ok(mut s) = self.state.lock()
+            && let Some((started, done, last)) = s.get_mut(table)
+        {
+            *done += rows;
+            if last.elapsed() >= Duration::from_secs(5) {
+                *last = Instant::now();
+                let rate = *done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                eprintln!("progress: {table}: {done} rows, {rate:.0} rows/s");
+            }
+        }
+    }
+
+    fn table_finished(&self, table: &str) {
+        if let Ok(mut s) = self.state.lock()
+            && let Some((started, done, _)) = s.remove(table)
+        {
+            eprintln!(
+                "progress: {table}: done, {done} rows in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
