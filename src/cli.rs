@@ -81,6 +81,10 @@ pub struct ExportArgs {
     /// PostgreSQL: export only this schema (repeatable). Default: every user schema.
     #[arg(long = "schema", value_name = "NAME")]
     pub schemas: Vec<String>,
+    /// Threads (default: the number of cores). PostgreSQL: tables exported at once, each on
+    /// its own connection in one shared snapshot. SQLite: reading and Parquet encoding overlap.
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
     #[command(flatten)]
     pub write: WriteArgs,
 }

@@ -25,6 +25,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) -> Result<ExitCode> {
     let location = Location::parse(&a.archive);
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     let write = WriteOptions {
         zstd_level: a.write.zstd_level,
         row_group_rows: a.write.row_group_rows.max(1),
@@ -36,6 +40,7 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
         Endpoint::Sqlite(path) => {
             let options = ferry_sqlite::ExportOptions {
                 batch_rows: a.write.batch_rows.max(1),
+                jobs,
                 ..Default::default()
             };
             let report = {
@@ -57,6 +62,7 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
             let options = ferry_postgres::ExportOptions {
                 schemas: a.schemas.clone(),
                 batch_rows: a.write.batch_rows.max(1),
+                jobs,
                 ..Default::default()
             };
             let report = {

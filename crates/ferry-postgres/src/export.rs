@@ -5,6 +5,8 @@
 //! workers can join it. Rows are decoded field by field straight into Arrow builders and
 //! flushed in bounded batches; the raw bytes of each row also feed the table's digest.
 
+use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use arrow_array::{ArrayRef, RecordBatch};
@@ -30,6 +32,8 @@ pub struct ExportOptions {
     pub schemas: Vec<String>,
     pub batch_rows: usize,
     pub batch_bytes: usize,
+    /// Tables exported at once, each on its own connection in the same snapshot.
+    pub jobs: usize,
 }
 
 impl Default for ExportOptions {
@@ -38,6 +42,7 @@ impl Default for ExportOptions {
             schemas: Vec::new(),
             batch_rows: 16_384,
             batch_bytes: 32 << 20,
+            jobs: 1,
         }
     }
 }
@@ -104,11 +109,9 @@ async fn export_async(
     manifest.warnings = cat.warnings.clone();
 
     let writer = ArchiveWriter::create(location, write, manifest.clone())?;
-    let mut reports = Vec::new();
+    // Row estimates, largest first: the order in which workers take tables.
+    let mut order: Vec<(usize, Option<u64>)> = Vec::new();
     for (i, t) in cat.tables.iter().enumerate() {
-        let started = Instant::now();
-        let tw = writer.table(&t.table.id)?;
-        let name = t.table.display_name();
         let estimate: Option<i64> = client
             .query_one(
                 "SELECT reltuples::bigint FROM pg_catalog.pg_class WHERE oid = $1",
@@ -117,19 +120,49 @@ async fn export_async(
             .await
             .ok()
             .map(|r| r.get(0));
-        progress.table_started(&name, estimate.filter(|n| *n >= 0).map(|n| n as u64));
-        let (digest, files) = copy_table(&client, t, tw, options, &|r, b| {
-            progress.advance(&name, r, b)
-        })
-        .await?;
-        progress.table_finished(&name);
+        order.push((i, estimate.filter(|n| *n >= 0).map(|n| n as u64)));
+    }
+    order.sort_by_key(|(_, n)| std::cmp::Reverse(n.unwrap_or(0)));
+    let done = if options.jobs > 1 && cat.tables.len() > 1 {
+        // Several connections, one snapshot: each worker joins the one this transaction
+        // exported, so all of them read the same consistent state.
+        let queue = Mutex::new(order.into_iter().collect::<VecDeque<_>>());
+        let workers = options.jobs.min(cat.tables.len());
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    s.spawn(|| {
+                        crate::runtime()?.block_on(worker(
+                            spec, &snapshot, &queue, &cat, &writer, options, progress,
+                        ))
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for h in handles {
+                let part = h
+                    .join()
+                    .map_err(|_| PgError::Unsupported("an export worker panicked".into()))?;
+                all.extend(part?);
+            }
+            Ok::<_, PgError>(all)
+        })?
+    } else {
+        let mut all = Vec::new();
+        for (i, estimate) in order {
+            all.push(export_one(&client, &cat, i, estimate, &writer, options, progress).await?);
+        }
+        all
+    };
+    let mut reports = vec![TableReport::default(); cat.tables.len()];
+    for (i, digest, files, elapsed) in done {
         manifest.tables[i].content_digest = Some(digest.finish(crate::DIGEST_PREFIX));
-        reports.push(TableReport {
-            name: t.table.display_name(),
+        reports[i] = TableReport {
+            name: cat.tables[i].table.display_name(),
             rows: digest.rows(),
             bytes: Some(files.iter().map(|f| f.bytes).sum()),
-            elapsed: started.elapsed(),
-        });
+            elapsed,
+        };
     }
     let manifest = writer.finish(manifest)?;
     client
@@ -140,6 +173,71 @@ async fn export_async(
         manifest,
         tables: reports,
     })
+}
+
+type Exported = (
+    usize,
+    RowDigest,
+    Vec<ferry_archive::DataFile>,
+    std::time::Duration,
+);
+
+/// Copies table `i` of the catalog into the archive.
+async fn export_one(
+    client: &Client,
+    cat: &catalog::Catalog,
+    i: usize,
+    estimate: Option<u64>,
+    writer: &ArchiveWriter,
+    options: &ExportOptions,
+    progress: &dyn Progress,
+) -> Result<Exported, PgError> {
+    let started = Instant::now();
+    let t = &cat.tables[i];
+    let name = t.table.display_name();
+    progress.table_started(&name, estimate);
+    let tw = writer.table(&t.table.id)?;
+    let (digest, files) = copy_table(client, t, tw, options, &|r, b| {
+        progress.advance(&name, r, b)
+    })
+    .await?;
+    progress.table_finished(&name);
+    Ok((i, digest, files, started.elapsed()))
+}
+
+/// One parallel worker: its own connection in the exporter's snapshot, taking tables from
+/// the shared queue until it is empty.
+async fn worker(
+    spec: &ConnSpec,
+    snapshot: &str,
+    queue: &Mutex<VecDeque<(usize, Option<u64>)>>,
+    cat: &catalog::Catalog,
+    writer: &ArchiveWriter,
+    options: &ExportOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<Exported>, PgError> {
+    let client = spec.connect().await?;
+    client
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
+            catalog::quote_literal(snapshot)
+        ))
+        .await
+        .ctx(|| format!("{}: joining the export snapshot", spec.display()))?;
+    let mut done = Vec::new();
+    loop {
+        let next = queue
+            .lock()
+            .map_err(|_| PgError::Unsupported("queue poisoned".into()))?
+            .pop_front();
+        let Some((i, estimate)) = next else { break };
+        done.push(export_one(&client, cat, i, estimate, writer, options, progress).await?);
+    }
+    client
+        .batch_execute("COMMIT")
+        .await
+        .ctx(|| "ending the snapshot".into())?;
+    Ok(done)
 }
 
 /// Values a natural type cannot hold force a column into its exact text form: NaN in a

@@ -36,6 +36,10 @@ pub struct ExportOptions {
     pub batch_rows: usize,
     /// Bytes of text and blob per Arrow batch (about), so wide rows stay bounded too.
     pub batch_bytes: usize,
+    /// Threads: with 2 or more, Parquet encoding and compression run on a second thread
+    /// while the first reads (SQLite itself is read through one connection, which is what
+    /// keeps the snapshot consistent).
+    pub jobs: usize,
 }
 
 impl Default for ExportOptions {
@@ -43,6 +47,7 @@ impl Default for ExportOptions {
         ExportOptions {
             batch_rows: 16_384,
             batch_bytes: 32 << 20,
+            jobs: 1,
         }
     }
 }
@@ -272,10 +277,57 @@ fn row_labeller(table: &Table) -> impl Fn(&rusqlite::Row<'_>) -> String + use<> 
 fn export_table(
     conn: &Connection,
     t: &TableInfo,
-    mut tw: TableWriter,
+    tw: TableWriter,
     options: &ExportOptions,
     advance: &dyn Fn(u64, u64),
 ) -> Result<(u64, String, Vec<ferry_archive::DataFile>), SqliteError> {
+    if options.jobs < 2 {
+        let mut tw = tw;
+        let schema = tw.schema().clone();
+        let (rows, digest) = read_table(conn, t, &schema, options, advance, &mut |b| {
+            tw.write(&b).map_err(SqliteError::from)
+        })?;
+        return Ok((rows, digest, tw.finish()?));
+    }
+    // Reading and encoding overlap: batches go through a small bounded channel, so memory
+    // stays at a couple of batches whatever the table's size.
+    let schema = tw.schema().clone();
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
+        let writer = s.spawn(
+            move || -> Result<Vec<ferry_archive::DataFile>, SqliteError> {
+                let mut tw = tw;
+                for b in rx {
+                    tw.write(&b)?;
+                }
+                Ok(tw.finish()?)
+            },
+        );
+        let read = read_table(conn, t, &schema, options, advance, &mut |b| {
+            tx.send(b)
+                .map_err(|_| SqliteError::Unsupported("the Parquet writer stopped".into()))
+        });
+        drop(tx);
+        let written = writer
+            .join()
+            .map_err(|_| SqliteError::Unsupported("the Parquet writer thread panicked".into()))?;
+        match (read, written) {
+            (Ok((rows, digest)), Ok(files)) => Ok((rows, digest, files)),
+            // The writer's own error explains a stopped channel better than the reader's.
+            (_, Err(e)) | (Err(e), Ok(_)) => Err(e),
+        }
+    })
+}
+
+/// Reads a table in digest order into Arrow batches, handing each to `emit`.
+fn read_table(
+    conn: &Connection,
+    t: &TableInfo,
+    schema: &arrow_schema::SchemaRef,
+    options: &ExportOptions,
+    advance: &dyn Fn(u64, u64),
+    emit: &mut dyn FnMut(RecordBatch) -> Result<(), SqliteError>,
+) -> Result<(u64, String), SqliteError> {
     let table = &t.table;
     let fields = table.data_fields();
     let mut builders: Vec<ColumnBuilder> = fields
@@ -314,19 +366,18 @@ fn export_table(
             in_batch += 1;
             total += 1;
             if in_batch >= options.batch_rows || bytes >= options.batch_bytes {
-                flush(&mut builders, &mut tw)?;
+                emit(build_batch(&mut builders, schema)?)?;
                 advance(in_batch as u64, bytes as u64);
                 in_batch = 0;
                 bytes = 0;
             }
         }
         if in_batch > 0 {
-            flush(&mut builders, &mut tw)?;
+            emit(build_batch(&mut builders, schema)?)?;
             advance(in_batch as u64, bytes as u64);
         }
     }
-    let files = tw.finish()?;
-    Ok((total, digest.finish(), files))
+    Ok((total, digest.finish()))
 }
 
 fn row_label(row: &rusqlite::Row<'_>, table: &Table) -> String {
@@ -337,12 +388,13 @@ fn row_label(row: &rusqlite::Row<'_>, table: &Table) -> String {
     }
 }
 
-fn flush(builders: &mut [ColumnBuilder], tw: &mut TableWriter) -> Result<(), SqliteError> {
+fn build_batch(
+    builders: &mut [ColumnBuilder],
+    schema: &arrow_schema::SchemaRef,
+) -> Result<RecordBatch, SqliteError> {
     let arrays: Vec<ArrayRef> = builders.iter_mut().map(ColumnBuilder::finish).collect();
-    let batch = RecordBatch::try_new(tw.schema().clone(), arrays)
-        .map_err(|e| SqliteError::Unsupported(format!("building a record batch: {e}")))?;
-    tw.write(&batch)?;
-    Ok(())
+    RecordBatch::try_new(schema.clone(), arrays)
+        .map_err(|e| SqliteError::Unsupported(format!("building a record batch: {e}")))
 }
 
 /// One Arrow builder per data field, chosen by its logical type. `append` returns the bytes
