@@ -68,12 +68,6 @@ pub fn import(
     let rt = crate::runtime()?;
     let started = Instant::now();
     let client = rt.block_on(spec.connect())?;
-    // Index builds and foreign-key checks after the load sort whole tables: give this one
-    // session room for that (the server's defaults are sized for many small queries).
-    rt.block_on(client.batch_execute(
-        "SET maintenance_work_mem = '512MB'; SET work_mem = '128MB'; SET synchronous_commit = off",
-    ))
-    .ctx(|| format!("{}: setting up the load", spec.display()))?;
     let mut loader = Loader {
         rt: &rt,
         client: &client,
