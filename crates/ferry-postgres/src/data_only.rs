@@ -10,16 +10,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use arrow_array::RecordBatch;
-use bytes::{Bytes, BytesMut};
 use ferry_archive::{Manifest, Part, Table};
-use futures_util::SinkExt;
 use tokio_postgres::Client;
 
 use crate::catalog;
+use crate::copy_in::{copy_part, put_field_count};
 use crate::error::{Ctx, PgError};
 use crate::from_sqlite::{self, Conv};
-use crate::pgbinary::{Encoder, put_header};
+use crate::pgbinary::Encoder;
 use crate::types::{self, Wire};
 use crate::{quote_ident, quote_qualified};
 
@@ -296,70 +294,48 @@ pub(crate) async fn load_part(
         t.staging,
         cols.join(", ")
     );
-    let sink = client
-        .copy_in::<_, Bytes>(&sql)
-        .await
-        .ctx(|| format!("table {}: starting COPY", t.target))?;
-    futures_util::pin_mut!(sink);
     let data = table.data_fields();
-    let mut buf = BytesMut::with_capacity(1 << 20);
-    put_header(&mut buf);
-    let mut rows = 0u64;
-    for batch in part.batches(batch_rows.max(1))? {
-        let batch: RecordBatch = batch.map_err(|e| {
-            PgError::Archive(ferry_archive::ArchiveError::Arrow {
-                path: part.path.to_owned(),
-                source: e,
-            })
-        })?;
-        let value_error = |i: usize, r: usize, reason: String| PgError::Value {
-            table: t.target.clone(),
-            column: data[i].0.clone(),
-            row: rows + r as u64 + 1,
-            reason,
-        };
-        let encoders: Vec<Option<Encoder<'_>>> = t
-            .fields
-            .iter()
-            .map(|(i, _, enc)| match enc {
-                FieldEnc::Native(w) => Encoder::new(batch.column(*i), *w, &data[*i].1)
-                    .map(Some)
-                    .map_err(|reason| value_error(*i, 0, reason)),
-                FieldEnc::Sqlite(_) => Ok(None),
-            })
-            .collect::<Result<_, _>>()?;
-        for r in 0..batch.num_rows() {
-            buf.extend_from_slice(&(t.fields.len() as i16).to_be_bytes());
-            for ((i, _, enc), e) in t.fields.iter().zip(&encoders) {
-                match (enc, e) {
-                    (FieldEnc::Sqlite(conv), _) => conv
-                        .put(
-                            from_sqlite::value_at(batch.column(*i), &data[*i].1, r),
-                            &mut buf,
-                        )
-                        .map_err(|reason| value_error(*i, r, reason))?,
-                    (FieldEnc::Native(_), Some(e)) => e
-                        .put(r, &mut buf)
-                        .map_err(|reason| value_error(*i, r, reason))?,
-                    (FieldEnc::Native(_), None) => unreachable!("native fields have encoders"),
+    copy_part(
+        client,
+        &sql,
+        &t.target,
+        part,
+        batch_rows,
+        |batch, before, buf| {
+            let value_error = |i: usize, r: usize, reason: String| PgError::Value {
+                table: t.target.clone(),
+                column: data[i].0.clone(),
+                row: before + r as u64 + 1,
+                reason,
+            };
+            let encoders: Vec<Option<Encoder<'_>>> = t
+                .fields
+                .iter()
+                .map(|(i, _, enc)| match enc {
+                    FieldEnc::Native(w) => Encoder::new(batch.column(*i), *w, &data[*i].1)
+                        .map(Some)
+                        .map_err(|reason| value_error(*i, 0, reason)),
+                    FieldEnc::Sqlite(_) => Ok(None),
+                })
+                .collect::<Result<_, _>>()?;
+            for r in 0..batch.num_rows() {
+                put_field_count(buf, t.fields.len());
+                for ((i, _, enc), e) in t.fields.iter().zip(&encoders) {
+                    match (enc, e) {
+                        (FieldEnc::Sqlite(conv), _) => conv
+                            .put(from_sqlite::value_at(batch.column(*i), &data[*i].1, r), buf)
+                            .map_err(|reason| value_error(*i, r, reason))?,
+                        (FieldEnc::Native(_), Some(e)) => {
+                            e.put(r, buf).map_err(|reason| value_error(*i, r, reason))?
+                        }
+                        (FieldEnc::Native(_), None) => unreachable!("native fields have encoders"),
+                    }
                 }
             }
-            if buf.len() >= 1 << 20 {
-                sink.send(buf.split().freeze())
-                    .await
-                    .ctx(|| format!("table {}: sending COPY data", t.target))?;
-            }
-        }
-        rows += batch.num_rows() as u64;
-    }
-    buf.extend_from_slice(&(-1i16).to_be_bytes());
-    sink.send(buf.split().freeze())
-        .await
-        .ctx(|| format!("table {}: sending COPY data", t.target))?;
-    sink.finish()
-        .await
-        .ctx(|| format!("table {}: loading {}", t.target, part.path))?;
-    Ok(rows)
+            Ok(())
+        },
+    )
+    .await
 }
 
 /// Moves the staged rows into the real tables, parents first, then advances every identity

@@ -15,19 +15,18 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use bytes::{Bytes, BytesMut};
 use ferry_archive::{Location, Manifest, Part, Progress, Table, TableReport, Visitor};
-use futures_util::SinkExt;
 use serde_json::Value;
 use tokio::runtime::Runtime;
 use tokio_postgres::Client;
 
 use crate::catalog::{self, POST, PRE};
 use crate::conn::ConnSpec;
+use crate::copy_in::{copy_part, put_field_count};
 use crate::data_only;
 use crate::error::{Ctx, PgError};
 use crate::from_sqlite;
-use crate::pgbinary::{Encoder, put_header};
+use crate::pgbinary::Encoder;
 use crate::types::{self, Wire};
 use crate::{ENGINE, quote_ident, quote_qualified};
 
@@ -508,64 +507,41 @@ impl Loader<'_> {
             "COPY {into} ({}) FROM STDIN (FORMAT binary)",
             plan.columns.join(", ")
         );
-        let sink = self
-            .client
-            .copy_in::<_, Bytes>(&sql)
-            .await
-            .ctx(|| format!("table {}: starting COPY", plan.target))?;
-        futures_util::pin_mut!(sink);
         let fields = table.data_fields();
-        let mut buf = BytesMut::with_capacity(1 << 20);
-        put_header(&mut buf);
-        let mut rows = 0u64;
-        let batch_rows = self.options.batch_rows.max(1);
-        for batch in part.batches(batch_rows)? {
-            let batch: RecordBatch = batch.map_err(|e| {
-                PgError::Archive(ferry_archive::ArchiveError::Arrow {
-                    path: part.path.to_owned(),
-                    source: e,
-                })
-            })?;
-            let encoders: Vec<Encoder<'_>> = batch
-                .columns()
-                .iter()
-                .zip(&fields)
-                .zip(&wires)
-                .map(|((a, (name, lt)), w)| {
-                    Encoder::new(a, *w, lt).map_err(|reason| PgError::Value {
-                        table: plan.target.clone(),
-                        column: name.clone(),
-                        row: rows + 1,
-                        reason,
+        let target = plan.target.clone();
+        let rows = copy_part(
+            self.client,
+            &sql,
+            &target,
+            part,
+            self.options.batch_rows,
+            |batch, before, buf| {
+                let value_error = |j: usize, r: u64, reason: String| PgError::Value {
+                    table: target.clone(),
+                    column: fields[j].0.clone(),
+                    row: before + r + 1,
+                    reason,
+                };
+                let encoders: Vec<Encoder<'_>> = batch
+                    .columns()
+                    .iter()
+                    .zip(&fields)
+                    .zip(&wires)
+                    .enumerate()
+                    .map(|(j, ((a, (_, lt)), w))| {
+                        Encoder::new(a, *w, lt).map_err(|e| value_error(j, 0, e))
                     })
-                })
-                .collect::<Result<_, _>>()?;
-            for r in 0..batch.num_rows() {
-                buf.extend_from_slice(&(encoders.len() as i16).to_be_bytes());
-                for (j, e) in encoders.iter().enumerate() {
-                    e.put(r, &mut buf).map_err(|reason| PgError::Value {
-                        table: plan.target.clone(),
-                        column: fields[j].0.clone(),
-                        row: rows + r as u64 + 1,
-                        reason,
-                    })?;
+                    .collect::<Result<_, _>>()?;
+                for r in 0..batch.num_rows() {
+                    put_field_count(buf, encoders.len());
+                    for (j, e) in encoders.iter().enumerate() {
+                        e.put(r, buf).map_err(|e| value_error(j, r as u64, e))?;
+                    }
                 }
-                if buf.len() >= 1 << 20 {
-                    sink.send(buf.split().freeze())
-                        .await
-                        .ctx(|| format!("table {}: sending COPY data", plan.target))?;
-                }
-            }
-            rows += batch.num_rows() as u64;
-        }
-        buf.extend_from_slice(&(-1i16).to_be_bytes());
-        sink.send(buf.split().freeze())
-            .await
-            .ctx(|| format!("table {}: sending COPY data", plan.target))?;
-        let n = sink
-            .finish()
-            .await
-            .ctx(|| format!("table {}: loading {}", plan.target, part.path))?;
+                Ok(())
+            },
+        )
+        .await?;
         if let Some(stage) = &plan.staging {
             self.client
                 .batch_execute(&format!(
@@ -576,12 +552,6 @@ impl Loader<'_> {
                 ))
                 .await
                 .ctx(|| format!("table {}: moving {} from staging", plan.target, part.path))?;
-        }
-        if n != rows {
-            return Err(PgError::Check {
-                context: format!("table {}", plan.target),
-                detail: format!("{} rows sent, the server loaded {n}", rows),
-            });
         }
         Ok(rows)
     }
@@ -642,49 +612,30 @@ impl Loader<'_> {
             plan.target,
             cols.join(", ")
         );
-        let sink = self
-            .client
-            .copy_in::<_, Bytes>(&sql)
-            .await
-            .ctx(|| format!("table {}: starting COPY", plan.target))?;
-        futures_util::pin_mut!(sink);
         let fields = table.data_fields();
-        let mut buf = BytesMut::with_capacity(1 << 20);
-        put_header(&mut buf);
-        let mut rows = 0u64;
-        for batch in part.batches(self.options.batch_rows.max(1))? {
-            let batch: RecordBatch = batch.map_err(|e| {
-                PgError::Archive(ferry_archive::ArchiveError::Arrow {
-                    path: part.path.to_owned(),
-                    source: e,
-                })
-            })?;
-            for r in 0..batch.num_rows() {
-                buf.extend_from_slice(&(plan.fields.len() as i16).to_be_bytes());
-                for (i, _, conv) in &plan.fields {
-                    let v = from_sqlite::value_at(batch.column(*i), &fields[*i].1, r);
-                    conv.put(v, &mut buf).map_err(|reason| PgError::Value {
-                        table: table.name.clone(),
-                        column: fields[*i].0.clone(),
-                        row: rows + r as u64 + 1,
-                        reason: row_hint(&batch, &fields, r, table, reason),
-                    })?;
+        let rows = copy_part(
+            self.client,
+            &sql,
+            &plan.target,
+            part,
+            self.options.batch_rows,
+            |batch, before, buf| {
+                for r in 0..batch.num_rows() {
+                    put_field_count(buf, plan.fields.len());
+                    for (i, _, conv) in &plan.fields {
+                        let v = from_sqlite::value_at(batch.column(*i), &fields[*i].1, r);
+                        conv.put(v, buf).map_err(|reason| PgError::Value {
+                            table: table.name.clone(),
+                            column: fields[*i].0.clone(),
+                            row: before + r as u64 + 1,
+                            reason: row_hint(batch, &fields, r, table, reason),
+                        })?;
+                    }
                 }
-                if buf.len() >= 1 << 20 {
-                    sink.send(buf.split().freeze())
-                        .await
-                        .ctx(|| format!("table {}: sending COPY data", plan.target))?;
-                }
-            }
-            rows += batch.num_rows() as u64;
-        }
-        buf.extend_from_slice(&(-1i16).to_be_bytes());
-        sink.send(buf.split().freeze())
-            .await
-            .ctx(|| format!("table {}: sending COPY data", plan.target))?;
-        sink.finish()
-            .await
-            .ctx(|| format!("table {}: loading {}", plan.target, part.path))?;
+                Ok(())
+            },
+        )
+        .await?;
         Ok(rows)
     }
 

@@ -21,6 +21,7 @@
 pub mod catalog;
 mod compare;
 pub mod conn;
+mod copy_in;
 mod data_only;
 mod error;
 mod export;

@@ -1,0 +1,67 @@
+//! The one loop that streams an archive part into `COPY ... FROM STDIN (FORMAT binary)`:
+//! header, rows batch by batch in ~1 MiB messages, trailer, and a check that the server
+//! took every row. Callers only say how a batch's rows are encoded.
+
+use arrow_array::RecordBatch;
+use bytes::{Bytes, BytesMut};
+use ferry_archive::Part;
+use futures_util::SinkExt;
+use tokio_postgres::Client;
+
+use crate::error::{Ctx, PgError};
+use crate::pgbinary::put_header;
+
+/// Streams `part` into `sql` (a `COPY ... FROM STDIN (FORMAT binary)`). `encode(batch,
+/// rows_before, buf)` appends every row of the batch, field count included.
+pub(crate) async fn copy_part(
+    client: &Client,
+    sql: &str,
+    target: &str,
+    part: &Part<'_>,
+    batch_rows: usize,
+    mut encode: impl FnMut(&RecordBatch, u64, &mut BytesMut) -> Result<(), PgError>,
+) -> Result<u64, PgError> {
+    let sink = client
+        .copy_in::<_, Bytes>(sql)
+        .await
+        .ctx(|| format!("table {target}: starting COPY"))?;
+    futures_util::pin_mut!(sink);
+    let mut buf = BytesMut::with_capacity(1 << 20);
+    put_header(&mut buf);
+    let mut rows = 0u64;
+    for batch in part.batches(batch_rows.max(1))? {
+        let batch = batch.map_err(|e| {
+            PgError::Archive(ferry_archive::ArchiveError::Arrow {
+                path: part.path.to_owned(),
+                source: e,
+            })
+        })?;
+        encode(&batch, rows, &mut buf)?;
+        rows += batch.num_rows() as u64;
+        if buf.len() >= 1 << 20 {
+            sink.send(buf.split().freeze())
+                .await
+                .ctx(|| format!("table {target}: sending COPY data"))?;
+        }
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    sink.send(buf.split().freeze())
+        .await
+        .ctx(|| format!("table {target}: sending COPY data"))?;
+    let loaded = sink
+        .finish()
+        .await
+        .ctx(|| format!("table {target}: loading {}", part.path))?;
+    if loaded != rows {
+        return Err(PgError::Check {
+            context: format!("table {target}"),
+            detail: format!("{rows} rows sent, the server loaded {loaded}"),
+        });
+    }
+    Ok(rows)
+}
+
+/// The field count that starts every row.
+pub(crate) fn put_field_count(buf: &mut BytesMut, n: usize) {
+    buf.extend_from_slice(&(n as i16).to_be_bytes());
+}
