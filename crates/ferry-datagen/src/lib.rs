@@ -147,7 +147,7 @@ fn words(rng: &mut Rng, n: u64) -> String {
 fn iso(secs: i64, style: u64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days + 19_358);
+    let (y, m, d) = ferry_archive::convert::civil_from_days(days + 19_358);
     let (hh, mm, ss) = (rem / 3600, rem / 60 % 60, rem % 60);
     match style % 3 {
         0 => format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}"),
@@ -157,20 +157,6 @@ fn iso(secs: i64, style: u64) -> String {
             secs % 1000
         ),
     }
-}
-
-/// Howard Hinnant's days-from-civil inverse.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 const EPOCH_2023: i64 = 1_672_531_200;

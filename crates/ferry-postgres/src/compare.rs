@@ -293,27 +293,7 @@ async fn compare_async(manifest: &Manifest, spec: &ConnSpec) -> Result<Vec<Strin
                 types::wire(&ti)
             })
             .collect();
-        let stream = client
-            .copy_out(&copy_out_sql(t, &wires))
-            .await
-            .ctx(|| format!("table {name}: reading"))?;
-        futures_util::pin_mut!(stream);
-        let mut digest = RowDigest::default();
-        let mut splitter = RowSplitter::default();
-        let mut spans = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            splitter.feed(&chunk.ctx(|| format!("table {name}: reading"))?);
-            while let Some(row) =
-                splitter
-                    .next_row(&mut spans)
-                    .map_err(|detail| PgError::Check {
-                        context: format!("table {name}"),
-                        detail,
-                    })?
-            {
-                digest.row(&row);
-            }
-        }
+        let digest = copy_digest(&client, &copy_out_sql(t, &wires), &name).await?;
         let expected = t.rows.unwrap_or(0);
         if digest.rows() != expected {
             diffs.push(format!(
