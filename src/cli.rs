@@ -45,13 +45,15 @@ Examples:
 
 The archive appears only when the export succeeded; a failed export leaves nothing behind.")]
     Export(ExportArgs),
-    /// Load an archive into a new database.
+    /// Load an archive into a new SQLite file or an existing PostgreSQL database.
     #[command(after_help = "\
 Examples:
   ferry import backup/ restored.db
   ferry import backup.tar restored.db --replace   # keeps restored.db.bak-<time>
   cat backup.tar | ferry import - restored.db
   ferry import app.tar postgresql://user@host/newdb --target-schema tenant_1
+  ferry import app.tar postgresql://user@host/app --data-only   # into tables made by migrations
+  ferry import app.tar postgresql://user@host/app --dry-run     # print the plan, change nothing
 
 The import is all or nothing: on failure the target is left as it was.")]
     Import(ImportArgs),
