@@ -922,23 +922,21 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
         }
     }
     // SQLite spells booleans 0 and 1; PostgreSQL compares a boolean only with true/false.
-    let bools: Vec<String> = m
-        .tables
-        .iter()
-        .flat_map(|t| t.columns.iter().map(move |c| (t, c)))
-        .filter(|(t, c)| {
-            let alias =
-                t.properties.get("rowid_alias").and_then(Value::as_str) == Some(c.name.as_str());
-            decide(c, alias, false).conv == Conv::Bool
-        })
-        .map(|(_, c)| c.name.to_lowercase())
-        .collect();
+    // A table's own boolean columns for its checks and indexes; all of them for views.
+    let bools_of = |table: Option<&str>| -> Vec<String> {
+        decisions
+            .iter()
+            .filter(|((t, _), d)| d.conv == Conv::Bool && table.is_none_or(|x| x == t))
+            .map(|((_, c), _)| c.to_lowercase())
+            .collect()
+    };
     for o in &m.objects {
         if o.kind == "index" {
             match index_sql(o, schema, &tname) {
-                Some(sql) => p
-                    .post
-                    .push((format!("index {}", o.name), bool_literals(&sql, &bools))),
+                Some(sql) => p.post.push((
+                    format!("index {}", o.name),
+                    bool_literals(&sql, &bools_of(o.table.as_deref())),
+                )),
                 None => p.skipped.push(format!(
                     "index {}: its definition does not translate",
                     o.name
@@ -984,7 +982,7 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
                 format!(
                     "ALTER TABLE {target} ADD CONSTRAINT {} CHECK ({})",
                     quote_ident(&shorten(&name)),
-                    bool_literals(&ck.expression, &bools)
+                    bool_literals(&ck.expression, &bools_of(Some(&t.name)))
                 ),
             ));
         }
@@ -992,12 +990,13 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
     for o in &m.objects {
         match o.kind.as_str() {
             "view" => match view_body(o.definition.as_deref().unwrap_or("")) {
-                Some(body) => p.post.push((
+                Some((columns, body)) => p.post.push((
                     format!("view {}", o.name),
                     format!(
-                        "CREATE VIEW {} AS {}",
+                        "CREATE VIEW {}{} AS {}",
                         quote_qualified(schema, &shorten(&o.name.to_lowercase())),
-                        bool_literals(&body, &bools)
+                        columns.map(|c| format!(" {c}")).unwrap_or_default(),
+                        bool_literals(&body, &bools_of(None))
                     ),
                 )),
                 None => p.skipped.push(format!("view {}: its definition does not translate", o.name)),
@@ -1110,10 +1109,18 @@ pub fn bool_literals(sql: &str, bools: &[String]) -> String {
     out
 }
 
-/// The SELECT of a `CREATE VIEW name [(cols)] AS select`.
-fn view_body(sql: &str) -> Option<String> {
+/// The column list (if the view names its columns) and the SELECT of a
+/// `CREATE VIEW name [(cols)] AS select`.
+fn view_body(sql: &str) -> Option<(Option<String>, String)> {
     let upper = sql.to_ascii_uppercase();
     let view = upper.find("VIEW")?;
+    // A parenthesis before AS holds the view's own column names.
+    let columns = |at: usize| -> Option<String> {
+        let head = &sql[view..at];
+        let open = head.find('(')?;
+        let close = head.rfind(')')?;
+        Some(head[open..=close].to_owned())
+    };
     let bytes = upper.as_bytes();
     let mut i = view;
     while let Some(pos) = upper[i..].find("AS") {
@@ -1122,7 +1129,8 @@ fn view_body(sql: &str) -> Option<String> {
         let after = bytes.get(at + 2).copied();
         let word = |c: Option<u8>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_');
         if !word(before) && !word(after) {
-            return Some(sql[at + 2..].trim().trim_end_matches(';').to_owned());
+            let body = sql[at + 2..].trim().trim_end_matches(';').to_owned();
+            return Some((columns(at), body));
         }
         i = at + 2;
     }
@@ -1326,8 +1334,12 @@ mod tests {
         assert_eq!(as_text(SqlVal::Real(0.1)).as_deref(), Some("0.1"));
         assert_eq!(as_text(SqlVal::Blob(&[1, 255])).as_deref(), Some("\\x01ff"));
         assert_eq!(
-            view_body("CREATE VIEW v(a) AS SELECT 1 AS a;").as_deref(),
-            Some("SELECT 1 AS a")
+            view_body("CREATE VIEW v(a) AS SELECT 1 AS b;"),
+            Some((Some("(a)".into()), "SELECT 1 AS b".into()))
+        );
+        assert_eq!(
+            view_body("CREATE VIEW v AS SELECT 1"),
+            Some((None, "SELECT 1".into()))
         );
         let bools = vec!["done".to_owned()];
         assert_eq!(
