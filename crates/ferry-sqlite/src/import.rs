@@ -731,13 +731,14 @@ fn cross_pre_data(
     let (names, mut notes) = from_postgres::table_names(m);
     let mut skipped = Vec::new();
     let mut carried_sequences = HashSet::new();
-    let sequences: HashMap<String, i64> = m
+    // Sequence values by (schema, name): the same name may live in several schemas.
+    let sequences: HashMap<(String, String), i64> = m
         .objects
         .iter()
         .filter(|o| o.kind == "sequence_value")
         .filter_map(|o| {
             let v = o.properties.get("last_value")?.as_str()?.parse().ok()?;
-            Some((o.name.clone(), v))
+            Some(((o.schema.clone().unwrap_or_default(), o.name.clone()), v))
         })
         .collect();
     let enums: HashMap<String, Vec<String>> = m
@@ -795,14 +796,9 @@ fn cross_pre_data(
                 );
                 aliased = true;
                 let seq = seq_name.unwrap_or_default();
-                let short = seq
-                    .rsplit('.')
-                    .next()
-                    .unwrap_or(&seq)
-                    .trim_matches('"')
-                    .to_owned();
-                sequence_value = sequences.get(&short).copied();
-                carried_sequences.insert(short);
+                let key = sequence_key(&seq, t.schema.as_deref().unwrap_or("public"));
+                sequence_value = sequences.get(&key).copied();
+                carried_sequences.insert(key);
                 notes.push(format!(
                     "{target}.{}: identity/serial column becomes INTEGER PRIMARY KEY AUTOINCREMENT",
                     c.name
@@ -969,7 +965,12 @@ fn cross_pre_data(
             "function" | "procedure" => Some("functions and procedures do not exist in SQLite"),
             "trigger" => Some("PL/pgSQL triggers do not translate to SQLite"),
             "materialized_view" => Some("SQLite has no materialized views"),
-            "sequence" if carried_sequences.contains(&o.name) => None,
+            "sequence"
+                if carried_sequences
+                    .contains(&(o.schema.clone().unwrap_or_default(), o.name.clone())) =>
+            {
+                None
+            }
             "sequence" => Some("standalone sequences do not exist in SQLite"),
             "type" => Some("SQLite has no user-defined types (enums become CHECK constraints)"),
             "extension" | "collation" => Some("not applicable to SQLite"),
@@ -1152,6 +1153,31 @@ fn quoted_list(cols: &[String]) -> String {
         .join(", ")
 }
 
+/// (schema, name) of a sequence written as PostgreSQL prints a regclass: `app.seq`,
+/// `"My Schema"."Seq"`, or unqualified (in `default_schema`).
+fn sequence_key(regclass: &str, default_schema: &str) -> (String, String) {
+    let unquote = |s: &str| {
+        s.strip_prefix('"')
+            .and_then(|x| x.strip_suffix('"'))
+            .map(|x| x.replace("\"\"", "\""))
+            .unwrap_or_else(|| s.to_owned())
+    };
+    // Split at the last dot outside double quotes.
+    let mut in_quotes = false;
+    let mut split = None;
+    for (i, c) in regclass.char_indices() {
+        match c {
+            '"' => in_quotes = !in_quotes,
+            '.' if !in_quotes => split = Some(i),
+            _ => {}
+        }
+    }
+    match split {
+        Some(i) => (unquote(&regclass[..i]), unquote(&regclass[i + 1..])),
+        None => (default_schema.to_owned(), unquote(regclass)),
+    }
+}
+
 /// `nextval('app.users_id_seq'::regclass)` → `app.users_id_seq`.
 fn nextval_sequence(default: &str) -> Option<String> {
     let inner = default.strip_prefix("nextval('")?;
@@ -1179,5 +1205,26 @@ fn translate_pg_default(d: &str, lt: &LogicalType) -> Option<String> {
         _ if e.parse::<f64>().is_ok() => Some(e),
         _ if e.starts_with('\'') && e.ends_with('\'') && e.len() >= 2 => Some(e),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_names_keep_their_schema() {
+        assert_eq!(
+            sequence_key("app.seq", "public"),
+            ("app".into(), "seq".into())
+        );
+        assert_eq!(
+            sequence_key("\"My.Schema\".\"S\"\"q\"", "public"),
+            ("My.Schema".into(), "S\"q".into())
+        );
+        assert_eq!(
+            sequence_key("seq", "public"),
+            ("public".into(), "seq".into())
+        );
     }
 }
