@@ -299,3 +299,51 @@ fn target_schema_puts_sqlite_style_single_schema_archives_side_by_side() {
         "the serial continues after the loaded rows"
     );
 }
+
+#[test]
+fn what_is_not_carried_is_said_in_the_manifest() {
+    let dir = TestDir::new();
+    let src = PgDb::new("notcarried");
+    src.psql(
+        "CREATE TABLE base (id int, note text);
+         CREATE TABLE child (extra int) INHERITS (base);
+         CREATE TABLE secret (id int, owner text);
+         ALTER TABLE secret ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY mine ON secret USING (owner = current_user);
+         INSERT INTO secret VALUES (1, 'someone else');",
+    );
+    dir.ferry()
+        .args(["export", &src.url(), "a"])
+        .run()
+        .success();
+    let m = assert_archive_manifests_valid(&dir.path("a"));
+    let codes: Vec<String> = m["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            format!(
+                "{} {}",
+                w["code"].as_str().unwrap(),
+                w["table"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert!(
+        codes.contains(&"inheritance_not_carried public.child".to_owned()),
+        "{codes:?}"
+    );
+    assert!(
+        codes.contains(&"row_security_not_carried public.secret".to_owned()),
+        "{codes:?}"
+    );
+    // Row security does not filter what the export reads.
+    let secret = m["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "secret")
+        .unwrap()
+        .clone();
+    assert_eq!(secret["rows"], 1);
+}

@@ -635,6 +635,44 @@ async fn read_tables(
     }
     let oids: Vec<u32> = raw.iter().map(|t| t.oid).collect();
     let mut cols = columns(client, &oids).await?;
+    // What ferry does not carry is said in the manifest, never dropped silently.
+    for r in client
+        .query(
+            "SELECT c.oid::regclass::text, c.relrowsecurity,
+                    (SELECT count(*) FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid),
+                    (SELECT string_agg(i.inhparent::regclass::text, ', ') FROM pg_catalog.pg_inherits i
+                     WHERE i.inhrelid = c.oid AND NOT c.relispartition)
+             FROM pg_catalog.pg_class c WHERE c.oid = ANY($1)",
+            &[&oids],
+        )
+        .await
+        .ctx(|| "reading row security and inheritance".into())?
+    {
+        let (name, rls, policies, parents): (String, bool, i64, Option<String>) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        if rls || policies > 0 {
+            warnings.push(Warning {
+                code: "row_security_not_carried".into(),
+                table: Some(name.clone()),
+                column: None,
+                message: format!(
+                    "table {name}: row-level security ({policies} policies) is not exported; all rows are, and the restored table has no policies"
+                ),
+                details: Default::default(),
+            });
+        }
+        if let Some(parents) = parents {
+            warnings.push(Warning {
+                code: "inheritance_not_carried".into(),
+                table: Some(name.clone()),
+                column: None,
+                message: format!(
+                    "table {name} INHERITS from {parents}: it is restored as a standalone table (its own rows and local columns and constraints only)"
+                ),
+                details: Default::default(),
+            });
+        }
+    }
 
     let mut checks: HashMap<u32, Vec<(String, String, bool)>> = HashMap::new();
     for r in client
@@ -1102,7 +1140,8 @@ async fn read_indexes_and_triggers(
     }
     let q = format!(
         "WITH ns AS ({NS})
-         SELECT ns.nspname, t.tgname, c.relname, pg_catalog.pg_get_triggerdef(t.oid), pg_catalog.obj_description(t.oid, 'pg_trigger')
+         SELECT ns.nspname, t.tgname, c.relname, pg_catalog.pg_get_triggerdef(t.oid), pg_catalog.obj_description(t.oid, 'pg_trigger'),
+                t.tgenabled::text
          FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
          JOIN ns ON ns.oid = c.relnamespace
          WHERE NOT t.tgisinternal AND t.tgparentid = 0 ORDER BY t.oid"
@@ -1121,6 +1160,27 @@ async fn read_indexes_and_triggers(
             r.get(3),
             POST,
         ));
+        // A trigger is created enabled; restore a disabled, replica or always state.
+        let state = match r.get::<_, String>(5).as_str() {
+            "D" => Some("DISABLE TRIGGER"),
+            "R" => Some("ENABLE REPLICA TRIGGER"),
+            "A" => Some("ENABLE ALWAYS TRIGGER"),
+            _ => None,
+        };
+        if let Some(state) = state {
+            post.push(object(
+                "trigger_state",
+                Some(&schema),
+                &name,
+                Some(&table),
+                format!(
+                    "ALTER TABLE {} {state} {}",
+                    quote_qualified(&schema, &table),
+                    quote_ident(&name)
+                ),
+                POST,
+            ));
+        }
         if let Some(c) = r.get::<_, Option<String>>(4) {
             post.push(object(
                 "comment",

@@ -286,7 +286,8 @@ impl ConnSpec {
 const SESSION_SETUP: &str = "SET client_encoding = 'UTF8'; SET DateStyle = 'ISO, MDY'; \
     SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex'; \
     SET TimeZone = 'UTC'; SET search_path = ''; SET standard_conforming_strings = on; \
-    SET check_function_bodies = off; SET statement_timeout = 0; SET lock_timeout = 0;";
+    SET check_function_bodies = off; SET statement_timeout = 0; SET lock_timeout = 0; \
+    SET row_security = off;";
 
 /// `postgresql+asyncpg://` → `postgresql://`; `postgres://` stays.
 fn normalize_scheme(arg: &str) -> String {

@@ -83,6 +83,22 @@ async fn export_async(
         .get(0);
     tracing::debug!(snapshot, "export snapshot");
     let mut cat = catalog::read(&client, &options.schemas).await?;
+    // As pg_dump does: no TRUNCATE, rewrite or drop can slip under the snapshot while the
+    // data is read (those are not MVCC-safe).
+    let locked: Vec<String> = cat
+        .tables
+        .iter()
+        .map(|t| quote_qualified(t.table.schema.as_deref().unwrap_or(""), &t.table.name))
+        .collect();
+    if !locked.is_empty() {
+        client
+            .batch_execute(&format!(
+                "LOCK TABLE {} IN ACCESS SHARE MODE",
+                locked.join(", ")
+            ))
+            .await
+            .ctx(|| "locking the tables to export".into())?;
+    }
     for t in &mut cat.tables {
         demote_unrepresentable(&client, t).await?;
     }
@@ -164,11 +180,12 @@ async fn export_async(
             elapsed,
         };
     }
-    let manifest = writer.finish(manifest)?;
+    // End the snapshot first: if that fails, nothing has been published yet.
     client
         .batch_execute("COMMIT")
         .await
         .ctx(|| "ending the snapshot".into())?;
+    let manifest = writer.finish(manifest)?;
     Ok(ExportReport {
         manifest,
         tables: reports,

@@ -114,6 +114,16 @@ pub fn import(
         .as_ref()
         .map(|c| c.notes.clone())
         .unwrap_or_default();
+    if manifest.source.engine == ENGINE
+        && manifest
+            .tables
+            .iter()
+            .any(|t| t.properties.contains_key("acl"))
+    {
+        notes.push(
+            "ownership and grants are recorded in the archive but not restored (as pg_restore --no-owner --no-privileges): the tables belong to the importing role".into(),
+        );
+    }
     notes.append(&mut loader.notes);
     Ok(ImportReport {
         tables,

@@ -140,9 +140,10 @@ pub fn export(
             elapsed: started.elapsed(),
         });
     }
-    let manifest = writer.finish(manifest)?;
+    // End the read transaction first: if that fails, nothing has been published yet.
     conn.execute_batch("COMMIT")
         .ctx(|| "ending the read transaction".into())?;
+    let manifest = writer.finish(manifest)?;
     Ok(ExportReport {
         manifest,
         tables: reports,
