@@ -52,6 +52,24 @@ fn not_extension_member(catalog: &str, oid_expr: &str) -> String {
     )
 }
 
+/// A post-data `COMMENT ON <target> IS '<text>'`.
+fn comment(
+    schema: Option<&str>,
+    name: &str,
+    table: Option<&str>,
+    target: String,
+    text: &str,
+) -> SchemaObject {
+    object(
+        "comment",
+        schema,
+        name,
+        table,
+        format!("COMMENT ON {target} IS {}", quote_literal(text)),
+        POST,
+    )
+}
+
 fn object(
     kind: &str,
     schema: Option<&str>,
@@ -345,11 +363,16 @@ pub async fn read(client: &Client, schemas: &[String]) -> Result<Catalog, PgErro
             .insert("identity_arguments".into(), json!(args));
         objects.push(o);
         if let Some(c) = r.get::<_, Option<String>>(5) {
-            function_comments.push(format!(
-                "COMMENT ON {} {}({args}) IS {}",
-                word.to_uppercase(),
-                quote_qualified(&schema, &name),
-                quote_literal(&c)
+            function_comments.push(comment(
+                Some(&schema),
+                &name,
+                None,
+                format!(
+                    "{} {}({args})",
+                    word.to_uppercase(),
+                    quote_qualified(&schema, &name)
+                ),
+                &c,
             ));
         }
     }
@@ -358,9 +381,8 @@ pub async fn read(client: &Client, schemas: &[String]) -> Result<Catalog, PgErro
     let (tables, table_posts) =
         read_tables(client, schemas, &types, &mut objects, &mut warnings).await?;
     objects.extend(table_posts);
-    for c in function_comments {
-        objects.push(object("comment", None, "function", None, c, POST));
-    }
+    // Comments are post-data, after the functions they describe.
+    objects.extend(function_comments);
     Ok(Catalog {
         tables,
         objects,
@@ -441,17 +463,12 @@ async fn read_types(
         objects.push(o);
         if let Some(c) = r.get::<_, Option<String>>(4) {
             let word = if what == "domain" { "DOMAIN" } else { "TYPE" };
-            objects.push(object(
-                "comment",
+            objects.push(comment(
                 Some(&schema),
                 &name,
                 None,
-                format!(
-                    "COMMENT ON {word} {} IS {}",
-                    quote_qualified(&schema, &name),
-                    quote_literal(&c)
-                ),
-                POST,
+                format!("{word} {}", quote_qualified(&schema, &name)),
+                &c,
             ));
         }
     }
@@ -544,17 +561,12 @@ async fn read_tables(
         o.properties.insert("is_called".into(), json!(called));
         post.push(o);
         if let Some(c) = r.get::<_, Option<String>>(4) {
-            post.push(object(
-                "comment",
+            post.push(comment(
                 Some(&schema),
                 &name,
                 None,
-                format!(
-                    "COMMENT ON SEQUENCE {} IS {}",
-                    quote_qualified(&schema, &name),
-                    quote_literal(&c)
-                ),
-                POST,
+                format!("SEQUENCE {}", quote_qualified(&schema, &name)),
+                &c,
             ));
         }
     }
@@ -749,17 +761,12 @@ async fn read_tables(
                 def.push_str(" NOT NULL");
             }
             if let Some(cm) = &c.comment {
-                post.push(object(
-                    "comment",
+                post.push(comment(
                     Some(&rt.schema),
                     &rt.name,
                     Some(&rt.name),
-                    format!(
-                        "COMMENT ON COLUMN {qualified}.{} IS {}",
-                        quote_ident(&c.name),
-                        quote_literal(cm)
-                    ),
-                    POST,
+                    format!("COLUMN {qualified}.{}", quote_ident(&c.name)),
+                    cm,
                 ));
             }
             if col.is_stored() {
@@ -809,13 +816,12 @@ async fn read_tables(
             ddl.push_str(&format!(" WITH ({o})"));
         }
         if let Some(cm) = &rt.comment {
-            post.push(object(
-                "comment",
+            post.push(comment(
                 Some(&rt.schema),
                 &rt.name,
                 Some(&rt.name),
-                format!("COMMENT ON TABLE {qualified} IS {}", quote_literal(cm)),
-                POST,
+                format!("TABLE {qualified}"),
+                cm,
             ));
         }
         let mut properties = BTreeMap::new();
@@ -971,18 +977,16 @@ async fn read_constraints(
             POST,
         ));
         if let Some(c) = r.get::<_, Option<String>>(12) {
-            post.push(object(
-                "comment",
+            post.push(comment(
                 Some(&schema),
                 &name,
                 Some(&t.table.name),
                 format!(
-                    "COMMENT ON CONSTRAINT {} ON {} IS {}",
+                    "CONSTRAINT {} ON {}",
                     quote_ident(&name),
-                    quote_qualified(&schema, &t.table.name),
-                    quote_literal(&c)
+                    quote_qualified(&schema, &t.table.name)
                 ),
-                POST,
+                &c,
             ));
         }
         let key = Key {
@@ -1073,13 +1077,12 @@ async fn read_views(
             } else {
                 "VIEW"
             };
-            post.push(object(
-                "comment",
+            post.push(comment(
                 Some(&schema),
                 &name,
                 None,
-                format!("COMMENT ON {word} {qualified} IS {}", quote_literal(&c)),
-                POST,
+                format!("{word} {qualified}"),
+                &c,
             ));
         }
     }
@@ -1124,17 +1127,12 @@ async fn read_indexes_and_triggers(
         o.properties.insert("phase".into(), json!(POST));
         post.push(o);
         if let Some(c) = r.get::<_, Option<String>>(5) {
-            post.push(object(
-                "comment",
+            post.push(comment(
                 Some(&schema),
                 &name,
                 Some(&table),
-                format!(
-                    "COMMENT ON INDEX {} IS {}",
-                    quote_qualified(&schema, &name),
-                    quote_literal(&c)
-                ),
-                POST,
+                format!("INDEX {}", quote_qualified(&schema, &name)),
+                &c,
             ));
         }
     }
@@ -1182,18 +1180,16 @@ async fn read_indexes_and_triggers(
             ));
         }
         if let Some(c) = r.get::<_, Option<String>>(4) {
-            post.push(object(
-                "comment",
+            post.push(comment(
                 Some(&schema),
                 &name,
                 Some(&table),
                 format!(
-                    "COMMENT ON TRIGGER {} ON {} IS {}",
+                    "TRIGGER {} ON {}",
                     quote_ident(&name),
-                    quote_qualified(&schema, &table),
-                    quote_literal(&c)
+                    quote_qualified(&schema, &table)
                 ),
-                POST,
+                &c,
             ));
         }
     }
