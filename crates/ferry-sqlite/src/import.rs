@@ -285,29 +285,47 @@ impl Visitor for Loader<'_> {
         if !self.reports.contains_key(&table.id) {
             self.progress.table_started(&name, None);
         }
-        let before = self.reports.get(&table.id).map_or(0, |r| r.rows);
-        let result = self.load(table, part);
-        let after = self.reports.get(&table.id).map_or(0, |r| r.rows);
-        self.progress.advance(&name, after - before, 0);
-        result
+        let started = Instant::now();
+        let rows = if self.cross.is_some() {
+            self.load_from_postgres(table, part)?
+        } else if table.properties.contains_key(prop::CONTENT) {
+            0 // external-content and contentless FTS: rebuilt in post_data
+        } else {
+            self.load_same_engine(table, part)?
+        };
+        self.progress.advance(&name, rows, 0);
+        let rep = self.reports.entry(table.id.clone()).or_default();
+        rep.rows += rows;
+        rep.elapsed += started.elapsed();
+        Ok(())
     }
 }
 
 impl Loader<'_> {
-    fn load(&mut self, table: &Table, part: &Part<'_>) -> Result<(), SqliteError> {
-        if self.cross.is_some() {
-            return self.cross_part(table, part);
-        }
-        if table.properties.contains_key(prop::CONTENT) {
-            return Ok(()); // external-content and contentless FTS: rebuilt in post_data
-        }
-        let started = Instant::now();
-        let sql = insert_sql(table);
+    /// The one insert loop: a cached `INSERT` into `target`, and `load_batch` called once
+    /// per batch of the part to bind and execute its rows (see [`execute_row`]).
+    fn insert_rows(
+        &self,
+        target: &str,
+        columns: &[String],
+        part: &Part<'_>,
+        mut load_batch: impl FnMut(
+            &RecordBatch,
+            &mut rusqlite::Statement<'_>,
+        ) -> Result<(), SqliteError>,
+    ) -> Result<u64, SqliteError> {
+        let names: Vec<String> = columns.iter().map(|c| crate::quote(c)).collect();
+        let params: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO main.{} ({}) VALUES ({})",
+            crate::quote(target),
+            names.join(", "),
+            params.join(", ")
+        );
         let mut stmt = self
             .conn
             .prepare_cached(&sql)
-            .ctx(|| format!("table {}: preparing the insert", table.name))?;
-        let fields = table.data_fields();
+            .ctx(|| format!("table {target}: preparing the insert"))?;
         let mut rows = 0u64;
         for batch in part.batches(self.batch_rows)? {
             let batch = batch.map_err(|e| {
@@ -316,7 +334,17 @@ impl Loader<'_> {
                     source: e,
                 })
             })?;
-            let cols = columns(&batch, &fields).map_err(|reason| SqliteError::Value {
+            load_batch(&batch, &mut stmt)?;
+            rows += batch.num_rows() as u64;
+        }
+        Ok(rows)
+    }
+
+    fn load_same_engine(&self, table: &Table, part: &Part<'_>) -> Result<u64, SqliteError> {
+        let fields = table.data_fields();
+        let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
+        self.insert_rows(&table.name, &names, part, |batch, stmt| {
+            let cols = columns(batch, &fields).map_err(|reason| SqliteError::Value {
                 table: table.name.clone(),
                 column: reason.0,
                 row: "-".into(),
@@ -333,82 +361,55 @@ impl Loader<'_> {
                     stmt.raw_bind_parameter(j + 1, ToSqlOutput::Borrowed(v))
                         .ctx(|| format!("table {}: binding {}", table.name, fields[j].0))?;
                 }
-                stmt.raw_execute().map_err(|source| SqliteError::Sql {
-                    context: format!(
-                        "table {}, {} of {}: inserting",
-                        table.name,
-                        row_label(&cols, &fields, r, table),
-                        part.path
-                    ),
-                    source,
+                execute_row(stmt, &table.name, part, || {
+                    row_label(&cols, &fields, r, table)
                 })?;
             }
-            rows += batch.num_rows() as u64;
-        }
-        let rep = self.reports.entry(table.id.clone()).or_default();
-        rep.rows += rows;
-        rep.elapsed += started.elapsed();
-        Ok(())
+            Ok(())
+        })
     }
-}
 
-impl Loader<'_> {
-    fn cross_part(&mut self, table: &Table, part: &Part<'_>) -> Result<(), SqliteError> {
-        let started = Instant::now();
+    fn load_from_postgres(&self, table: &Table, part: &Part<'_>) -> Result<u64, SqliteError> {
         let cross = self.cross.as_ref().expect("cross import");
         let Some((target, fields)) = cross.loads.get(&table.id) else {
-            return Ok(()); // a partitioned parent holds no rows of its own
+            return Ok(0); // a partitioned parent holds no rows of its own
         };
-        let cols: Vec<String> = fields.iter().map(|(_, c, _)| crate::quote(c)).collect();
-        let params: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-        let sql = format!(
-            "INSERT INTO main.{} ({}) VALUES ({})",
-            crate::quote(target),
-            cols.join(", "),
-            params.join(", ")
-        );
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql)
-            .ctx(|| format!("table {target}: preparing the insert"))?;
+        let names: Vec<String> = fields.iter().map(|(_, c, _)| c.clone()).collect();
         let data = table.data_fields();
-        let mut rows = 0u64;
-        for batch in part.batches(self.batch_rows)? {
-            let batch = batch.map_err(|e| {
-                SqliteError::Archive(ferry_archive::ArchiveError::Arrow {
-                    path: part.path.to_owned(),
-                    source: e,
-                })
-            })?;
+        self.insert_rows(target, &names, part, |batch, stmt| {
             for r in 0..batch.num_rows() {
                 for (j, (i, _, conv)) in fields.iter().enumerate() {
                     let v = from_postgres::value(conv, &data[*i].1, batch.column(*i), r).map_err(
                         |reason| SqliteError::Value {
                             table: table.display_name(),
                             column: data[*i].0.clone(),
-                            row: format!("{}", rows + r as u64 + 1),
+                            row: format!("{} of {}", r + 1, part.path),
                             reason,
                         },
                     )?;
                     stmt.raw_bind_parameter(j + 1, v)
                         .ctx(|| format!("table {target}: binding"))?;
                 }
-                stmt.raw_execute().map_err(|source| SqliteError::Sql {
-                    context: format!(
-                        "table {target}, row {} of {}: inserting",
-                        rows + r as u64 + 1,
-                        part.path
-                    ),
-                    source,
-                })?;
+                execute_row(stmt, target, part, || format!("row {}", r + 1))?;
             }
-            rows += batch.num_rows() as u64;
-        }
-        let rep = self.reports.entry(table.id.clone()).or_default();
-        rep.rows += rows;
-        rep.elapsed += started.elapsed();
-        Ok(())
+            Ok(())
+        })
     }
+}
+
+/// Executes the bound insert; a refusal names the table, the row and the part.
+fn execute_row(
+    stmt: &mut rusqlite::Statement<'_>,
+    target: &str,
+    part: &Part<'_>,
+    row: impl FnOnce() -> String,
+) -> Result<(), SqliteError> {
+    stmt.raw_execute()
+        .map(|_| ())
+        .map_err(|source| SqliteError::Sql {
+            context: format!("table {target}, {} of {}: inserting", row(), part.path),
+            source,
+        })
 }
 
 fn row_label(
@@ -425,18 +426,6 @@ fn row_label(
         (_, Some(v)) => format!("row with {} = {v:?}", fields[0].0),
         _ => format!("row {r}"),
     }
-}
-
-fn insert_sql(table: &Table) -> String {
-    let fields = table.data_fields();
-    let names: Vec<String> = fields.iter().map(|(n, _)| crate::quote(n)).collect();
-    let params: Vec<String> = (1..=fields.len()).map(|i| format!("?{i}")).collect();
-    format!(
-        "INSERT INTO main.{} ({}) VALUES ({})",
-        crate::quote(&table.name),
-        names.join(", "),
-        params.join(", ")
-    )
 }
 
 /// Settings that must precede the first table, then the tables themselves.
