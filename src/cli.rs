@@ -141,6 +141,11 @@ pub struct ImportArgs {
     /// beyond 15-17 significant digits).
     #[arg(long, value_enum, default_value = "text")]
     pub numeric: NumericAs,
+    /// PostgreSQL: connections that load tables at once (default: the number of cores).
+    /// Tables load in a staging schema and are published in one transaction; 1 loads
+    /// everything in that transaction. SQLite targets have one writer and ignore it.
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -25,10 +25,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) -> Result<ExitCode> {
     let location = Location::parse(&a.archive);
-    let jobs = a
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let jobs = jobs_or_cores(a.jobs);
     let write = WriteOptions {
         zstd_level: a.write.zstd_level,
         row_group_rows: a.write.row_group_rows.max(1),
@@ -97,6 +94,12 @@ fn print_plan(plan: &ferry_archive::ImportPlan) {
     for s in &plan.skipped {
         println!("-- skipped: {s}");
     }
+}
+
+/// `--jobs`, by default the number of cores.
+fn jobs_or_cores(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
 }
 
 fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) -> Result<ExitCode> {
@@ -169,6 +172,7 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 strict: a.strict,
                 data_only: a.data_only,
                 batch_rows: 16_384,
+                jobs: jobs_or_cores(a.jobs),
             };
             let report = {
                 let r = ferry_postgres::import(&location, &url, &options, progress);
@@ -184,8 +188,12 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 for s in &report.skipped {
                     eprintln!("skipped: {s}");
                 }
+                let how = match report.connections {
+                    1 => "one transaction".to_owned(),
+                    n => format!("loaded on {n} connections, published in one transaction"),
+                };
                 eprintln!(
-                    "imported {} in {:.1}s ({} DDL statements, one transaction)",
+                    "imported {} in {:.1}s ({} DDL statements, {how})",
                     location.display(),
                     report.elapsed.as_secs_f64(),
                     report.statements

@@ -9,7 +9,7 @@ use arrow_array::{
     Array, ArrayRef, BinaryArray, Float64Array, Int64Array, RecordBatch, StringArray,
 };
 use ferry_archive::{
-    ArchiveWriter, Column, Location, LogicalType, Manifest, Part, Source, Table, Visitor,
+    ArchiveWriter, Column, Location, LogicalType, Manifest, Part, PartData, Source, Table, Visitor,
     WriteOptions,
 };
 

@@ -3,6 +3,7 @@
 mod archive;
 mod cross;
 mod harness;
+mod parallel;
 mod pg_db;
 mod postgres;
 mod sqlite;

@@ -43,7 +43,9 @@ pub use manifest::{
     Check, Column, CreatedBy, DataFile, ForeignKey, Generated, Key, Manifest, SchemaObject, Source,
     Stage, Table, Warning,
 };
-pub use reader::{MANIFEST, PRELUDE, Part, Visitor, read, read_manifest, read_stream};
+pub use reader::{
+    DetachedPart, MANIFEST, PRELUDE, Part, PartData, Visitor, read, read_manifest, read_stream,
+};
 pub use report::{Comparison, ImportPlan, NoProgress, Progress, TableReport};
 pub use schema::{MANIFEST_SCHEMA, validate as validate_manifest_json};
 pub use types::LogicalType;

@@ -50,27 +50,17 @@ pub struct Part<'a> {
     table: &'a Table,
 }
 
-impl Part<'_> {
+/// Anything that yields a part's record batches: a [`Part`] during the visit, or a
+/// [`DetachedPart`] handed to another thread.
+pub trait PartData {
+    /// The part's path inside the archive, for messages.
+    fn path(&self) -> &str;
     /// Opens the part for decoding, after checking that its Arrow schema is the one the
     /// manifest's logical types prescribe.
-    pub fn batches(&self, batch_size: usize) -> Result<ParquetRecordBatchReader> {
-        let file = File::open(self.file).map_err(|e| ArchiveError::io(self.path, e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| {
-            ArchiveError::Parquet {
-                path: self.path.to_owned(),
-                source,
-            }
-        })?;
-        check_schema(self.path, self.table, builder.schema())?;
-        builder
-            .with_batch_size(batch_size.max(1))
-            .build()
-            .map_err(|source| ArchiveError::Parquet {
-                path: self.path.to_owned(),
-                source,
-            })
-    }
+    fn batches(&self, batch_size: usize) -> Result<ParquetRecordBatchReader>;
+}
 
+impl Part<'_> {
     /// The number of rows the file's footer declares.
     pub fn footer_rows(&self) -> Result<u64> {
         let file = File::open(self.file).map_err(|e| ArchiveError::io(self.path, e))?;
@@ -82,6 +72,70 @@ impl Part<'_> {
         })?;
         Ok(builder.metadata().file_metadata().num_rows().max(0) as u64)
     }
+
+    /// Keeps the part readable after the visit returns, so another thread can load it. The
+    /// file is opened now: a tar stream's spooled copy is deleted when the visit returns,
+    /// and the open handle is what keeps its bytes.
+    pub fn detach(&self) -> Result<DetachedPart> {
+        Ok(DetachedPart {
+            path: self.path.to_owned(),
+            file: File::open(self.file).map_err(|e| ArchiveError::io(self.path, e))?,
+            table: self.table.clone(),
+        })
+    }
+}
+
+impl PartData for Part<'_> {
+    fn path(&self) -> &str {
+        self.path
+    }
+
+    fn batches(&self, batch_size: usize) -> Result<ParquetRecordBatchReader> {
+        let file = File::open(self.file).map_err(|e| ArchiveError::io(self.path, e))?;
+        open_batches(self.path, file, self.table, batch_size)
+    }
+}
+
+/// A part that outlives its visit (see [`Part::detach`]).
+pub struct DetachedPart {
+    path: String,
+    file: File,
+    table: Table,
+}
+
+impl PartData for DetachedPart {
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn batches(&self, batch_size: usize) -> Result<ParquetRecordBatchReader> {
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| ArchiveError::io(&self.path, e))?;
+        open_batches(&self.path, file, &self.table, batch_size)
+    }
+}
+
+fn open_batches(
+    path: &str,
+    file: File,
+    table: &Table,
+    batch_size: usize,
+) -> Result<ParquetRecordBatchReader> {
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| ArchiveError::Parquet {
+            path: path.to_owned(),
+            source,
+        })?;
+    check_schema(path, table, builder.schema())?;
+    builder
+        .with_batch_size(batch_size.max(1))
+        .build()
+        .map_err(|source| ArchiveError::Parquet {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 fn check_schema(path: &str, table: &Table, actual: &arrow_schema::SchemaRef) -> Result<()> {
@@ -494,6 +548,9 @@ fn read_tar<V: Visitor, R: Read>(
         if footer_rows.is_some() {
             visitor.part(table, &part)?;
         }
+        // A new file for every part: a visitor may have detached this one, and its open
+        // handle must keep these bytes rather than see the next part written over them.
+        std::fs::remove_file(&spooled).map_err(|e| ArchiveError::io(&path, e))?;
         seen.insert(
             path,
             Seen {

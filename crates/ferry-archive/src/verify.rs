@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use crate::error::ArchiveError;
 use crate::location::Location;
 use crate::manifest::{Manifest, Table};
-use crate::reader::{self, Part, Visitor};
+use crate::reader::{self, Part, PartData, Visitor};
 
 /// The outcome of verifying an archive.
 #[derive(Debug, Default)]

@@ -2,7 +2,7 @@
 //! content digest of every table, recomputed from the live database with the exporter's own
 //! `COPY`, inside one snapshot; plus every sequence's value.
 
-use ferry_archive::Manifest;
+use ferry_archive::{Manifest, PartData};
 use futures_util::StreamExt;
 use serde_json::Value;
 

@@ -4,7 +4,7 @@
 
 use arrow_array::RecordBatch;
 use bytes::{Bytes, BytesMut};
-use ferry_archive::Part;
+use ferry_archive::PartData;
 use futures_util::SinkExt;
 use tokio_postgres::Client;
 
@@ -17,7 +17,7 @@ pub(crate) async fn copy_part(
     client: &Client,
     sql: &str,
     target: &str,
-    part: &Part<'_>,
+    part: &impl PartData,
     batch_rows: usize,
     mut encode: impl FnMut(&RecordBatch, u64, &mut BytesMut) -> Result<(), PgError>,
 ) -> Result<u64, PgError> {
@@ -32,7 +32,7 @@ pub(crate) async fn copy_part(
     for batch in part.batches(batch_rows.max(1))? {
         let batch = batch.map_err(|e| {
             PgError::Archive(ferry_archive::ArchiveError::Arrow {
-                path: part.path.to_owned(),
+                path: part.path().to_owned(),
                 source: e,
             })
         })?;
@@ -51,7 +51,7 @@ pub(crate) async fn copy_part(
     let loaded = sink
         .finish()
         .await
-        .ctx(|| format!("table {target}: loading {}", part.path))?;
+        .ctx(|| format!("table {target}: loading {}", part.path()))?;
     if loaded != rows {
         return Err(PgError::Check {
             context: format!("table {target}"),

@@ -14,7 +14,7 @@ use arrow_array::{Array, ArrayRef};
 use bytes::{BufMut, BytesMut};
 use ferry_archive::convert::{self, EpochUnit};
 use ferry_archive::types::sqlite_class;
-use ferry_archive::{Column, LogicalType, Manifest, SchemaObject};
+use ferry_archive::{Column, LogicalType, Manifest, SchemaObject, Table};
 use serde_json::Value;
 use sha2::Digest;
 
@@ -694,12 +694,41 @@ pub struct TablePlan {
     pub fields: Vec<(usize, String, Conv)>,
 }
 
+/// One DDL statement of the plan.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// What it does, for messages.
+    pub what: String,
+    pub sql: String,
+    /// The archive id of the one table this statement creates or changes, when it touches
+    /// no other object: such a step may run while the table is still being staged.
+    pub table: Option<String>,
+}
+
+impl Step {
+    fn global(what: String, sql: String) -> Self {
+        Step {
+            what,
+            sql,
+            table: None,
+        }
+    }
+
+    fn on(table: &Table, what: String, sql: String) -> Self {
+        Step {
+            what,
+            sql,
+            table: Some(table.id.clone()),
+        }
+    }
+}
+
 /// Everything an import of a SQLite archive will do, decided from the prelude alone.
 #[derive(Debug, Default)]
 pub struct CrossPlan {
-    pub pre: Vec<(String, String)>,
-    /// (what, sql): post-data statements; each may fail and is then reported, not fatal.
-    pub post: Vec<(String, String)>,
+    pub pre: Vec<Step>,
+    /// Post-data statements; each may fail and is then reported, not fatal.
+    pub post: Vec<Step>,
     pub tables: HashMap<String, TablePlan>,
     /// Conversions and renames, for the report and --dry-run.
     pub notes: Vec<String>,
@@ -712,7 +741,7 @@ pub struct CrossPlan {
 pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
     let mut p = CrossPlan::default();
     let qs = quote_ident(schema);
-    p.pre.push((
+    p.pre.push(Step::global(
         format!("schema {schema}"),
         format!("CREATE SCHEMA IF NOT EXISTS {qs}"),
     ));
@@ -724,8 +753,8 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
     }
     let tname = |n: &str| table_names.get(n).cloned().unwrap_or_else(|| shorten(n));
     let mut col_names: HashMap<String, HashMap<String, String>> = HashMap::new();
-    let mut defaults: Vec<(String, String)> = Vec::new();
-    let mut generated: Vec<(String, String)> = Vec::new();
+    let mut defaults: Vec<Step> = Vec::new();
+    let mut generated: Vec<Step> = Vec::new();
     // Decide every column first, so that a foreign key column can take the type of the
     // column it references (an INTEGER PRIMARY KEY becomes bigint; its references follow).
     let mut decisions: HashMap<(String, String), Decision> = HashMap::new();
@@ -813,7 +842,8 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
                 } else {
                     d.pg_type.as_str()
                 };
-                generated.push((
+                generated.push(Step::on(
+                    t,
                     format!("generated column {}.{}", t.name, c.name),
                     format!(
                         "ALTER TABLE {target} ADD COLUMN {} {ty} GENERATED ALWAYS AS ({}) STORED",
@@ -834,7 +864,8 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
                 // Set after the table exists, each behind its own savepoint: a default that
                 // PostgreSQL refuses for the column's type is reported, not fatal.
                 match translate_default(dflt, &d.pg_type) {
-                    Some(x) => defaults.push((
+                    Some(x) => defaults.push(Step::on(
+                        t,
                         format!("default of {}.{} ({dflt})", t.name, c.name),
                         format!(
                             "ALTER TABLE {target} ALTER COLUMN {} SET DEFAULT {x}",
@@ -855,7 +886,8 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
                 fields.push((i, quote_ident(&col), d.conv));
             }
         }
-        p.pre.push((
+        p.pre.push(Step::on(
+            t,
             format!("table {}", t.name),
             format!("CREATE TABLE {target} (\n    {}\n)", defs.join(",\n    ")),
         ));
@@ -874,7 +906,7 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
                 .get("sqlite_sequence")
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
-            p.post.push((
+            p.post.push(Step::global(
                 format!("identity of {}.{a}", t.name),
                 format!(
                     "SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence({}, {}), greatest(v, 1), v > 0) FROM (SELECT greatest(coalesce(max({col}), 0), {seq}) AS v FROM {target}) s",
@@ -903,7 +935,8 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
     for t in &m.tables {
         let target = quote_qualified(schema, &tname(&t.name));
         if let Some(pk) = &t.primary_key {
-            p.post.push((
+            p.post.push(Step::on(
+                t,
                 format!("primary key of {}", t.name),
                 format!(
                     "ALTER TABLE {target} ADD PRIMARY KEY ({})",
@@ -912,7 +945,8 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
             ));
         }
         for u in &t.unique {
-            p.post.push((
+            p.post.push(Step::on(
+                t,
                 format!("unique constraint on {}", t.name),
                 format!(
                     "ALTER TABLE {target} ADD UNIQUE ({})",
@@ -933,10 +967,20 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
     for o in &m.objects {
         if o.kind == "index" {
             match index_sql(o, schema, &tname) {
-                Some(sql) => p.post.push((
-                    format!("index {}", o.name),
-                    bool_literals(&sql, &bools_of(o.table.as_deref())),
-                )),
+                Some(sql) => {
+                    let what = format!("index {}", o.name);
+                    let sql = bool_literals(&sql, &bools_of(o.table.as_deref()));
+                    p.post.push(
+                        match m
+                            .tables
+                            .iter()
+                            .find(|t| Some(t.name.as_str()) == o.table.as_deref())
+                        {
+                            Some(t) => Step::on(t, what, sql),
+                            None => Step::global(what, sql),
+                        },
+                    );
+                }
                 None => p.skipped.push(format!(
                     "index {}: its definition does not translate",
                     o.name
@@ -960,7 +1004,7 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
             } else {
                 format!(" ({})", qcols(&fk.ref_table, &fk.ref_columns))
             };
-            p.post.push((
+            p.post.push(Step::global(
                 format!("foreign key {name}"),
                 format!(
                     "ALTER TABLE {target} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {}{refs} ON UPDATE {} ON DELETE {}",
@@ -977,7 +1021,8 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("{}_check{}", tname(&t.name), i + 1));
-            p.post.push((
+            p.post.push(Step::on(
+                t,
                 format!("check {name} on {}", t.name),
                 format!(
                     "ALTER TABLE {target} ADD CONSTRAINT {} CHECK ({})",
@@ -990,7 +1035,7 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
     for o in &m.objects {
         match o.kind.as_str() {
             "view" => match view_body(o.definition.as_deref().unwrap_or("")) {
-                Some((columns, body)) => p.post.push((
+                Some((columns, body)) => p.post.push(Step::global(
                     format!("view {}", o.name),
                     format!(
                         "CREATE VIEW {}{} AS {}",

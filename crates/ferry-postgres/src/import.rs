@@ -1,33 +1,53 @@
-//! Archive → PostgreSQL, over `COPY ... FROM STDIN (FORMAT binary)`, in one transaction.
+//! Archive → PostgreSQL, over `COPY ... FROM STDIN (FORMAT binary)`, all or nothing.
 //!
 //! Order: pre-data DDL (schemas, extensions, types, functions, sequences, tables with their
 //! CHECK constraints, views), then the rows, then post-data (primary keys, unique and
 //! exclusion constraints, indexes, foreign keys, triggers, sequence values, comments,
-//! materialized view refreshes). Nothing is committed until the archive has been read to its
-//! end and every checksum matched; any failure rolls the whole import back, so the target is
+//! materialized view refreshes). Everything the target's users can see happens in one
+//! transaction, the *import transaction*, which commits only after the archive has been
+//! read to its end and every checksum matched; any failure rolls it back, so the target is
 //! left exactly as it was.
+//!
+//! **Serial (`--jobs 1`).** The import transaction creates every table and loads it with
+//! COPY FREEZE (allowed because the table is new in that transaction).
+//!
+//! **Parallel (`--jobs N`).** PostgreSQL cannot share one transaction between connections,
+//! so the tables are loaded beside the target, then published:
+//! 1. Before the import transaction starts, each table is created empty in a private
+//!    staging schema (`ferry_stage_<id>_<n>`) and committed, unless it needs something the
+//!    archive itself creates (its own types, sequences or functions) or is part of a
+//!    partition tree; those stay in the import transaction.
+//! 2. Load workers ([`crate::parallel`]), one connection and one transaction each, take
+//!    whole tables: they load every part (COPY FREEZE again, after a TRUNCATE in their
+//!    transaction), build the table's indexes and keys, and commit, into staging only.
+//! 3. The import transaction moves the staged tables into their schemas (`ALTER TABLE ...
+//!    SET SCHEMA`, which moves their indexes, keys and identity sequences with them), then
+//!    creates what depends on them (views, foreign keys, triggers, comments, sequence
+//!    values) and commits: the target changes in one step.
+//! 4. The staging schemas are dropped, on success and on failure. Only a process killed
+//!    between steps 2 and 4 can leave one behind; it holds no data of the target's and
+//!    can be dropped by hand (`DROP SCHEMA ferry_stage_... CASCADE`).
 //!
 //! Columns carried as `engine_text` cannot go through a binary COPY into their own type, so
 //! such tables are loaded into a temporary staging table whose columns are `text` for those
-//! fields, then moved with one `INSERT ... SELECT` that casts them.
+//! fields, then moved with one `INSERT ... SELECT` that casts them (see [`crate::load`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::RecordBatch;
 use ferry_archive::{Location, Manifest, Part, Progress, Table, TableReport, Visitor};
 use serde_json::Value;
 use tokio::runtime::Runtime;
 use tokio_postgres::Client;
 
-use crate::catalog::{self, POST, PRE};
+use crate::catalog::{self, POST, PRE, RawType};
 use crate::conn::ConnSpec;
-use crate::copy_in::{copy_part, put_field_count};
 use crate::data_only;
 use crate::error::{Ctx, PgError};
 use crate::from_sqlite;
-use crate::pgbinary::Encoder;
-use crate::types::{self, Wire};
+use crate::load::{Copier, Plan, plan_table};
+use crate::parallel::{Build, Pool, TableWork};
 use crate::{ENGINE, quote_ident, quote_qualified};
 
 #[derive(Debug, Clone, Default)]
@@ -44,6 +64,9 @@ pub struct ImportOptions {
     /// migrations); create and change nothing else.
     pub data_only: bool,
     pub batch_rows: usize,
+    /// Connections that load tables at the same time (1: everything in the import
+    /// transaction). `--data-only` always loads serially, into the existing tables.
+    pub jobs: usize,
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +78,9 @@ pub struct ImportReport {
     pub notes: Vec<String>,
     /// Objects not carried over, with the reason.
     pub skipped: Vec<String>,
+    /// Connections that loaded tables (1 when everything went through the import
+    /// transaction).
+    pub connections: usize,
 }
 
 pub fn import(
@@ -67,53 +93,59 @@ pub fn import(
     let rt = crate::runtime()?;
     let started = Instant::now();
     let client = rt.block_on(spec.connect())?;
-    let mut loader = Loader {
-        rt: &rt,
-        client: &client,
-        spec: &spec,
-        options,
-        plans: HashMap::new(),
-        reports: HashMap::new(),
-        statements: 0,
-        remap: None,
-        cross: None,
-        data_only: None,
-        skipped: Vec::new(),
-        notes: Vec::new(),
-        progress,
+    let jobs = if options.data_only {
+        1
+    } else {
+        options.jobs.max(1)
     };
-    let result = ferry_archive::read(location, &mut loader).and_then(|m| {
-        m.ok_or_else(|| PgError::Unsupported(format!("{}: unreadable archive", location.display())))
+    // The workers live in this scope; when it ends they have all stopped, so their
+    // transactions are over and the staging schemas can be dropped.
+    let (result, stage_schemas, connections) = std::thread::scope(|s| {
+        let pool = (jobs > 1).then(|| Pool::start(s, jobs, &spec, options.batch_rows, progress));
+        let mut loader = Loader {
+            rt: &rt,
+            client: &client,
+            spec: &spec,
+            options,
+            pool,
+            staging: None,
+            plans: HashMap::new(),
+            reports: HashMap::new(),
+            announced: HashSet::new(),
+            statements: 0,
+            remap: None,
+            cross: None,
+            data_only: None,
+            deferred: Vec::new(),
+            skipped: Vec::new(),
+            notes: Vec::new(),
+            progress,
+        };
+        let result = loader.run(location);
+        let schemas: Vec<String> = loader
+            .staging
+            .as_ref()
+            .map(|s| s.schemas.iter().map(|(_, st)| st.clone()).collect())
+            .unwrap_or_default();
+        let connections = loader.staging.as_ref().map_or(1, |s| s.workers_used.max(1));
+        (result, schemas, connections)
     });
-    let manifest = match result {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = rt.block_on(client.batch_execute("ROLLBACK"));
-            return Err(e);
-        }
-    };
-    for t in &manifest.tables {
-        progress.table_finished(&t.display_name());
-    }
-    let finish = rt.block_on(loader.post_data(&manifest));
-    if let Err(e) = finish {
+    if result.is_err() {
         let _ = rt.block_on(client.batch_execute("ROLLBACK"));
-        return Err(e);
+    }
+    let dropped = drop_stage_schemas(&rt, &client, &stage_schemas);
+    let (manifest, mut loaded) = result?;
+    if let Err(e) = dropped {
+        loaded.notes.push(format!(
+            "the import is complete, but its empty staging schema could not be dropped: {e}"
+        ));
     }
     let tables = manifest
         .tables
         .iter()
-        .map(|t| {
-            let mut r = loader.reports.remove(&t.id).unwrap_or_default();
-            r.name = loader.remapped_name(t);
-            r
-        })
+        .map(|t| loaded.tables.remove(&t.id).unwrap_or_default())
         .collect();
-    let mut notes = loader
-        .cross
-        .as_ref()
-        .map(|c| c.notes.clone())
-        .unwrap_or_default();
+    let mut notes = loaded.notes;
     if manifest.source.engine == ENGINE
         && manifest
             .tables
@@ -124,14 +156,31 @@ pub fn import(
             "ownership and grants are recorded in the archive but not restored (as pg_restore --no-owner --no-privileges): the tables belong to the importing role".into(),
         );
     }
-    notes.append(&mut loader.notes);
     Ok(ImportReport {
         tables,
         elapsed: started.elapsed(),
-        statements: loader.statements,
+        statements: loaded.statements,
         notes,
-        skipped: loader.skipped,
+        skipped: loaded.skipped,
+        connections,
     })
+}
+
+fn drop_stage_schemas(rt: &Runtime, client: &Client, schemas: &[String]) -> Result<(), PgError> {
+    for s in schemas {
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_ident(s));
+        rt.block_on(client.batch_execute(&sql))
+            .ctx(|| format!("dropping the staging schema {s}"))?;
+    }
+    Ok(())
+}
+
+/// What a finished load hands back to [`import`].
+struct Loaded {
+    tables: HashMap<String, TableReport>,
+    statements: usize,
+    notes: Vec<String>,
+    skipped: Vec<String>,
 }
 
 /// `--dry-run`: the statements an import would run, the conversions and what would not be
@@ -172,12 +221,11 @@ pub fn dry_run(
                 .clone()
                 .unwrap_or_else(|| "public".into());
             let cross = from_sqlite::plan(&m, &schema, options.strict);
-            plan.statements
-                .extend(cross.pre.into_iter().map(|(_, s)| s));
+            plan.statements.extend(cross.pre.into_iter().map(|s| s.sql));
             plan.statements
                 .push("-- rows: COPY ... FROM STDIN (FORMAT binary) per table".into());
             plan.statements
-                .extend(cross.post.into_iter().map(|(_, s)| s));
+                .extend(cross.post.into_iter().map(|s| s.sql));
             plan.notes = cross.notes;
             plan.skipped = cross.skipped;
             plan.skipped.extend(
@@ -224,25 +272,54 @@ pub fn dry_run(
     Ok(plan)
 }
 
-/// How one table's parts are loaded.
-struct Plan {
-    /// Target table, quoted.
-    target: String,
-    /// Wire form of each data field in the target.
-    wires: Vec<Wire>,
-    /// `Some(staging table)` when some fields arrive as text and need a cast.
-    staging: Option<String>,
-    columns: Vec<String>,
-    casts: Vec<String>,
+/// The tables being loaded beside the target, in staging schemas (parallel import).
+struct Staging {
+    /// (schema as the archive's DDL names it, its staging schema)
+    schemas: Vec<(String, String)>,
+    /// Staged tables, by archive id.
+    tables: HashMap<String, Staged>,
+    /// Post-data positions already done on the staging copies.
+    built: HashSet<usize>,
+    /// Load workers that had tables.
+    workers_used: usize,
+}
+
+struct Staged {
+    /// Quoted name in the staging schema.
+    stage: String,
+    /// The schema it is published into.
+    schema: String,
+    /// Loaded by a worker; otherwise by the import transaction (its rows need a text
+    /// staging table, which only the session that created it can see).
+    by_worker: bool,
+    builds: Vec<Build>,
+}
+
+/// A table that may be staged.
+struct Candidate {
+    id: String,
+    /// Its schema as the DDL names it, and its quoted name there.
+    ddl_schema: String,
+    qualified: String,
+    ddl: String,
+    /// The schema it is published into.
+    schema: String,
 }
 
 struct Loader<'a> {
     rt: &'a Runtime,
+    /// The import transaction's connection.
     client: &'a Client,
     spec: &'a ConnSpec,
     options: &'a ImportOptions,
-    plans: HashMap<String, Plan>,
+    /// Load workers (`--jobs` > 1); taken when they are told to finish.
+    pool: Option<Pool>,
+    staging: Option<Staging>,
+    /// How each table's rows are encoded, by archive id.
+    plans: HashMap<String, Copier>,
     reports: HashMap<String, TableReport>,
+    /// Tables whose first part has arrived.
+    announced: HashSet<String>,
     statements: usize,
     /// (from, to) schema names when --target-schema applies.
     remap: Option<(String, String)>,
@@ -250,12 +327,58 @@ struct Loader<'a> {
     cross: Option<from_sqlite::CrossPlan>,
     /// The plan for --data-only.
     data_only: Option<data_only::DataOnly>,
+    /// Pre-data statements that need a staged table; run once it is published.
+    deferred: Vec<(String, String)>,
     skipped: Vec<String>,
     notes: Vec<String>,
     progress: &'a dyn Progress,
 }
 
 impl Loader<'_> {
+    /// Reads the archive (loading as it goes), waits for the workers, then publishes and
+    /// commits.
+    fn run(&mut self, location: &Location) -> Result<(Manifest, Loaded), PgError> {
+        let manifest = ferry_archive::read(location, self)?.ok_or_else(|| {
+            PgError::Unsupported(format!("{}: unreadable archive", location.display()))
+        })?;
+        if let Some(pool) = self.pool.take() {
+            let (built, busy) = pool.finish(&mut self.reports)?;
+            if let Some(st) = &mut self.staging {
+                st.built.extend(built);
+                st.workers_used = busy;
+            }
+        }
+        for t in &manifest.tables {
+            self.progress.table_finished(&t.display_name());
+        }
+        let rt = self.rt;
+        rt.block_on(self.post_data(&manifest))?;
+        let tables = manifest
+            .tables
+            .iter()
+            .map(|t| {
+                let mut r = self.reports.remove(&t.id).unwrap_or_default();
+                r.name = self.remapped_name(t);
+                (t.id.clone(), r)
+            })
+            .collect();
+        let mut notes = self
+            .cross
+            .as_ref()
+            .map(|c| c.notes.clone())
+            .unwrap_or_default();
+        notes.append(&mut self.notes);
+        Ok((
+            manifest,
+            Loaded {
+                tables,
+                statements: self.statements,
+                notes,
+                skipped: std::mem::take(&mut self.skipped),
+            },
+        ))
+    }
+
     fn schema_of(&self, t: &Table) -> String {
         let s = t.schema.clone().unwrap_or_else(|| "public".into());
         match &self.remap {
@@ -279,15 +402,14 @@ impl Loader<'_> {
         }
     }
 
-    /// Looks for archived tables that already exist, then opens the import transaction.
-    /// Refuses a non-empty target unless --clean, which drops the clashing tables (inside
-    /// the transaction); returns whether it did.
-    async fn begin_checking_conflicts(&self, names: &[String]) -> Result<bool, PgError> {
-        let client = self.client;
+    /// Looks for archived tables that already exist. Refuses a non-empty target unless
+    /// --clean; returns the clashing tables, which [`Self::begin`] drops.
+    async fn check_conflicts(&self, names: &[String]) -> Result<Vec<String>, PgError> {
         let target = self.spec.display();
         let mut clashes = Vec::new();
         for name in names {
-            let exists: bool = client
+            let exists: bool = self
+                .client
                 .query_one("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[name])
                 .await
                 .ctx(|| format!("{target}: checking for {name}"))?
@@ -296,14 +418,7 @@ impl Loader<'_> {
                 clashes.push(name.clone());
             }
         }
-        client
-            .batch_execute("BEGIN")
-            .await
-            .ctx(|| format!("{target}: starting the import transaction"))?;
-        if clashes.is_empty() {
-            return Ok(false);
-        }
-        if !self.options.clean {
+        if !clashes.is_empty() && !self.options.clean {
             let shown: Vec<&str> = clashes.iter().take(5).map(String::as_str).collect();
             return Err(PgError::TargetNotEmpty {
                 target,
@@ -315,24 +430,184 @@ impl Loader<'_> {
                 ),
             });
         }
-        for name in &clashes {
-            client
+        Ok(clashes)
+    }
+
+    /// Opens the import transaction; with --clean, drops the clashing tables inside it.
+    async fn begin(&self, clashes: &[String]) -> Result<(), PgError> {
+        self.client
+            .batch_execute("BEGIN")
+            .await
+            .ctx(|| format!("{}: starting the import transaction", self.spec.display()))?;
+        for name in clashes {
+            self.client
                 .batch_execute(&format!("DROP TABLE IF EXISTS {name} CASCADE"))
                 .await
                 .ctx(|| format!("--clean: dropping {name}"))?;
         }
-        Ok(true)
+        Ok(())
+    }
+
+    /// Parallel import, step 1: creates the staging schemas and, in them, every candidate
+    /// table that depends on nothing in the schemas the archive publishes into (`published`):
+    /// those objects are the import transaction's to create or, with --clean, to drop. Runs
+    /// before the import transaction, and commits.
+    async fn stage(
+        &mut self,
+        candidates: Vec<Candidate>,
+        published: &[String],
+    ) -> Result<(), PgError> {
+        if self.pool.is_none() || candidates.is_empty() {
+            return Ok(());
+        }
+        let client = self.client;
+        let id = format!(
+            "{:x}_{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        );
+        let mut schemas: Vec<(String, String)> = Vec::new();
+        for c in &candidates {
+            if !schemas.iter().any(|(s, _)| *s == c.ddl_schema) {
+                let n = schemas.len() + 1;
+                schemas.push((c.ddl_schema.clone(), format!("ferry_stage_{id}_{n}")));
+            }
+        }
+        // Recorded first, so that a setup that fails half-way is cleaned up too.
+        self.staging = Some(Staging {
+            schemas: schemas.clone(),
+            tables: HashMap::new(),
+            built: HashSet::new(),
+            workers_used: 0,
+        });
+        for (_, st) in &schemas {
+            if let Err(e) = client
+                .batch_execute(&format!("CREATE SCHEMA {}", quote_ident(st)))
+                .await
+            {
+                self.notes.push(format!(
+                    "tables were loaded on one connection: a staging schema for the parallel load could not be created ({})",
+                    PgError::query("CREATE SCHEMA", e)
+                ));
+                return Ok(());
+            }
+        }
+        client
+            .batch_execute("BEGIN")
+            .await
+            .ctx(|| "staging: starting a transaction".into())?;
+        let mut staged = HashMap::new();
+        for c in candidates {
+            let st = &schemas
+                .iter()
+                .find(|(s, _)| *s == c.ddl_schema)
+                .expect("a staging schema for every candidate")
+                .1;
+            let Some(name) = c
+                .qualified
+                .strip_prefix(&format!("{}.", quote_ident(&c.ddl_schema)))
+            else {
+                continue;
+            };
+            let stage = format!("{}.{name}", quote_ident(st));
+            let ddl = c.ddl.replacen(&c.qualified, &stage, 1);
+            if ddl == c.ddl {
+                continue;
+            }
+            client
+                .batch_execute("SAVEPOINT ferry_stage")
+                .await
+                .ctx(|| "savepoint".into())?;
+            let ok = client.batch_execute(&ddl).await.is_ok()
+                && !depends_on(client, &stage, published).await?;
+            let end = if ok {
+                "RELEASE SAVEPOINT ferry_stage"
+            } else {
+                "ROLLBACK TO SAVEPOINT ferry_stage"
+            };
+            client.batch_execute(end).await.ctx(|| "savepoint".into())?;
+            if ok {
+                staged.insert(
+                    c.id,
+                    Staged {
+                        stage,
+                        schema: c.schema,
+                        by_worker: true,
+                        builds: Vec::new(),
+                    },
+                );
+            }
+        }
+        client
+            .batch_execute("COMMIT")
+            .await
+            .ctx(|| "staging: committing the empty tables".into())?;
+        self.statements += staged.len();
+        if let Some(s) = &mut self.staging {
+            s.tables = staged;
+        }
+        Ok(())
+    }
+
+    fn staged(&self, id: &str) -> bool {
+        self.staging
+            .as_ref()
+            .is_some_and(|s| s.tables.contains_key(id))
+    }
+
+    /// Registers a table-local post-data statement to run on a worker-loaded table's
+    /// staging copy, when it can be pointed there.
+    fn add_build(&mut self, id: &str, forms: &[String], index: usize, what: String, sql: &str) {
+        let Some(s) = self
+            .staging
+            .as_mut()
+            .and_then(|st| st.tables.get_mut(id))
+            .filter(|s| s.by_worker)
+        else {
+            return;
+        };
+        if let Some(sql) = retarget(sql, forms, &s.stage) {
+            s.builds.push(Build { index, what, sql });
+        }
     }
 
     async fn pre_data(&mut self, m: &Manifest) -> Result<(), PgError> {
-        let client = self.client;
-        // Conflicts first, before anything is written.
         let names: Vec<String> = m
             .tables
             .iter()
             .map(|t| quote_qualified(&self.schema_of(t), &t.name))
             .collect();
-        if self.begin_checking_conflicts(&names).await? {
+        let clashes = self.check_conflicts(&names).await?;
+        let candidates = m
+            .tables
+            .iter()
+            .filter(|t| t.kind == "table" && !t.properties.contains_key("partition_of"))
+            .filter_map(|t| {
+                let ddl_schema = t.schema.clone().unwrap_or_else(|| "public".into());
+                Some(Candidate {
+                    id: t.id.clone(),
+                    qualified: quote_qualified(&ddl_schema, &t.name),
+                    ddl: t.definition.clone()?,
+                    schema: self.schema_of(t),
+                    ddl_schema,
+                })
+            })
+            .collect();
+        let mut published: Vec<String> = m
+            .settings
+            .get("schemas")
+            .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
+            .unwrap_or_default();
+        published.extend(m.tables.iter().map(|t| self.schema_of(t)));
+        if let Some((from, to)) = &self.remap {
+            published.retain(|s| s != from);
+            published.push(to.clone());
+        }
+        self.stage(candidates, &published).await?;
+        self.begin(&clashes).await?;
+        if !clashes.is_empty() {
             self.clean_objects(m).await?;
         }
         // Types, functions and sequences; then tables; then views. A statement that fails
@@ -349,7 +624,7 @@ impl Loader<'_> {
                 self.sql(o.definition.as_deref().unwrap_or("")),
             ));
         }
-        for t in &m.tables {
+        for t in m.tables.iter().filter(|t| !self.staged(&t.id)) {
             let ddl = t.definition.as_deref().ok_or_else(|| {
                 PgError::Unsupported(format!(
                     "table {}: the archive has no definition",
@@ -369,8 +644,30 @@ impl Loader<'_> {
             ));
         }
         self.statements += pending.len();
-        run_with_retries(client, pending).await?;
-        self.plan_tables(m).await
+        self.deferred = run_with_retries(self.client, pending, self.staging.is_some()).await?;
+        self.plan_tables(m).await?;
+        for (i, o) in m.objects.iter().enumerate() {
+            let def = o.definition.as_deref().unwrap_or("");
+            let local =
+                o.kind == "index" || (o.kind == "constraint" && !def.contains(" FOREIGN KEY ("));
+            if phase(o) != POST || !local {
+                continue;
+            }
+            let Some(t) = m
+                .tables
+                .iter()
+                .find(|t| t.schema == o.schema && o.table.as_deref() == Some(t.name.as_str()))
+            else {
+                continue;
+            };
+            let schema = t.schema.clone().unwrap_or_else(|| "public".into());
+            let forms = [
+                quote_qualified(&schema, &t.name),
+                format!("{}.{}", pg_ident(&schema), pg_ident(&t.name)),
+            ];
+            self.add_build(&t.id, &forms, i, format!("{} {}", o.kind, o.name), def);
+        }
+        Ok(())
     }
 
     /// With --clean: archived objects other than tables that already exist are dropped too.
@@ -405,165 +702,24 @@ impl Loader<'_> {
         Ok(())
     }
 
-    /// Reads the target's own column types, which decide each field's wire form.
+    /// Reads the target's own column types (of the staging copy, for a staged table),
+    /// which decide each field's wire form.
     async fn plan_tables(&mut self, m: &Manifest) -> Result<(), PgError> {
-        let types = catalog::type_map(self.client).await?;
-        let mut oids = Vec::new();
-        for t in &m.tables {
+        let types: HashMap<u32, RawType> = catalog::type_map(self.client).await?;
+        for (i, t) in m.tables.iter().enumerate() {
             let name = quote_qualified(&self.schema_of(t), &t.name);
-            let oid: u32 = self
-                .client
-                .query_one("SELECT $1::text::regclass::oid", &[&name])
-                .await
-                .ctx(|| format!("table {name}: looking it up"))?
-                .get(0);
-            oids.push(oid);
-        }
-        let mut cols = catalog::columns(self.client, &oids).await?;
-        for (i, (t, oid)) in m.tables.iter().zip(&oids).enumerate() {
-            let target = quote_qualified(&self.schema_of(t), &t.name);
-            let target_cols = cols.remove(oid).unwrap_or_default();
-            let mut wires = Vec::new();
-            let mut columns = Vec::new();
-            let mut casts = Vec::new();
-            for (name, logical) in t.data_fields() {
-                let c =
-                    target_cols
-                        .iter()
-                        .find(|c| c.name == name)
-                        .ok_or_else(|| PgError::Check {
-                            context: format!("table {target}"),
-                            detail: format!(
-                                "column {name:?} of the archive is not in the target table"
-                            ),
-                        })?;
-                let ti = catalog::type_info(&types, c.type_oid, c.typmod, c.formatted.clone());
-                let mut wire = types::wire(&ti);
-                // A natural type stored as text in the archive (a timestamp past the year
-                // 294246 is the only case from PostgreSQL) is cast on the server.
-                if matches!(logical, ferry_archive::LogicalType::EngineText { .. }) {
-                    wire = Wire::AsText;
-                }
-                casts.push(if wire == Wire::AsText {
-                    format!("{}::{}", quote_ident(&name), c.formatted)
-                } else {
-                    quote_ident(&name)
-                });
-                columns.push(quote_ident(&name));
-                wires.push(wire);
+            let staged = self.staging.as_mut().and_then(|s| s.tables.get_mut(&t.id));
+            let lookup = staged.as_ref().map_or(name.clone(), |s| s.stage.clone());
+            let plan: Plan = plan_table(self.client, &types, t, &lookup, &name, i).await?;
+            if plan.text_stage.is_some()
+                && let Some(s) = self.staging.as_mut().and_then(|s| s.tables.get_mut(&t.id))
+            {
+                s.by_worker = false;
             }
-            let staging = if wires.contains(&Wire::AsText) {
-                let stage = format!("pg_temp.{}", quote_ident(&format!("ferry_stage_{i}")));
-                let defs: Vec<String> = t
-                    .data_fields()
-                    .iter()
-                    .zip(&wires)
-                    .map(|((name, _), w)| {
-                        let ty = if *w == Wire::AsText {
-                            "text".to_owned()
-                        } else {
-                            target_cols
-                                .iter()
-                                .find(|c| &c.name == name)
-                                .map(|c| c.formatted.clone())
-                                .unwrap_or_default()
-                        };
-                        format!("{} {ty}", quote_ident(name))
-                    })
-                    .collect();
-                self.client
-                    .batch_execute(&format!(
-                        "CREATE TEMP TABLE {stage} ({}) ON COMMIT DROP",
-                        defs.join(", ")
-                    ))
-                    .await
-                    .ctx(|| format!("table {target}: creating its staging table"))?;
-                Some(stage)
-            } else {
-                None
-            };
-            self.plans.insert(
-                t.id.clone(),
-                Plan {
-                    target,
-                    wires,
-                    staging,
-                    columns,
-                    casts,
-                },
-            );
+            self.plans
+                .insert(t.id.clone(), Copier::Same(Arc::new(plan)));
         }
         Ok(())
-    }
-
-    async fn load_part(&mut self, table: &Table, part: &Part<'_>) -> Result<u64, PgError> {
-        let plan = self.plans.get(&table.id).ok_or_else(|| PgError::Check {
-            context: format!("table {}", table.display_name()),
-            detail: "data for a table the prelude did not announce".into(),
-        })?;
-        let into = plan.staging.as_deref().unwrap_or(&plan.target);
-        let wires: Vec<Wire> = plan
-            .wires
-            .iter()
-            .map(|w| {
-                if plan.staging.is_some() && *w == Wire::AsText {
-                    Wire::Text
-                } else {
-                    *w
-                }
-            })
-            .collect();
-        let sql = format!(
-            "COPY {into} ({}) FROM STDIN (FORMAT binary)",
-            plan.columns.join(", ")
-        );
-        let fields = table.data_fields();
-        let target = plan.target.clone();
-        let rows = copy_part(
-            self.client,
-            &sql,
-            &target,
-            part,
-            self.options.batch_rows,
-            |batch, before, buf| {
-                let value_error = |j: usize, r: u64, reason: String| PgError::Value {
-                    table: target.clone(),
-                    column: fields[j].0.clone(),
-                    row: before + r + 1,
-                    reason,
-                };
-                let encoders: Vec<Encoder<'_>> = batch
-                    .columns()
-                    .iter()
-                    .zip(&fields)
-                    .zip(&wires)
-                    .enumerate()
-                    .map(|(j, ((a, (_, lt)), w))| {
-                        Encoder::new(a, *w, lt).map_err(|e| value_error(j, 0, e))
-                    })
-                    .collect::<Result<_, _>>()?;
-                for r in 0..batch.num_rows() {
-                    put_field_count(buf, encoders.len());
-                    for (j, e) in encoders.iter().enumerate() {
-                        e.put(r, buf).map_err(|e| value_error(j, r as u64, e))?;
-                    }
-                }
-                Ok(())
-            },
-        )
-        .await?;
-        if let Some(stage) = &plan.staging {
-            self.client
-                .batch_execute(&format!(
-                    "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {stage}; TRUNCATE {stage}",
-                    plan.target,
-                    plan.columns.join(", "),
-                    plan.casts.join(", ")
-                ))
-                .await
-                .ctx(|| format!("table {}: moving {} from staging", plan.target, part.path))?;
-        }
-        Ok(rows)
     }
 
     async fn pre_data_from_sqlite(&mut self, m: &Manifest) -> Result<(), PgError> {
@@ -583,70 +739,81 @@ impl Loader<'_> {
                 ),
             });
         }
-        let client = self.client;
-        self.begin_checking_conflicts(&from_sqlite::target_tables(m, &schema))
+        let clashes = self
+            .check_conflicts(&from_sqlite::target_tables(m, &schema))
             .await?;
+        let candidates = plan
+            .pre
+            .iter()
+            .filter_map(|step| {
+                let id = step.table.as_ref()?;
+                Some(Candidate {
+                    id: id.clone(),
+                    ddl_schema: schema.clone(),
+                    qualified: plan.tables.get(id)?.target.clone(),
+                    ddl: step.sql.clone(),
+                    schema: schema.clone(),
+                })
+            })
+            .collect();
+        self.stage(candidates, std::slice::from_ref(&schema))
+            .await?;
+        self.begin(&clashes).await?;
+        let client = self.client;
         // Views, checks and indexes from SQLite name tables without a schema.
         client
             .batch_execute(&format!("SET LOCAL search_path = {}", quote_ident(&schema)))
             .await
             .ctx(|| "setting the search path".into())?;
-        for (what, sql) in &plan.pre {
+        for step in &plan.pre {
+            if step.table.as_deref().is_some_and(|id| self.staged(id)) {
+                continue;
+            }
             client
-                .batch_execute(sql)
+                .batch_execute(&step.sql)
                 .await
-                .ctx(|| format!("creating {what}"))?;
+                .ctx(|| format!("creating {}", step.what))?;
             self.statements += 1;
+        }
+        for (i, step) in plan.post.iter().enumerate() {
+            if let Some(id) = &step.table
+                && let Some(tp) = plan.tables.get(id)
+            {
+                let forms = [tp.target.clone()];
+                self.add_build(id, &forms, i, step.what.clone(), &step.sql);
+            }
+        }
+        for (id, tp) in &plan.tables {
+            self.plans
+                .insert(id.clone(), Copier::Cross(Arc::new(tp.clone())));
         }
         self.cross = Some(plan);
         Ok(())
     }
 
-    async fn load_part_from_sqlite(
-        &mut self,
-        table: &Table,
-        part: &Part<'_>,
-    ) -> Result<u64, PgError> {
-        let plan = self
-            .cross
-            .as_ref()
-            .and_then(|c| c.tables.get(&table.id))
-            .cloned()
-            .ok_or_else(|| PgError::Check {
-                context: format!("table {}", table.display_name()),
-                detail: "data for a table the prelude did not announce".into(),
-            })?;
-        let cols: Vec<&str> = plan.fields.iter().map(|(_, c, _)| c.as_str()).collect();
-        let sql = format!(
-            "COPY {} ({}) FROM STDIN (FORMAT binary)",
-            plan.target,
-            cols.join(", ")
-        );
-        let fields = table.data_fields();
-        let rows = copy_part(
-            self.client,
-            &sql,
-            &plan.target,
-            part,
-            self.options.batch_rows,
-            |batch, before, buf| {
-                for r in 0..batch.num_rows() {
-                    put_field_count(buf, plan.fields.len());
-                    for (i, _, conv) in &plan.fields {
-                        let v = from_sqlite::value_at(batch.column(*i), &fields[*i].1, r);
-                        conv.put(v, buf).map_err(|reason| PgError::Value {
-                            table: table.name.clone(),
-                            column: fields[*i].0.clone(),
-                            row: before + r as u64 + 1,
-                            reason: row_hint(batch, &fields, r, table, reason),
-                        })?;
-                    }
-                }
-                Ok(())
-            },
-        )
-        .await?;
-        Ok(rows)
+    /// Parallel import, step 3: moves the staged tables into their schemas, then creates
+    /// what had to wait for them.
+    async fn publish(&mut self) -> Result<(), PgError> {
+        if let Some(st) = &self.staging {
+            let mut staged: Vec<(&String, &Staged)> = st.tables.iter().collect();
+            staged.sort_by_key(|(id, _)| *id);
+            for (_, s) in staged {
+                let sql = format!(
+                    "ALTER TABLE {} SET SCHEMA {}",
+                    s.stage,
+                    quote_ident(&s.schema)
+                );
+                self.client
+                    .batch_execute(&sql)
+                    .await
+                    .ctx(|| format!("publishing {}", s.stage))?;
+            }
+        }
+        let deferred = std::mem::take(&mut self.deferred);
+        if !deferred.is_empty() {
+            run_with_retries(self.client, deferred, false).await?;
+        }
+        Ok(())
     }
 
     async fn post_data(&mut self, m: &Manifest) -> Result<(), PgError> {
@@ -660,44 +827,51 @@ impl Loader<'_> {
                 });
             }
         }
+        let commit = format!("{}: committing the import", self.spec.display());
         if let Some(plan) = self.data_only.take() {
             let mut notes = data_only::finish(self.client, &plan).await?;
             self.notes.append(&mut plan.notes.clone());
             self.notes.append(&mut notes);
             self.skipped.extend(plan.skipped.iter().cloned());
-            return self
-                .client
-                .batch_execute("COMMIT")
-                .await
-                .ctx(|| format!("{}: committing the import", self.spec.display()));
+            return self.client.batch_execute("COMMIT").await.ctx(|| commit);
         }
+        self.publish().await?;
+        let built = self
+            .staging
+            .as_ref()
+            .map(|s| s.built.clone())
+            .unwrap_or_default();
+        self.statements += built.len();
         if let Some(cross) = self.cross.take() {
-            for (what, sql) in &cross.post {
+            for (i, step) in cross.post.iter().enumerate() {
+                if built.contains(&i) {
+                    continue;
+                }
                 self.statements += 1;
-                if let Err(reason) = try_statement(self.client, sql).await? {
+                if let Err(reason) = try_statement(self.client, &step.sql).await? {
                     // A foreign key that existing rows violate (SQLite does not enforce
                     // them by default) is still added for new rows, and reported.
-                    if sql.contains("FOREIGN KEY") {
-                        let not_valid = format!("{sql} NOT VALID");
+                    if step.sql.contains("FOREIGN KEY") {
+                        let not_valid = format!("{} NOT VALID", step.sql);
                         if try_statement(self.client, &not_valid).await?.is_ok() {
                             self.skipped.push(format!(
-                                "{what}: existing rows violate it ({reason}); added NOT VALID, so it applies to new rows only"
+                                "{}: existing rows violate it ({reason}); added NOT VALID, so it applies to new rows only",
+                                step.what
                             ));
                             continue;
                         }
                     }
-                    self.skipped.push(format!("{what}: {reason}"));
+                    self.skipped.push(format!("{}: {reason}", step.what));
                 }
             }
             self.skipped.extend(cross.skipped.iter().cloned());
             self.cross = Some(cross);
-            return self
-                .client
-                .batch_execute("COMMIT")
-                .await
-                .ctx(|| format!("{}: committing the import", self.spec.display()));
+            return self.client.batch_execute("COMMIT").await.ctx(|| commit);
         }
-        for o in m.objects.iter().filter(|o| phase(o) == POST) {
+        for (i, o) in m.objects.iter().enumerate() {
+            if phase(o) != POST || built.contains(&i) {
+                continue;
+            }
             let sql = self.sql(o.definition.as_deref().unwrap_or(""));
             self.client
                 .batch_execute(&sql)
@@ -705,11 +879,70 @@ impl Loader<'_> {
                 .ctx(|| format!("{} {}: {}", o.kind, o.name, first_line(&sql)))?;
             self.statements += 1;
         }
-        self.client
-            .batch_execute("COMMIT")
-            .await
-            .ctx(|| format!("{}: committing the import", self.spec.display()))
+        self.client.batch_execute("COMMIT").await.ctx(|| commit)
     }
+}
+
+/// Does the (staged) table depend on anything in these schemas: a type, a sequence, a
+/// function or a collation, through a column, a default or a constraint?
+async fn depends_on(client: &Client, table: &str, schemas: &[String]) -> Result<bool, PgError> {
+    let row = client
+        .query_one(
+            "WITH t AS (SELECT $1::text::regclass::oid AS oid),
+             deps AS (
+               SELECT d.refclassid, d.refobjid FROM pg_catalog.pg_depend d, t
+               WHERE (d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = t.oid)
+                  OR (d.classid = 'pg_catalog.pg_attrdef'::regclass
+                      AND d.objid IN (SELECT a.oid FROM pg_catalog.pg_attrdef a WHERE a.adrelid = t.oid))
+                  OR (d.classid = 'pg_catalog.pg_constraint'::regclass
+                      AND d.objid IN (SELECT c.oid FROM pg_catalog.pg_constraint c WHERE c.conrelid = t.oid))),
+             ns AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = ANY($2))
+             SELECT EXISTS (SELECT 1 FROM deps WHERE
+                  (refclassid = 'pg_catalog.pg_type'::regclass
+                   AND refobjid IN (SELECT oid FROM pg_catalog.pg_type WHERE typnamespace IN (SELECT oid FROM ns)))
+               OR (refclassid = 'pg_catalog.pg_class'::regclass
+                   AND refobjid IN (SELECT oid FROM pg_catalog.pg_class WHERE relnamespace IN (SELECT oid FROM ns)))
+               OR (refclassid = 'pg_catalog.pg_proc'::regclass
+                   AND refobjid IN (SELECT oid FROM pg_catalog.pg_proc WHERE pronamespace IN (SELECT oid FROM ns)))
+               OR (refclassid = 'pg_catalog.pg_collation'::regclass
+                   AND refobjid IN (SELECT oid FROM pg_catalog.pg_collation WHERE collnamespace IN (SELECT oid FROM ns))))",
+            &[&table, &schemas],
+        )
+        .await
+        .ctx(|| format!("staging: reading what {table} depends on"))?;
+    Ok(row.get(0))
+}
+
+/// An identifier as PostgreSQL prints it in generated DDL: bare when it can be (keywords
+/// aside, which PostgreSQL quotes; a statement that does not match is simply not moved).
+fn pg_ident(s: &str) -> String {
+    let bare = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if bare { s.to_owned() } else { quote_ident(s) }
+}
+
+/// Points a table-local statement at the table's staging copy: replaces the table named
+/// after `ALTER TABLE [ONLY]` or the first `ON [ONLY]`, written in any of `forms`.
+fn retarget(sql: &str, forms: &[String], to: &str) -> Option<String> {
+    for f in forms {
+        for lead in ["ALTER TABLE ONLY ", "ALTER TABLE ", " ON ONLY ", " ON "] {
+            let pattern = format!("{lead}{f} ");
+            let found = if lead.starts_with(' ') {
+                sql.find(&pattern)
+            } else {
+                sql.starts_with(&pattern).then_some(0)
+            };
+            if let Some(i) = found {
+                let start = i + lead.len();
+                return Some(format!("{}{to}{}", &sql[..start], &sql[start + f.len()..]));
+            }
+        }
+    }
+    None
 }
 
 impl Visitor for Loader<'_> {
@@ -770,52 +1003,62 @@ impl Visitor for Loader<'_> {
     fn part(&mut self, table: &Table, part: &Part<'_>) -> Result<(), PgError> {
         let started = Instant::now();
         let name = table.display_name();
-        if !self.reports.contains_key(&table.id) {
+        if self.announced.insert(table.id.clone()) {
             self.progress.table_started(&name, None);
         }
         let rt = self.rt;
-        let rows = if let Some(plan) = &self.data_only {
-            rt.block_on(data_only::load_part(
+        if let Some(plan) = &self.data_only {
+            let rows = rt.block_on(data_only::load_part(
                 self.client,
                 plan,
                 table,
                 part,
                 self.options.batch_rows,
-            ))?
-        } else if self.cross.is_some() {
-            rt.block_on(self.load_part_from_sqlite(table, part))?
-        } else {
-            rt.block_on(self.load_part(table, part))?
-        };
-        self.progress.advance(&name, rows, 0);
+            ))?;
+            return self.loaded(table, rows, started);
+        }
+        let copier = self
+            .plans
+            .get(&table.id)
+            .cloned()
+            .ok_or_else(|| PgError::Check {
+                context: format!("table {name}"),
+                detail: "data for a table the prelude did not announce".into(),
+            })?;
+        let staged = self.staging.as_ref().and_then(|s| s.tables.get(&table.id));
+        if let (Some(s), Some(pool)) = (staged, self.pool.as_mut())
+            && s.by_worker
+        {
+            let rows = part.footer_rows()?;
+            let work = TableWork {
+                stage: s.stage.clone(),
+                copier,
+                builds: s.builds.clone(),
+            };
+            return pool.part(table, work, part.detach()?, rows, &mut self.reports);
+        }
+        let into = staged.map_or_else(|| copier.target().to_owned(), |s| s.stage.clone());
+        // A table the import transaction created itself is loaded frozen.
+        let freeze = staged.is_none() && table.kind == "table";
+        let rows = rt.block_on(copier.copy(
+            self.client,
+            table,
+            &into,
+            part,
+            self.options.batch_rows,
+            freeze,
+        ))?;
+        self.loaded(table, rows, started)
+    }
+}
+
+impl Loader<'_> {
+    fn loaded(&mut self, table: &Table, rows: u64, started: Instant) -> Result<(), PgError> {
+        self.progress.advance(&table.display_name(), rows, 0);
         let r = self.reports.entry(table.id.clone()).or_default();
         r.rows += rows;
         r.elapsed += started.elapsed();
         Ok(())
-    }
-}
-
-/// Adds the row's key to a conversion error, so the message names the row.
-fn row_hint(
-    batch: &RecordBatch,
-    fields: &[(String, ferry_archive::LogicalType)],
-    r: usize,
-    table: &Table,
-    reason: String,
-) -> String {
-    let key = table.rowid.clone().or_else(|| {
-        table
-            .primary_key
-            .as_ref()
-            .and_then(|k| k.columns.first().cloned())
-    });
-    let Some(key) = key else { return reason };
-    let Some(i) = fields.iter().position(|(n, _)| *n == key) else {
-        return reason;
-    };
-    match from_sqlite::as_text(from_sqlite::value_at(batch.column(i), &fields[i].1, r)) {
-        Some(v) => format!("{reason} (row with {key} = {v})"),
-        None => reason,
     }
 }
 
@@ -864,11 +1107,15 @@ fn first_line(sql: &str) -> String {
 }
 
 /// Runs DDL statements inside the open transaction; a statement that fails is retried after
-/// the others (behind a savepoint), until a round makes no progress.
+/// the others (behind a savepoint), until a round makes no progress. With `defer`, the
+/// statements that still fail are returned rather than fatal, since they may need a table
+/// that is still in the staging schema (a view, a SQL function); a table statement is
+/// always fatal, since its rows are about to arrive.
 async fn run_with_retries(
     client: &Client,
     mut pending: Vec<(String, String)>,
-) -> Result<(), PgError> {
+    defer: bool,
+) -> Result<Vec<(String, String)>, PgError> {
     loop {
         let mut failed = Vec::new();
         let before = pending.len();
@@ -892,10 +1139,14 @@ async fn run_with_retries(
             }
         }
         if failed.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         if failed.len() == before {
-            let (what, _, e) = failed.remove(0);
+            let table = failed.iter().position(|(w, _, _)| w.starts_with("table "));
+            if defer && table.is_none() {
+                return Ok(failed.into_iter().map(|(w, s, _)| (w, s)).collect());
+            }
+            let (what, _, e) = failed.remove(table.unwrap_or(0));
             return Err(PgError::query(format!("creating {what}"), e));
         }
         pending = failed.into_iter().map(|(w, s, _)| (w, s)).collect();
@@ -956,6 +1207,46 @@ fn remap_schema(sql: &str, from: &str, to: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_local_statements_are_pointed_at_the_staging_copy() {
+        let forms = [
+            quote_qualified("public", "events"),
+            format!("{}.{}", pg_ident("public"), pg_ident("events")),
+        ];
+        let stage = "\"ferry_stage_1\".\"events\"";
+        assert_eq!(
+            retarget(
+                "CREATE INDEX events_kind ON public.events USING btree (kind)",
+                &forms,
+                stage
+            )
+            .as_deref(),
+            Some("CREATE INDEX events_kind ON \"ferry_stage_1\".\"events\" USING btree (kind)")
+        );
+        assert_eq!(
+            retarget(
+                "ALTER TABLE ONLY \"public\".\"events\" ADD CONSTRAINT \"p\" PRIMARY KEY (id)",
+                &forms,
+                stage
+            )
+            .as_deref(),
+            Some(
+                "ALTER TABLE ONLY \"ferry_stage_1\".\"events\" ADD CONSTRAINT \"p\" PRIMARY KEY (id)"
+            )
+        );
+        // Another table whose name starts the same is not this one.
+        assert_eq!(
+            retarget(
+                "CREATE INDEX i ON public.events_2024 USING btree (k)",
+                &forms,
+                stage
+            ),
+            None
+        );
+        assert_eq!(pg_ident("events_2024"), "events_2024");
+        assert_eq!(pg_ident("Mixed Case"), "\"Mixed Case\"");
+    }
 
     #[test]
     fn schema_remapping_touches_qualifiers_only() {

@@ -27,6 +27,8 @@ mod error;
 mod export;
 pub mod from_sqlite;
 mod import;
+mod load;
+mod parallel;
 pub mod pgbinary;
 pub mod types;
 

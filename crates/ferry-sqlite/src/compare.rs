@@ -8,7 +8,7 @@ use std::path::Path;
 use std::collections::HashMap;
 
 use ferry_archive::rowset::RowDigest;
-use ferry_archive::{Comparison, Manifest};
+use ferry_archive::{Comparison, Manifest, PartData};
 use rusqlite::types::ValueRef;
 
 use crate::from_postgres;

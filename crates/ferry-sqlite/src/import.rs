@@ -14,7 +14,9 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int8Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
 use ferry_archive::types::sqlite_class;
-use ferry_archive::{Location, LogicalType, Manifest, Part, Progress, Table, TableReport, Visitor};
+use ferry_archive::{
+    Location, LogicalType, Manifest, Part, PartData, Progress, Table, TableReport, Visitor,
+};
 use rusqlite::Connection;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use serde_json::Value;

@@ -1,0 +1,411 @@
+//! The load workers of a parallel import (`--jobs N`, N > 1).
+//!
+//! Each worker owns one connection and one transaction. The import hands it whole tables: it
+//! empties the table's staging copy (TRUNCATE, so that COPY may write frozen rows), loads
+//! every part of it, then builds the table's indexes and key constraints, and at the end
+//! commits, into the staging schema only. Tables, not parts, are the unit of work: COPY
+//! FREEZE needs the table truncated in the loading transaction, and on the two-core machines
+//! we measure on, one frozen COPY per table beats two unfrozen ones into the same table
+//! (`docs/benchmarks.md`). Building a table's indexes as soon as its last part is in lets
+//! one worker build while another still loads.
+//!
+//! A worker that fails reports the error and stops; the import then abandons the others,
+//! whose transactions roll back when their connections close.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
+use std::thread::Scope;
+use std::time::{Duration, Instant};
+
+use ferry_archive::{DetachedPart, Progress, Table, TableReport};
+use tokio_postgres::Client;
+
+use crate::conn::ConnSpec;
+use crate::error::{Ctx, PgError};
+use crate::load::Copier;
+
+/// A table-local statement (index, key, check, default) to run on the staging copy.
+#[derive(Debug, Clone)]
+pub(crate) struct Build {
+    /// Position of the statement in the import's post-data list.
+    pub index: usize,
+    pub what: String,
+    pub sql: String,
+}
+
+/// How a worker loads one table.
+pub(crate) struct TableWork {
+    /// Its quoted name in the staging schema.
+    pub stage: String,
+    pub copier: Copier,
+    pub builds: Vec<Build>,
+}
+
+pub(crate) enum Work {
+    /// A table this worker now owns.
+    Table { table: Box<Table>, work: TableWork },
+    Part {
+        table: String,
+        part: Box<DetachedPart>,
+    },
+    /// The table's parts have all been handed over (as far as the import can tell): build.
+    Build { table: String },
+    /// No more work: build what is left and commit.
+    Finish,
+}
+
+pub(crate) enum Event {
+    Loaded {
+        table: String,
+        rows: u64,
+        elapsed: Duration,
+    },
+    /// The worker committed, with the post-data positions of the builds it ran. A build the
+    /// server refused on the staging copy is not among them: the import runs it again after
+    /// publishing, where it fails or is reported exactly as in a serial import.
+    Finished {
+        built: Vec<usize>,
+    },
+    Failed(PgError),
+}
+
+pub(crate) struct Pool {
+    senders: Vec<SyncSender<Work>>,
+    events: Receiver<Event>,
+    /// Which worker owns each table, by archive id.
+    owner: HashMap<String, usize>,
+    /// Rows handed to each worker so far, to give the next table to the least loaded.
+    load: Vec<u64>,
+    /// The last table a part was handed over for.
+    current: Option<String>,
+}
+
+impl Pool {
+    /// Starts `n` workers in `scope`. They connect when they get their first table.
+    pub fn start<'scope, 'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        n: usize,
+        spec: &'env ConnSpec,
+        batch_rows: usize,
+        progress: &'env dyn Progress,
+    ) -> Pool {
+        let (events_tx, events) = channel();
+        let mut senders = Vec::new();
+        for _ in 0..n {
+            // Two parts in flight per worker: enough to keep it busy, and a bound on the
+            // spooled files a tar stream holds on disk.
+            let (tx, rx) = sync_channel(2);
+            let events_tx = events_tx.clone();
+            scope.spawn(move || work(spec, rx, events_tx, batch_rows, progress));
+            senders.push(tx);
+        }
+        Pool {
+            senders,
+            events,
+            owner: HashMap::new(),
+            load: vec![0; n],
+            current: None,
+        }
+    }
+
+    /// Hands over one part; the first part of a table also assigns the table.
+    pub fn part(
+        &mut self,
+        table: &Table,
+        work: TableWork,
+        part: DetachedPart,
+        rows: u64,
+        reports: &mut HashMap<String, TableReport>,
+    ) -> Result<(), PgError> {
+        self.poll(reports)?;
+        if let Some(prev) = self.current.take()
+            && prev != table.id
+        {
+            let w = self.owner[&prev];
+            self.send(w, Work::Build { table: prev }, reports)?;
+        }
+        self.current = Some(table.id.clone());
+        let w = match self.owner.get(&table.id) {
+            Some(w) => *w,
+            None => {
+                let w = (0..self.load.len())
+                    .min_by_key(|w| self.load[*w])
+                    .expect("a pool has workers");
+                self.owner.insert(table.id.clone(), w);
+                self.send(
+                    w,
+                    Work::Table {
+                        table: Box::new(table.clone()),
+                        work,
+                    },
+                    reports,
+                )?;
+                w
+            }
+        };
+        self.load[w] += rows.max(1);
+        self.send(
+            w,
+            Work::Part {
+                table: table.id.clone(),
+                part: Box::new(part),
+            },
+            reports,
+        )
+    }
+
+    /// Tells every worker that has work to build and commit, and waits until all have.
+    /// Returns the post-data positions of the builds done on the staging copies, and how
+    /// many workers had tables.
+    pub fn finish(
+        mut self,
+        reports: &mut HashMap<String, TableReport>,
+    ) -> Result<(Vec<usize>, usize), PgError> {
+        let busy: Vec<usize> = {
+            let mut b: Vec<usize> = self.owner.values().copied().collect();
+            b.sort_unstable();
+            b.dedup();
+            b
+        };
+        for w in &busy {
+            self.send(*w, Work::Finish, reports)?;
+        }
+        let mut built = Vec::new();
+        let mut finished = 0;
+        while finished < busy.len() {
+            match self.events.recv() {
+                Ok(Event::Finished { built: mut b }) => {
+                    built.append(&mut b);
+                    finished += 1;
+                }
+                Ok(e) => Self::record(e, reports)?,
+                Err(_) => return Err(stopped()),
+            }
+        }
+        Ok((built, busy.len()))
+    }
+
+    fn send(
+        &mut self,
+        w: usize,
+        work: Work,
+        reports: &mut HashMap<String, TableReport>,
+    ) -> Result<(), PgError> {
+        if self.senders[w].send(work).is_ok() {
+            return Ok(());
+        }
+        // The worker has stopped, which it only does after reporting why.
+        loop {
+            match self.events.recv() {
+                Ok(e) => Self::record(e, reports)?,
+                Err(_) => return Err(stopped()),
+            }
+        }
+    }
+
+    /// Takes in what the workers have reported so far; fails on the first failure.
+    fn poll(&mut self, reports: &mut HashMap<String, TableReport>) -> Result<(), PgError> {
+        loop {
+            match self.events.try_recv() {
+                Ok(e) => Self::record(e, reports)?,
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Disconnected) => return Err(stopped()),
+            }
+        }
+    }
+
+    fn record(e: Event, reports: &mut HashMap<String, TableReport>) -> Result<(), PgError> {
+        match e {
+            Event::Loaded {
+                table,
+                rows,
+                elapsed,
+            } => {
+                let r = reports.entry(table).or_default();
+                r.rows += rows;
+                r.elapsed += elapsed;
+                Ok(())
+            }
+            Event::Failed(e) => Err(e),
+            Event::Finished { .. } => Err(PgError::Check {
+                context: "parallel load".into(),
+                detail: "a worker committed before it was told to".into(),
+            }),
+        }
+    }
+}
+
+fn stopped() -> PgError {
+    PgError::Check {
+        context: "parallel load".into(),
+        detail: "a load worker stopped without saying why".into(),
+    }
+}
+
+/// What a worker holds for one of its tables.
+struct Owned {
+    table: Box<Table>,
+    work: TableWork,
+    built: bool,
+}
+
+struct Worker<'a> {
+    spec: &'a ConnSpec,
+    client: Option<Client>,
+    tables: Vec<Owned>,
+    built: Vec<usize>,
+    batch_rows: usize,
+    progress: &'a dyn Progress,
+    events: &'a Sender<Event>,
+}
+
+fn work(
+    spec: &ConnSpec,
+    rx: Receiver<Work>,
+    events: Sender<Event>,
+    batch_rows: usize,
+    progress: &dyn Progress,
+) {
+    let rt = match crate::runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = events.send(Event::Failed(e));
+            return;
+        }
+    };
+    let mut w = Worker {
+        spec,
+        client: None,
+        tables: Vec::new(),
+        built: Vec::new(),
+        batch_rows,
+        progress,
+        events: &events,
+    };
+    // A closed channel without Finish means the import gave up: dropping the connection
+    // rolls this worker's transaction back.
+    while let Ok(job) = rx.recv() {
+        let finish = matches!(job, Work::Finish);
+        if let Err(e) = rt.block_on(w.handle(job)) {
+            let _ = events.send(Event::Failed(e));
+            return;
+        }
+        if finish {
+            return;
+        }
+    }
+}
+
+impl Worker<'_> {
+    async fn client(&mut self) -> Result<&Client, PgError> {
+        if self.client.is_none() {
+            let c = self.spec.connect().await?;
+            c.batch_execute("BEGIN")
+                .await
+                .ctx(|| format!("{}: starting a load transaction", self.spec.display()))?;
+            self.client = Some(c);
+        }
+        Ok(self.client.as_ref().expect("connected above"))
+    }
+
+    async fn handle(&mut self, job: Work) -> Result<(), PgError> {
+        match job {
+            Work::Table { table, work } => {
+                let client = self.client().await?;
+                client
+                    .batch_execute(&format!("TRUNCATE {}", work.stage))
+                    .await
+                    .ctx(|| {
+                        format!("table {}: preparing its staging copy", table.display_name())
+                    })?;
+                self.tables.push(Owned {
+                    table,
+                    work,
+                    built: false,
+                });
+            }
+            Work::Part { table, part } => {
+                let started = Instant::now();
+                let i = self.find(&table)?;
+                let client = self.client.as_ref().expect("a table came first");
+                let t = &self.tables[i];
+                let rows = t
+                    .work
+                    .copier
+                    .copy(
+                        client,
+                        &t.table,
+                        &t.work.stage,
+                        &*part,
+                        self.batch_rows,
+                        true,
+                    )
+                    .await?;
+                self.progress.advance(&t.table.display_name(), rows, 0);
+                let _ = self.events.send(Event::Loaded {
+                    table,
+                    rows,
+                    elapsed: started.elapsed(),
+                });
+            }
+            Work::Build { table } => {
+                let i = self.find(&table)?;
+                self.build(i).await?;
+            }
+            Work::Finish => {
+                for i in 0..self.tables.len() {
+                    self.build(i).await?;
+                }
+                if let Some(client) = &self.client {
+                    client.batch_execute("COMMIT").await.ctx(|| {
+                        format!("{}: committing a load transaction", self.spec.display())
+                    })?;
+                }
+                let _ = self.events.send(Event::Finished {
+                    built: std::mem::take(&mut self.built),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn find(&self, id: &str) -> Result<usize, PgError> {
+        self.tables
+            .iter()
+            .position(|t| t.table.id == id)
+            .ok_or_else(|| PgError::Check {
+                context: format!("table {id}"),
+                detail: "a part arrived for a table this worker does not load".into(),
+            })
+    }
+
+    /// Runs the table's builds, each behind a savepoint so that a refusal (which the
+    /// import will repeat and report after publishing) leaves the transaction usable.
+    async fn build(&mut self, i: usize) -> Result<(), PgError> {
+        if self.tables[i].built {
+            return Ok(());
+        }
+        self.tables[i].built = true;
+        let client = self.client.as_ref().expect("a table came first");
+        for b in &self.tables[i].work.builds {
+            client
+                .batch_execute("SAVEPOINT ferry_build")
+                .await
+                .ctx(|| "savepoint".into())?;
+            let ok = client.batch_execute(&b.sql).await.is_ok();
+            let end = if ok {
+                "RELEASE SAVEPOINT ferry_build"
+            } else {
+                "ROLLBACK TO SAVEPOINT ferry_build"
+            };
+            client
+                .batch_execute(end)
+                .await
+                .ctx(|| format!("{}: after {}", self.spec.display(), b.what))?;
+            if ok {
+                self.built.push(b.index);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,174 @@
+//! Parallel import (`--jobs N`): the same database as a serial import, published in one
+//! transaction, and nothing left behind when it fails.
+
+use std::io::Read;
+
+use crate::harness::{TestDir, assert_same};
+use crate::pg_db::{PgDb, TORTURE};
+
+fn sample() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/app.db")
+}
+
+/// Imports `archive` into a new database with `--jobs jobs`; returns it and the summary.
+fn import(dir: &TestDir, archive: &str, jobs: &str, tag: &str) -> (PgDb, String) {
+    let db = PgDb::new(tag);
+    let run = dir
+        .ferry()
+        .args(["import", "--jobs", jobs, archive, &db.url()])
+        .run()
+        .success();
+    let summary = run.stderr();
+    (db, summary)
+}
+
+fn staging_schemas(db: &PgDb) -> String {
+    db.psql("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'ferry_stage%'")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn jobs_1_and_jobs_4_load_identical_databases() {
+    let dir = TestDir::new();
+    let src = PgDb::new("src");
+    src.psql(TORTURE);
+    dir.ferry()
+        .args(["export", &src.url(), "pg"])
+        .run()
+        .success();
+    dir.ferry()
+        .args(["export".as_ref(), sample().as_os_str(), "lite".as_ref()])
+        .run()
+        .success();
+    for archive in ["pg", "lite"] {
+        let (serial, said) = import(&dir, archive, "1", "serial");
+        assert!(
+            said.contains("one transaction") && !said.contains("connections"),
+            "{said}"
+        );
+        let (parallel, said) = import(&dir, archive, "4", "parallel");
+        assert!(
+            said.contains("connections, published in one transaction"),
+            "--jobs 4 staged no table: {said}"
+        );
+        assert_same!(
+            parallel.schema_dump(),
+            serial.schema_dump(),
+            "{archive}: schema"
+        );
+        assert_same!(parallel.data_dump(), serial.data_dump(), "{archive}: data");
+        assert_eq!(
+            staging_schemas(&parallel),
+            "0",
+            "{archive}: staging left behind"
+        );
+        if archive == "pg" {
+            assert_same!(
+                parallel.schema_dump(),
+                src.schema_dump(),
+                "pg: source schema"
+            );
+            assert_same!(parallel.data_dump(), src.data_dump(), "pg: source data");
+        }
+    }
+}
+
+/// A part replaced by another table's fails part-way through the load (in the worker that
+/// decodes it, or at the size check when the tar ends, whichever comes first), while other
+/// tables are loading in staging: the target must not change, and the staging schema must go.
+#[test]
+fn a_bad_part_mid_load_leaves_the_target_as_it_was() {
+    let dir = TestDir::new();
+    dir.ferry()
+        .args(["export".as_ref(), sample().as_os_str(), "good.tar".as_ref()])
+        .run()
+        .success();
+    // Rebuild the tar with the last table's part replaced by the first table's: the
+    // entry is well-formed Parquet, but the wrong columns.
+    let mut good = tar::Archive::new(std::fs::File::open(dir.path("good.tar")).unwrap());
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    for e in good.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        e.read_to_end(&mut bytes).unwrap();
+        entries.push((path, bytes));
+    }
+    let parts: Vec<usize> = (0..entries.len())
+        .filter(|i| entries[*i].0.starts_with("data/"))
+        .collect();
+    let (first, last) = (parts[0], *parts.last().unwrap());
+    assert_ne!(
+        entries[first].0.split('/').nth(1),
+        entries[last].0.split('/').nth(1),
+        "the sample has several tables"
+    );
+    entries[last].1 = entries[first].1.clone();
+    let mut bad = tar::Builder::new(std::fs::File::create(dir.path("bad.tar")).unwrap());
+    for (path, bytes) in &entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        bad.append_data(&mut h, path, bytes.as_slice()).unwrap();
+    }
+    bad.finish().unwrap();
+
+    let dst = PgDb::new("dst");
+    dst.psql("CREATE TABLE keep (x int); INSERT INTO keep VALUES (1)");
+    let before = (dst.schema_dump(), dst.data_dump());
+    dir.ferry()
+        .args(["import", "--jobs", "4", "bad.tar", &dst.url()])
+        .run()
+        .fails_with(1)
+        .says("was not changed")
+        .says(&entries[last].0);
+    assert_same!(dst.schema_dump(), before.0, "schema");
+    assert_same!(dst.data_dump(), before.1, "data");
+    assert_eq!(staging_schemas(&dst), "0");
+}
+
+/// A failure after the workers have committed their tables to staging (a post-data
+/// statement the server refuses, in the publishing transaction): the target must not
+/// change, and the committed staging copies must go.
+#[test]
+fn a_failure_after_staging_commits_leaves_the_target_as_it_was() {
+    let dir = TestDir::new();
+    let src = PgDb::new("src");
+    src.psql(
+        "CREATE TABLE a (id int GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, v text);
+         INSERT INTO a (v) SELECT 'row ' || g FROM generate_series(1, 5000) g;
+         CREATE TABLE b (id bigint PRIMARY KEY, a_id int REFERENCES a);
+         INSERT INTO b SELECT g, g FROM generate_series(1, 5000) g;",
+    );
+    dir.ferry()
+        .args(["export", &src.url(), "arch"])
+        .run()
+        .success();
+    let broken = serde_json::json!({
+        "kind": "comment",
+        "schema": "public",
+        "name": "broken",
+        "definition": "COMMENT ON TABLE public.no_such_table IS 'x'",
+        "properties": {"phase": "post"}
+    });
+    for doc in ["prelude.json", "manifest.json"] {
+        let path = dir.path("arch").join(doc);
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        m["objects"].as_array_mut().unwrap().push(broken.clone());
+        std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    }
+    let dst = PgDb::new("dst");
+    let before = dst.schema_dump();
+    let run = dir
+        .ferry()
+        .args(["import", "--jobs", "4", "arch", &dst.url()])
+        .run()
+        .fails_with(1);
+    let run = run.says("was not changed").says("no_such_table");
+    assert_eq!(run.stderr().lines().count(), 1, "{}", run.stderr());
+    assert_same!(dst.schema_dump(), before, "schema");
+    assert_eq!(staging_schemas(&dst), "0");
+}
