@@ -189,7 +189,8 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                     eprintln!("skipped: {s}");
                 }
                 let how = match report.connections {
-                    1 => "one transaction".to_owned(),
+                    0 => "one transaction".to_owned(),
+                    1 => "loaded on 1 connection, published in one transaction".to_owned(),
                     n => format!("loaded on {n} connections, published in one transaction"),
                 };
                 eprintln!(

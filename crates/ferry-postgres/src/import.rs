@@ -78,7 +78,7 @@ pub struct ImportReport {
     pub notes: Vec<String>,
     /// Objects not carried over, with the reason.
     pub skipped: Vec<String>,
-    /// Connections that loaded tables (1 when everything went through the import
+    /// Load workers that loaded tables in staging (0: everything went through the import
     /// transaction).
     pub connections: usize,
 }
@@ -127,7 +127,7 @@ pub fn import(
             .as_ref()
             .map(|s| s.schemas.iter().map(|(_, st)| st.clone()).collect())
             .unwrap_or_default();
-        let connections = loader.staging.as_ref().map_or(1, |s| s.workers_used.max(1));
+        let connections = loader.staging.as_ref().map_or(0, |s| s.workers_used);
         (result, schemas, connections)
     });
     if result.is_err() {
@@ -512,7 +512,12 @@ impl Loader<'_> {
                 continue;
             };
             let stage = format!("{}.{name}", quote_ident(st));
-            let ddl = c.ddl.replacen(&c.qualified, &stage, 1);
+            // An identity column's sequence is named in the DDL, schema and all: it goes
+            // to staging with its table, and is published with it.
+            let ddl = c.ddl.replacen(&c.qualified, &stage, 1).replace(
+                &format!("SEQUENCE NAME {}.", pg_ident(&c.ddl_schema)),
+                &format!("SEQUENCE NAME {}.", quote_ident(st)),
+            );
             if ddl == c.ddl {
                 continue;
             }
@@ -520,14 +525,18 @@ impl Loader<'_> {
                 .batch_execute("SAVEPOINT ferry_stage")
                 .await
                 .ctx(|| "savepoint".into())?;
-            let ok = client.batch_execute(&ddl).await.is_ok()
-                && !depends_on(client, &stage, published).await?;
+            let created = client.batch_execute(&ddl).await;
+            if let Err(e) = &created {
+                tracing::debug!(table = %c.qualified, error = %e, "not staged");
+            }
+            let ok = created.is_ok() && !depends_on(client, &stage, published).await?;
             let end = if ok {
                 "RELEASE SAVEPOINT ferry_stage"
             } else {
-                "ROLLBACK TO SAVEPOINT ferry_stage"
+                "ROLLBACK TO SAVEPOINT ferry_stage; RELEASE SAVEPOINT ferry_stage"
             };
             client.batch_execute(end).await.ctx(|| "savepoint".into())?;
+            tracing::debug!(table = %c.qualified, staged = ok, "staging");
             if ok {
                 staged.insert(
                     c.id,
@@ -1063,6 +1072,10 @@ impl Loader<'_> {
 }
 
 /// Runs one statement behind a savepoint: `Ok(Err(reason))` when the server refused it.
+///
+/// Every savepoint here is released after `ROLLBACK TO` as well: `ROLLBACK TO` leaves the
+/// savepoint's subtransaction open, and a COPY FREEZE issued later inside it would be
+/// refused for every table created before it.
 async fn try_statement(client: &Client, sql: &str) -> Result<Result<(), String>, PgError> {
     client
         .batch_execute("SAVEPOINT ferry_try")
@@ -1078,7 +1091,7 @@ async fn try_statement(client: &Client, sql: &str) -> Result<Result<(), String>,
         }
         Err(e) => {
             client
-                .batch_execute("ROLLBACK TO SAVEPOINT ferry_try")
+                .batch_execute("ROLLBACK TO SAVEPOINT ferry_try; RELEASE SAVEPOINT ferry_try")
                 .await
                 .ctx(|| "savepoint".into())?;
             let reason = e
@@ -1131,7 +1144,9 @@ async fn run_with_retries(
                     .ctx(|| "savepoint".into())?,
                 Err(e) => {
                     client
-                        .batch_execute("ROLLBACK TO SAVEPOINT ferry_ddl")
+                        .batch_execute(
+                            "ROLLBACK TO SAVEPOINT ferry_ddl; RELEASE SAVEPOINT ferry_ddl",
+                        )
                         .await
                         .ctx(|| "savepoint".into())?;
                     failed.push((what, sql, e));

@@ -396,7 +396,7 @@ impl Worker<'_> {
             let end = if ok {
                 "RELEASE SAVEPOINT ferry_build"
             } else {
-                "ROLLBACK TO SAVEPOINT ferry_build"
+                "ROLLBACK TO SAVEPOINT ferry_build; RELEASE SAVEPOINT ferry_build"
             };
             client
                 .batch_execute(end)
