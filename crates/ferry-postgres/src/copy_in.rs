@@ -11,6 +11,9 @@ use tokio_postgres::Client;
 use crate::error::{Ctx, PgError};
 use crate::pgbinary::put_header;
 
+/// Rows encoded between checks of the message buffer.
+const SLICE_ROWS: usize = 1024;
+
 /// Streams `part` into `sql` (a `COPY ... FROM STDIN (FORMAT binary)`). `encode(batch,
 /// rows_before, buf)` appends every row of the batch, field count included.
 pub(crate) async fn copy_part(
@@ -36,12 +39,20 @@ pub(crate) async fn copy_part(
                 source: e,
             })
         })?;
-        encode(&batch, rows, &mut buf)?;
-        rows += batch.num_rows() as u64;
-        if buf.len() >= 1 << 20 {
-            sink.send(buf.split().freeze())
-                .await
-                .ctx(|| format!("table {target}: sending COPY data"))?;
+        // Encoded a slice at a time, so that the message buffer stays near 1 MiB instead of
+        // growing to a whole batch (several MiB of wide rows): large, short-lived buffers
+        // are what make the allocator's footprint grow with the data.
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let len = (batch.num_rows() - offset).min(SLICE_ROWS);
+            encode(&batch.slice(offset, len), rows, &mut buf)?;
+            rows += len as u64;
+            offset += len;
+            if buf.len() >= 1 << 20 {
+                sink.send(buf.split().freeze())
+                    .await
+                    .ctx(|| format!("table {target}: sending COPY data"))?;
+            }
         }
     }
     buf.extend_from_slice(&(-1i16).to_be_bytes());
