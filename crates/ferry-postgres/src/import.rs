@@ -122,6 +122,11 @@ pub fn import(
             progress,
         };
         let result = loader.run(location);
+        if result.is_err() {
+            // Before the workers are abandoned: one may be waiting on a lock this
+            // transaction holds, and would never finish its current step.
+            let _ = rt.block_on(client.batch_execute("ROLLBACK"));
+        }
         let schemas: Vec<String> = loader
             .staging
             .as_ref()
@@ -130,9 +135,6 @@ pub fn import(
         let connections = loader.staging.as_ref().map_or(0, |s| s.workers_used);
         (result, schemas, connections)
     });
-    if result.is_err() {
-        let _ = rt.block_on(client.batch_execute("ROLLBACK"));
-    }
     let dropped = drop_stage_schemas(&rt, &client, &stage_schemas);
     let (manifest, mut loaded) = result?;
     if let Err(e) = dropped {
@@ -285,7 +287,9 @@ struct Staging {
 }
 
 struct Staged {
-    /// Quoted name in the staging schema.
+    /// Final name, quoted, for messages.
+    name: String,
+    /// Quoted name in its staging schema.
     stage: String,
     /// The schema it is published into.
     schema: String,
@@ -468,79 +472,70 @@ impl Loader<'_> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.subsec_nanos())
         );
-        let mut schemas: Vec<(String, String)> = Vec::new();
-        for c in &candidates {
-            if !schemas.iter().any(|(s, _)| *s == c.ddl_schema) {
-                let n = schemas.len() + 1;
-                schemas.push((c.ddl_schema.clone(), format!("ferry_stage_{id}_{n}")));
-            }
-        }
-        // Recorded first, so that a setup that fails half-way is cleaned up too.
+        // One staging schema per table: workers create index and constraint names in
+        // their own transactions, and two of them creating the same name in one schema
+        // would wait on each other until commit. Only the schemas created here are
+        // recorded, so cleanup never drops one it did not make.
         self.staging = Some(Staging {
-            schemas: schemas.clone(),
+            schemas: Vec::new(),
             tables: HashMap::new(),
             built: HashSet::new(),
             workers_used: 0,
         });
-        for (_, st) in &schemas {
+        let mut staged = HashMap::new();
+        for (n, c) in candidates.into_iter().enumerate() {
+            let st = format!("ferry_stage_{id}_{}", n + 1);
             if let Err(e) = client
-                .batch_execute(&format!("CREATE SCHEMA {}", quote_ident(st)))
+                .batch_execute(&format!("CREATE SCHEMA {}", quote_ident(&st)))
                 .await
             {
                 self.notes.push(format!(
                     "tables were loaded on one connection: a staging schema for the parallel load could not be created ({})",
                     PgError::query("CREATE SCHEMA", e)
                 ));
-                return Ok(());
+                break;
             }
-        }
-        client
-            .batch_execute("BEGIN")
-            .await
-            .ctx(|| "staging: starting a transaction".into())?;
-        let mut staged = HashMap::new();
-        for c in candidates {
-            let st = &schemas
-                .iter()
-                .find(|(s, _)| *s == c.ddl_schema)
-                .expect("a staging schema for every candidate")
-                .1;
+            if let Some(s) = &mut self.staging {
+                s.schemas.push((c.ddl_schema.clone(), st.clone()));
+            }
             let Some(name) = c
                 .qualified
                 .strip_prefix(&format!("{}.", quote_ident(&c.ddl_schema)))
             else {
                 continue;
             };
-            let stage = format!("{}.{name}", quote_ident(st));
+            let stage = format!("{}.{name}", quote_ident(&st));
             // An identity column's sequence is named in the DDL, schema and all: it goes
-            // to staging with its table, and is published with it.
+            // to staging with its table, and is published with it. (Where this misses,
+            // the sequence lands in a published schema, and the dependency check below
+            // rolls the attempt back.)
             let ddl = c.ddl.replacen(&c.qualified, &stage, 1).replace(
                 &format!("SEQUENCE NAME {}.", pg_ident(&c.ddl_schema)),
-                &format!("SEQUENCE NAME {}.", quote_ident(st)),
+                &format!("SEQUENCE NAME {}.", quote_ident(&st)),
             );
             if ddl == c.ddl {
                 continue;
             }
             client
-                .batch_execute("SAVEPOINT ferry_stage")
+                .batch_execute("BEGIN")
                 .await
-                .ctx(|| "savepoint".into())?;
+                .ctx(|| "staging: starting a transaction".into())?;
             let created = client.batch_execute(&ddl).await;
             if let Err(e) = &created {
                 tracing::debug!(table = %c.qualified, error = %e, "not staged");
             }
             let ok = created.is_ok() && !depends_on(client, &stage, published).await?;
-            let end = if ok {
-                "RELEASE SAVEPOINT ferry_stage"
-            } else {
-                "ROLLBACK TO SAVEPOINT ferry_stage; RELEASE SAVEPOINT ferry_stage"
-            };
-            client.batch_execute(end).await.ctx(|| "savepoint".into())?;
+            let end = if ok { "COMMIT" } else { "ROLLBACK" };
+            client
+                .batch_execute(end)
+                .await
+                .ctx(|| format!("staging {}", c.qualified))?;
             tracing::debug!(table = %c.qualified, staged = ok, "staging");
             if ok {
                 staged.insert(
                     c.id,
                     Staged {
+                        name: format!("{}.{name}", quote_ident(&c.schema)),
                         stage,
                         schema: c.schema,
                         by_worker: true,
@@ -549,10 +544,6 @@ impl Loader<'_> {
                 );
             }
         }
-        client
-            .batch_execute("COMMIT")
-            .await
-            .ctx(|| "staging: committing the empty tables".into())?;
         self.statements += staged.len();
         if let Some(s) = &mut self.staging {
             s.tables = staged;
@@ -604,17 +595,21 @@ impl Loader<'_> {
                 })
             })
             .collect();
-        let mut published: Vec<String> = m
+        let published: Vec<String> = m
             .settings
             .get("schemas")
             .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
-            .unwrap_or_default();
-        published.extend(m.tables.iter().map(|t| self.schema_of(t)));
-        if let Some((from, to)) = &self.remap {
-            published.retain(|s| s != from);
-            published.push(to.clone());
+            .unwrap_or_default()
+            .into_iter()
+            .chain(m.tables.iter().map(|t| self.schema_of(t)))
+            .collect();
+        // Staged tables are created from the archive's DDL as it is. Under --target-schema it
+        // would still name the source schema's objects; with --clean, the import
+        // transaction drops and recreates objects that staged indexes could point at. Both
+        // load in the import transaction.
+        if self.remap.is_none() && clashes.is_empty() {
+            self.stage(candidates, &published).await?;
         }
-        self.stage(candidates, &published).await?;
         self.begin(&clashes).await?;
         if !clashes.is_empty() {
             self.clean_objects(m).await?;
@@ -815,7 +810,7 @@ impl Loader<'_> {
                 self.client
                     .batch_execute(&sql)
                     .await
-                    .ctx(|| format!("publishing {}", s.stage))?;
+                    .ctx(|| format!("publishing table {}", s.name))?;
             }
         }
         let deferred = std::mem::take(&mut self.deferred);

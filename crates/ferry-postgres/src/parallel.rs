@@ -96,7 +96,21 @@ impl Pool {
             // spooled files a tar stream holds on disk.
             let (tx, rx) = sync_channel(2);
             let events_tx = events_tx.clone();
-            scope.spawn(move || work(spec, rx, events_tx, batch_rows, progress));
+            scope.spawn(move || {
+                let report = events_tx.clone();
+                let run = std::panic::AssertUnwindSafe(|| {
+                    work(spec, rx, events_tx, batch_rows, progress)
+                });
+                // A panic must still be reported, or the import would wait for this worker
+                // forever (the others keep the event channel open).
+                if std::panic::catch_unwind(run).is_err() {
+                    let _ = report.send(Event::Failed(PgError::Check {
+                        context: "parallel load".into(),
+                        detail: "a load worker panicked; nothing was committed to the target"
+                            .into(),
+                    }));
+                }
+            });
             senders.push(tx);
         }
         Pool {
@@ -158,31 +172,38 @@ impl Pool {
     /// Returns the post-data positions of the builds done on the staging copies, and how
     /// many workers had tables.
     pub fn finish(
-        mut self,
+        self,
         reports: &mut HashMap<String, TableReport>,
     ) -> Result<(Vec<usize>, usize), PgError> {
-        let busy: Vec<usize> = {
-            let mut b: Vec<usize> = self.owner.values().copied().collect();
-            b.sort_unstable();
-            b.dedup();
-            b
-        };
+        let mut busy: Vec<usize> = self.owner.values().copied().collect();
+        busy.sort_unstable();
+        busy.dedup();
         for w in &busy {
-            self.send(*w, Work::Finish, reports)?;
+            // A worker that cannot take it has stopped after reporting why; the loop
+            // below receives that report.
+            let _ = self.senders[*w].send(Work::Finish);
         }
         let mut built = Vec::new();
-        let mut finished = 0;
-        while finished < busy.len() {
+        let mut ended = 0;
+        let mut failure = None;
+        while ended < busy.len() {
             match self.events.recv() {
                 Ok(Event::Finished { built: mut b }) => {
                     built.append(&mut b);
-                    finished += 1;
+                    ended += 1;
+                }
+                Ok(Event::Failed(e)) => {
+                    failure.get_or_insert(e);
+                    ended += 1;
                 }
                 Ok(e) => Self::record(e, reports)?,
-                Err(_) => return Err(stopped()),
+                Err(_) => return Err(failure.unwrap_or_else(stopped)),
             }
         }
-        Ok((built, busy.len()))
+        match failure {
+            Some(e) => Err(e),
+            None => Ok((built, busy.len())),
+        }
     }
 
     fn send(
