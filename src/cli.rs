@@ -146,6 +146,12 @@ pub struct ImportArgs {
     /// everything in that transaction. SQLite targets have one writer and ignore it.
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
+    /// PostgreSQL: connections that may load one table's parts at once. 1 (the default)
+    /// loads each table on one connection with COPY FREEZE, which was faster on two
+    /// cores; more spreads a large table's parts (see export --file-rows) over several
+    /// connections, without FREEZE. At most --jobs.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub jobs_per_table: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -173,6 +173,7 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 data_only: a.data_only,
                 batch_rows: 16_384,
                 jobs: jobs_or_cores(a.jobs),
+                jobs_per_table: a.jobs_per_table.max(1),
             };
             let report = {
                 let r = ferry_postgres::import(&location, &url, &options, progress);

@@ -206,3 +206,41 @@ fn staged_and_unstaged_tables_and_waiting_views_load_together() {
     );
     assert_eq!(staging_schemas(&dst), "0");
 }
+
+/// `--jobs-per-table`: a table in many parts is spread over several connections (no
+/// FREEZE, builds after all of them commit) and still loads exactly what a serial import
+/// loads.
+#[test]
+fn a_table_split_over_several_connections_loads_the_same() {
+    let dir = TestDir::new();
+    dir.ferry()
+        .args([
+            "export".as_ref(),
+            "--file-rows".as_ref(),
+            "150".as_ref(),
+            sample().as_os_str(),
+            "parts".as_ref(),
+        ])
+        .run()
+        .success();
+    let (serial, _) = import(&dir, "parts", "1", "serial");
+    let split = PgDb::new("split");
+    let said = dir
+        .ferry()
+        .args([
+            "import",
+            "--jobs",
+            "3",
+            "--jobs-per-table",
+            "3",
+            "parts",
+            &split.url(),
+        ])
+        .run()
+        .success()
+        .stderr();
+    assert!(said.contains("loaded on 3 connections"), "{said}");
+    assert_same!(split.schema_dump(), serial.schema_dump(), "schema");
+    assert_same!(split.data_dump(), serial.data_dump(), "data");
+    assert_eq!(staging_schemas(&split), "0");
+}

@@ -20,6 +20,8 @@
 //! 2. Load workers ([`crate::parallel`]), one connection and one transaction each, take
 //!    whole tables: they load every part (COPY FREEZE again, after a TRUNCATE in their
 //!    transaction), build the table's indexes and keys, and commit, into staging only.
+//!    With `--jobs-per-table N`, a table's parts are spread over up to N workers instead
+//!    (no FREEZE), and its builds run after they have all committed.
 //! 3. The import transaction moves the staged tables into their schemas (`ALTER TABLE ...
 //!    SET SCHEMA`, which moves their indexes, keys and identity sequences with them), then
 //!    creates what depends on them (views, foreign keys, triggers, comments, sequence
@@ -67,6 +69,8 @@ pub struct ImportOptions {
     /// Connections that load tables at the same time (1: everything in the import
     /// transaction). `--data-only` always loads serially, into the existing tables.
     pub jobs: usize,
+    /// Connections that may load one table's parts at once (1: one, with COPY FREEZE).
+    pub jobs_per_table: usize,
 }
 
 #[derive(Debug, Default)]
@@ -101,7 +105,10 @@ pub fn import(
     // The workers live in this scope; when it ends they have all stopped, so their
     // transactions are over and the staging schemas can be dropped.
     let (result, stage_schemas, connections) = std::thread::scope(|s| {
-        let pool = (jobs > 1).then(|| Pool::start(s, jobs, &spec, options.batch_rows, progress));
+        let pool = (jobs > 1).then(|| {
+            let per_table = options.jobs_per_table.max(1);
+            Pool::start(s, jobs, &spec, options.batch_rows, per_table, progress)
+        });
         let mut loader = Loader {
             rt: &rt,
             client: &client,
@@ -346,7 +353,20 @@ impl Loader<'_> {
             PgError::Unsupported(format!("{}: unreadable archive", location.display()))
         })?;
         if let Some(pool) = self.pool.take() {
-            let (built, busy) = pool.finish(&mut self.reports)?;
+            // Tables loaded by several workers are built once all of them have committed.
+            let shared: Vec<Vec<Build>> = match &self.staging {
+                Some(st) if self.options.jobs_per_table > 1 => {
+                    let mut ids: Vec<&String> = st.tables.keys().collect();
+                    ids.sort();
+                    ids.into_iter()
+                        .map(|id| &st.tables[id])
+                        .filter(|s| s.by_worker)
+                        .map(|s| s.builds.clone())
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
+            let (built, busy) = pool.finish(shared, &mut self.reports)?;
             if let Some(st) = &mut self.staging {
                 st.built.extend(built);
                 st.workers_used = busy;

@@ -9,6 +9,11 @@
 //! (`docs/benchmarks.md`). Building a table's indexes as soon as its last part is in lets
 //! one worker build while another still loads.
 //!
+//! With `--jobs-per-table N` (N > 1) a table's parts are spread over up to N workers, which
+//! all insert into the same committed staging copy. That rules out TRUNCATE and FREEZE (a
+//! table can be truncated by one transaction only), and its builds wait until every worker
+//! has committed: they then run as a second round, one table per job, still in staging.
+//!
 //! A worker that fails reports the error and stops; the import then abandons the others,
 //! whose transactions roll back when their connections close.
 
@@ -42,16 +47,22 @@ pub(crate) struct TableWork {
 }
 
 pub(crate) enum Work {
-    /// A table this worker now owns.
-    Table { table: Box<Table>, work: TableWork },
+    /// A table this worker now loads (alone, or `shared` with other workers).
+    Table {
+        table: Box<Table>,
+        work: TableWork,
+        shared: bool,
+    },
     Part {
         table: String,
         part: Box<DetachedPart>,
     },
     /// The table's parts have all been handed over (as far as the import can tell): build.
     Build { table: String },
-    /// No more work: build what is left and commit.
+    /// No more parts: build what is left of the tables it loads alone, and commit.
     Finish,
+    /// After every worker has committed: one shared table's builds, in a new transaction.
+    BuildShared { builds: Vec<Build> },
 }
 
 pub(crate) enum Event {
@@ -66,14 +77,20 @@ pub(crate) enum Event {
     Finished {
         built: Vec<usize>,
     },
+    /// A `BuildShared` job is done (committed), with the builds that succeeded.
+    BuiltShared {
+        built: Vec<usize>,
+    },
     Failed(PgError),
 }
 
 pub(crate) struct Pool {
     senders: Vec<SyncSender<Work>>,
     events: Receiver<Event>,
-    /// Which worker owns each table, by archive id.
-    owner: HashMap<String, usize>,
+    /// The workers loading each table, by archive id.
+    owner: HashMap<String, Vec<usize>>,
+    /// Workers that may load one table (`--jobs-per-table`).
+    per_table: usize,
     /// Rows handed to each worker so far, to give the next table to the least loaded.
     load: Vec<u64>,
     /// The last table a part was handed over for.
@@ -87,6 +104,7 @@ impl Pool {
         n: usize,
         spec: &'env ConnSpec,
         batch_rows: usize,
+        per_table: usize,
         progress: &'env dyn Progress,
     ) -> Pool {
         let (events_tx, events) = channel();
@@ -117,12 +135,14 @@ impl Pool {
             senders,
             events,
             owner: HashMap::new(),
+            per_table: per_table.clamp(1, n),
             load: vec![0; n],
             current: None,
         }
     }
 
-    /// Hands over one part; the first part of a table also assigns the table.
+    /// Hands over one part, to the least loaded worker that may take the table: its only
+    /// worker, or (shared) any worker while fewer than `per_table` have it.
     pub fn part(
         &mut self,
         table: &Table,
@@ -132,31 +152,37 @@ impl Pool {
         reports: &mut HashMap<String, TableReport>,
     ) -> Result<(), PgError> {
         self.poll(reports)?;
+        let shared = self.per_table > 1;
         if let Some(prev) = self.current.take()
             && prev != table.id
+            && !shared
         {
-            let w = self.owner[&prev];
+            let w = self.owner[&prev][0];
             self.send(w, Work::Build { table: prev }, reports)?;
         }
         self.current = Some(table.id.clone());
-        let w = match self.owner.get(&table.id) {
-            Some(w) => *w,
-            None => {
-                let w = (0..self.load.len())
-                    .min_by_key(|w| self.load[*w])
-                    .expect("a pool has workers");
-                self.owner.insert(table.id.clone(), w);
-                self.send(
-                    w,
-                    Work::Table {
-                        table: Box::new(table.clone()),
-                        work,
-                    },
-                    reports,
-                )?;
-                w
-            }
+        let have = self.owner.get(&table.id).cloned().unwrap_or_default();
+        let candidates: Vec<usize> = if have.len() < self.per_table {
+            (0..self.load.len()).collect()
+        } else {
+            have.clone()
         };
+        let w = *candidates
+            .iter()
+            .min_by_key(|w| (self.load[**w], !have.contains(*w)))
+            .expect("a pool has workers");
+        if !have.contains(&w) {
+            self.owner.entry(table.id.clone()).or_default().push(w);
+            self.send(
+                w,
+                Work::Table {
+                    table: Box::new(table.clone()),
+                    work,
+                    shared,
+                },
+                reports,
+            )?;
+        }
         self.load[w] += rows.max(1);
         self.send(
             w,
@@ -171,11 +197,13 @@ impl Pool {
     /// Tells every worker that has work to build and commit, and waits until all have.
     /// Returns the post-data positions of the builds done on the staging copies, and how
     /// many workers had tables.
+    /// `shared` holds the builds of each staging copy that several workers loaded.
     pub fn finish(
-        self,
+        mut self,
+        shared: Vec<Vec<Build>>,
         reports: &mut HashMap<String, TableReport>,
     ) -> Result<(Vec<usize>, usize), PgError> {
-        let mut busy: Vec<usize> = self.owner.values().copied().collect();
+        let mut busy: Vec<usize> = self.owner.values().flatten().copied().collect();
         busy.sort_unstable();
         busy.dedup();
         for w in &busy {
@@ -200,10 +228,28 @@ impl Pool {
                 Err(_) => return Err(failure.unwrap_or_else(stopped)),
             }
         }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok((built, busy.len())),
+        if let Some(e) = failure {
+            return Err(e);
         }
+        // Second round: every load is committed, so any worker can build a shared table.
+        let jobs: Vec<Vec<Build>> = shared.into_iter().filter(|b| !b.is_empty()).collect();
+        let mut pending = 0;
+        for (i, builds) in jobs.into_iter().enumerate() {
+            let w = i % self.senders.len();
+            self.send(w, Work::BuildShared { builds }, reports)?;
+            pending += 1;
+        }
+        while pending > 0 {
+            match self.events.recv() {
+                Ok(Event::BuiltShared { built: mut b }) => {
+                    built.append(&mut b);
+                    pending -= 1;
+                }
+                Ok(e) => Self::record(e, reports)?,
+                Err(_) => return Err(stopped()),
+            }
+        }
+        Ok((built, busy.len()))
     }
 
     fn send(
@@ -248,7 +294,7 @@ impl Pool {
                 Ok(())
             }
             Event::Failed(e) => Err(e),
-            Event::Finished { .. } => Err(PgError::Check {
+            Event::Finished { .. } | Event::BuiltShared { .. } => Err(PgError::Check {
                 context: "parallel load".into(),
                 detail: "a worker committed before it was told to".into(),
             }),
@@ -267,6 +313,7 @@ fn stopped() -> PgError {
 struct Owned {
     table: Box<Table>,
     work: TableWork,
+    shared: bool,
     built: bool,
 }
 
@@ -306,12 +353,8 @@ fn work(
     // A closed channel without Finish means the import gave up: dropping the connection
     // rolls this worker's transaction back.
     while let Ok(job) = rx.recv() {
-        let finish = matches!(job, Work::Finish);
         if let Err(e) = rt.block_on(w.handle(job)) {
             let _ = events.send(Event::Failed(e));
-            return;
-        }
-        if finish {
             return;
         }
     }
@@ -331,18 +374,26 @@ impl Worker<'_> {
 
     async fn handle(&mut self, job: Work) -> Result<(), PgError> {
         match job {
-            Work::Table { table, work } => {
+            Work::Table {
+                table,
+                work,
+                shared,
+            } => {
                 let client = self.client().await?;
-                client
-                    .batch_execute(&format!("TRUNCATE {}", work.stage))
-                    .await
-                    .ctx(|| {
-                        format!("table {}: preparing its staging copy", table.display_name())
-                    })?;
+                if !shared {
+                    // Truncated in this transaction, the copy may be loaded frozen.
+                    client
+                        .batch_execute(&format!("TRUNCATE {}", work.stage))
+                        .await
+                        .ctx(|| {
+                            format!("table {}: preparing its staging copy", table.display_name())
+                        })?;
+                }
                 self.tables.push(Owned {
                     table,
                     work,
-                    built: false,
+                    shared,
+                    built: shared,
                 });
             }
             Work::Part { table, part } => {
@@ -359,7 +410,7 @@ impl Worker<'_> {
                         &t.work.stage,
                         &*part,
                         self.batch_rows,
-                        true,
+                        !t.shared,
                     )
                     .await?;
                 self.progress.advance(&t.table.display_name(), rows, 0);
@@ -386,6 +437,26 @@ impl Worker<'_> {
                     built: std::mem::take(&mut self.built),
                 });
             }
+            Work::BuildShared { builds } => {
+                // The load transaction has committed (Finish): a new one for the builds.
+                let target = self.spec.display();
+                let client = self.client().await?;
+                client
+                    .batch_execute("BEGIN")
+                    .await
+                    .ctx(|| format!("{target}: starting builds"))?;
+                let mut built = Vec::new();
+                for b in &builds {
+                    if run_build(client, b).await? {
+                        built.push(b.index);
+                    }
+                }
+                client
+                    .batch_execute("COMMIT")
+                    .await
+                    .ctx(|| format!("{target}: committing builds"))?;
+                let _ = self.events.send(Event::BuiltShared { built });
+            }
         }
         Ok(())
     }
@@ -400,8 +471,7 @@ impl Worker<'_> {
             })
     }
 
-    /// Runs the table's builds, each behind a savepoint so that a refusal (which the
-    /// import will repeat and report after publishing) leaves the transaction usable.
+    /// Runs the table's builds (see [`run_build`]).
     async fn build(&mut self, i: usize) -> Result<(), PgError> {
         if self.tables[i].built {
             return Ok(());
@@ -409,24 +479,30 @@ impl Worker<'_> {
         self.tables[i].built = true;
         let client = self.client.as_ref().expect("a table came first");
         for b in &self.tables[i].work.builds {
-            client
-                .batch_execute("SAVEPOINT ferry_build")
-                .await
-                .ctx(|| "savepoint".into())?;
-            let ok = client.batch_execute(&b.sql).await.is_ok();
-            let end = if ok {
-                "RELEASE SAVEPOINT ferry_build"
-            } else {
-                "ROLLBACK TO SAVEPOINT ferry_build; RELEASE SAVEPOINT ferry_build"
-            };
-            client
-                .batch_execute(end)
-                .await
-                .ctx(|| format!("{}: after {}", self.spec.display(), b.what))?;
-            if ok {
+            if run_build(client, b).await? {
                 self.built.push(b.index);
             }
         }
         Ok(())
     }
+}
+
+/// Runs one build behind a savepoint, so that a refusal (which the import repeats and
+/// reports after publishing) leaves the transaction usable; true when it succeeded.
+async fn run_build(client: &Client, b: &Build) -> Result<bool, PgError> {
+    client
+        .batch_execute("SAVEPOINT ferry_build")
+        .await
+        .ctx(|| "savepoint".into())?;
+    let ok = client.batch_execute(&b.sql).await.is_ok();
+    let end = if ok {
+        "RELEASE SAVEPOINT ferry_build"
+    } else {
+        "ROLLBACK TO SAVEPOINT ferry_build; RELEASE SAVEPOINT ferry_build"
+    };
+    client
+        .batch_execute(end)
+        .await
+        .ctx(|| format!("after {}", b.what))?;
+    Ok(ok)
 }
