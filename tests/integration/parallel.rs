@@ -244,3 +244,48 @@ fn a_table_split_over_several_connections_loads_the_same() {
     assert_same!(split.data_dump(), serial.data_dump(), "data");
     assert_eq!(staging_schemas(&split), "0");
 }
+
+/// Two SQLite tables whose keys get the same generated PostgreSQL name: each staged table
+/// builds its own, and publishing gives the second one the next free name, as a serial
+/// import does, instead of failing.
+#[test]
+fn generated_key_names_that_clash_are_renamed_when_published() {
+    let dir = TestDir::new();
+    let db = dir.path("clash.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE a_b (id INTEGER PRIMARY KEY, c TEXT UNIQUE);
+         CREATE TABLE a (id INTEGER PRIMARY KEY, b_c TEXT UNIQUE);
+         INSERT INTO a_b (c) VALUES ('x'), ('y');
+         INSERT INTO a (b_c) VALUES ('x'), ('z');",
+    )
+    .unwrap();
+    drop(conn);
+    dir.ferry()
+        .args(["export".as_ref(), db.as_os_str(), "arch".as_ref()])
+        .run()
+        .success();
+    let (serial, _) = import(&dir, "arch", "1", "serial");
+    let (parallel, said) = import(&dir, "arch", "2", "parallel");
+    assert!(said.contains("connections, published"), "{said}");
+    let keys = "SELECT conrelid::regclass || ' ' || conname FROM pg_constraint
+                WHERE contype = 'u' ORDER BY 1";
+    let names = parallel.psql(keys);
+    assert!(names.contains("a_b_c_key1"), "{names}");
+    assert_eq!(
+        serial.psql("SELECT count(*) FROM pg_constraint WHERE contype = 'u'"),
+        parallel.psql("SELECT count(*) FROM pg_constraint WHERE contype = 'u'")
+    );
+    assert_same!(parallel.data_dump(), serial.data_dump(), "data");
+    // Both keys are enforced.
+    assert!(
+        parallel
+            .psql_err("INSERT INTO a_b (c) VALUES ('x')")
+            .contains("duplicate")
+    );
+    assert!(
+        parallel
+            .psql_err("INSERT INTO a (b_c) VALUES ('x')")
+            .contains("duplicate")
+    );
+}

@@ -822,6 +822,9 @@ impl Loader<'_> {
             let mut staged: Vec<(&String, &Staged)> = st.tables.iter().collect();
             staged.sort_by_key(|(id, _)| *id);
             for (_, s) in staged {
+                if self.cross.is_some() {
+                    unclash_index_names(self.client, s).await?;
+                }
                 let sql = format!(
                     "ALTER TABLE {} SET SCHEMA {}",
                     s.stage,
@@ -905,6 +908,61 @@ impl Loader<'_> {
         }
         self.client.batch_execute("COMMIT").await.ctx(|| commit)
     }
+}
+
+/// A SQLite archive's keys get PostgreSQL's generated names (`<table>_<columns>_key`),
+/// which two tables can share (`a_b` with UNIQUE (c), `a` with UNIQUE (b_c)). A serial
+/// import gets the second one `..._key1` from the server; staged tables, each built alone,
+/// both have the plain name. Before a staged table is moved, each of its indexes whose
+/// name is taken in the target schema gets the server's next free name the same way.
+async fn unclash_index_names(client: &Client, s: &Staged) -> Result<(), PgError> {
+    let rows = client
+        .query(
+            "SELECT c.relname::text, n.nspname::text FROM pg_catalog.pg_index i
+             JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE i.indrelid = $1::text::regclass ORDER BY c.oid",
+            &[&s.stage],
+        )
+        .await
+        .ctx(|| format!("publishing table {}: reading its indexes", s.name))?;
+    for r in rows {
+        let (index, stage_schema): (String, String) = (r.get(0), r.get(1));
+        let mut name = index.clone();
+        let mut n = 0;
+        loop {
+            let taken: bool = client
+                .query_one(
+                    "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
+                    &[&quote_qualified(&s.schema, &name)],
+                )
+                .await
+                .ctx(|| format!("publishing table {}: checking index names", s.name))?
+                .get(0);
+            if !taken {
+                break;
+            }
+            n += 1;
+            // As the server does: shorten the base so that base and number fit 63 bytes.
+            let suffix = n.to_string();
+            let mut base = index.clone();
+            while base.len() + suffix.len() > 63 {
+                base.pop();
+            }
+            name = format!("{base}{suffix}");
+        }
+        if name != index {
+            client
+                .batch_execute(&format!(
+                    "ALTER INDEX {} RENAME TO {}",
+                    quote_qualified(&stage_schema, &index),
+                    quote_ident(&name)
+                ))
+                .await
+                .ctx(|| format!("publishing table {}: renaming index {index}", s.name))?;
+        }
+    }
+    Ok(())
 }
 
 /// Does the (staged) table depend on anything in these schemas: a type, a sequence, a
