@@ -45,7 +45,7 @@ impl Default for WriteOptions {
     fn default() -> Self {
         WriteOptions {
             zstd_level: 3,
-            row_group_rows: 1 << 20,
+            row_group_rows: 1 << 18,
             row_group_bytes: 64 << 20,
             file_rows: 10_000_000,
             file_bytes: 256 << 20,
