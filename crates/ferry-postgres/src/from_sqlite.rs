@@ -703,6 +703,8 @@ pub struct Step {
     /// The archive id of the one table this statement creates or changes, when it touches
     /// no other object: such a step may run while the table is still being staged.
     pub table: Option<String>,
+    /// For a foreign key: the archive ids of the referencing and the referenced table.
+    pub foreign_key: Option<(String, String)>,
 }
 
 impl Step {
@@ -711,6 +713,7 @@ impl Step {
             what,
             sql,
             table: None,
+            foreign_key: None,
         }
     }
 
@@ -719,6 +722,7 @@ impl Step {
             what,
             sql,
             table: Some(table.id.clone()),
+            foreign_key: None,
         }
     }
 }
@@ -1004,7 +1008,7 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
             } else {
                 format!(" ({})", qcols(&fk.ref_table, &fk.ref_columns))
             };
-            p.post.push(Step::global(
+            let mut step = Step::global(
                 format!("foreign key {name}"),
                 format!(
                     "ALTER TABLE {target} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {}{refs} ON UPDATE {} ON DELETE {}",
@@ -1014,7 +1018,13 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
                     fk.on_update,
                     fk.on_delete
                 ),
-            ));
+            );
+            step.foreign_key = m
+                .tables
+                .iter()
+                .find(|r| r.name == fk.ref_table)
+                .map(|r| (t.id.clone(), r.id.clone()));
+            p.post.push(step);
         }
         for (i, ck) in t.checks.iter().enumerate() {
             let name = ck

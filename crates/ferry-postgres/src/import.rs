@@ -289,6 +289,9 @@ struct Staging {
     tables: HashMap<String, Staged>,
     /// Post-data positions already done on the staging copies.
     built: HashSet<usize>,
+    /// Foreign keys between worker-loaded tables, pointed at their staging copies: added
+    /// (and so validated) by the workers, in parallel, once every load has committed.
+    foreign_keys: Vec<Build>,
     /// Load workers that had tables.
     workers_used: usize,
 }
@@ -366,7 +369,12 @@ impl Loader<'_> {
                 }
                 _ => Vec::new(),
             };
-            let (built, busy) = pool.finish(shared, &mut self.reports)?;
+            let foreign_keys = self
+                .staging
+                .as_ref()
+                .map(|s| s.foreign_keys.clone())
+                .unwrap_or_default();
+            let (built, busy) = pool.finish(shared, foreign_keys, &mut self.reports)?;
             if let Some(st) = &mut self.staging {
                 st.built.extend(built);
                 st.workers_used = busy;
@@ -500,6 +508,7 @@ impl Loader<'_> {
             schemas: Vec::new(),
             tables: HashMap::new(),
             built: HashSet::new(),
+            foreign_keys: Vec::new(),
             workers_used: 0,
         });
         let mut staged = HashMap::new();
@@ -590,6 +599,35 @@ impl Loader<'_> {
         };
         if let Some(sql) = retarget(sql, forms, &s.stage) {
             s.builds.push(Build { index, what, sql });
+        }
+    }
+
+    /// Registers a foreign key between two worker-loaded tables, to be added on their
+    /// staging copies.
+    fn add_foreign_key(
+        &mut self,
+        (from, from_forms): (&str, &[String]),
+        (to, to_forms): (&str, &[String]),
+        index: usize,
+        what: String,
+        sql: &str,
+    ) {
+        let Some(st) = self.staging.as_mut() else {
+            return;
+        };
+        let stage = |id: &str| {
+            st.tables
+                .get(id)
+                .filter(|s| s.by_worker)
+                .map(|s| s.stage.clone())
+        };
+        let (Some(a), Some(b)) = (stage(from), stage(to)) else {
+            return;
+        };
+        let sql =
+            retarget(sql, from_forms, &a).and_then(|sql| retarget_references(&sql, to_forms, &b));
+        if let Some(sql) = sql {
+            st.foreign_keys.push(Build { index, what, sql });
         }
     }
 
@@ -690,6 +728,40 @@ impl Loader<'_> {
                 format!("{}.{}", pg_ident(&schema), pg_ident(&t.name)),
             ];
             self.add_build(&t.id, &forms, i, format!("{} {}", o.kind, o.name), def);
+        }
+        let forms_of = |t: &Table| {
+            let schema = t.schema.clone().unwrap_or_else(|| "public".into());
+            [
+                quote_qualified(&schema, &t.name),
+                format!("{}.{}", pg_ident(&schema), pg_ident(&t.name)),
+            ]
+        };
+        for (i, o) in m.objects.iter().enumerate() {
+            let def = o.definition.as_deref().unwrap_or("");
+            if phase(o) != POST || o.kind != "constraint" || !def.contains(" FOREIGN KEY (") {
+                continue;
+            }
+            let Some(t) = m
+                .tables
+                .iter()
+                .find(|t| t.schema == o.schema && o.table.as_deref() == Some(t.name.as_str()))
+            else {
+                continue;
+            };
+            let Some(u) = m
+                .tables
+                .iter()
+                .find(|u| retarget_references(def, &forms_of(u), "x").is_some())
+            else {
+                continue;
+            };
+            self.add_foreign_key(
+                (&t.id, &forms_of(t)),
+                (&u.id, &forms_of(u)),
+                i,
+                format!("{} {}", o.kind, o.name),
+                def,
+            );
         }
         Ok(())
     }
@@ -805,6 +877,17 @@ impl Loader<'_> {
             {
                 let forms = [tp.target.clone()];
                 self.add_build(id, &forms, i, step.what.clone(), &step.sql);
+            }
+            if let Some((from, to)) = &step.foreign_key
+                && let (Some(a), Some(b)) = (plan.tables.get(from), plan.tables.get(to))
+            {
+                self.add_foreign_key(
+                    (from, std::slice::from_ref(&a.target)),
+                    (to, std::slice::from_ref(&b.target)),
+                    i,
+                    step.what.clone(),
+                    &step.sql,
+                );
             }
         }
         for (id, tp) in &plan.tables {
@@ -1005,6 +1088,21 @@ fn pg_ident(s: &str) -> String {
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
     if bare { s.to_owned() } else { quote_ident(s) }
+}
+
+/// Points a foreign key's referenced table (`REFERENCES <table>`, in any of `forms`) at
+/// its staging copy.
+fn retarget_references(sql: &str, forms: &[String], to: &str) -> Option<String> {
+    for f in forms {
+        let pattern = format!("REFERENCES {f}");
+        if let Some(i) = sql.find(&pattern)
+            && sql[i + pattern.len()..].starts_with([' ', '('])
+        {
+            let start = i + "REFERENCES ".len();
+            return Some(format!("{}{to}{}", &sql[..start], &sql[start + f.len()..]));
+        }
+    }
+    None
 }
 
 /// Points a table-local statement at the table's staging copy: replaces the table named
@@ -1330,6 +1428,21 @@ mod tests {
                 &forms,
                 stage
             ),
+            None
+        );
+        assert_eq!(
+            retarget_references(
+                "ALTER TABLE ONLY x ADD CONSTRAINT f FOREIGN KEY (u) REFERENCES public.events(id)",
+                &forms,
+                stage
+            )
+            .as_deref(),
+            Some(
+                "ALTER TABLE ONLY x ADD CONSTRAINT f FOREIGN KEY (u) REFERENCES \"ferry_stage_1\".\"events\"(id)"
+            )
+        );
+        assert_eq!(
+            retarget_references("... REFERENCES public.events_2024(id)", &forms, stage),
             None
         );
         assert_eq!(pg_ident("events_2024"), "events_2024");

@@ -61,7 +61,8 @@ pub(crate) enum Work {
     Build { table: String },
     /// No more parts: build what is left of the tables it loads alone, and commit.
     Finish,
-    /// After every worker has committed: one shared table's builds, in a new transaction.
+    /// After every worker has committed: builds (a shared table's, or one foreign key),
+    /// in a new transaction.
     BuildShared { builds: Vec<Build> },
 }
 
@@ -197,10 +198,14 @@ impl Pool {
     /// Tells every worker that has work to build and commit, and waits until all have.
     /// Returns the post-data positions of the builds done on the staging copies, and how
     /// many workers had tables.
-    /// `shared` holds the builds of each staging copy that several workers loaded.
+    /// `shared` holds the builds of each staging copy that several workers loaded, to run
+    /// once every load has committed; `foreign_keys` the foreign keys between staging
+    /// copies, added after that, each in its own transaction so that they validate in
+    /// parallel.
     pub fn finish(
         mut self,
         shared: Vec<Vec<Build>>,
+        foreign_keys: Vec<Build>,
         reports: &mut HashMap<String, TableReport>,
     ) -> Result<(Vec<usize>, usize), PgError> {
         let mut busy: Vec<usize> = self.owner.values().flatten().copied().collect();
@@ -231,10 +236,25 @@ impl Pool {
         if let Some(e) = failure {
             return Err(e);
         }
-        // Second round: every load is committed, so any worker can build a shared table.
-        let jobs: Vec<Vec<Build>> = shared.into_iter().filter(|b| !b.is_empty()).collect();
+        // Every load is committed, so any worker can build a shared table; then, with
+        // every key in place, add the foreign keys.
+        let fk_jobs = foreign_keys.into_iter().map(|b| vec![b]).collect();
+        for round in [shared, fk_jobs] {
+            built.append(&mut self.build_round(round, reports)?);
+        }
+        Ok((built, busy.len()))
+    }
+
+    /// Runs each job (a list of builds, in one transaction) on the next worker in turn,
+    /// and waits for all of them.
+    fn build_round(
+        &mut self,
+        jobs: Vec<Vec<Build>>,
+        reports: &mut HashMap<String, TableReport>,
+    ) -> Result<Vec<usize>, PgError> {
+        let mut built = Vec::new();
         let mut pending = 0;
-        for (i, builds) in jobs.into_iter().enumerate() {
+        for (i, builds) in jobs.into_iter().filter(|b| !b.is_empty()).enumerate() {
             let w = i % self.senders.len();
             self.send(w, Work::BuildShared { builds }, reports)?;
             pending += 1;
@@ -249,7 +269,7 @@ impl Pool {
                 Err(_) => return Err(stopped()),
             }
         }
-        Ok((built, busy.len()))
+        Ok(built)
     }
 
     fn send(
