@@ -13,7 +13,7 @@
 //!
 //! **Parallel (`--jobs N`).** PostgreSQL cannot share one transaction between connections,
 //! so the tables are loaded beside the target, then published:
-//! 1. Before the import transaction starts, each table is created empty in a private
+//! 1. Before the import transaction starts, each table is created empty in its own private
 //!    staging schema (`ferry_stage_<id>_<n>`) and committed, unless it needs something the
 //!    archive itself creates (its own types, sequences or functions) or is part of a
 //!    partition tree; those stay in the import transaction.
@@ -21,7 +21,8 @@
 //!    whole tables: they load every part (COPY FREEZE again, after a TRUNCATE in their
 //!    transaction), build the table's indexes and keys, and commit, into staging only.
 //!    With `--jobs-per-table N`, a table's parts are spread over up to N workers instead
-//!    (no FREEZE), and its builds run after they have all committed.
+//!    (no FREEZE), and its builds run after they have all committed. Foreign keys between
+//!    staged tables come last, one per worker transaction, so they validate in parallel.
 //! 3. The import transaction moves the staged tables into their schemas (`ALTER TABLE ...
 //!    SET SCHEMA`, which moves their indexes, keys and identity sequences with them), then
 //!    creates what depends on them (views, foreign keys, triggers, comments, sequence
