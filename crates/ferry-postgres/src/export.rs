@@ -350,51 +350,17 @@ pub(crate) fn copy_out_sql(table: &ferry_archive::Table, wires: &[Wire]) -> Stri
     }
 }
 
-/// Streams one table's COPY into the archive. Decoding (this thread) and Parquet encoding,
-/// compression and hashing (a writer thread, two batches behind) overlap: for one large
-/// table they are about equal halves of the client's work.
 async fn copy_table(
     client: &Client,
     t: &TableInfo,
-    tw: TableWriter,
+    mut tw: TableWriter,
     options: &ExportOptions,
     advance: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<(RowDigest, Vec<ferry_archive::DataFile>), PgError> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
-    let schema = tw.schema().clone();
-    let writer = std::thread::spawn(move || {
-        let mut tw = tw;
-        for batch in rx {
-            tw.write(&batch)?;
-        }
-        tw.finish()
-    });
-    let decoded = decode_table(client, t, &schema, &tx, options, advance).await;
-    drop(tx);
-    let written = writer
-        .join()
-        .map_err(|_| PgError::Unsupported("the Parquet writer thread panicked".into()))?;
-    // A writer error ends the channel early, so decoding reports a send failure; the
-    // writer's own error is the one that explains it.
-    match (decoded, written) {
-        (Ok(digest), Ok(files)) => Ok((digest, files)),
-        (_, Err(e)) => Err(e.into()),
-        (Err(e), Ok(_)) => Err(e),
-    }
-}
-
-async fn decode_table(
-    client: &Client,
-    t: &TableInfo,
-    schema: &arrow_schema::SchemaRef,
-    tw: &std::sync::mpsc::SyncSender<RecordBatch>,
-    options: &ExportOptions,
-    advance: &(dyn Fn(u64, u64) + Sync),
-) -> Result<RowDigest, PgError> {
     let table = &t.table;
     let mut digest = RowDigest::default();
     if !t.has_rows {
-        return Ok(digest);
+        return Ok((digest, tw.finish()?));
     }
     let fields: Vec<&ferry_archive::Column> =
         table.columns.iter().filter(|c| c.is_stored()).collect();
@@ -438,7 +404,7 @@ async fn decode_table(
             digest.row(&row);
             in_batch += 1;
             if in_batch >= options.batch_rows || bytes >= options.batch_bytes {
-                flush(&mut decoders, schema, tw)?;
+                flush(&mut decoders, &mut tw)?;
                 advance(in_batch as u64, bytes as u64);
                 in_batch = 0;
                 bytes = 0;
@@ -453,10 +419,10 @@ async fn decode_table(
         ));
     }
     if in_batch > 0 {
-        flush(&mut decoders, schema, tw)?;
+        flush(&mut decoders, &mut tw)?;
         advance(in_batch as u64, bytes as u64);
     }
-    Ok(digest)
+    Ok((digest, tw.finish()?))
 }
 
 fn bad_stream(table: &ferry_archive::Table, rows: u64, reason: String) -> PgError {
@@ -466,14 +432,10 @@ fn bad_stream(table: &ferry_archive::Table, rows: u64, reason: String) -> PgErro
     }
 }
 
-fn flush(
-    decoders: &mut [Decoder],
-    schema: &arrow_schema::SchemaRef,
-    tw: &std::sync::mpsc::SyncSender<RecordBatch>,
-) -> Result<(), PgError> {
+fn flush(decoders: &mut [Decoder], tw: &mut TableWriter) -> Result<(), PgError> {
     let arrays: Vec<ArrayRef> = decoders.iter_mut().map(Decoder::finish).collect();
-    let batch = RecordBatch::try_new(schema.clone(), arrays)
+    let batch = RecordBatch::try_new(tw.schema().clone(), arrays)
         .map_err(|e| PgError::Unsupported(format!("building a record batch: {e}")))?;
-    tw.send(batch)
-        .map_err(|_| PgError::Unsupported("the Parquet writer stopped".into()))
+    tw.write(&batch)?;
+    Ok(())
 }
