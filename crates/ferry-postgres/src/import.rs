@@ -709,27 +709,8 @@ impl Loader<'_> {
         self.statements += pending.len();
         self.deferred = run_with_retries(self.client, pending, self.staging.is_some()).await?;
         self.plan_tables(m).await?;
-        for (i, o) in m.objects.iter().enumerate() {
-            let def = o.definition.as_deref().unwrap_or("");
-            let local =
-                o.kind == "index" || (o.kind == "constraint" && !def.contains(" FOREIGN KEY ("));
-            if phase(o) != POST || !local {
-                continue;
-            }
-            let Some(t) = m
-                .tables
-                .iter()
-                .find(|t| t.schema == o.schema && o.table.as_deref() == Some(t.name.as_str()))
-            else {
-                continue;
-            };
-            let schema = t.schema.clone().unwrap_or_else(|| "public".into());
-            let forms = [
-                quote_qualified(&schema, &t.name),
-                format!("{}.{}", pg_ident(&schema), pg_ident(&t.name)),
-            ];
-            self.add_build(&t.id, &forms, i, format!("{} {}", o.kind, o.name), def);
-        }
+        // Keys and indexes are built on the staging copy of their table; foreign keys
+        // between two staged tables are added there too, once both are loaded.
         let forms_of = |t: &Table| {
             let schema = t.schema.clone().unwrap_or_else(|| "public".into());
             [
@@ -739,7 +720,9 @@ impl Loader<'_> {
         };
         for (i, o) in m.objects.iter().enumerate() {
             let def = o.definition.as_deref().unwrap_or("");
-            if phase(o) != POST || o.kind != "constraint" || !def.contains(" FOREIGN KEY (") {
+            let fk = o.kind == "constraint" && def.contains(" FOREIGN KEY (");
+            let local = o.kind == "index" || (o.kind == "constraint" && !fk);
+            if phase(o) != POST || !(local || fk) {
                 continue;
             }
             let Some(t) = m
@@ -749,20 +732,16 @@ impl Loader<'_> {
             else {
                 continue;
             };
-            let Some(u) = m
+            let what = format!("{} {}", o.kind, o.name);
+            if local {
+                self.add_build(&t.id, &forms_of(t), i, what, def);
+            } else if let Some(u) = m
                 .tables
                 .iter()
                 .find(|u| retarget_references(def, &forms_of(u), "x").is_some())
-            else {
-                continue;
-            };
-            self.add_foreign_key(
-                (&t.id, &forms_of(t)),
-                (&u.id, &forms_of(u)),
-                i,
-                format!("{} {}", o.kind, o.name),
-                def,
-            );
+            {
+                self.add_foreign_key((&t.id, &forms_of(t)), (&u.id, &forms_of(u)), i, what, def);
+            }
         }
         Ok(())
     }

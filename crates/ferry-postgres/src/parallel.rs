@@ -381,13 +381,10 @@ fn work(
 }
 
 impl Worker<'_> {
+    /// The worker's connection; its load transaction starts with its first table.
     async fn client(&mut self) -> Result<&Client, PgError> {
         if self.client.is_none() {
-            let c = self.spec.connect().await?;
-            c.batch_execute("BEGIN")
-                .await
-                .ctx(|| format!("{}: starting a load transaction", self.spec.display()))?;
-            self.client = Some(c);
+            self.client = Some(self.spec.connect().await?);
         }
         Ok(self.client.as_ref().expect("connected above"))
     }
@@ -399,7 +396,15 @@ impl Worker<'_> {
                 work,
                 shared,
             } => {
+                let first = self.tables.is_empty();
+                let target = self.spec.display();
                 let client = self.client().await?;
+                if first {
+                    client
+                        .batch_execute("BEGIN")
+                        .await
+                        .ctx(|| format!("{target}: starting a load transaction"))?;
+                }
                 if !shared {
                     // Truncated in this transaction, the copy may be loaded frozen.
                     client
