@@ -189,7 +189,7 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 for s in &report.skipped {
                     eprintln!("skipped: {s}");
                 }
-                let how = match report.connections {
+                let how = match report.workers {
                     0 => "one transaction".to_owned(),
                     1 => "loaded on 1 connection, published in one transaction".to_owned(),
                     n => format!("loaded on {n} connections, published in one transaction"),

@@ -85,7 +85,7 @@ pub struct ImportReport {
     pub skipped: Vec<String>,
     /// Load workers that loaded tables in staging (0: everything went through the import
     /// transaction).
-    pub connections: usize,
+    pub workers: usize,
 }
 
 pub fn import(
@@ -105,7 +105,7 @@ pub fn import(
     };
     // The workers live in this scope; when it ends they have all stopped, so their
     // transactions are over and the staging schemas can be dropped.
-    let (result, stage_schemas, connections) = std::thread::scope(|s| {
+    let (result, stage_schemas, workers) = std::thread::scope(|s| {
         let pool = (jobs > 1).then(|| {
             let per_table = options.jobs_per_table.max(1);
             Pool::start(s, jobs, &spec, options.batch_rows, per_table, progress)
@@ -138,10 +138,10 @@ pub fn import(
         let schemas: Vec<String> = loader
             .staging
             .as_ref()
-            .map(|s| s.schemas.iter().map(|(_, st)| st.clone()).collect())
+            .map(|s| s.schemas.clone())
             .unwrap_or_default();
-        let connections = loader.staging.as_ref().map_or(0, |s| s.workers_used);
-        (result, schemas, connections)
+        let workers = loader.staging.as_ref().map_or(0, |s| s.workers_used);
+        (result, schemas, workers)
     });
     let dropped = drop_stage_schemas(&rt, &client, &stage_schemas);
     let (manifest, mut loaded) = result?;
@@ -172,7 +172,7 @@ pub fn import(
         statements: loaded.statements,
         notes,
         skipped: loaded.skipped,
-        connections,
+        workers,
     })
 }
 
@@ -284,8 +284,8 @@ pub fn dry_run(
 
 /// The tables being loaded beside the target, in staging schemas (parallel import).
 struct Staging {
-    /// (schema as the archive's DDL names it, its staging schema)
-    schemas: Vec<(String, String)>,
+    /// The staging schemas this import created (one per staged table), to drop at the end.
+    schemas: Vec<String>,
     /// Staged tables, by archive id.
     tables: HashMap<String, Staged>,
     /// Post-data positions already done on the staging copies.
@@ -526,7 +526,7 @@ impl Loader<'_> {
                 break;
             }
             if let Some(s) = &mut self.staging {
-                s.schemas.push((c.ddl_schema.clone(), st.clone()));
+                s.schemas.push(st.clone());
             }
             let Some(name) = c
                 .qualified

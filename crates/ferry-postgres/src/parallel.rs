@@ -333,7 +333,10 @@ fn stopped() -> PgError {
 struct Owned {
     table: Box<Table>,
     work: TableWork,
+    /// Loaded by several workers: no TRUNCATE or FREEZE, and built in a later round.
     shared: bool,
+    /// Nothing left for this worker to build (done here, or a shared table's builds,
+    /// which the pool runs after every worker has committed).
     built: bool,
 }
 
