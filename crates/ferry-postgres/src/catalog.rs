@@ -265,6 +265,7 @@ pub async fn read(client: &Client, schemas: &[String]) -> Result<Catalog, PgErro
 
     let mut objects = Vec::new();
     let mut warnings = Vec::new();
+    let mut schema_comments = Vec::new();
     for s in &ns_names {
         objects.push(object(
             "schema",
@@ -273,6 +274,26 @@ pub async fn read(client: &Client, schemas: &[String]) -> Result<Catalog, PgErro
             None,
             format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(s)),
             PRE,
+        ));
+    }
+    for r in client
+        .query(
+            "SELECT n.nspname, d.description FROM pg_catalog.pg_namespace n
+             JOIN pg_catalog.pg_description d ON d.objoid = n.oid
+              AND d.classoid = 'pg_catalog.pg_namespace'::regclass AND d.objsubid = 0
+             WHERE n.nspname = ANY($1::text[]) ORDER BY n.oid",
+            &[&ns_names],
+        )
+        .await
+        .ctx(|| "reading schema comments".into())?
+    {
+        let (s, text): (String, String) = (r.get(0), r.get(1));
+        schema_comments.push(comment(
+            None,
+            &s,
+            None,
+            format!("SCHEMA {}", quote_ident(&s)),
+            &text,
         ));
     }
     for r in client
@@ -327,7 +348,9 @@ pub async fn read(client: &Client, schemas: &[String]) -> Result<Catalog, PgErro
 
     let q = format!(
         "WITH ns AS ({NS})
-         SELECT ns.nspname, p.proname, p.prokind::text, pg_catalog.pg_get_functiondef(p.oid),
+         SELECT ns.nspname, p.proname, p.prokind::text,
+                -- pg_get_functiondef raises an error for an aggregate: never call it on one
+                CASE WHEN p.prokind <> 'a' THEN pg_catalog.pg_get_functiondef(p.oid) END,
                 pg_catalog.pg_get_function_identity_arguments(p.oid), pg_catalog.obj_description(p.oid, 'pg_proc')
          FROM pg_catalog.pg_proc p JOIN ns ON ns.oid = p.pronamespace
          WHERE {}
@@ -345,16 +368,7 @@ pub async fn read(client: &Client, schemas: &[String]) -> Result<Catalog, PgErro
     {
         let (schema, name, kind): (String, String, String) = (r.get(0), r.get(1), r.get(2));
         if kind == "a" {
-            warnings.push(Warning {
-                code: "skipped_aggregate".into(),
-                table: None,
-                column: None,
-                message: format!(
-                    "aggregate {schema}.{name} is not exported (aggregates are not supported yet)"
-                ),
-                details: Default::default(),
-            });
-            continue;
+            continue; // read below, once every function they call exists
         }
         let word = if kind == "p" { "procedure" } else { "function" };
         let args: String = r.get(4);
@@ -377,12 +391,15 @@ pub async fn read(client: &Client, schemas: &[String]) -> Result<Catalog, PgErro
         }
     }
 
+    read_aggregates(client, schemas, &mut objects, &mut function_comments).await?;
     let types = type_map(client).await?;
     let (tables, table_posts) =
         read_tables(client, schemas, &types, &mut objects, &mut warnings).await?;
     objects.extend(table_posts);
     // Comments are post-data, after the functions they describe.
     objects.extend(function_comments);
+    objects.extend(schema_comments);
+    uncarried(client, schemas, &mut warnings).await?;
     Ok(Catalog {
         tables,
         objects,
@@ -390,6 +407,72 @@ pub async fn read(client: &Client, schemas: &[String]) -> Result<Catalog, PgErro
         warnings,
         version,
     })
+}
+
+/// User-defined aggregates, rebuilt as `CREATE AGGREGATE` from `pg_aggregate` (PostgreSQL
+/// has no `pg_get_aggregatedef`). Every support function is named with its schema, so the
+/// statement means the same thing whatever the search path.
+async fn read_aggregates(
+    client: &Client,
+    schemas: &[String],
+    objects: &mut Vec<SchemaObject>,
+    comments: &mut Vec<SchemaObject>,
+) -> Result<(), PgError> {
+    let q = format!(
+        "WITH ns AS ({NS}),
+         fname(oid, f) AS (SELECT p.oid, pg_catalog.format('%I.%I', n.nspname, p.proname)
+                           FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace)
+         SELECT ns.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid),
+                pg_catalog.format('CREATE AGGREGATE %I.%I(%s) (SFUNC = %s, STYPE = %s', ns.nspname, p.proname,
+                    CASE WHEN a.aggkind = 'n' AND p.pronargs = 0 THEN '*' ELSE pg_catalog.pg_get_function_arguments(p.oid) END,
+                    (SELECT f FROM fname WHERE oid = a.aggtransfn), pg_catalog.format_type(a.aggtranstype, NULL))
+                || CASE WHEN a.aggtransspace <> 0 THEN ', SSPACE = ' || a.aggtransspace ELSE '' END
+                || CASE WHEN a.aggfinalfn <> 0 THEN ', FINALFUNC = ' || (SELECT f FROM fname WHERE oid = a.aggfinalfn) ELSE '' END
+                || CASE WHEN a.aggfinalextra THEN ', FINALFUNC_EXTRA' ELSE '' END
+                || CASE WHEN a.aggfinalfn <> 0 THEN ', FINALFUNC_MODIFY = ' || CASE a.aggfinalmodify WHEN 'r' THEN 'READ_ONLY' WHEN 's' THEN 'SHAREABLE' ELSE 'READ_WRITE' END ELSE '' END
+                || CASE WHEN a.aggcombinefn <> 0 THEN ', COMBINEFUNC = ' || (SELECT f FROM fname WHERE oid = a.aggcombinefn) ELSE '' END
+                || CASE WHEN a.aggserialfn <> 0 THEN ', SERIALFUNC = ' || (SELECT f FROM fname WHERE oid = a.aggserialfn) ELSE '' END
+                || CASE WHEN a.aggdeserialfn <> 0 THEN ', DESERIALFUNC = ' || (SELECT f FROM fname WHERE oid = a.aggdeserialfn) ELSE '' END
+                || CASE WHEN a.agginitval IS NOT NULL THEN ', INITCOND = ' || pg_catalog.quote_literal(a.agginitval) ELSE '' END
+                || CASE WHEN a.aggmtransfn <> 0 THEN pg_catalog.format(', MSFUNC = %s, MINVFUNC = %s, MSTYPE = %s',
+                        (SELECT f FROM fname WHERE oid = a.aggmtransfn), (SELECT f FROM fname WHERE oid = a.aggminvtransfn),
+                        pg_catalog.format_type(a.aggmtranstype, NULL)) ELSE '' END
+                || CASE WHEN a.aggmfinalfn <> 0 THEN ', MFINALFUNC = ' || (SELECT f FROM fname WHERE oid = a.aggmfinalfn) ELSE '' END
+                || CASE WHEN a.aggmfinalextra THEN ', MFINALFUNC_EXTRA' ELSE '' END
+                || CASE WHEN a.aggminitval IS NOT NULL THEN ', MINITCOND = ' || pg_catalog.quote_literal(a.aggminitval) ELSE '' END
+                || CASE WHEN a.aggsortop <> 0 THEN ', SORTOP = ' || (SELECT pg_catalog.format('OPERATOR(%I.%s)', n.nspname, o.oprname)
+                        FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace WHERE o.oid = a.aggsortop) ELSE '' END
+                || CASE WHEN a.aggkind = 'h' THEN ', HYPOTHETICAL' ELSE '' END
+                || CASE p.proparallel WHEN 's' THEN ', PARALLEL = SAFE' WHEN 'r' THEN ', PARALLEL = RESTRICTED' ELSE '' END
+                || ')',
+                pg_catalog.obj_description(p.oid, 'pg_proc')
+         FROM pg_catalog.pg_proc p JOIN ns ON ns.oid = p.pronamespace
+         JOIN pg_catalog.pg_aggregate a ON a.aggfnoid = p.oid
+         WHERE p.prokind = 'a' AND {}
+         ORDER BY p.oid",
+        not_extension_member("pg_proc", "p.oid")
+    );
+    for r in client
+        .query(&q, &[&schemas])
+        .await
+        .ctx(|| "reading aggregates".into())?
+    {
+        let (schema, name, args): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        let mut o = object("aggregate", Some(&schema), &name, None, r.get(3), PRE);
+        o.properties
+            .insert("identity_arguments".into(), json!(args));
+        objects.push(o);
+        if let Some(c) = r.get::<_, Option<String>>(4) {
+            comments.push(comment(
+                Some(&schema),
+                &name,
+                None,
+                format!("AGGREGATE {}({args})", quote_qualified(&schema, &name)),
+                &c,
+            ));
+        }
+    }
+    Ok(())
 }
 
 async fn read_types(
@@ -1193,6 +1276,100 @@ async fn read_indexes_and_triggers(
             ));
         }
     }
+    // Rules (other than the _RETURN rule that makes a view) are carried verbatim.
+    let q = format!(
+        "WITH ns AS ({NS})
+         SELECT ns.nspname, r.rulename::text, c.relname, pg_catalog.pg_get_ruledef(r.oid),
+                pg_catalog.obj_description(r.oid, 'pg_rewrite')
+         FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
+         JOIN ns ON ns.oid = c.relnamespace
+         WHERE r.rulename <> '_RETURN' AND {} ORDER BY r.oid",
+        not_extension_member("pg_class", "c.oid")
+    );
+    for r in client
+        .query(&q, &[&schemas])
+        .await
+        .ctx(|| "reading rules".into())?
+    {
+        let (schema, name, table): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        post.push(object(
+            "rule",
+            Some(&schema),
+            &name,
+            Some(&table),
+            r.get(3),
+            POST,
+        ));
+        if let Some(c) = r.get::<_, Option<String>>(4) {
+            post.push(comment(
+                Some(&schema),
+                &name,
+                Some(&table),
+                format!(
+                    "RULE {} ON {}",
+                    quote_ident(&name),
+                    quote_qualified(&schema, &table)
+                ),
+                &c,
+            ));
+        }
+    }
     let _ = ENGINE;
+    Ok(())
+}
+
+/// Objects ferry does not carry, each listed as a warning so that an export never stops on
+/// something that does not concern the data (aggregates are reported where functions are
+/// read).
+pub async fn uncarried(
+    client: &Client,
+    schemas: &[String],
+    warnings: &mut Vec<Warning>,
+) -> Result<(), PgError> {
+    let q = format!(
+        "WITH ns AS ({NS})
+         SELECT 'operator', ns.nspname || '.' || o.oprname
+           FROM pg_catalog.pg_operator o JOIN ns ON ns.oid = o.oprnamespace
+           WHERE {op}
+         UNION ALL
+         SELECT 'operator class', ns.nspname || '.' || c.opcname
+           FROM pg_catalog.pg_opclass c JOIN ns ON ns.oid = c.opcnamespace WHERE {opc}
+         UNION ALL
+         SELECT 'text search configuration', ns.nspname || '.' || c.cfgname
+           FROM pg_catalog.pg_ts_config c JOIN ns ON ns.oid = c.cfgnamespace WHERE {ts}
+         UNION ALL
+         SELECT 'cast', pg_catalog.format_type(c.castsource, NULL) || ' AS ' || pg_catalog.format_type(c.casttarget, NULL)
+           FROM pg_catalog.pg_cast c WHERE c.oid >= 16384 AND {cast}
+         UNION ALL
+         SELECT 'event trigger', e.evtname::text FROM pg_catalog.pg_event_trigger e WHERE {evt}
+         UNION ALL
+         SELECT 'publication', p.pubname::text FROM pg_catalog.pg_publication p
+         UNION ALL
+         SELECT 'foreign server', s.srvname::text FROM pg_catalog.pg_foreign_server s WHERE {srv}
+         UNION ALL
+         SELECT 'policy', ns.nspname || '.' || c.relname || '.' || p.polname
+           FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
+           JOIN ns ON ns.oid = c.relnamespace",
+        op = not_extension_member("pg_operator", "o.oid"),
+        opc = not_extension_member("pg_opclass", "c.oid"),
+        ts = not_extension_member("pg_ts_config", "c.oid"),
+        cast = not_extension_member("pg_cast", "c.oid"),
+        evt = not_extension_member("pg_event_trigger", "e.oid"),
+        srv = not_extension_member("pg_foreign_server", "s.oid"),
+    );
+    for r in client
+        .query(&q, &[&schemas])
+        .await
+        .ctx(|| "reading objects that are not exported".into())?
+    {
+        let (kind, name): (String, String) = (r.get(0), r.get(1));
+        warnings.push(Warning {
+            code: format!("skipped_{}", kind.replace(' ', "_")),
+            table: None,
+            column: None,
+            message: format!("{kind} {name} is not exported (ferry does not carry {kind}s)"),
+            details: Default::default(),
+        });
+    }
     Ok(())
 }

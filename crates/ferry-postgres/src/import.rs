@@ -760,7 +760,7 @@ impl Loader<'_> {
                 "materialized_view" => format!("DROP MATERIALIZED VIEW IF EXISTS {name} CASCADE"),
                 "sequence" => format!("DROP SEQUENCE IF EXISTS {name} CASCADE"),
                 "type" => format!("DROP TYPE IF EXISTS {name} CASCADE"),
-                "function" | "procedure" => format!(
+                "function" | "procedure" | "aggregate" => format!(
                     "DROP {} IF EXISTS {name}({}) CASCADE",
                     o.kind.to_uppercase(),
                     o.properties

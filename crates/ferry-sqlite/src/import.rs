@@ -953,7 +953,9 @@ fn cross_pre_data(
     let loads = from_postgres::loads(m, &names, numeric_real);
     for o in &m.objects {
         let why = match o.kind.as_str() {
-            "function" | "procedure" => Some("functions and procedures do not exist in SQLite"),
+            "function" | "procedure" | "aggregate" => {
+                Some("user-defined functions, procedures and aggregates do not exist in SQLite")
+            }
             "trigger" => Some("PL/pgSQL triggers do not translate to SQLite"),
             "materialized_view" => Some("SQLite has no materialized views"),
             "sequence"
@@ -965,6 +967,7 @@ fn cross_pre_data(
             "sequence" => Some("standalone sequences do not exist in SQLite"),
             "type" => Some("SQLite has no user-defined types (enums become CHECK constraints)"),
             "extension" | "collation" => Some("not applicable to SQLite"),
+            "rule" => Some("SQLite has no rules (a rule's effect can be written as a trigger)"),
             "constraint"
                 if o.definition
                     .as_deref()
