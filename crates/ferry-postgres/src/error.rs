@@ -24,6 +24,9 @@ pub enum PgError {
     Unsupported(String),
     #[error("{context}: {detail}")]
     Check { context: String, detail: String },
+    /// Archive SQL that is not what its manifest entry says, refused before any change.
+    #[error("the archive was refused before anything changed: {0}")]
+    Refused(#[from] ferry_sql::SqlError),
     #[error(transparent)]
     Archive(#[from] ArchiveError),
 }

@@ -14,7 +14,7 @@ use arrow_array::{Array, ArrayRef};
 use bytes::{BufMut, BytesMut};
 use ferry_archive::convert::{self, EpochUnit};
 use ferry_archive::types::sqlite_class;
-use ferry_archive::{Column, LogicalType, Manifest, SchemaObject, Table};
+use ferry_archive::{Column, LogicalType, Manifest, Table};
 use serde_json::Value;
 use sha2::Digest;
 
@@ -376,22 +376,21 @@ pub fn shorten(name: &str) -> String {
     format!("{}_{hash}", &name[..cut])
 }
 
-/// A SQLite default expression in PostgreSQL, for a column of the given target type; `None`
-/// when it does not translate (the caller reports it; it is never copied as a string).
-pub fn translate_default(expr: &str, pg_type: &str) -> Option<String> {
-    let e = expr.trim();
-    let e = e
-        .strip_prefix('(')
-        .and_then(|x| x.strip_suffix(')'))
-        .map(str::trim)
-        .unwrap_or(e);
-    let lower = e.to_ascii_lowercase().replace(' ', "");
+/// A SQLite default expression in PostgreSQL, for a column of the given target type and
+/// conversion; `None` when it does not parse (the caller reports it; it is never copied as
+/// a string). The expression is read on the syntax tree, so `DEFAULT "isbn"` is the string
+/// `'isbn'`, as SQLite reads it, and a literal cannot break out of its quotes.
+pub fn translate_default(expr: &str, pg_type: &str, conv: Conv) -> Option<String> {
+    let d = ferry_sql::translate::default_to_pg(expr, "default").ok()?;
+    let printed = d.printed.clone();
+    let norm = printed.to_ascii_lowercase().replace(' ', "");
     let is_ts = pg_type.starts_with("timestamp");
+    let zoned = pg_type == "timestamp with time zone";
     let now_utc = "(now() AT TIME ZONE 'UTC')";
     let now_text = |fmt: &str| format!("to_char({now_utc}, '{fmt}')");
-    let out = match lower.as_str() {
-        "current_timestamp" | "datetime('now')" | "datetime(\"now\")" => {
-            if pg_type == "timestamp with time zone" {
+    let out = match norm.as_str() {
+        "current_timestamp" | "datetime('now')" => {
+            if zoned {
                 "CURRENT_TIMESTAMP".into()
             } else if is_ts {
                 now_utc.into()
@@ -409,6 +408,9 @@ pub fn translate_default(expr: &str, pg_type: &str) -> Option<String> {
         "current_date" | "date('now')" => {
             if pg_type == "date" {
                 format!("({now_utc})::date")
+            } else if is_ts {
+                // Midnight (UTC) of today, in the column's own type.
+                format!("(({now_utc})::date)::{pg_type}")
             } else {
                 now_text("YYYY-MM-DD")
             }
@@ -426,26 +428,43 @@ pub fn translate_default(expr: &str, pg_type: &str) -> Option<String> {
         "null" => "NULL".into(),
         // Any other strftime(..., 'now') means "now" in some text format; for a timestamp
         // column the format no longer matters.
-        _ if is_ts && lower.starts_with("strftime(") && lower.ends_with(",'now')") => {
+        _ if is_ts && norm.starts_with("strftime(") && norm.ends_with(",'now')") => {
             now_utc.into()
         }
         _ => {
+            let (number, text) = (d.number, d.text);
             if pg_type == "boolean" {
-                return match lower.as_str() {
-                    "0" | "'0'" | "false" | "'false'" | "'f'" => Some("false".into()),
-                    "1" | "'1'" | "true" | "'true'" | "'t'" => Some("true".into()),
+                let word = number.clone().or(text.clone()).unwrap_or(norm.clone());
+                return match word.to_ascii_lowercase().as_str() {
+                    "0" | "false" | "f" => Some("false".into()),
+                    "1" | "true" | "t" => Some("true".into()),
                     _ => None,
                 };
             }
-            let numeric = e.parse::<f64>().is_ok();
-            let string = e.len() >= 2
-                && e.starts_with('\'')
-                && e.ends_with('\'')
-                && !e[1..e.len() - 1].replace("''", "").contains('\'');
-            if numeric || string {
-                e.to_owned()
-            } else {
-                return None;
+            match (conv, &number) {
+                // An epoch default follows its column, which holds timestamps now.
+                (Conv::Timestamp { unit, zoned }, Some(n)) => {
+                    let secs = match unit {
+                        EpochUnit::Seconds => n.clone(),
+                        EpochUnit::Millis => format!("({n}) / 1000.0"),
+                    };
+                    if zoned {
+                        format!("to_timestamp({secs})")
+                    } else {
+                        format!("(to_timestamp({secs}) AT TIME ZONE 'UTC')")
+                    }
+                }
+                (Conv::Date { unit }, Some(n)) => {
+                    let secs = match unit {
+                        EpochUnit::Seconds => n.clone(),
+                        EpochUnit::Millis => format!("({n}) / 1000.0"),
+                    };
+                    format!("(to_timestamp({secs}) AT TIME ZONE 'UTC')::date")
+                }
+                (_, Some(n)) => n.clone(),
+                // Anything else is printed from the tree; PostgreSQL may still refuse it
+                // for the column's type, which the import reports.
+                _ => printed,
             }
         }
     };
@@ -846,15 +865,29 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
                 } else {
                     d.pg_type.as_str()
                 };
-                generated.push(Step::on(
-                    t,
-                    format!("generated column {}.{}", t.name, c.name),
-                    format!(
-                        "ALTER TABLE {target} ADD COLUMN {} {ty} GENERATED ALWAYS AS ({}) STORED",
-                        quote_ident(&col),
-                        g.expression
-                    ),
-                ));
+                let what = format!("generated column {}.{}", t.name, c.name);
+                let renames = Renames::new(
+                    cols.iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .chain(table_names.iter().map(|(k, v)| (k.clone(), v.clone()))),
+                );
+                let names: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
+                let ctx = ferry_sql::translate::Context {
+                    rename: &|n| renames.get(n),
+                    columns: Some(&names),
+                    bools: &[],
+                };
+                match ferry_sql::translate::expr_to_pg(&g.expression, &what, &ctx) {
+                    Ok(expr) => generated.push(Step::on(
+                        t,
+                        what,
+                        format!(
+                            "ALTER TABLE {target} ADD COLUMN {} {ty} GENERATED ALWAYS AS ({expr}) STORED",
+                            quote_ident(&col),
+                        ),
+                    )),
+                    Err(e) => p.skipped.push(format!("{e}; the column was left out")),
+                }
                 continue;
             }
             if !col.eq_ignore_ascii_case(&c.name) {
@@ -867,7 +900,7 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
             } else if let Some(dflt) = &c.default {
                 // Set after the table exists, each behind its own savepoint: a default that
                 // PostgreSQL refuses for the column's type is reported, not fatal.
-                match translate_default(dflt, &d.pg_type) {
+                match translate_default(dflt, &d.pg_type, d.conv) {
                     Some(x) => defaults.push(Step::on(
                         t,
                         format!("default of {}.{} ({dflt})", t.name, c.name),
@@ -949,12 +982,58 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
             ));
         }
         for u in &t.unique {
+            let nocase: Vec<&Column> = t
+                .columns
+                .iter()
+                .filter(|c| {
+                    u.columns.contains(&c.name)
+                        && c.collation
+                            .as_deref()
+                            .is_some_and(|k| k.eq_ignore_ascii_case("NOCASE"))
+                })
+                .collect();
+            if nocase.is_empty() {
+                p.post.push(Step::on(
+                    t,
+                    format!("unique constraint on {}", t.name),
+                    format!(
+                        "ALTER TABLE {target} ADD UNIQUE ({})",
+                        qcols(&t.name, &u.columns)
+                    ),
+                ));
+                continue;
+            }
+            // UNIQUE on a NOCASE column compares case-insensitively in SQLite: a unique
+            // index on lower(column) keeps that here (a constraint cannot hold expressions).
+            let keys: Vec<String> = u
+                .columns
+                .iter()
+                .map(|c| {
+                    let q = qcols(&t.name, std::slice::from_ref(c));
+                    if nocase.iter().any(|n| &n.name == c) {
+                        format!("(lower({q}))")
+                    } else {
+                        q
+                    }
+                })
+                .collect();
+            let name = shorten(&format!(
+                "{}_{}_key",
+                tname(&t.name),
+                u.columns.join("_").to_lowercase()
+            ));
+            p.notes.push(format!(
+                "unique constraint on {}({}): NOCASE, so it becomes a unique index on lower(...)",
+                t.name,
+                u.columns.join(", ")
+            ));
             p.post.push(Step::on(
                 t,
                 format!("unique constraint on {}", t.name),
                 format!(
-                    "ALTER TABLE {target} ADD UNIQUE ({})",
-                    qcols(&t.name, &u.columns)
+                    "CREATE UNIQUE INDEX {} ON {target} ({})",
+                    quote_ident(&name),
+                    keys.join(", ")
                 ),
             ));
         }
@@ -965,31 +1044,99 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
         decisions
             .iter()
             .filter(|((t, _), d)| d.conv == Conv::Bool && table.is_none_or(|x| x == t))
-            .map(|((_, c), _)| c.to_lowercase())
+            .filter_map(|((t, c), _)| col_names.get(t)?.get(c).cloned())
             .collect()
     };
+    // SQLite names in expressions → the names the tables and columns have here.
+    let table_renames = Renames::new(
+        table_names.iter().map(|(k, v)| (k.clone(), v.clone())),
+    );
+    let all_renames = Renames::new(
+        table_names
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(col_names.values().flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())))),
+    );
+    let renames_of = |t: &str| {
+        Renames::new(
+            col_names
+                .get(t)
+                .into_iter()
+                .flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())))
+                .chain(table_renames.pairs()),
+        )
+    };
+    let columns_of = |t: &str| -> Vec<String> {
+        m.tables
+            .iter()
+            .find(|x| x.name == t)
+            .map(|x| x.columns.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default()
+    };
+    let nocase_of = |t: &str| -> Vec<String> {
+        m.tables
+            .iter()
+            .find(|x| x.name == t)
+            .map(|x| {
+                x.columns
+                    .iter()
+                    .filter(|c| c.collation.as_deref().is_some_and(|k| k.eq_ignore_ascii_case("NOCASE")))
+                    .map(|c| c.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     for o in &m.objects {
-        if o.kind == "index" {
-            match index_sql(o, schema, &tname) {
-                Some(sql) => {
-                    let what = format!("index {}", o.name);
-                    let sql = bool_literals(&sql, &bools_of(o.table.as_deref()));
-                    p.post.push(
-                        match m
-                            .tables
-                            .iter()
-                            .find(|t| Some(t.name.as_str()) == o.table.as_deref())
-                        {
-                            Some(t) => Step::on(t, what, sql),
-                            None => Step::global(what, sql),
-                        },
-                    );
+        if o.kind != "index" {
+            continue;
+        }
+        let Some(table) = m.tables.iter().find(|t| Some(t.name.as_str()) == o.table.as_deref())
+        else {
+            p.skipped
+                .push(format!("index {}: its table is not in the archive", o.name));
+            continue;
+        };
+        let renames = renames_of(&table.name);
+        let cols = columns_of(&table.name);
+        let bools = bools_of(Some(&table.name));
+        let ctx = ferry_sql::translate::Context {
+            rename: &|n| renames.get(n),
+            columns: Some(&cols),
+            bools: &bools,
+        };
+        let what = format!("index {}", o.name);
+        let parsed = ferry_sql::translate::index_to_pg(
+            o.definition.as_deref().unwrap_or(""),
+            &what,
+            &ctx,
+            &nocase_of(&table.name),
+        );
+        match parsed {
+            Ok(ix) if ix.table.eq_ignore_ascii_case(&table.name) => {
+                let mut sql = format!(
+                    "CREATE {}INDEX {} ON {} ({})",
+                    if ix.unique { "UNIQUE " } else { "" },
+                    quote_ident(&shorten(&o.name.to_lowercase())),
+                    quote_qualified(schema, &tname(&table.name)),
+                    ix.keys.join(", ")
+                );
+                if let Some(w) = &ix.predicate {
+                    sql.push_str(&format!(" WHERE {w}"));
                 }
-                None => p.skipped.push(format!(
-                    "index {}: its definition does not translate",
-                    o.name
-                )),
+                if ix.keys.iter().any(|k| k.starts_with("(lower(")) {
+                    p.notes.push(format!(
+                        "{what}: COLLATE NOCASE keys become lower(...), so it stays case-insensitive"
+                    ));
+                }
+                p.post.push(Step::on(table, what, sql));
             }
+            Ok(ix) => p.skipped.push(format!(
+                "{what}: its definition is on table {}, not {}; refused",
+                ix.table, table.name
+            )),
+            Err(e) => p
+                .skipped
+                .push(format!("{e}; the index was not created")),
         }
     }
     for t in &m.tables {
@@ -1031,31 +1178,58 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("{}_check{}", tname(&t.name), i + 1));
-            p.post.push(Step::on(
-                t,
-                format!("check {name} on {}", t.name),
-                format!(
-                    "ALTER TABLE {target} ADD CONSTRAINT {} CHECK ({})",
-                    quote_ident(&shorten(&name)),
-                    bool_literals(&ck.expression, &bools_of(Some(&t.name)))
-                ),
-            ));
+            let what = format!("check {name} on {}", t.name);
+            let renames = renames_of(&t.name);
+            let cols = columns_of(&t.name);
+            let bools = bools_of(Some(&t.name));
+            let ctx = ferry_sql::translate::Context {
+                rename: &|n| renames.get(n),
+                columns: Some(&cols),
+                bools: &bools,
+            };
+            match ferry_sql::translate::expr_to_pg(&ck.expression, &what, &ctx) {
+                Ok(expr) => p.post.push(Step::on(
+                    t,
+                    what,
+                    format!(
+                        "ALTER TABLE {target} ADD CONSTRAINT {} CHECK ({expr})",
+                        quote_ident(&shorten(&name)),
+                    ),
+                )),
+                Err(e) => p.skipped.push(format!("{e}; the check was not created")),
+            }
         }
     }
     for o in &m.objects {
         match o.kind.as_str() {
-            "view" => match view_body(o.definition.as_deref().unwrap_or("")) {
-                Some((columns, body)) => p.post.push(Step::global(
-                    format!("view {}", o.name),
-                    format!(
-                        "CREATE VIEW {}{} AS {}",
-                        quote_qualified(schema, &shorten(&o.name.to_lowercase())),
-                        columns.map(|c| format!(" {c}")).unwrap_or_default(),
-                        bool_literals(&body, &bools_of(None))
-                    ),
-                )),
-                None => p.skipped.push(format!("view {}: its definition does not translate", o.name)),
-            },
+            "view" => {
+                let what = format!("view {}", o.name);
+                let bools = bools_of(None);
+                let ctx = ferry_sql::translate::Context {
+                    rename: &|n| all_renames.get(n),
+                    columns: None,
+                    bools: &bools,
+                };
+                match ferry_sql::translate::view_to_pg(
+                    o.definition.as_deref().unwrap_or(""),
+                    &what,
+                    &ctx,
+                ) {
+                    Ok((columns, body)) => p.post.push(Step::global(
+                        what,
+                        format!(
+                            "CREATE VIEW {}{} AS {body}",
+                            quote_qualified(schema, &shorten(&o.name.to_lowercase())),
+                            if columns.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({})", columns.join(", "))
+                            },
+                        ),
+                    )),
+                    Err(e) => p.skipped.push(format!("{e}; the view was not created")),
+                }
+            }
             "trigger" => p.skipped.push(format!(
                 "trigger {}: SQLite trigger bodies do not translate to PostgreSQL; recreate it as a PL/pgSQL trigger",
                 o.name
@@ -1066,130 +1240,36 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
     p
 }
 
-fn index_sql(o: &SchemaObject, schema: &str, tname: &dyn Fn(&str) -> String) -> Option<String> {
-    let sql = o.definition.as_deref()?;
-    let table = o.table.as_deref()?;
-    // The column list is the parenthesised text after ON <table>.
-    let upper = sql.to_ascii_uppercase();
-    let on = upper.find(" ON ")?;
-    let open = on + sql[on..].find('(')?;
-    let mut depth = 0;
-    let mut close = None;
-    for (i, ch) in sql[open..].char_indices() {
-        match ch {
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth == 0 {
-                    close = Some(open + i);
-                    break;
-                }
-            }
-            _ => {}
-        }
-    }
-    let close = close?;
-    let cols = &sql[open + 1..close];
-    let unique = o
-        .properties
-        .get("unique")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let mut out = format!(
-        "CREATE {}INDEX {} ON {} ({cols})",
-        if unique { "UNIQUE " } else { "" },
-        quote_ident(&shorten(&o.name.to_lowercase())),
-        quote_qualified(schema, &tname(table))
-    );
-    if let Some(w) = o.properties.get("where").and_then(Value::as_str) {
-        out.push_str(&format!(" WHERE {w}"));
-    }
-    Some(out)
+/// SQLite names and the PostgreSQL names they became, looked up as the translation of an
+/// expression needs them: exact name first, then case-insensitively, else lower-cased as
+/// PostgreSQL folds an unquoted name.
+struct Renames {
+    exact: HashMap<String, String>,
+    folded: HashMap<String, String>,
 }
 
-/// Rewrites `flag = 0`, `flag <> 1`, `flag IN (0, 1)` and the like, for boolean columns,
-/// into `false`/`true` literals, outside string literals.
-pub fn bool_literals(sql: &str, bools: &[String]) -> String {
-    if bools.is_empty() {
-        return sql.to_owned();
+impl Renames {
+    fn new(pairs: impl Iterator<Item = (String, String)>) -> Self {
+        let mut exact = HashMap::new();
+        let mut folded = HashMap::new();
+        for (k, v) in pairs {
+            folded.entry(k.to_lowercase()).or_insert_with(|| v.clone());
+            exact.insert(k, v);
+        }
+        Renames { exact, folded }
     }
-    let b = sql.as_bytes();
-    let mut out = String::with_capacity(sql.len());
-    let mut i = 0;
-    let mut in_string = false;
-    let mut pending_bool = false;
-    let is_word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-    while i < b.len() {
-        let c = b[i];
-        if c == b'\'' {
-            in_string = !in_string;
-            out.push('\'');
-            i += 1;
-            continue;
-        }
-        if in_string {
-            let ch = sql[i..].chars().next().expect("char");
-            out.push(ch);
-            i += ch.len_utf8();
-            continue;
-        }
-        if is_word(c) && (i == 0 || !is_word(b[i - 1])) {
-            let end = (i..b.len()).find(|&j| !is_word(b[j])).unwrap_or(b.len());
-            let word = &sql[i..end];
-            if pending_bool && (word == "0" || word == "1") {
-                out.push_str(if word == "1" { "true" } else { "false" });
-            } else {
-                out.push_str(word);
-                let name = word.to_ascii_lowercase();
-                if bools.contains(&name) {
-                    pending_bool = true;
-                    i = end;
-                    continue;
-                }
-            }
-            // After a literal inside IN (...), stay in boolean context until ')'.
-            if !(pending_bool && (word == "0" || word == "1")) && !word.eq_ignore_ascii_case("IN") {
-                pending_bool = false;
-            }
-            i = end;
-            continue;
-        }
-        if c == b')' {
-            pending_bool = false;
-        }
-        let ch = sql[i..].chars().next().expect("char");
-        out.push(ch);
-        i += ch.len_utf8();
-    }
-    out
-}
 
-/// The column list (if the view names its columns) and the SELECT of a
-/// `CREATE VIEW name [(cols)] AS select`.
-fn view_body(sql: &str) -> Option<(Option<String>, String)> {
-    let upper = sql.to_ascii_uppercase();
-    let view = upper.find("VIEW")?;
-    // A parenthesis before AS holds the view's own column names.
-    let columns = |at: usize| -> Option<String> {
-        let head = &sql[view..at];
-        let open = head.find('(')?;
-        let close = head.rfind(')')?;
-        Some(head[open..=close].to_owned())
-    };
-    let bytes = upper.as_bytes();
-    let mut i = view;
-    while let Some(pos) = upper[i..].find("AS") {
-        let at = i + pos;
-        let before = at.checked_sub(1).map(|b| bytes[b]);
-        let after = bytes.get(at + 2).copied();
-        let word = |c: Option<u8>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_');
-        if !word(before) && !word(after) {
-            let body = sql[at + 2..].trim().trim_end_matches(';').to_owned();
-            return Some((columns(at), body));
-        }
-        i = at + 2;
+    fn pairs(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.exact.iter().map(|(k, v)| (k.clone(), v.clone()))
     }
-    None
+
+    fn get(&self, name: &str) -> String {
+        self.exact
+            .get(name)
+            .or_else(|| self.folded.get(&name.to_lowercase()))
+            .cloned()
+            .unwrap_or_else(|| name.to_lowercase())
+    }
 }
 
 /// Tables the archive names, for conflict checks: (schema, table) in the target.
@@ -1320,36 +1400,58 @@ mod tests {
     #[test]
     fn defaults_translate_or_are_refused() {
         let ts = "timestamp without time zone";
+        const T: Conv = Conv::Timestamp {
+            unit: EpochUnit::Seconds,
+            zoned: false,
+        };
+        const X: Conv = Conv::Text { widen: false };
         assert_eq!(
-            translate_default("CURRENT_TIMESTAMP", ts).as_deref(),
+            translate_default("CURRENT_TIMESTAMP", ts, T).as_deref(),
             Some("(now() AT TIME ZONE 'UTC')")
         );
         assert_eq!(
-            translate_default("(datetime('now'))", ts).as_deref(),
+            translate_default("(datetime('now'))", ts, T).as_deref(),
             Some("(now() AT TIME ZONE 'UTC')")
         );
         assert_eq!(
-            translate_default("datetime('now', 'localtime')", ts).as_deref(),
+            translate_default("datetime('now', 'localtime')", ts, T).as_deref(),
             Some("LOCALTIMESTAMP(0)")
         );
         assert_eq!(
-            translate_default("strftime('%Y-%m-%d %H:%M:%S', 'now')", ts).as_deref(),
+            translate_default("strftime('%Y-%m-%d %H:%M:%S', 'now')", ts, T).as_deref(),
             Some("(now() AT TIME ZONE 'UTC')")
         );
         assert_eq!(
-            translate_default("CURRENT_DATE", "date").as_deref(),
+            translate_default("CURRENT_DATE", "date", Conv::Date { unit: EpochUnit::Seconds }).as_deref(),
             Some("((now() AT TIME ZONE 'UTC'))::date")
         );
-        assert_eq!(translate_default("0", "boolean").as_deref(), Some("false"));
-        assert_eq!(translate_default("'x'", "text").as_deref(), Some("'x'"));
+        assert_eq!(translate_default("0", "boolean", Conv::Bool).as_deref(), Some("false"));
+        assert_eq!(translate_default("'x'", "text", X).as_deref(), Some("'x'"));
         assert_eq!(
-            translate_default("1.5", "double precision").as_deref(),
+            translate_default("1.5", "double precision", Conv::Float8).as_deref(),
             Some("1.5")
         );
-        assert_eq!(translate_default("random()", "bigint"), None);
         assert_eq!(
-            translate_default("'null'", "text").as_deref(),
+            translate_default("random()", "bigint", Conv::Int8).as_deref(),
+            Some("random()"),
+            "printed from the tree; PostgreSQL decides"
+        );
+        assert_eq!(translate_default("1); DROP TABLE x; --", "bigint", Conv::Int8), None);
+        assert_eq!(
+            translate_default("'null'", "text", X).as_deref(),
             Some("'null'")
+        );
+        // SQLite reads a double-quoted name with no column in scope as a string.
+        assert_eq!(translate_default("\"isbn\"", "text", X).as_deref(), Some("'isbn'"));
+        assert_eq!(translate_default("\"\"", "text", X).as_deref(), Some("''"));
+        assert_eq!(translate_default("\"{}\"", "jsonb", Conv::Jsonb).as_deref(), Some("'{}'"));
+        assert_eq!(
+            translate_default("current_date", ts, T).as_deref(),
+            Some("(((now() AT TIME ZONE 'UTC'))::date)::timestamp without time zone")
+        );
+        assert_eq!(
+            translate_default("0", ts, T).as_deref(),
+            Some("(to_timestamp(0) AT TIME ZONE 'UTC')")
         );
     }
 
@@ -1388,23 +1490,5 @@ mod tests {
         );
         assert_eq!(as_text(SqlVal::Real(0.1)).as_deref(), Some("0.1"));
         assert_eq!(as_text(SqlVal::Blob(&[1, 255])).as_deref(), Some("\\x01ff"));
-        assert_eq!(
-            view_body("CREATE VIEW v(a) AS SELECT 1 AS b;"),
-            Some((Some("(a)".into()), "SELECT 1 AS b".into()))
-        );
-        assert_eq!(
-            view_body("CREATE VIEW v AS SELECT 1"),
-            Some((None, "SELECT 1".into()))
-        );
-        let bools = vec!["done".to_owned()];
-        assert_eq!(
-            bool_literals("t.done = 0 AND x = 1", &bools),
-            "t.done = false AND x = 1"
-        );
-        assert_eq!(
-            bool_literals("done IN (0, 1) OR '1' = done", &bools),
-            "done IN (false, true) OR '1' = done"
-        );
-        assert_eq!(bool_literals("done<>1", &bools), "done<>true");
     }
 }

@@ -427,6 +427,49 @@ impl Loader<'_> {
         }
     }
 
+    /// An archive is data: each definition must be one statement of its entry's kind,
+    /// naming its entry's object (in the schema it is imported into), before anything runs.
+    fn check_definitions(&self, m: &Manifest) -> Result<(), PgError> {
+        let remapped = |s: &str| match &self.remap {
+            Some((from, to)) if from == s => to.clone(),
+            _ => s.to_owned(),
+        };
+        for t in &m.tables {
+            let schema = self.schema_of(t);
+            let sql = self.sql(t.definition.as_deref().unwrap_or(""));
+            ferry_sql::check_pg_definition(
+                &sql,
+                ferry_sql::Expect {
+                    kind: if t.kind == "partitioned" { "table" } else { &t.kind },
+                    schema: Some(&schema),
+                    name: &t.name,
+                    table: None,
+                },
+            )?;
+        }
+        for o in &m.objects {
+            let Some(def) = o.definition.as_deref() else {
+                continue;
+            };
+            let schema = o.schema.as_deref().map(remapped);
+            let name = if o.kind == "schema" {
+                remapped(&o.name)
+            } else {
+                o.name.clone()
+            };
+            ferry_sql::check_pg_definition(
+                &self.sql(def),
+                ferry_sql::Expect {
+                    kind: &o.kind,
+                    schema: schema.as_deref(),
+                    name: &name,
+                    table: o.table.as_deref(),
+                },
+            )?;
+        }
+        Ok(())
+    }
+
     /// Rewrites schema-qualified names in a DDL statement for --target-schema.
     fn sql(&self, sql: &str) -> String {
         match &self.remap {
@@ -550,7 +593,7 @@ impl Loader<'_> {
                 .batch_execute("BEGIN")
                 .await
                 .ctx(|| "staging: starting a transaction".into())?;
-            let created = client.batch_execute(&ddl).await;
+            let created = crate::one_statement(client, &ddl).await;
             if let Err(e) = &created {
                 tracing::debug!(table = %c.qualified, error = %e, "not staged");
             }
@@ -760,18 +803,25 @@ impl Loader<'_> {
                 "materialized_view" => format!("DROP MATERIALIZED VIEW IF EXISTS {name} CASCADE"),
                 "sequence" => format!("DROP SEQUENCE IF EXISTS {name} CASCADE"),
                 "type" => format!("DROP TYPE IF EXISTS {name} CASCADE"),
-                "function" | "procedure" | "aggregate" => format!(
-                    "DROP {} IF EXISTS {name}({}) CASCADE",
-                    o.kind.to_uppercase(),
-                    o.properties
+                "function" | "procedure" | "aggregate" => {
+                    let args = o
+                        .properties
                         .get("identity_arguments")
                         .and_then(Value::as_str)
-                        .unwrap_or("")
-                ),
+                        .unwrap_or("");
+                    // The argument list is archive text inside ferry's own statement: it
+                    // must not close the parenthesis and name a second object.
+                    if !balanced(args) {
+                        return Err(PgError::Check {
+                            context: format!("{} {}", o.kind, o.name),
+                            detail: format!("identity_arguments {args:?} are not an argument list"),
+                        });
+                    }
+                    format!("DROP {} IF EXISTS {name}({args}) CASCADE", o.kind.to_uppercase())
+                }
                 _ => continue,
             };
-            self.client
-                .batch_execute(&sql)
+            crate::one_statement(self.client, &sql)
                 .await
                 .ctx(|| format!("--clean: {sql}"))?;
         }
@@ -845,8 +895,7 @@ impl Loader<'_> {
             if step.table.as_deref().is_some_and(|id| self.staged(id)) {
                 continue;
             }
-            client
-                .batch_execute(&step.sql)
+            crate::one_statement(client, &step.sql)
                 .await
                 .ctx(|| format!("creating {}", step.what))?;
             self.statements += 1;
@@ -963,8 +1012,7 @@ impl Loader<'_> {
                 continue;
             }
             let sql = self.sql(o.definition.as_deref().unwrap_or(""));
-            self.client
-                .batch_execute(&sql)
+            crate::one_statement(self.client, &sql)
                 .await
                 .ctx(|| format!("{} {}: {}", o.kind, o.name, first_line(&sql)))?;
             self.statements += 1;
@@ -1156,6 +1204,7 @@ impl Visitor for Loader<'_> {
                 }
             }
         }
+        self.check_definitions(prelude)?;
         let rt = self.rt;
         rt.block_on(self.pre_data(prelude))
     }
@@ -1222,6 +1271,29 @@ impl Loader<'_> {
     }
 }
 
+/// True when every parenthesis closes one opened after it, outside quotes.
+fn balanced(s: &str) -> bool {
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    for c in s.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            (None, ';') => return false,
+            _ => {}
+        }
+    }
+    depth == 0 && quote.is_none()
+}
+
 /// Runs one statement behind a savepoint: `Ok(Err(reason))` when the server refused it.
 ///
 /// Every savepoint here is released after `ROLLBACK TO` as well: `ROLLBACK TO` leaves the
@@ -1232,7 +1304,7 @@ async fn try_statement(client: &Client, sql: &str) -> Result<Result<(), String>,
         .batch_execute("SAVEPOINT ferry_try")
         .await
         .ctx(|| "savepoint".into())?;
-    match client.batch_execute(sql).await {
+    match crate::one_statement(client, sql).await {
         Ok(()) => {
             client
                 .batch_execute("RELEASE SAVEPOINT ferry_try")
@@ -1288,7 +1360,7 @@ async fn run_with_retries(
                 .batch_execute("SAVEPOINT ferry_ddl")
                 .await
                 .ctx(|| "savepoint".into())?;
-            match client.batch_execute(&sql).await {
+            match crate::one_statement(client, &sql).await {
                 Ok(()) => client
                     .batch_execute("RELEASE SAVEPOINT ferry_ddl")
                     .await

@@ -54,6 +54,16 @@ pub fn quote_qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(name))
 }
 
+/// Runs one statement of SQL that came from an archive (or was built from one). It goes
+/// through the extended protocol, which refuses a second command in one statement, so no
+/// archive field can stack statements; `batch_execute` is for ferry's own fixed SQL only.
+pub(crate) async fn one_statement(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client.execute(sql, &[]).await.map(|_| ())
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, PgError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

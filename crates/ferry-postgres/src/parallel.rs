@@ -522,7 +522,7 @@ async fn run_build(client: &Client, b: &Build) -> Result<bool, PgError> {
         .batch_execute("SAVEPOINT ferry_build")
         .await
         .ctx(|| "savepoint".into())?;
-    let ok = client.batch_execute(&b.sql).await.is_ok();
+    let ok = crate::one_statement(client, &b.sql).await.is_ok();
     let end = if ok {
         "RELEASE SAVEPOINT ferry_build"
     } else {

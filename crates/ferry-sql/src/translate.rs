@@ -1,0 +1,486 @@
+//! SQLite SQL in PostgreSQL, on the syntax tree.
+//!
+//! Each function parses SQLite text with `sqlparser`'s SQLite dialect, rewrites the tree and
+//! prints it. The printed text is the only SQL that reaches PostgreSQL, so whatever the
+//! archive held, what runs is one well-formed statement built from parsed parts: a quote
+//! break or a stacked statement in an archive field is a parse error here, never SQL there.
+//!
+//! The rewrites, each on tree nodes rather than text:
+//! - identifiers in brackets, backticks or double quotes become PostgreSQL identifiers with
+//!   the names the importer gave the tables and columns ([`Context::rename`]);
+//! - a double-quoted name that names no column in scope is a string literal, as SQLite reads
+//!   it (`DEFAULT "isbn"`, `CHECK (kind <> "x")`);
+//! - `x COLLATE NOCASE` becomes `lower(x)`, `COLLATE RTRIM` becomes `rtrim(x)` and
+//!   `COLLATE BINARY` is dropped (PostgreSQL compares bytes for equality already);
+//! - `flag = 1`, `flag IN (0, 1)` and the like become `true`/`false` for boolean columns.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    BinaryOperator, CreateIndex, Expr, Ident, InTarget, ObjectName, ObjectNamePart, Query, Statement,
+    Value, VisitMut, VisitorMut,
+};
+use sqlparser::dialect::SQLiteDialect;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Token;
+
+use crate::SqlError;
+
+/// What the translation needs to know about the target.
+pub struct Context<'a> {
+    /// A SQLite table or column name → its PostgreSQL name (exact match first, then
+    /// case-insensitive, else the name lower-cased, as PostgreSQL folds it).
+    pub rename: &'a dyn Fn(&str) -> String,
+    /// The SQLite columns in scope, when known (a table's CHECK or index). A double-quoted
+    /// name that is none of them is a string literal. `Some(&[])` for a DEFAULT.
+    pub columns: Option<&'a [String]>,
+    /// PostgreSQL names of the boolean columns in scope.
+    pub bools: &'a [String],
+}
+
+/// One SQLite expression (CHECK, index predicate, generated column, default), parsed as
+/// exactly one expression.
+pub fn parse_sqlite_expr(sql: &str, what: &str) -> Result<Expr, SqlError> {
+    let dialect = SQLiteDialect {};
+    let mut p = Parser::new(&dialect)
+        .try_with_sql(sql)
+        .map_err(|e| parse_error(what, e))?;
+    let expr = p.parse_expr().map_err(|e| parse_error(what, e))?;
+    let next = p.peek_token();
+    if next.token != Token::EOF {
+        return Err(SqlError::Unexpected {
+            what: what.to_owned(),
+            expected: "the end of the expression".into(),
+            found: format!("`{}`", next.token),
+        });
+    }
+    Ok(expr)
+}
+
+/// A SQLite expression, translated and printed for PostgreSQL.
+pub fn expr_to_pg(sql: &str, what: &str, ctx: &Context<'_>) -> Result<String, SqlError> {
+    let mut expr = parse_sqlite_expr(sql, what)?;
+    rewrite(&mut expr, ctx);
+    Ok(expr.to_string())
+}
+
+/// A SQLite DEFAULT, read on the tree: its printed PostgreSQL form, and the literal it is
+/// when it is one, so the caller can convert literals for the column's type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Default {
+    pub printed: String,
+    /// A numeric literal (with its sign).
+    pub number: Option<String>,
+    /// A string literal's text (a double-quoted default is one, as SQLite reads it).
+    pub text: Option<String>,
+}
+
+/// A SQLite expression parsed in the DEFAULT context (double-quoted names are strings).
+pub fn default_to_pg(sql: &str, what: &str) -> Result<Default, SqlError> {
+    let lower = |s: &str| s.to_lowercase();
+    let ctx = Context {
+        rename: &lower,
+        columns: Some(&[]),
+        bools: &[],
+    };
+    let mut expr = parse_sqlite_expr(sql, what)?;
+    rewrite(&mut expr, &ctx);
+    let e = strip_nested(expr);
+    let literal = |e: &Expr| match e {
+        Expr::Value(v) => Some(v.value.clone()),
+        _ => None,
+    };
+    let (number, text) = match &e {
+        Expr::UnaryOp {
+            op: sqlparser::ast::UnaryOperator::Minus,
+            expr,
+        } => match literal(expr) {
+            Some(Value::Number(n, _)) => (Some(format!("-{n}")), None),
+            _ => (None, None),
+        },
+        e => match literal(e) {
+            Some(Value::Number(n, _)) => (Some(n), None),
+            Some(Value::SingleQuotedString(t)) => (None, Some(t)),
+            _ => (None, None),
+        },
+    };
+    Ok(Default {
+        printed: e.to_string(),
+        number,
+        text,
+    })
+}
+
+fn strip_nested(e: Expr) -> Expr {
+    match e {
+        Expr::Nested(inner) => strip_nested(*inner),
+        other => other,
+    }
+}
+
+/// A SQLite `CREATE INDEX`, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgIndex {
+    pub unique: bool,
+    /// The SQLite table it is on, as written.
+    pub table: String,
+    /// Each key, printed for PostgreSQL: a column name, or a parenthesised expression,
+    /// with its order.
+    pub keys: Vec<String>,
+    pub predicate: Option<String>,
+}
+
+/// Parses a SQLite `CREATE INDEX` and translates its keys and predicate. `nocase` lists
+/// the SQLite columns declared `COLLATE NOCASE`: SQLite's index on such a column compares
+/// case-insensitively, so the PostgreSQL key is `lower(column)`.
+pub fn index_to_pg(
+    sql: &str,
+    what: &str,
+    ctx: &Context<'_>,
+    nocase: &[String],
+) -> Result<PgIndex, SqlError> {
+    let stmt = one_statement(sql, what)?;
+    let Statement::CreateIndex(CreateIndex {
+        table_name,
+        columns,
+        unique,
+        predicate,
+        ..
+    }) = stmt
+    else {
+        return Err(SqlError::Unexpected {
+            what: what.to_owned(),
+            expected: "CREATE INDEX".into(),
+            found: first_words(sql),
+        });
+    };
+    let table = last_part(&table_name).ok_or_else(|| SqlError::Untranslatable {
+        what: what.to_owned(),
+        message: "the index names no table".into(),
+    })?;
+    let mut keys = Vec::new();
+    for c in columns {
+        let mut e = c.column.expr;
+        let plain_nocase = match &e {
+            Expr::Identifier(i) => nocase.iter().any(|n| n.eq_ignore_ascii_case(&i.value)),
+            _ => false,
+        };
+        rewrite(&mut e, ctx);
+        let e = strip_nested(e);
+        let printed = match e {
+            Expr::Identifier(_) if plain_nocase => format!("(lower({e}))"),
+            Expr::Identifier(_) => e.to_string(),
+            other => format!("({other})"),
+        };
+        keys.push(format!("{printed}{}", c.column.options));
+    }
+    let predicate = predicate.map(|mut p| {
+        rewrite(&mut p, ctx);
+        p.to_string()
+    });
+    Ok(PgIndex {
+        unique,
+        table,
+        keys,
+        predicate,
+    })
+}
+
+/// A SQLite `CREATE VIEW`: its own column names (if it lists them) and its query, for
+/// PostgreSQL.
+pub fn view_to_pg(
+    sql: &str,
+    what: &str,
+    ctx: &Context<'_>,
+) -> Result<(Vec<String>, String), SqlError> {
+    match one_statement(sql, what)? {
+        Statement::CreateView(v) => {
+            let mut query: Box<Query> = v.query;
+            let _ = query.visit(&mut Rewriter { ctx });
+            let cols = v
+                .columns
+                .iter()
+                .map(|c| pg_ident(&(ctx.rename)(&c.name.value)).to_string())
+                .collect();
+            Ok((cols, query.to_string()))
+        }
+        _ => Err(SqlError::Unexpected {
+            what: what.to_owned(),
+            expected: "CREATE VIEW".into(),
+            found: first_words(sql),
+        }),
+    }
+}
+
+fn one_statement(sql: &str, what: &str) -> Result<Statement, SqlError> {
+    let mut stmts =
+        Parser::parse_sql(&SQLiteDialect {}, sql).map_err(|e| parse_error(what, e))?;
+    if stmts.len() != 1 {
+        return Err(SqlError::Unexpected {
+            what: what.to_owned(),
+            expected: "exactly one statement".into(),
+            found: format!("{} statements", stmts.len()),
+        });
+    }
+    Ok(stmts.remove(0))
+}
+
+fn first_words(sql: &str) -> String {
+    let w: Vec<&str> = sql.split_whitespace().take(3).collect();
+    format!("`{}`", w.join(" "))
+}
+
+fn parse_error(what: &str, e: impl std::fmt::Display) -> SqlError {
+    SqlError::Parse {
+        what: what.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+fn last_part(n: &ObjectName) -> Option<String> {
+    match n.0.last()? {
+        ObjectNamePart::Identifier(i) => Some(i.value.clone()),
+        _ => None,
+    }
+}
+
+fn pg_ident(name: &str) -> Ident {
+    Ident::with_quote('"', name)
+}
+
+fn rewrite(e: &mut Expr, ctx: &Context<'_>) {
+    let _ = e.visit(&mut Rewriter { ctx });
+}
+
+struct Rewriter<'c, 'a> {
+    ctx: &'c Context<'a>,
+}
+
+impl Rewriter<'_, '_> {
+    fn is_column(&self, name: &str) -> bool {
+        self.ctx
+            .columns
+            .is_none_or(|cols| cols.iter().any(|c| c.eq_ignore_ascii_case(name)))
+    }
+
+    fn is_bool(&self, e: &Expr) -> bool {
+        let name = match e {
+            Expr::Identifier(i) => &i.value,
+            Expr::CompoundIdentifier(parts) => match parts.last() {
+                Some(i) => &i.value,
+                None => return false,
+            },
+            _ => return false,
+        };
+        self.ctx.bools.iter().any(|b| b == name)
+    }
+}
+
+fn bool_of(e: &Expr) -> Option<bool> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) if n == "0" => Some(false),
+            Value::Number(n, _) if n == "1" => Some(true),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn bool_lit(b: bool) -> Expr {
+    Expr::Value(Value::Boolean(b).into())
+}
+
+fn call(name: &str, arg: Expr) -> Expr {
+    let mut f = parse_sqlite_expr(&format!("{name}(x)"), name).expect("a one-argument call");
+    if let Expr::Function(func) = &mut f
+        && let sqlparser::ast::FunctionArguments::List(list) = &mut func.args
+        && let Some(sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(
+            a,
+        ))) = list.args.first_mut()
+    {
+        *a = arg;
+    }
+    f
+}
+
+impl VisitorMut for Rewriter<'_, '_> {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        // SQLite's rule: a double-quoted name that resolves to no column is a string.
+        if let Expr::Identifier(i) = e
+            && i.quote_style == Some('"')
+            && !self.is_column(&i.value)
+        {
+            *e = Expr::Value(Value::SingleQuotedString(i.value.clone()).into());
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        match e {
+            Expr::Collate { expr, collation } => {
+                let coll = last_part(collation).unwrap_or_default().to_ascii_lowercase();
+                let inner = std::mem::replace(expr.as_mut(), Expr::Value(Value::Null.into()));
+                *e = match coll.as_str() {
+                    "nocase" => call("lower", inner),
+                    "rtrim" => call("rtrim", inner),
+                    "binary" => inner,
+                    _ => {
+                        *expr = Box::new(inner);
+                        return ControlFlow::Continue(());
+                    }
+                };
+            }
+            Expr::BinaryOp { left, op, right }
+                if matches!(
+                    op,
+                    BinaryOperator::Eq
+                        | BinaryOperator::NotEq
+                        | BinaryOperator::Lt
+                        | BinaryOperator::LtEq
+                        | BinaryOperator::Gt
+                        | BinaryOperator::GtEq
+                ) =>
+            {
+                if self.is_bool(left)
+                    && let Some(b) = bool_of(right)
+                {
+                    **right = bool_lit(b);
+                } else if self.is_bool(right)
+                    && let Some(b) = bool_of(left)
+                {
+                    **left = bool_lit(b);
+                }
+            }
+            Expr::In {
+                expr,
+                target: InTarget::List(list),
+                ..
+            } if self.is_bool(expr) => {
+                for item in list.iter_mut() {
+                    if let Some(b) = bool_of(item) {
+                        *item = bool_lit(b);
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_ident(&mut self, ident: &mut Ident) -> ControlFlow<()> {
+        let renamed = (self.ctx.rename)(&ident.value);
+        // Unquoted names that PostgreSQL folds to the right name stay unquoted, so that
+        // function names and keywords print as they were.
+        if ident.quote_style.is_some() || renamed != ident.value.to_lowercase() {
+            *ident = pg_ident(&renamed);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lower(s: &str) -> String {
+        s.to_lowercase()
+    }
+
+    fn ctx<'a>(cols: Option<&'a [String]>, bools: &'a [String]) -> Context<'a> {
+        Context {
+            rename: &lower,
+            columns: cols,
+            bools,
+        }
+    }
+
+    #[test]
+    fn identifiers_in_any_quotes_become_postgresql_names() {
+        let cols = vec!["Title".to_string(), "n".to_string()];
+        let c = ctx(Some(&cols), &[]);
+        assert_eq!(
+            expr_to_pg("length([Title]) > 0 AND `n` < 3", "t", &c).unwrap(),
+            r#"length("title") > 0 AND "n" < 3"#
+        );
+        assert_eq!(
+            expr_to_pg(r#""Title" <> "x""#, "t", &c).unwrap(),
+            r#""title" <> 'x'"#
+        );
+    }
+
+    #[test]
+    fn string_literals_are_never_rewritten() {
+        let bools = vec!["lat".to_string()];
+        let c = ctx(None, &bools);
+        assert_eq!(
+            expr_to_pg("label <> 'lat' AND lat = 1", "t", &c).unwrap(),
+            "label <> 'lat' AND lat = true"
+        );
+        let bools = vec!["done".to_string()];
+        let c = ctx(None, &bools);
+        assert_eq!(
+            expr_to_pg("t.done = 0 AND x = 1 AND done IN (0, 1) AND '1' = done AND done<>1", "t", &c).unwrap(),
+            "t.done = false AND x = 1 AND done IN (false, true) AND '1' = done AND done <> true"
+        );
+    }
+
+    #[test]
+    fn stacked_statements_and_quote_breaks_do_not_parse() {
+        let c = ctx(None, &[]);
+        for hostile in [
+            "length(title) > 0); DROP TABLE other.y; SELECT (1",
+            "1; ATTACH DATABASE '/tmp/x' AS y",
+            "'a'' ; DROP TABLE t; --",
+        ] {
+            assert!(expr_to_pg(hostile, "t", &c).is_err(), "{hostile}");
+        }
+    }
+
+    #[test]
+    fn nocase_becomes_lower() {
+        let cols = vec!["email".to_string(), "name".to_string()];
+        let c = ctx(Some(&cols), &[]);
+        let i = index_to_pg(
+            "CREATE UNIQUE INDEX [ix] ON [Users] ([email] COLLATE NOCASE, name DESC)",
+            "index ix",
+            &c,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(i.keys, vec![r#"(lower("email"))"#, "name DESC"]);
+        assert!(i.unique);
+        assert_eq!(i.table, "Users");
+        let j = index_to_pg("CREATE INDEX j ON t (name)", "index j", &c, &["NAME".into()]).unwrap();
+        assert_eq!(j.keys, vec!["(lower(name))"]);
+    }
+
+    #[test]
+    fn views_keep_their_columns_and_requote() {
+        let c = ctx(None, &[]);
+        let (cols, body) = view_to_pg(
+            "CREATE VIEW `v` (a, b) AS SELECT [AlbumId], `Title` FROM [Album] WHERE Title <> 'x'",
+            "view v",
+            &c,
+        )
+        .unwrap();
+        assert_eq!(cols, vec![r#""a""#, r#""b""#]);
+        assert_eq!(
+            body,
+            r#"SELECT "albumid", "title" FROM "album" WHERE Title <> 'x'"#
+        );
+    }
+
+    #[test]
+    fn defaults_read_double_quotes_as_strings() {
+        let e = default_to_pg(r#""{}""#, "d").unwrap();
+        assert_eq!(e.printed, "'{}'");
+        assert_eq!(e.text.as_deref(), Some("{}"));
+        let e = default_to_pg(r#"("")"#, "d").unwrap();
+        assert_eq!(e.printed, "''");
+        let e = default_to_pg("(-5)", "d").unwrap();
+        assert_eq!(e.number.as_deref(), Some("-5"));
+    }
+}
