@@ -428,9 +428,7 @@ pub fn translate_default(expr: &str, pg_type: &str, conv: Conv) -> Option<String
         "null" => "NULL".into(),
         // Any other strftime(..., 'now') means "now" in some text format; for a timestamp
         // column the format no longer matters.
-        _ if is_ts && norm.starts_with("strftime(") && norm.ends_with(",'now')") => {
-            now_utc.into()
-        }
+        _ if is_ts && norm.starts_with("strftime(") && norm.ends_with(",'now')") => now_utc.into(),
         _ => {
             let (number, text) = (d.number, d.text);
             if pg_type == "boolean" {
@@ -1048,14 +1046,16 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
             .collect()
     };
     // SQLite names in expressions → the names the tables and columns have here.
-    let table_renames = Renames::new(
-        table_names.iter().map(|(k, v)| (k.clone(), v.clone())),
-    );
+    let table_renames = Renames::new(table_names.iter().map(|(k, v)| (k.clone(), v.clone())));
     let all_renames = Renames::new(
         table_names
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
-            .chain(col_names.values().flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())))),
+            .chain(
+                col_names
+                    .values()
+                    .flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone()))),
+            ),
     );
     let renames_of = |t: &str| {
         Renames::new(
@@ -1080,7 +1080,11 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
             .map(|x| {
                 x.columns
                     .iter()
-                    .filter(|c| c.collation.as_deref().is_some_and(|k| k.eq_ignore_ascii_case("NOCASE")))
+                    .filter(|c| {
+                        c.collation
+                            .as_deref()
+                            .is_some_and(|k| k.eq_ignore_ascii_case("NOCASE"))
+                    })
                     .map(|c| c.name.clone())
                     .collect()
             })
@@ -1090,7 +1094,10 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
         if o.kind != "index" {
             continue;
         }
-        let Some(table) = m.tables.iter().find(|t| Some(t.name.as_str()) == o.table.as_deref())
+        let Some(table) = m
+            .tables
+            .iter()
+            .find(|t| Some(t.name.as_str()) == o.table.as_deref())
         else {
             p.skipped
                 .push(format!("index {}: its table is not in the archive", o.name));
@@ -1134,9 +1141,7 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
                 "{what}: its definition is on table {}, not {}; refused",
                 ix.table, table.name
             )),
-            Err(e) => p
-                .skipped
-                .push(format!("{e}; the index was not created")),
+            Err(e) => p.skipped.push(format!("{e}; the index was not created")),
         }
     }
     for t in &m.tables {
@@ -1422,10 +1427,20 @@ mod tests {
             Some("(now() AT TIME ZONE 'UTC')")
         );
         assert_eq!(
-            translate_default("CURRENT_DATE", "date", Conv::Date { unit: EpochUnit::Seconds }).as_deref(),
+            translate_default(
+                "CURRENT_DATE",
+                "date",
+                Conv::Date {
+                    unit: EpochUnit::Seconds
+                }
+            )
+            .as_deref(),
             Some("((now() AT TIME ZONE 'UTC'))::date")
         );
-        assert_eq!(translate_default("0", "boolean", Conv::Bool).as_deref(), Some("false"));
+        assert_eq!(
+            translate_default("0", "boolean", Conv::Bool).as_deref(),
+            Some("false")
+        );
         assert_eq!(translate_default("'x'", "text", X).as_deref(), Some("'x'"));
         assert_eq!(
             translate_default("1.5", "double precision", Conv::Float8).as_deref(),
@@ -1436,15 +1451,24 @@ mod tests {
             Some("random()"),
             "printed from the tree; PostgreSQL decides"
         );
-        assert_eq!(translate_default("1); DROP TABLE x; --", "bigint", Conv::Int8), None);
+        assert_eq!(
+            translate_default("1); DROP TABLE x; --", "bigint", Conv::Int8),
+            None
+        );
         assert_eq!(
             translate_default("'null'", "text", X).as_deref(),
             Some("'null'")
         );
         // SQLite reads a double-quoted name with no column in scope as a string.
-        assert_eq!(translate_default("\"isbn\"", "text", X).as_deref(), Some("'isbn'"));
+        assert_eq!(
+            translate_default("\"isbn\"", "text", X).as_deref(),
+            Some("'isbn'")
+        );
         assert_eq!(translate_default("\"\"", "text", X).as_deref(), Some("''"));
-        assert_eq!(translate_default("\"{}\"", "jsonb", Conv::Jsonb).as_deref(), Some("'{}'"));
+        assert_eq!(
+            translate_default("\"{}\"", "jsonb", Conv::Jsonb).as_deref(),
+            Some("'{}'")
+        );
         assert_eq!(
             translate_default("current_date", ts, T).as_deref(),
             Some("(((now() AT TIME ZONE 'UTC'))::date)::timestamp without time zone")

@@ -440,7 +440,11 @@ impl Loader<'_> {
             ferry_sql::check_pg_definition(
                 &sql,
                 ferry_sql::Expect {
-                    kind: if t.kind == "partitioned" { "table" } else { &t.kind },
+                    kind: if t.kind == "partitioned" {
+                        "table"
+                    } else {
+                        &t.kind
+                    },
                     schema: Some(&schema),
                     name: &t.name,
                     table: None,
@@ -817,7 +821,10 @@ impl Loader<'_> {
                             detail: format!("identity_arguments {args:?} are not an argument list"),
                         });
                     }
-                    format!("DROP {} IF EXISTS {name}({args}) CASCADE", o.kind.to_uppercase())
+                    format!(
+                        "DROP {} IF EXISTS {name}({args}) CASCADE",
+                        o.kind.to_uppercase()
+                    )
                 }
                 _ => continue,
             };

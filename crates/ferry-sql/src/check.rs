@@ -210,7 +210,10 @@ pub fn check_pg_definition(sql: &str, expect: Expect<'_>) -> Result<(), SqlError
             let n = tokens.len();
             let is_ok = n >= 4
                 && matches!(&tokens[n - 2], Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("IS"))
-                && matches!(&tokens[n - 1], Token::SingleQuotedString(_) | Token::EscapedStringLiteral(_))
+                && matches!(
+                    &tokens[n - 1],
+                    Token::SingleQuotedString(_) | Token::EscapedStringLiteral(_)
+                )
                 || matches!(tokens.last(), Some(Token::Word(w)) if w.value.eq_ignore_ascii_case("NULL"));
             if is_ok {
                 Ok(())
@@ -457,14 +460,38 @@ mod tests {
     #[test]
     fn real_definitions_pass() {
         let ok = [
-            (e("table", "customer", None), r#"CREATE TABLE "public"."customer" ("id" integer)"#),
-            (e("index", "idx_a", Some("actor")), "CREATE INDEX idx_a ON public.actor USING btree (last_name)"),
-            (e("constraint", "actor_pkey", Some("actor")), r#"ALTER TABLE ONLY "public"."actor" ADD CONSTRAINT "actor_pkey" PRIMARY KEY (actor_id)"#),
-            (e("trigger", "last_updated", Some("actor")), "CREATE TRIGGER last_updated BEFORE UPDATE OF a, b ON public.actor FOR EACH ROW EXECUTE FUNCTION public.f()"),
-            (e("sequence_value", "s", None), "SELECT pg_catalog.setval('public.s', 1, false)"),
-            (e("function", "f", None), "CREATE OR REPLACE FUNCTION public.f(a integer)\n RETURNS integer LANGUAGE sql AS $$ select pg_read_file('x') $$"),
-            (e("rule", "r", Some("t")), "CREATE RULE r AS ON INSERT TO public.t DO INSTEAD NOTHING"),
-            (e("comment", "public", None), "COMMENT ON SCHEMA \"public\" IS 'it''s; DROP'"),
+            (
+                e("table", "customer", None),
+                r#"CREATE TABLE "public"."customer" ("id" integer)"#,
+            ),
+            (
+                e("index", "idx_a", Some("actor")),
+                "CREATE INDEX idx_a ON public.actor USING btree (last_name)",
+            ),
+            (
+                e("constraint", "actor_pkey", Some("actor")),
+                r#"ALTER TABLE ONLY "public"."actor" ADD CONSTRAINT "actor_pkey" PRIMARY KEY (actor_id)"#,
+            ),
+            (
+                e("trigger", "last_updated", Some("actor")),
+                "CREATE TRIGGER last_updated BEFORE UPDATE OF a, b ON public.actor FOR EACH ROW EXECUTE FUNCTION public.f()",
+            ),
+            (
+                e("sequence_value", "s", None),
+                "SELECT pg_catalog.setval('public.s', 1, false)",
+            ),
+            (
+                e("function", "f", None),
+                "CREATE OR REPLACE FUNCTION public.f(a integer)\n RETURNS integer LANGUAGE sql AS $$ select pg_read_file('x') $$",
+            ),
+            (
+                e("rule", "r", Some("t")),
+                "CREATE RULE r AS ON INSERT TO public.t DO INSTEAD NOTHING",
+            ),
+            (
+                e("comment", "public", None),
+                "COMMENT ON SCHEMA \"public\" IS 'it''s; DROP'",
+            ),
         ];
         for (x, sql) in ok {
             check_pg_definition(sql, x).unwrap_or_else(|err| panic!("{sql}: {err}"));
@@ -478,12 +505,30 @@ mod tests {
             (e("table", "a", None), "CREATE TABLE other.a (x int)"),
             (e("table", "a", None), "CREATE TABLE public.b (x int)"),
             (e("index", "i", Some("t")), "CREATE INDEX i ON other.t (x)"),
-            (e("trigger", "g", Some("t")), "CREATE TRIGGER g AFTER INSERT ON other.t EXECUTE FUNCTION f()"),
-            (e("sequence_value", "s", None), "SELECT pg_catalog.setval('public.s', 1, false), pg_terminate_backend(1)"),
-            (e("view", "v", None), "CREATE VIEW public.v AS SELECT pg_read_file('/etc/passwd')"),
-            (e("table", "a", None), "CREATE TABLE public.a AS SELECT query_to_xml('DROP TABLE x', true, true, '')"),
-            (e("schema", "s", None), "CREATE SCHEMA s CREATE TABLE other.t (x int)"),
-            (e("refresh", "m", None), "REFRESH MATERIALIZED VIEW public.m; DROP TABLE x"),
+            (
+                e("trigger", "g", Some("t")),
+                "CREATE TRIGGER g AFTER INSERT ON other.t EXECUTE FUNCTION f()",
+            ),
+            (
+                e("sequence_value", "s", None),
+                "SELECT pg_catalog.setval('public.s', 1, false), pg_terminate_backend(1)",
+            ),
+            (
+                e("view", "v", None),
+                "CREATE VIEW public.v AS SELECT pg_read_file('/etc/passwd')",
+            ),
+            (
+                e("table", "a", None),
+                "CREATE TABLE public.a AS SELECT query_to_xml('DROP TABLE x', true, true, '')",
+            ),
+            (
+                e("schema", "s", None),
+                "CREATE SCHEMA s CREATE TABLE other.t (x int)",
+            ),
+            (
+                e("refresh", "m", None),
+                "REFRESH MATERIALIZED VIEW public.m; DROP TABLE x",
+            ),
         ];
         for (x, sql) in bad {
             assert!(check_pg_definition(sql, x).is_err(), "accepted: {sql}");

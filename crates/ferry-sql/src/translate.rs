@@ -17,8 +17,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CreateIndex, Expr, Ident, InTarget, ObjectName, ObjectNamePart, Query, Statement,
-    Value, VisitMut, VisitorMut,
+    BinaryOperator, CreateIndex, Expr, Ident, InTarget, ObjectName, ObjectNamePart, Query,
+    Statement, Value, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::parser::Parser;
@@ -213,8 +213,7 @@ pub fn view_to_pg(
 }
 
 fn one_statement(sql: &str, what: &str) -> Result<Statement, SqlError> {
-    let mut stmts =
-        Parser::parse_sql(&SQLiteDialect {}, sql).map_err(|e| parse_error(what, e))?;
+    let mut stmts = Parser::parse_sql(&SQLiteDialect {}, sql).map_err(|e| parse_error(what, e))?;
     if stmts.len() != 1 {
         return Err(SqlError::Unexpected {
             what: what.to_owned(),
@@ -295,9 +294,8 @@ fn call(name: &str, arg: Expr) -> Expr {
     let mut f = parse_sqlite_expr(&format!("{name}(x)"), name).expect("a one-argument call");
     if let Expr::Function(func) = &mut f
         && let sqlparser::ast::FunctionArguments::List(list) = &mut func.args
-        && let Some(sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(
-            a,
-        ))) = list.args.first_mut()
+        && let Some(sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(a))) =
+            list.args.first_mut()
     {
         *a = arg;
     }
@@ -321,29 +319,31 @@ impl VisitorMut for Rewriter<'_, '_> {
     fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
         match e {
             Expr::Collate { expr, collation } => {
-                let coll = last_part(collation).unwrap_or_default().to_ascii_lowercase();
+                let coll = last_part(collation)
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
                 let inner = std::mem::replace(expr.as_mut(), Expr::Value(Value::Null.into()));
                 *e = match coll.as_str() {
                     "nocase" => call("lower", inner),
                     "rtrim" => call("rtrim", inner),
                     "binary" => inner,
                     _ => {
-                        *expr = Box::new(inner);
+                        **expr = inner;
                         return ControlFlow::Continue(());
                     }
                 };
             }
-            Expr::BinaryOp { left, op, right }
-                if matches!(
-                    op,
+            Expr::BinaryOp {
+                left,
+                op:
                     BinaryOperator::Eq
-                        | BinaryOperator::NotEq
-                        | BinaryOperator::Lt
-                        | BinaryOperator::LtEq
-                        | BinaryOperator::Gt
-                        | BinaryOperator::GtEq
-                ) =>
-            {
+                    | BinaryOperator::NotEq
+                    | BinaryOperator::Lt
+                    | BinaryOperator::LtEq
+                    | BinaryOperator::Gt
+                    | BinaryOperator::GtEq,
+                right,
+            } => {
                 if self.is_bool(left)
                     && let Some(b) = bool_of(right)
                 {
@@ -422,7 +422,12 @@ mod tests {
         let bools = vec!["done".to_string()];
         let c = ctx(None, &bools);
         assert_eq!(
-            expr_to_pg("t.done = 0 AND x = 1 AND done IN (0, 1) AND '1' = done AND done<>1", "t", &c).unwrap(),
+            expr_to_pg(
+                "t.done = 0 AND x = 1 AND done IN (0, 1) AND '1' = done AND done<>1",
+                "t",
+                &c
+            )
+            .unwrap(),
             "t.done = false AND x = 1 AND done IN (false, true) AND '1' = done AND done <> true"
         );
     }
@@ -453,7 +458,13 @@ mod tests {
         assert_eq!(i.keys, vec![r#"(lower("email"))"#, "name DESC"]);
         assert!(i.unique);
         assert_eq!(i.table, "Users");
-        let j = index_to_pg("CREATE INDEX j ON t (name)", "index j", &c, &["NAME".into()]).unwrap();
+        let j = index_to_pg(
+            "CREATE INDEX j ON t (name)",
+            "index j",
+            &c,
+            &["NAME".into()],
+        )
+        .unwrap();
         assert_eq!(j.keys, vec!["(lower(name))"]);
     }
 

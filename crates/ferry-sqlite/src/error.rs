@@ -39,6 +39,10 @@ pub enum SqliteError {
     Unsupported(String),
     #[error("{context}: {detail}")]
     Check { context: String, detail: String },
+    /// Archive SQL that is not what its manifest entry says; nothing outside the file being
+    /// built was touched, and that file is thrown away.
+    #[error("the archive was refused before the target changed: {what}: {reason}")]
+    Refused { what: String, reason: String },
     #[error(transparent)]
     Archive(#[from] ArchiveError),
 }

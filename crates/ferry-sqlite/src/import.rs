@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use crate::error::{Ctx, SqliteError};
 use crate::from_postgres;
+use crate::guard::{Expect, Guard};
 use crate::schema::{self, prop};
 
 #[derive(Debug, Clone)]
@@ -83,10 +84,12 @@ pub fn import(
         .tempfile_in(parent)
         .ctx(|| format!("{}: creating a temporary file", parent.display()))?
         .into_temp_path();
-    let conn = Connection::open(&temp).ctx(|| format!("{}: opening", temp.display()))?;
+    let mut conn = Connection::open(&temp).ctx(|| format!("{}: opening", temp.display()))?;
+    let guard = Guard::install(&mut conn)?;
 
     let mut loader = Loader {
         conn: &conn,
+        guard: &guard,
         batch_rows: options.batch_rows.max(1),
         prelude: None,
         reports: HashMap::new(),
@@ -112,9 +115,9 @@ pub fn import(
     }
     check_row_counts(&manifest, &reports)?;
     let (notes, skipped) = match loader.cross.take() {
-        Some(cross) => cross_post_data(&conn, &manifest, cross)?,
+        Some(cross) => cross_post_data(&conn, &guard, &manifest, cross)?,
         None => {
-            post_data(&conn, &manifest)?;
+            post_data(&conn, &guard, &manifest)?;
             (Vec::new(), Vec::new())
         }
     };
@@ -165,7 +168,8 @@ pub fn dry_run(
     options: &ImportOptions,
 ) -> Result<ferry_archive::ImportPlan, SqliteError> {
     let m = ferry_archive::read_manifest(location)?;
-    let conn = Connection::open_in_memory().ctx(|| "opening an in-memory database".into())?;
+    let mut conn = Connection::open_in_memory().ctx(|| "opening an in-memory database".into())?;
+    let guard = Guard::install(&mut conn)?;
     let mut plan = ferry_archive::ImportPlan::default();
     match m.source.engine.as_str() {
         schema::ENGINE => {
@@ -177,8 +181,8 @@ pub fn dry_run(
             }
         }
         "postgresql" => {
-            let cross = cross_pre_data(&conn, &m, options.numeric_real)?;
-            let (notes, skipped) = cross_post_data(&conn, &m, cross)?;
+            let cross = cross_pre_data(&conn, &guard, &m, options.numeric_real)?;
+            let (notes, skipped) = cross_post_data(&conn, &guard, &m, cross)?;
             let mut stmt = conn
                 .prepare("SELECT sql FROM main.sqlite_schema WHERE sql IS NOT NULL ORDER BY rowid")
                 .ctx(|| "reading the planned schema".into())?;
@@ -246,6 +250,7 @@ fn backup_existing(target: &Path) -> Result<PathBuf, SqliteError> {
 
 struct Loader<'c> {
     conn: &'c Connection,
+    guard: &'c Guard,
     batch_rows: usize,
     prelude: Option<Manifest>,
     reports: HashMap<String, TableReport>,
@@ -268,9 +273,14 @@ impl Visitor for Loader<'_> {
 
     fn prelude(&mut self, prelude: &Manifest) -> Result<(), SqliteError> {
         match prelude.source.engine.as_str() {
-            schema::ENGINE => pre_data(self.conn, prelude)?,
+            schema::ENGINE => pre_data(self.conn, self.guard, prelude)?,
             "postgresql" => {
-                self.cross = Some(cross_pre_data(self.conn, prelude, self.numeric_real)?)
+                self.cross = Some(cross_pre_data(
+                    self.conn,
+                    self.guard,
+                    prelude,
+                    self.numeric_real,
+                )?)
             }
             other => {
                 return Err(SqliteError::Unsupported(format!(
@@ -431,7 +441,7 @@ fn row_label(
 }
 
 /// Settings that must precede the first table, then the tables themselves.
-fn pre_data(conn: &Connection, m: &Manifest) -> Result<(), SqliteError> {
+fn pre_data(conn: &Connection, guard: &Guard, m: &Manifest) -> Result<(), SqliteError> {
     let setting = |k: &str| m.settings.get(k);
     if let Some(Value::String(enc)) = setting("encoding") {
         let enc = match enc.as_str() {
@@ -461,19 +471,35 @@ fn pre_data(conn: &Connection, m: &Manifest) -> Result<(), SqliteError> {
         let sql = t.definition.as_deref().ok_or_else(|| {
             SqliteError::Unsupported(format!("table {}: the archive has no definition", t.name))
         })?;
-        conn.execute_batch(sql)
-            .ctx(|| format!("table {}: creating", t.name))?;
+        let what = format!("table {} (its definition)", t.name);
+        guard.run(
+            conn,
+            sql,
+            Expect {
+                kind: "table",
+                name: &t.name,
+                what: &what,
+            },
+        )?;
     }
     Ok(())
 }
 
 /// Everything after the rows: indexes, views and triggers in their original order, FTS
 /// rebuilds, sqlite_sequence, the planner's statistics.
-fn post_data(conn: &Connection, m: &Manifest) -> Result<(), SqliteError> {
+fn post_data(conn: &Connection, guard: &Guard, m: &Manifest) -> Result<(), SqliteError> {
     for o in &m.objects {
         if let Some(sql) = &o.definition {
-            conn.execute_batch(sql)
-                .ctx(|| format!("{} {}: creating", o.kind, o.name))?;
+            let what = format!("{} {} (its definition)", o.kind, o.name);
+            guard.run(
+                conn,
+                sql,
+                Expect {
+                    kind: &o.kind,
+                    name: &o.name,
+                    what: &what,
+                },
+            )?;
         }
     }
     for t in &m.tables {
@@ -711,6 +737,7 @@ impl<'a> Col<'a> {
 /// and foreign keys, and the CHECK constraints that SQLite can parse.
 fn cross_pre_data(
     conn: &Connection,
+    guard: &Guard,
     m: &Manifest,
     numeric_real: bool,
 ) -> Result<Cross, SqliteError> {
@@ -940,8 +967,16 @@ fn cross_pre_data(
             crate::quote(&target),
             defs.join(",\n  ")
         );
-        conn.execute_batch(&sql)
-            .ctx(|| format!("table {target}: creating"))?;
+        let what = format!("table {target}");
+        guard.run(
+            conn,
+            &sql,
+            Expect {
+                kind: "table",
+                name: &target,
+                what: &what,
+            },
+        )?;
         if let Some(seq) = sequence_value {
             conn.execute(
                 "INSERT INTO main.sqlite_sequence(name, seq) VALUES (?1, ?2)",
@@ -996,6 +1031,7 @@ fn cross_pre_data(
 /// Indexes and views after the rows; each that SQLite refuses is reported, not fatal.
 fn cross_post_data(
     conn: &Connection,
+    guard: &Guard,
     m: &Manifest,
     cross: Cross,
 ) -> Result<(Vec<String>, Vec<String>), SqliteError> {
@@ -1003,14 +1039,21 @@ fn cross_post_data(
     let mut used_names = HashSet::new();
     for o in m.objects.iter().filter(|o| o.kind == "index") {
         let def = o.definition.as_deref().unwrap_or("");
-        let Some(sql) = translate_index(def, &o.name, &cross.names, &mut used_names) else {
+        let Some((sql, index_name)) = translate_index(def, &o.name, &cross.names, &mut used_names)
+        else {
             skipped.push(format!(
                 "index {}: {def} does not translate to SQLite",
                 o.name
             ));
             continue;
         };
-        if let Err(e) = try_sql(conn, &sql, None)? {
+        let what = format!("index {}", o.name);
+        let expect = Expect {
+            kind: "index",
+            name: &index_name,
+            what: &what,
+        };
+        if let Err(e) = try_sql(conn, guard, &sql, expect, None)? {
             skipped.push(format!("index {}: {e}", o.name));
         }
     }
@@ -1027,7 +1070,13 @@ fn cross_post_data(
         let body = from_postgres::unqualify(&from_postgres::strip_casts(body), &names);
         let sql = format!("CREATE VIEW main.{} AS {body}", crate::quote(&name));
         let check = format!("SELECT * FROM main.{} LIMIT 0", crate::quote(&name));
-        if let Err(e) = try_sql(conn, &sql, Some(&check))? {
+        let what = format!("view {}", o.name);
+        let expect = Expect {
+            kind: "view",
+            name: &name,
+            what: &what,
+        };
+        if let Err(e) = try_sql(conn, guard, &sql, expect, Some(&check))? {
             skipped.push(format!(
                 "view {}: its definition does not translate to SQLite ({e})",
                 o.name
@@ -1037,27 +1086,38 @@ fn cross_post_data(
     Ok((cross.notes, skipped))
 }
 
-/// Runs a statement (and an optional check query) behind a savepoint; `Ok(Err(reason))` when
-/// SQLite refused it, in which case nothing of it remains.
+/// Runs a statement built from archive text (and an optional check query) behind a
+/// savepoint, under the guard; `Ok(Err(reason))` when SQLite refused it, in which case
+/// nothing of it remains. A statement that is not what it should be fails the import.
 fn try_sql(
     conn: &Connection,
+    guard: &Guard,
     sql: &str,
+    expect: Expect<'_>,
     check: Option<&str>,
 ) -> Result<Result<(), String>, SqliteError> {
     conn.execute_batch("SAVEPOINT ferry_try")
         .ctx(|| "savepoint".into())?;
-    let result = conn
-        .execute_batch(sql)
-        .and_then(|()| check.map_or(Ok(()), |c| conn.prepare(c).map(|_| ())));
+    let result = guard.run(conn, sql, expect).and_then(|()| {
+        check.map_or(Ok(()), |c| {
+            conn.prepare(c)
+                .map(|_| ())
+                .ctx(|| format!("{}: checking", expect.what))
+        })
+    });
     match result {
         Ok(()) => conn
             .execute_batch("RELEASE ferry_try")
             .ctx(|| "savepoint".into())
             .map(Ok),
+        Err(e @ SqliteError::Refused { .. }) => Err(e),
         Err(e) => {
             conn.execute_batch("ROLLBACK TO ferry_try; RELEASE ferry_try")
                 .ctx(|| "savepoint".into())?;
-            Ok(Err(e.to_string()))
+            Ok(Err(match e {
+                SqliteError::Sql { source, .. } => source.to_string(),
+                other => other.to_string(),
+            }))
         }
     }
 }
@@ -1082,7 +1142,7 @@ fn translate_index(
     name: &str,
     names: &HashMap<(String, String), String>,
     used: &mut HashSet<String>,
-) -> Option<String> {
+) -> Option<(String, String)> {
     let unique = def.starts_with("CREATE UNIQUE INDEX");
     let (_, rest) = def.split_once(" ON ")?;
     let rest = rest.strip_prefix("ONLY ").unwrap_or(rest);
@@ -1137,7 +1197,7 @@ fn translate_index(
     if let Some((_, w)) = rest[close..].split_once(" WHERE ") {
         sql.push_str(&format!(" WHERE {}", from_postgres::strip_casts(w)));
     }
-    Some(sql)
+    Some((sql, index_name))
 }
 
 fn quoted_list(cols: &[String]) -> String {

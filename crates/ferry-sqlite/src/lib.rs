@@ -27,6 +27,7 @@ pub mod digest;
 mod error;
 mod export;
 pub mod from_postgres;
+mod guard;
 mod import;
 mod profile;
 pub mod schema;
