@@ -3,6 +3,7 @@
 mod archive;
 mod cross;
 mod harness;
+mod hostile;
 mod parallel;
 mod pg_db;
 mod postgres;

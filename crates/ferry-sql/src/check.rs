@@ -82,6 +82,21 @@ pub fn check_pg_definition(sql: &str, expect: Expect<'_>) -> Result<(), SqlError
         .filter(|t| !matches!(t, Token::Whitespace(_)))
         .collect();
     denied_calls(&tokens, &what)?;
+    // The server refuses a second command anyway; refusing it here names the entry. A
+    // SQL-standard function body (BEGIN ATOMIC ... END) is one statement with semicolons.
+    let body_may_hold_semicolons = matches!(expect.kind, "function" | "procedure");
+    if !body_may_hold_semicolons
+        && let Some(at) = tokens.iter().position(|t| *t == Token::SemiColon)
+        && tokens[at + 1..]
+            .iter()
+            .any(|t| *t != Token::SemiColon && *t != Token::EOF)
+    {
+        return Err(SqlError::Unexpected {
+            what,
+            expected: "exactly one statement".into(),
+            found: "a second statement after `;`".into(),
+        });
+    }
     let mut h = Head {
         t: &tokens,
         i: 0,
