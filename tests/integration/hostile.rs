@@ -12,6 +12,9 @@ use serde_json::Value;
 use crate::harness::TestDir;
 use crate::pg_db::PgDb;
 
+/// A hostile edit of a manifest, given the path a hostile statement would write to.
+type Edit = Box<dyn Fn(&mut Value, &Path)>;
+
 const APP: &str = r#"
 CREATE TABLE books (
   id INTEGER PRIMARY KEY,
@@ -80,7 +83,7 @@ fn refused_into_sqlite(dir: &TestDir, needle: &str) {
 
 #[test]
 fn sqlite_definitions_cannot_attach_or_write_files() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value, &Path)>, &str)> = vec![
+    let cases: Vec<(&str, Edit, &str)> = vec![
         (
             "stacked ATTACH after a table definition",
             Box::new(|v: &mut Value, evil: &Path| {
@@ -244,10 +247,10 @@ fn postgresql_definitions_must_be_what_their_entry_says() {
         .run()
         .success();
     let pristine = dir.path("app");
-    let edits: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let edits: Vec<(&str, Edit)> = vec![
         (
             "stacked statement in a table definition",
-            Box::new(|v: &mut Value| {
+            Box::new(|v: &mut Value, _: &Path| {
                 let t = table(v, "t");
                 let def = t["definition"].as_str().unwrap().to_owned();
                 t["definition"] = Value::from(format!("{def}; DROP TABLE other.y"));
@@ -255,20 +258,20 @@ fn postgresql_definitions_must_be_what_their_entry_says() {
         ),
         (
             "a table definition that drops another",
-            Box::new(|v: &mut Value| {
+            Box::new(|v: &mut Value, _: &Path| {
                 table(v, "t")["definition"] = Value::from("DROP TABLE other.y");
             }),
         ),
         (
             "an index on a table in another schema",
-            Box::new(|v: &mut Value| {
+            Box::new(|v: &mut Value, _: &Path| {
                 object(v, "t_v")["definition"] =
                     Value::from("CREATE INDEX t_v ON other.y USING btree (v)");
             }),
         ),
         (
             "a view calling a file function",
-            Box::new(|v: &mut Value| {
+            Box::new(|v: &mut Value, _: &Path| {
                 object(v, "tv")["definition"] = Value::from(
                     "CREATE VIEW \"public\".\"tv\" AS SELECT pg_read_file('/etc/passwd') AS v",
                 );
@@ -281,7 +284,7 @@ fn postgresql_definitions_must_be_what_their_entry_says() {
         for doc in ["prelude.json", "manifest.json"] {
             let p = case.path("app").join(doc);
             let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-            edit(&mut v);
+            edit(&mut v, &case.path("unused"));
             std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
         }
         for jobs in ["1", "2"] {
