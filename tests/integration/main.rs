@@ -7,5 +7,6 @@ mod hostile;
 mod parallel;
 mod pg_db;
 mod postgres;
+mod realworld;
 mod sqlite;
 mod sqlite_db;

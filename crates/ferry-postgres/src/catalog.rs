@@ -586,6 +586,34 @@ async fn read_tables(
     warnings: &mut Vec<Warning>,
 ) -> Result<(Vec<TableInfo>, Vec<SchemaObject>), PgError> {
     let mut post: Vec<SchemaObject> = Vec::new();
+    // money is archived as its raw integer in the currency's smallest unit; how many
+    // fraction digits that unit has depends on lc_monetary, so each money column records
+    // it, and an importer that wants the amount (SQLite) divides exactly.
+    let money_scale: i32 = client
+        .query_one("SELECT pg_catalog.scale(1::money::numeric)", &[])
+        .await
+        .ctx(|| "reading the money scale of lc_monetary".into())?
+        .get(0);
+    // The fields of composite types, so that an importer into an engine without them can
+    // name each field (PostgreSQL → SQLite writes JSON objects, as to_json() would).
+    let mut composite_fields: HashMap<(String, String), Vec<serde_json::Value>> = HashMap::new();
+    for r in client
+        .query(
+            "SELECT n.nspname, t.typname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)
+             FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+             JOIN pg_catalog.pg_class c ON c.oid = t.typrelid AND c.relkind = 'c'
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+             WHERE t.typtype = 'c' ORDER BY t.oid, a.attnum",
+            &[],
+        )
+        .await
+        .ctx(|| "reading composite types' fields".into())?
+    {
+        composite_fields
+            .entry((r.get(0), r.get(1)))
+            .or_default()
+            .push(json!([r.get::<_, String>(2), r.get::<_, String>(3)]));
+    }
     // Sequences that are not identity sequences.
     let q = format!(
         "WITH ns AS ({NS})
@@ -800,6 +828,18 @@ async fn read_tables(
             col.hint = hint(&ti);
             col.collation = c.collation_name.clone().filter(|_| c.collate.is_some());
             col.properties.insert("pg_type".into(), json!(ti.base_name));
+            if ti.base_kind == 'c'
+                && !ti.is_array
+                && let Some(fields) =
+                    composite_fields.get(&(ti.base_schema.clone(), ti.base_name.clone()))
+            {
+                col.properties
+                    .insert("composite_fields".into(), json!(fields));
+            }
+            if wire == Wire::Money {
+                col.properties
+                    .insert("money_scale".into(), json!(money_scale));
+            }
             if wire == Wire::Text && ti.base_kind == 'e' {
                 col.properties.insert("enum".into(), json!(c.formatted));
             }

@@ -50,6 +50,9 @@ pub(crate) struct DoTable {
     staging: String,
     /// (archive data field, quoted target column, encoding)
     fields: Vec<(usize, String, FieldEnc)>,
+    /// Target column → a value its sequence must pass even if no row holds it: SQLite's
+    /// `sqlite_sequence` for an AUTOINCREMENT key, which promises never to reuse an id.
+    floors: HashMap<String, i64>,
 }
 
 pub(crate) struct DataOnly {
@@ -214,12 +217,22 @@ pub(crate) async fn plan(client: &Client, m: &Manifest, schema: &str) -> Result<
             .await
             .ctx(|| format!("table {target}: creating its staging table"))?;
         matched.push((t.id.clone(), oid));
+        let mut floors = HashMap::new();
+        let alias = t.properties.get("rowid_alias").and_then(|v| v.as_str());
+        let seq = t.properties.get("sqlite_sequence").and_then(|v| v.as_i64());
+        if from_sqlite
+            && let (Some(alias), Some(seq)) = (alias, seq)
+            && let Some(cname) = match_name(alias, target_cols.iter().map(|c| c.name.as_str()))
+        {
+            floors.insert(cname.to_owned(), seq);
+        }
         out.tables.insert(
             t.id.clone(),
             DoTable {
                 target,
                 staging,
                 fields,
+                floors,
             },
         );
     }
@@ -365,15 +378,16 @@ pub(crate) async fn finish(client: &Client, plan: &DataOnly) -> Result<Vec<Strin
             .ctx(|| format!("table {}: finding its sequences", t.target))?;
         for r in seqs {
             let (col, seq): (String, String) = (r.get(0), r.get(1));
+            let floor: Option<i64> = t.floors.get(&col).copied();
             let advanced: Option<i64> = client
                 .query_opt(
                     &format!(
-                        "SELECT pg_catalog.setval($1::text::regclass, m) FROM (SELECT max({})::bigint AS m FROM {}) x
+                        "SELECT pg_catalog.setval($1::text::regclass, m) FROM (SELECT greatest(max({})::bigint, $2::bigint) AS m FROM {}) x
                          WHERE m IS NOT NULL AND m > coalesce(pg_catalog.pg_sequence_last_value($1::text::regclass), 0)",
                         quote_ident(&col),
                         t.target
                     ),
-                    &[&seq],
+                    &[&seq, &floor],
                 )
                 .await
                 .ctx(|| format!("sequence {seq}: advancing it"))?

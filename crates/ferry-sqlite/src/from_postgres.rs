@@ -32,6 +32,12 @@ pub enum Conv {
     Decimal {
         real: bool,
     },
+    /// money's integer in the currency's smallest unit, as its amount: exact decimal text
+    /// with `scale` fraction digits, or REAL (`--numeric real`).
+    Money {
+        scale: u32,
+        real: bool,
+    },
     Text,
     Blob,
     Date,
@@ -45,8 +51,12 @@ pub enum Conv {
     ArrayJson {
         element: ElementKind,
     },
-    /// A composite literal as a JSON array of its fields (text or null).
-    CompositeJson,
+    /// A composite literal as a JSON object of its fields, each typed by its field's type
+    /// (as `to_json()` gives it); a JSON array of the fields' texts when the archive does
+    /// not name them.
+    CompositeJson {
+        fields: Option<Vec<(String, ElementKind)>>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +79,26 @@ pub fn decide(c: &ferry_archive::Column, numeric_real: bool) -> (String, Conv) {
         LogicalType::Boolean => ("BOOLEAN".to_owned(), Conv::Bool),
         LogicalType::Int16 => ("SMALLINT".into(), Conv::Integer),
         LogicalType::Int32 => ("INTEGER".into(), Conv::Integer),
-        LogicalType::Int64 if pg_type == "money" => ("INTEGER".into(), Conv::Integer),
+        LogicalType::Int64 if pg_type == "money" => {
+            match c.properties.get("money_scale").and_then(Json::as_u64) {
+                Some(scale) if numeric_real => (
+                    "REAL".into(),
+                    Conv::Money {
+                        scale: scale as u32,
+                        real: true,
+                    },
+                ),
+                Some(scale) => (
+                    "TEXT".into(),
+                    Conv::Money {
+                        scale: scale as u32,
+                        real: false,
+                    },
+                ),
+                // Archives written before the scale was recorded: the raw integer.
+                None => ("INTEGER".into(), Conv::Integer),
+            }
+        }
         LogicalType::Int64 => ("BIGINT".into(), Conv::Integer),
         LogicalType::Float32 | LogicalType::Float64 => ("REAL".into(), Conv::Real),
         LogicalType::Decimal { .. } | LogicalType::Numeric if numeric_real => {
@@ -95,17 +124,24 @@ pub fn decide(c: &ferry_archive::Column, numeric_real: bool) -> (String, Conv) {
         // TEXT, not JSON: JSON would lend NUMERIC affinity, turning a bare `1.50` into 1.5.
         LogicalType::Json => ("TEXT".into(), Conv::Text),
         LogicalType::EngineText { type_name, .. } if type_name.ends_with("[]") => {
-            let elem = type_name.trim_end_matches("[]");
-            let element = match elem {
-                "smallint" | "integer" | "bigint" | "oid" => ElementKind::Integer,
-                "real" | "double precision" => ElementKind::Float,
-                "boolean" => ElementKind::Bool,
-                _ => ElementKind::Text,
-            };
+            let element = element_kind(type_name.trim_end_matches("[]"));
             ("TEXT".into(), Conv::ArrayJson { element })
         }
         LogicalType::EngineText { .. } if hint == "composite" => {
-            ("TEXT".into(), Conv::CompositeJson)
+            let fields = c
+                .properties
+                .get("composite_fields")
+                .and_then(Json::as_array)
+                .map(|fs| {
+                    fs.iter()
+                        .filter_map(|f| {
+                            let name = f.get(0)?.as_str()?.to_owned();
+                            let ty = f.get(1)?.as_str()?;
+                            Some((name, element_kind(ty)))
+                        })
+                        .collect()
+                });
+            ("TEXT".into(), Conv::CompositeJson { fields })
         }
         // Ranges, network, geometric, bit strings, text search, xml, ...: their own text,
         // under TEXT affinity so that nothing that looks like a number is converted.
@@ -113,6 +149,16 @@ pub fn decide(c: &ferry_archive::Column, numeric_real: bool) -> (String, Conv) {
         LogicalType::SqliteValue | LogicalType::List { .. } => ("".into(), Conv::Text),
     };
     (decl, conv)
+}
+
+/// How an array element or a composite field of a PostgreSQL type is typed in JSON.
+fn element_kind(pg_type: &str) -> ElementKind {
+    match pg_type {
+        "smallint" | "integer" | "bigint" | "oid" => ElementKind::Integer,
+        "real" | "double precision" => ElementKind::Float,
+        "boolean" => ElementKind::Bool,
+        _ => ElementKind::Text,
+    }
 }
 
 /// Converts one value. Errors name the value; the caller names table, column and row.
@@ -157,6 +203,17 @@ pub fn value(conv: &Conv, lt: &LogicalType, a: &ArrayRef, r: usize) -> Result<Va
                         s.parse().map_err(|_| format!("{s} is not a number"))?,
                     )),
                 }
+            } else {
+                text(s)
+            }
+        }
+        Conv::Money { scale, real } => {
+            let units = a.as_primitive::<Int64Type>().value(r);
+            let s = ferry_archive::convert::decimal_text(units as i128, *scale as i8);
+            if *real {
+                Ok(Value::Real(
+                    s.parse().map_err(|_| format!("{s} is not a number"))?,
+                ))
             } else {
                 text(s)
             }
@@ -218,11 +275,27 @@ pub fn value(conv: &Conv, lt: &LogicalType, a: &ArrayRef, r: usize) -> Result<Va
                 parse_array(s, *element).ok_or_else(|| format!("{s:?} is not an array literal"))?;
             text(j.to_string())
         }
-        Conv::CompositeJson => {
+        Conv::CompositeJson { fields } => {
             let s = a.as_string::<i32>().value(r);
             let j =
                 parse_composite(s).ok_or_else(|| format!("{s:?} is not a composite literal"))?;
-            text(j.to_string())
+            match (fields, j) {
+                (Some(fields), Json::Array(values)) if fields.len() == values.len() => {
+                    let object: serde_json::Map<String, Json> = fields
+                        .iter()
+                        .zip(values)
+                        .map(|((name, kind), v)| {
+                            let v = match v {
+                                Json::String(raw) => typed(&raw, *kind, true),
+                                other => other,
+                            };
+                            (name.clone(), v)
+                        })
+                        .collect();
+                    text(Json::Object(object).to_string())
+                }
+                (_, j) => text(j.to_string()),
+            }
         }
     }
 }
@@ -287,6 +360,12 @@ fn typed(raw: &str, element: ElementKind, quoted: bool) -> Json {
         },
         ElementKind::Text => json!(raw),
     }
+}
+
+/// True when the array value at `r` carries explicit bounds (`[0:2]={...}`), which only
+/// arrays whose lower bound is not 1 do.
+pub fn has_lower_bounds(a: &ArrayRef, r: usize) -> bool {
+    !a.is_null(r) && a.as_string::<i32>().value(r).starts_with('[')
 }
 
 /// `{1,2}`, `{{a,b},{c,NULL}}` and `[0:2]={7,8,9}` (whose lower bound JSON cannot keep) as
@@ -485,6 +564,11 @@ pub fn table_names(m: &Manifest) -> (HashMap<(String, String), String>, Vec<Stri
         } else {
             format!("{schema}_{}", t.name)
         };
+        // SQLite reserves every name that begins with `sqlite_` (pgloader copies SQLite's
+        // sqlite_stat1 into PostgreSQL as an ordinary table, so such tables are common).
+        if name.to_lowercase().starts_with("sqlite_") {
+            name = format!("_{name}");
+        }
         let base = name.clone();
         let mut n = 2;
         while !used.insert(name.to_lowercase()) {

@@ -89,6 +89,7 @@ pub fn import(
 
     let mut loader = Loader {
         conn: &conn,
+        bounded_arrays: Default::default(),
         guard: &guard,
         batch_rows: options.batch_rows.max(1),
         prelude: None,
@@ -114,13 +115,18 @@ pub fn import(
         progress.table_finished(&r.name);
     }
     check_row_counts(&manifest, &reports)?;
-    let (notes, skipped) = match loader.cross.take() {
+    let (notes, mut skipped) = match loader.cross.take() {
         Some(cross) => cross_post_data(&conn, &guard, &manifest, cross)?,
         None => {
             post_data(&conn, &guard, &manifest)?;
             (Vec::new(), Vec::new())
         }
     };
+    for (column, n) in loader.bounded_arrays.take() {
+        skipped.push(format!(
+            "column {column}: {n} array value(s) had lower bounds other than 1 (`[0:2]={{...}}`), which a JSON array cannot keep; their elements are kept in order"
+        ));
+    }
     conn.execute_batch("COMMIT")
         .ctx(|| "committing the import".into())?;
     let integrity: Vec<String> = query_strings(&conn, "PRAGMA integrity_check")?;
@@ -250,6 +256,8 @@ fn backup_existing(target: &Path) -> Result<PathBuf, SqliteError> {
 
 struct Loader<'c> {
     conn: &'c Connection,
+    /// Array values with lower bounds other than 1, per SQLite column: JSON cannot keep them.
+    bounded_arrays: std::cell::RefCell<std::collections::BTreeMap<String, u64>>,
     guard: &'c Guard,
     batch_rows: usize,
     prelude: Option<Manifest>,
@@ -391,6 +399,15 @@ impl Loader<'_> {
         self.insert_rows(target, &names, part, |batch, stmt| {
             for r in 0..batch.num_rows() {
                 for (j, (i, _, conv)) in fields.iter().enumerate() {
+                    if let from_postgres::Conv::ArrayJson { .. } = conv
+                        && from_postgres::has_lower_bounds(batch.column(*i), r)
+                    {
+                        *self
+                            .bounded_arrays
+                            .borrow_mut()
+                            .entry(format!("{target}.{}", data[*i].0))
+                            .or_default() += 1;
+                    }
                     let v = from_postgres::value(conv, &data[*i].1, batch.column(*i), r).map_err(
                         |reason| SqliteError::Value {
                             table: table.display_name(),
@@ -1182,7 +1199,11 @@ fn translate_index(
             .contains(&table.to_owned())
         })
         .map(|(_, n)| n.clone())?;
-    let mut index_name = name.to_owned();
+    let mut index_name = if name.to_lowercase().starts_with("sqlite_") {
+        format!("_{name}") // reserved by SQLite, as for tables
+    } else {
+        name.to_owned()
+    };
     let mut n = 2;
     while !used.insert(index_name.to_lowercase()) {
         index_name = format!("{name}_{n}");
