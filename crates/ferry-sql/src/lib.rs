@@ -21,6 +21,7 @@
 //! depends on neither.
 
 pub mod check;
+pub mod to_sqlite;
 pub mod translate;
 
 pub use check::{Expect, check_pg_definition};

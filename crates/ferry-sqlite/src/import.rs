@@ -793,6 +793,12 @@ fn cross_pre_data(
         .collect();
     let name_of =
         |t: &Table| names[&(t.schema.clone().unwrap_or_default(), t.name.clone())].clone();
+    // Expressions inside a table name only its own columns.
+    let no_rename = |_: Option<&str>, _: &str| None;
+    let no_ctx = ferry_sql::to_sqlite::Context {
+        relation: &no_rename,
+        numeric_text: &[],
+    };
     for t in &m.tables {
         if let Some(parent) = from_postgres::partition_parent(t, m) {
             notes.push(format!(
@@ -848,7 +854,15 @@ fn cross_pre_data(
                 if let Some(g) = &c.generated {
                     // PostgreSQL recomputes stored values, so the archive has none; SQLite
                     // recomputes them too when the expression translates.
-                    let expr = from_postgres::strip_casts(&g.expression);
+                    let what = format!("generated column {target}.{}", c.name);
+                    let expr =
+                        match ferry_sql::to_sqlite::expr_to_sqlite(&g.expression, &what, &no_ctx) {
+                            Ok(e) => e,
+                            Err(e) => {
+                                skipped.push(format!("{e}; the column was left out"));
+                                continue;
+                            }
+                        };
                     let probe_cols: Vec<String> = t
                         .columns
                         .iter()
@@ -886,7 +900,7 @@ fn cross_pre_data(
                             c.logical_type,
                             LogicalType::Decimal { .. } | LogicalType::Numeric
                         );
-                    match translate_pg_default(d, &c.logical_type) {
+                    match translate_pg_default(d, &c.logical_type, &target, &c.name) {
                         // Exact numerics live in TEXT columns: keep the default's digits.
                         Some(x) if exact_numeric && x.parse::<f64>().is_ok() => {
                             def.push_str(&format!(" DEFAULT '{x}'"))
@@ -959,10 +973,19 @@ fn cross_pre_data(
             .map(|c| c.name.clone())
             .collect();
         for ck in &t.checks {
-            let expr = from_postgres::numeric_columns_as_numbers(
-                &from_postgres::strip_casts(&ck.expression),
-                &numeric_text,
-            );
+            let what = format!("check {} on {target}", ck.name.as_deref().unwrap_or("?"));
+            let numeric_ctx = ferry_sql::to_sqlite::Context {
+                relation: &no_rename,
+                numeric_text: &numeric_text,
+            };
+            let expr =
+                match ferry_sql::to_sqlite::expr_to_sqlite(&ck.expression, &what, &numeric_ctx) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        skipped.push(format!("{e}; the check was not created"));
+                        continue;
+                    }
+                };
             let probe_cols: Vec<String> = t
                 .columns
                 .iter()
@@ -1056,13 +1079,12 @@ fn cross_post_data(
     let mut used_names = HashSet::new();
     for o in m.objects.iter().filter(|o| o.kind == "index") {
         let def = o.definition.as_deref().unwrap_or("");
-        let Some((sql, index_name)) = translate_index(def, &o.name, &cross.names, &mut used_names)
-        else {
-            skipped.push(format!(
-                "index {}: {def} does not translate to SQLite",
-                o.name
-            ));
-            continue;
+        let (sql, index_name) = match translate_index(def, &o.name, &cross.names, &mut used_names) {
+            Ok(x) => x,
+            Err(why) => {
+                skipped.push(format!("{why}; the index was not created in SQLite"));
+                continue;
+            }
         };
         let what = format!("index {}", o.name);
         let expect = Expect {
@@ -1084,7 +1106,19 @@ fn cross_post_data(
             .get(&(o.schema.clone().unwrap_or_default(), o.name.clone()))
             .cloned()
             .unwrap_or_else(|| o.name.clone());
-        let body = from_postgres::unqualify(&from_postgres::strip_casts(body), &names);
+        let what = format!("view {}", o.name);
+        let relation = |s: Option<&str>, t: &str| relation_name(&names, s, t);
+        let ctx = ferry_sql::to_sqlite::Context {
+            relation: &relation,
+            numeric_text: &[],
+        };
+        let body = match ferry_sql::to_sqlite::query_to_sqlite(body, &what, &ctx) {
+            Ok(b) => b,
+            Err(e) => {
+                skipped.push(format!("{e}; the view was not created in SQLite"));
+                continue;
+            }
+        };
         let sql = format!("CREATE VIEW main.{} AS {body}", crate::quote(&name));
         let check = format!("SELECT * FROM main.{} LIMIT 0", crate::quote(&name));
         let what = format!("view {}", o.name);
@@ -1152,53 +1186,23 @@ fn view_names(
     all
 }
 
-/// `CREATE [UNIQUE] INDEX n ON [ONLY] s.t USING btree (cols) [WHERE p]` → SQLite, or `None`
-/// for other methods and for options SQLite lacks.
+/// A PostgreSQL index in SQLite, translated on the syntax tree: (statement, index name), or
+/// why it does not translate (other methods, INCLUDE, storage parameters, operator classes).
 fn translate_index(
     def: &str,
     name: &str,
     names: &HashMap<(String, String), String>,
     used: &mut HashSet<String>,
-) -> Option<(String, String)> {
-    let unique = def.starts_with("CREATE UNIQUE INDEX");
-    let (_, rest) = def.split_once(" ON ")?;
-    let rest = rest.strip_prefix("ONLY ").unwrap_or(rest);
-    let (table, rest) = rest.split_once(" USING ")?;
-    let (method, rest) = rest.split_once(' ')?;
-    if method != "btree" || rest.contains(" INCLUDE ") || rest.contains(" WITH (") {
-        return None;
-    }
-    let mut depth = 0;
-    let mut close = None;
-    for (i, c) in rest.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth == 0 {
-                    close = Some(i);
-                    break;
-                }
-            }
-            _ => {}
-        }
-    }
-    let close = close?;
-    let cols = from_postgres::strip_casts(&rest[1..close]);
-    let target = names
-        .iter()
-        .find(|((s, t), _)| {
-            let qs = crate::quote(s);
-            let qt = crate::quote(t);
-            [
-                format!("{s}.{t}"),
-                format!("{qs}.{qt}"),
-                format!("{s}.{qt}"),
-                format!("{qs}.{t}"),
-            ]
-            .contains(&table.to_owned())
-        })
-        .map(|(_, n)| n.clone())?;
+) -> Result<(String, String), String> {
+    let what = format!("index {name}");
+    let relation = |s: Option<&str>, t: &str| relation_name(names, s, t);
+    let ctx = ferry_sql::to_sqlite::Context {
+        relation: &relation,
+        numeric_text: &[],
+    };
+    let ix = ferry_sql::to_sqlite::index_to_sqlite(def, &what, &ctx).map_err(|e| e.to_string())?;
+    let target = relation_name(names, ix.schema.as_deref(), &ix.table)
+        .ok_or_else(|| format!("{what}: its table {} is not in the archive", ix.table))?;
     let mut index_name = if name.to_lowercase().starts_with("sqlite_") {
         format!("_{name}") // reserved by SQLite, as for tables
     } else {
@@ -1210,15 +1214,31 @@ fn translate_index(
         n += 1;
     }
     let mut sql = format!(
-        "CREATE {}INDEX main.{} ON {} ({cols})",
-        if unique { "UNIQUE " } else { "" },
+        "CREATE {}INDEX main.{} ON {} ({})",
+        if ix.unique { "UNIQUE " } else { "" },
         crate::quote(&index_name),
-        crate::quote(&target)
+        crate::quote(&target),
+        ix.keys.join(", ")
     );
-    if let Some((_, w)) = rest[close..].split_once(" WHERE ") {
-        sql.push_str(&format!(" WHERE {}", from_postgres::strip_casts(w)));
+    if let Some(w) = &ix.predicate {
+        sql.push_str(&format!(" WHERE {w}"));
     }
-    Some((sql, index_name))
+    Ok((sql, index_name))
+}
+
+/// The SQLite name of a PostgreSQL table or view, by schema (when qualified) and name.
+fn relation_name(
+    names: &HashMap<(String, String), String>,
+    schema: Option<&str>,
+    name: &str,
+) -> Option<String> {
+    match schema {
+        Some(s) => names.get(&(s.to_owned(), name.to_owned())).cloned(),
+        None => names
+            .iter()
+            .find(|((_, t), _)| t == name)
+            .map(|(_, n)| n.clone()),
+    }
 }
 
 fn quoted_list(cols: &[String]) -> String {
@@ -1260,9 +1280,12 @@ fn nextval_sequence(default: &str) -> Option<String> {
 }
 
 /// PostgreSQL defaults that mean the same in SQLite; `None` for the rest (reported).
-fn translate_pg_default(d: &str, lt: &LogicalType) -> Option<String> {
-    let e = from_postgres::strip_casts(d.trim());
-    let lower = e.to_ascii_lowercase();
+/// A PostgreSQL default for SQLite, read on the syntax tree: the "now" family, literals and
+/// booleans; `None` for anything else (reported by the caller).
+fn translate_pg_default(d: &str, lt: &LogicalType, table: &str, column: &str) -> Option<String> {
+    let what = format!("default of {table}.{column}");
+    let parsed = ferry_sql::to_sqlite::default_to_sqlite(d, &what).ok()?;
+    let lower = parsed.printed.to_ascii_lowercase();
     match lower.as_str() {
         "now()"
         | "current_timestamp"
@@ -1277,8 +1300,9 @@ fn translate_pg_default(d: &str, lt: &LogicalType) -> Option<String> {
         "true" => Some("1".into()),
         "false" => Some("0".into()),
         "null" => Some("NULL".into()),
-        _ if e.parse::<f64>().is_ok() => Some(e),
-        _ if e.starts_with('\'') && e.ends_with('\'') && e.len() >= 2 => Some(e),
+        _ if parsed.number.is_some() => parsed.number,
+        // Printed from the tree: the quotes are the printer's, never the archive's.
+        _ if parsed.text.is_some() => Some(parsed.printed),
         _ => None,
     }
 }
