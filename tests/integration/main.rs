@@ -8,5 +8,6 @@ mod parallel;
 mod pg_db;
 mod postgres;
 mod realworld;
+mod samples;
 mod sqlite;
 mod sqlite_db;

@@ -39,6 +39,23 @@ impl PgDb {
         psql_on(&self.name, sql)
     }
 
+    /// Runs a SQL file with psql, stopping at the first error.
+    pub fn psql_file(&self, path: &std::path::Path) {
+        let out = Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(self.url())
+            .arg("-f")
+            .arg(path)
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs SQL that must fail; returns the error text.
     pub fn psql_err(&self, sql: &str) -> String {
         let out = Command::new("psql")

@@ -281,7 +281,10 @@ pub async fn read(client: &Client, schemas: &[String]) -> Result<Catalog, PgErro
             "SELECT n.nspname, d.description FROM pg_catalog.pg_namespace n
              JOIN pg_catalog.pg_description d ON d.objoid = n.oid
               AND d.classoid = 'pg_catalog.pg_namespace'::regclass AND d.objsubid = 0
-             WHERE n.nspname = ANY($1::text[]) ORDER BY n.oid",
+             WHERE n.nspname = ANY($1::text[])
+               -- initdb's own comment on public, which pg_dump leaves out too
+               AND NOT (n.nspname = 'public' AND d.description = 'standard public schema')
+             ORDER BY n.oid",
             &[&ns_names],
         )
         .await

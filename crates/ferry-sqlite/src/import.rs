@@ -1076,16 +1076,42 @@ fn cross_post_data(
     cross: Cross,
 ) -> Result<(Vec<String>, Vec<String>), SqliteError> {
     let mut skipped = cross.skipped;
+    let mut notes = cross.notes;
     let mut used_names = HashSet::new();
+    // A partition's rows are in its root's table, so are its indexes; one that the root
+    // (or another partition) already has is not made twice.
+    let mut relations = cross.names.clone();
+    for t in &m.tables {
+        if let Some(root) = from_postgres::partition_parent(t, m)
+            && let Some(n) = cross
+                .names
+                .get(&(root.schema.clone().unwrap_or_default(), root.name.clone()))
+        {
+            relations.insert(
+                (t.schema.clone().unwrap_or_default(), t.name.clone()),
+                n.clone(),
+            );
+        }
+    }
+    let mut made: HashMap<String, String> = HashMap::new();
     for o in m.objects.iter().filter(|o| o.kind == "index") {
         let def = o.definition.as_deref().unwrap_or("");
-        let (sql, index_name) = match translate_index(def, &o.name, &cross.names, &mut used_names) {
-            Ok(x) => x,
-            Err(why) => {
-                skipped.push(format!("{why}; the index was not created in SQLite"));
-                continue;
-            }
-        };
+        let (sql, index_name, shape) =
+            match translate_index(def, &o.name, &relations, &mut used_names) {
+                Ok(x) => x,
+                Err(why) => {
+                    skipped.push(format!("{why}; the index was not created in SQLite"));
+                    continue;
+                }
+            };
+        if let Some(first) = made.get(&shape) {
+            notes.push(format!(
+                "index {}: its partition's rows are in one SQLite table, which index {first} already covers the same way",
+                o.name
+            ));
+            continue;
+        }
+        made.insert(shape, o.name.clone());
         let what = format!("index {}", o.name);
         let expect = Expect {
             kind: "index",
@@ -1134,7 +1160,7 @@ fn cross_post_data(
             ));
         }
     }
-    Ok((cross.notes, skipped))
+    Ok((notes, skipped))
 }
 
 /// Runs a statement built from archive text (and an optional check query) behind a
@@ -1193,7 +1219,7 @@ fn translate_index(
     name: &str,
     names: &HashMap<(String, String), String>,
     used: &mut HashSet<String>,
-) -> Result<(String, String), String> {
+) -> Result<(String, String, String), String> {
     let what = format!("index {name}");
     let relation = |s: Option<&str>, t: &str| relation_name(names, s, t);
     let ctx = ferry_sql::to_sqlite::Context {
@@ -1203,6 +1229,13 @@ fn translate_index(
     let ix = ferry_sql::to_sqlite::index_to_sqlite(def, &what, &ctx).map_err(|e| e.to_string())?;
     let target = relation_name(names, ix.schema.as_deref(), &ix.table)
         .ok_or_else(|| format!("{what}: its table {} is not in the archive", ix.table))?;
+    // What the index does, whatever its name: duplicates are recognised by it.
+    let shape = format!(
+        "{} {target} ({}) {:?}",
+        ix.unique,
+        ix.keys.join(", "),
+        ix.predicate
+    );
     let mut index_name = if name.to_lowercase().starts_with("sqlite_") {
         format!("_{name}") // reserved by SQLite, as for tables
     } else {
@@ -1223,7 +1256,7 @@ fn translate_index(
     if let Some(w) = &ix.predicate {
         sql.push_str(&format!(" WHERE {w}"));
     }
-    Ok((sql, index_name))
+    Ok((sql, index_name, shape))
 }
 
 /// The SQLite name of a PostgreSQL table or view, by schema (when qualified) and name.
