@@ -706,7 +706,11 @@ impl Conv {
 /// A table's load plan: target names and one conversion per loaded data field.
 #[derive(Debug, Clone)]
 pub struct TablePlan {
+    /// The target table, quoted and qualified.
     pub target: String,
+    /// Its schema and name, unquoted.
+    pub schema: String,
+    pub name: String,
     /// (data field index, quoted target column, conversion)
     pub fields: Vec<(usize, String, Conv)>,
 }
@@ -930,6 +934,8 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
             t.id.clone(),
             TablePlan {
                 target: target.clone(),
+                schema: schema.to_owned(),
+                name: tname(&t.name),
                 fields,
             },
         );

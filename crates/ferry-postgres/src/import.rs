@@ -255,7 +255,8 @@ pub fn dry_run(
                 (schemas.len() == 1).then(|| (schemas[0].clone(), to.clone()))
             });
             let sql = |s: &str| match &remap {
-                Some((from, to)) => remap_schema(s, from, to),
+                Some((from, to)) => ferry_sql::rewrite::remap_schema(s, from, to, "definition")
+                    .unwrap_or_else(|_| s.to_owned()),
                 None => s.to_owned(),
             };
             for o in m.objects.iter().filter(|o| phase(o) == PRE) {
@@ -313,6 +314,8 @@ struct Staged {
 /// A table that may be staged.
 struct Candidate {
     id: String,
+    /// Its name (unquoted), as the DDL names it.
+    name: String,
     /// Its schema as the DDL names it, and its quoted name there.
     ddl_schema: String,
     qualified: String,
@@ -477,7 +480,10 @@ impl Loader<'_> {
     /// Rewrites schema-qualified names in a DDL statement for --target-schema.
     fn sql(&self, sql: &str) -> String {
         match &self.remap {
-            Some((from, to)) => remap_schema(sql, from, to),
+            // Text the tokenizer cannot read stays as it is; the definition check then
+            // refuses it, since it does not name the remapped schema.
+            Some((from, to)) => ferry_sql::rewrite::remap_schema(sql, from, to, "definition")
+                .unwrap_or_else(|_| sql.to_owned()),
             None => sql.to_owned(),
         }
     }
@@ -575,24 +581,16 @@ impl Loader<'_> {
             if let Some(s) = &mut self.staging {
                 s.schemas.push(st.clone());
             }
-            let Some(name) = c
-                .qualified
-                .strip_prefix(&format!("{}.", quote_ident(&c.ddl_schema)))
-            else {
-                continue;
-            };
-            let stage = format!("{}.{name}", quote_ident(&st));
+            let stage = quote_qualified(&st, &c.name);
             // An identity column's sequence is named in the DDL, schema and all: it goes
             // to staging with its table, and is published with it. (Where this misses,
             // the sequence lands in a published schema, and the dependency check below
             // rolls the attempt back.)
-            let ddl = c.ddl.replacen(&c.qualified, &stage, 1).replace(
-                &format!("SEQUENCE NAME {}.", pg_ident(&c.ddl_schema)),
-                &format!("SEQUENCE NAME {}.", quote_ident(&st)),
-            );
-            if ddl == c.ddl {
+            let Some(ddl) =
+                ferry_sql::rewrite::move_create_table(&c.ddl, &c.ddl_schema, &c.name, &st)
+            else {
                 continue;
-            }
+            };
             client
                 .batch_execute("BEGIN")
                 .await
@@ -612,7 +610,7 @@ impl Loader<'_> {
                 staged.insert(
                     c.id,
                     Staged {
-                        name: format!("{}.{name}", quote_ident(&c.schema)),
+                        name: quote_qualified(&c.schema, &c.name),
                         stage,
                         schema: c.schema,
                         by_worker: true,
@@ -636,7 +634,14 @@ impl Loader<'_> {
 
     /// Registers a table-local post-data statement to run on a worker-loaded table's
     /// staging copy, when it can be pointed there.
-    fn add_build(&mut self, id: &str, forms: &[String], index: usize, what: String, sql: &str) {
+    fn add_build(
+        &mut self,
+        id: &str,
+        (schema, table): (&str, &str),
+        index: usize,
+        what: String,
+        sql: &str,
+    ) {
         let Some(s) = self
             .staging
             .as_mut()
@@ -645,7 +650,7 @@ impl Loader<'_> {
         else {
             return;
         };
-        if let Some(sql) = retarget(sql, forms, &s.stage) {
+        if let Some(sql) = ferry_sql::rewrite::retarget_table(sql, schema, table, &s.stage) {
             s.builds.push(Build { index, what, sql });
         }
     }
@@ -654,8 +659,8 @@ impl Loader<'_> {
     /// staging copies.
     fn add_foreign_key(
         &mut self,
-        (from, from_forms): (&str, &[String]),
-        (to, to_forms): (&str, &[String]),
+        (from, (from_schema, from_table)): (&str, (&str, &str)),
+        (to, (to_schema, to_table)): (&str, (&str, &str)),
         index: usize,
         what: String,
         sql: &str,
@@ -672,8 +677,8 @@ impl Loader<'_> {
         let (Some(a), Some(b)) = (stage(from), stage(to)) else {
             return;
         };
-        let sql =
-            retarget(sql, from_forms, &a).and_then(|sql| retarget_references(&sql, to_forms, &b));
+        let sql = ferry_sql::rewrite::retarget_table(sql, from_schema, from_table, &a)
+            .and_then(|sql| ferry_sql::rewrite::retarget_references(&sql, to_schema, to_table, &b));
         if let Some(sql) = sql {
             st.foreign_keys.push(Build { index, what, sql });
         }
@@ -694,6 +699,7 @@ impl Loader<'_> {
                 let ddl_schema = t.schema.clone().unwrap_or_else(|| "public".into());
                 Some(Candidate {
                     id: t.id.clone(),
+                    name: t.name.clone(),
                     qualified: quote_qualified(&ddl_schema, &t.name),
                     ddl: t.definition.clone()?,
                     schema: self.schema_of(t),
@@ -758,12 +764,11 @@ impl Loader<'_> {
         self.plan_tables(m).await?;
         // Keys and indexes are built on the staging copy of their table; foreign keys
         // between two staged tables are added there too, once both are loaded.
-        let forms_of = |t: &Table| {
-            let schema = t.schema.clone().unwrap_or_else(|| "public".into());
-            [
-                quote_qualified(&schema, &t.name),
-                format!("{}.{}", pg_ident(&schema), pg_ident(&t.name)),
-            ]
+        let name_of = |t: &Table| {
+            (
+                t.schema.clone().unwrap_or_else(|| "public".into()),
+                t.name.clone(),
+            )
         };
         for (i, o) in m.objects.iter().enumerate() {
             let def = o.definition.as_deref().unwrap_or("");
@@ -780,14 +785,15 @@ impl Loader<'_> {
                 continue;
             };
             let what = format!("{} {}", o.kind, o.name);
+            let (ts, tn) = name_of(t);
             if local {
-                self.add_build(&t.id, &forms_of(t), i, what, def);
-            } else if let Some(u) = m
-                .tables
-                .iter()
-                .find(|u| retarget_references(def, &forms_of(u), "x").is_some())
-            {
-                self.add_foreign_key((&t.id, &forms_of(t)), (&u.id, &forms_of(u)), i, what, def);
+                self.add_build(&t.id, (&ts, &tn), i, what, def);
+            } else if let Some(u) = m.tables.iter().find(|u| {
+                let (us, un) = name_of(u);
+                ferry_sql::rewrite::retarget_references(def, &us, &un, "x").is_some()
+            }) {
+                let (us, un) = name_of(u);
+                self.add_foreign_key((&t.id, (&ts, &tn)), (&u.id, (&us, &un)), i, what, def);
             }
         }
         Ok(())
@@ -882,6 +888,7 @@ impl Loader<'_> {
                 let id = step.table.as_ref()?;
                 Some(Candidate {
                     id: id.clone(),
+                    name: plan.tables.get(id)?.name.clone(),
                     ddl_schema: schema.clone(),
                     qualified: plan.tables.get(id)?.target.clone(),
                     ddl: step.sql.clone(),
@@ -911,15 +918,14 @@ impl Loader<'_> {
             if let Some(id) = &step.table
                 && let Some(tp) = plan.tables.get(id)
             {
-                let forms = [tp.target.clone()];
-                self.add_build(id, &forms, i, step.what.clone(), &step.sql);
+                self.add_build(id, (&tp.schema, &tp.name), i, step.what.clone(), &step.sql);
             }
             if let Some((from, to)) = &step.foreign_key
                 && let (Some(a), Some(b)) = (plan.tables.get(from), plan.tables.get(to))
             {
                 self.add_foreign_key(
-                    (from, std::slice::from_ref(&a.target)),
-                    (to, std::slice::from_ref(&b.target)),
+                    (from, (&a.schema, &a.name)),
+                    (to, (&b.schema, &b.name)),
                     i,
                     step.what.clone(),
                     &step.sql,
@@ -1111,53 +1117,6 @@ async fn depends_on(client: &Client, table: &str, schemas: &[String]) -> Result<
         .await
         .ctx(|| format!("staging: reading what {table} depends on"))?;
     Ok(row.get(0))
-}
-
-/// An identifier as PostgreSQL prints it in generated DDL: bare when it can be (keywords
-/// aside, which PostgreSQL quotes; a statement that does not match is simply not moved).
-fn pg_ident(s: &str) -> String {
-    let bare = s
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
-    if bare { s.to_owned() } else { quote_ident(s) }
-}
-
-/// Points a foreign key's referenced table (`REFERENCES <table>`, in any of `forms`) at
-/// its staging copy.
-fn retarget_references(sql: &str, forms: &[String], to: &str) -> Option<String> {
-    for f in forms {
-        let pattern = format!("REFERENCES {f}");
-        if let Some(i) = sql.find(&pattern)
-            && sql[i + pattern.len()..].starts_with([' ', '('])
-        {
-            let start = i + "REFERENCES ".len();
-            return Some(format!("{}{to}{}", &sql[..start], &sql[start + f.len()..]));
-        }
-    }
-    None
-}
-
-/// Points a table-local statement at the table's staging copy: replaces the table named
-/// after `ALTER TABLE [ONLY]` or the first `ON [ONLY]`, written in any of `forms`.
-fn retarget(sql: &str, forms: &[String], to: &str) -> Option<String> {
-    for f in forms {
-        for lead in ["ALTER TABLE ONLY ", "ALTER TABLE ", " ON ONLY ", " ON "] {
-            let pattern = format!("{lead}{f} ");
-            let found = if lead.starts_with(' ') {
-                sql.find(&pattern)
-            } else {
-                sql.starts_with(&pattern).then_some(0)
-            };
-            if let Some(i) = found {
-                let start = i + lead.len();
-                return Some(format!("{}{to}{}", &sql[..start], &sql[start + f.len()..]));
-            }
-        }
-    }
-    None
 }
 
 impl Visitor for Loader<'_> {
@@ -1395,136 +1354,5 @@ async fn run_with_retries(
             return Err(PgError::query(format!("creating {what}"), e));
         }
         pending = failed.into_iter().map(|(w, s, _)| (w, s)).collect();
-    }
-}
-
-/// Replaces the schema qualifier `from.` (quoted or not) with `to.`: in code, and at the
-/// start of string literals (`'app.seq'::regclass`, setval targets), but nowhere else inside
-/// literals, so that data such as `LIKE '%app.com'` is left alone.
-fn remap_schema(sql: &str, from: &str, to: &str) -> String {
-    let quoted_from = format!("{}.", quote_ident(from));
-    let bare_from = format!("{from}.");
-    let bare_ok = from
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    let quoted_to = format!("{}.", quote_ident(to));
-    let schema_stmt = format!("SCHEMA IF NOT EXISTS {}", quote_ident(from));
-    let mut out = String::with_capacity(sql.len());
-    let mut i = 0;
-    let mut in_string = false;
-    let mut prev: Option<char> = None;
-    while i < sql.len() {
-        let rest = &sql[i..];
-        let at_string_start = in_string && prev == Some('\'');
-        let boundary =
-            !prev.is_some_and(|p| p.is_alphanumeric() || p == '_' || p == '"' || p == '.');
-        if (!in_string && boundary) || at_string_start {
-            if rest.starts_with(&quoted_from) {
-                out.push_str(&quoted_to);
-                i += quoted_from.len();
-                prev = Some('.');
-                continue;
-            }
-            if bare_ok && rest.starts_with(&bare_from) {
-                out.push_str(&quoted_to);
-                i += bare_from.len();
-                prev = Some('.');
-                continue;
-            }
-            if !in_string && rest.starts_with(&schema_stmt) {
-                out.push_str(&format!("SCHEMA IF NOT EXISTS {}", quote_ident(to)));
-                i += schema_stmt.len();
-                prev = Some('"');
-                continue;
-            }
-        }
-        let c = rest.chars().next().expect("not at the end");
-        if c == '\'' {
-            in_string = !in_string;
-        }
-        out.push(c);
-        prev = Some(c);
-        i += c.len_utf8();
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_local_statements_are_pointed_at_the_staging_copy() {
-        let forms = [
-            quote_qualified("public", "events"),
-            format!("{}.{}", pg_ident("public"), pg_ident("events")),
-        ];
-        let stage = "\"ferry_stage_1\".\"events\"";
-        assert_eq!(
-            retarget(
-                "CREATE INDEX events_kind ON public.events USING btree (kind)",
-                &forms,
-                stage
-            )
-            .as_deref(),
-            Some("CREATE INDEX events_kind ON \"ferry_stage_1\".\"events\" USING btree (kind)")
-        );
-        assert_eq!(
-            retarget(
-                "ALTER TABLE ONLY \"public\".\"events\" ADD CONSTRAINT \"p\" PRIMARY KEY (id)",
-                &forms,
-                stage
-            )
-            .as_deref(),
-            Some(
-                "ALTER TABLE ONLY \"ferry_stage_1\".\"events\" ADD CONSTRAINT \"p\" PRIMARY KEY (id)"
-            )
-        );
-        // Another table whose name starts the same is not this one.
-        assert_eq!(
-            retarget(
-                "CREATE INDEX i ON public.events_2024 USING btree (k)",
-                &forms,
-                stage
-            ),
-            None
-        );
-        assert_eq!(
-            retarget_references(
-                "ALTER TABLE ONLY x ADD CONSTRAINT f FOREIGN KEY (u) REFERENCES public.events(id)",
-                &forms,
-                stage
-            )
-            .as_deref(),
-            Some(
-                "ALTER TABLE ONLY x ADD CONSTRAINT f FOREIGN KEY (u) REFERENCES \"ferry_stage_1\".\"events\"(id)"
-            )
-        );
-        assert_eq!(
-            retarget_references("... REFERENCES public.events_2024(id)", &forms, stage),
-            None
-        );
-        assert_eq!(pg_ident("events_2024"), "events_2024");
-        assert_eq!(pg_ident("Mixed Case"), "\"Mixed Case\"");
-    }
-
-    #[test]
-    fn schema_remapping_touches_qualifiers_only() {
-        assert_eq!(
-            remap_schema(
-                "CREATE TABLE \"app\".\"t\" (x int DEFAULT nextval('app.s'::regclass)); SELECT app.f(), myapp.g()",
-                "app",
-                "tenant 1"
-            ),
-            "CREATE TABLE \"tenant 1\".\"t\" (x int DEFAULT nextval('\"tenant 1\".s'::regclass)); SELECT \"tenant 1\".f(), myapp.g()"
-        );
-        assert_eq!(
-            remap_schema("CHECK (email LIKE '%app.com')", "app", "b"),
-            "CHECK (email LIKE '%app.com')"
-        );
-        assert_eq!(
-            remap_schema("CREATE SCHEMA IF NOT EXISTS \"app\"", "app", "b"),
-            "CREATE SCHEMA IF NOT EXISTS \"b\""
-        );
     }
 }

@@ -21,6 +21,7 @@
 //! depends on neither.
 
 pub mod check;
+pub mod rewrite;
 pub mod to_sqlite;
 pub mod translate;
 
