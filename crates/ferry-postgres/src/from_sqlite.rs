@@ -1241,14 +1241,189 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
                     Err(e) => p.skipped.push(format!("{e}; the view was not created")),
                 }
             }
-            "trigger" => p.skipped.push(format!(
-                "trigger {}: SQLite trigger bodies do not translate to PostgreSQL; recreate it as a PL/pgSQL trigger",
-                o.name
-            )),
+            "trigger" => {
+                let bools = bools_of(o.table.as_deref());
+                let ctx = ferry_sql::translate::Context {
+                    rename: &|n| all_renames.get(n),
+                    columns: None,
+                    bools: &bools,
+                };
+                let key_of = |t: &str| -> Vec<String> {
+                    m.tables
+                        .iter()
+                        .find(|x| x.name.eq_ignore_ascii_case(t))
+                        .and_then(|x| x.primary_key.as_ref())
+                        .map(|k| k.columns.clone())
+                        .unwrap_or_default()
+                };
+                let what = format!("trigger {}", o.name);
+                let translated = ferry_sql::trigger::sqlite_trigger(
+                    o.definition.as_deref().unwrap_or(""),
+                    &what,
+                    &ctx,
+                    &key_of,
+                )
+                .map_err(|e| e.to_string())
+                .and_then(|trig| {
+                    plpgsql_trigger(
+                        &trig,
+                        schema,
+                        &tname,
+                        &|t, c| {
+                            let d = decisions.get(&(t.to_owned(), c.to_owned()))?;
+                            let pg = col_names.get(t)?.get(c)?.clone();
+                            Some((pg, d.pg_type.clone(), d.conv))
+                        },
+                        &|t| {
+                            m.tables
+                                .iter()
+                                .find(|x| x.name.eq_ignore_ascii_case(t))
+                                .map(|x| {
+                                    (
+                                        x.name.clone(),
+                                        x.columns.iter().map(|c| c.name.clone()).collect(),
+                                    )
+                                })
+                        },
+                    )
+                });
+                match translated {
+                    Ok((function, trigger, shape)) => {
+                        p.notes.push(format!(
+                            "{what}: translated to a PL/pgSQL trigger ({shape})"
+                        ));
+                        p.post
+                            .push(Step::global(format!("{what} (its function)"), function));
+                        p.post.push(Step::global(what, trigger));
+                    }
+                    Err(why) => p
+                        .skipped
+                        .push(format!("{why}; recreate it as a PL/pgSQL trigger")),
+                }
+            }
             _ => {}
         }
     }
     p
+}
+
+/// What a SQLite column became: (PostgreSQL name, type, conversion).
+type ColumnFacts<'a> = dyn Fn(&str, &str) -> Option<(String, String, Conv)> + 'a;
+/// A SQLite table's exact name and its columns, by a name written in any case.
+type TableColumns<'a> = dyn Fn(&str) -> Option<(String, Vec<String>)> + 'a;
+
+/// A recognised SQLite trigger as a PL/pgSQL function and the trigger that calls it:
+/// (CREATE FUNCTION, CREATE TRIGGER, the shape's name). Every value is translated for its
+/// target column's type, as a default would be.
+fn plpgsql_trigger(
+    trig: &ferry_sql::trigger::Trigger,
+    schema: &str,
+    tname: &dyn Fn(&str) -> String,
+    column: &ColumnFacts<'_>,
+    table_columns: &TableColumns<'_>,
+) -> Result<(String, String, &'static str), String> {
+    use ferry_sql::trigger::Action;
+    let what = format!("trigger {}", trig.name);
+    let (table, _) = table_columns(&trig.table)
+        .ok_or_else(|| format!("{what}: its table {} is not in the archive", trig.table))?;
+    let value = |t: &str, c: &str, expr: &str| -> Result<(String, String), String> {
+        let (pg, pg_type, conv) =
+            column(t, c).ok_or_else(|| format!("{what}: column {t}.{c} is not in the archive"))?;
+        let v = translate_default(expr, &pg_type, conv)
+            .ok_or_else(|| format!("{what}: {expr} does not translate"))?;
+        Ok((pg, v))
+    };
+    let finish = "IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;\n  RETURN NEW;";
+    let (body, shape) = match &trig.action {
+        Action::Touch(sets) => {
+            let mut lines = Vec::new();
+            for (c, expr) in sets {
+                let (pg, v) = value(&table, c, expr)?;
+                lines.push(format!("NEW.{} := {v};", quote_ident(&pg)));
+            }
+            lines.push("RETURN NEW;".into());
+            (
+                lines.join("\n  "),
+                "sets columns of the updated row before it is written",
+            )
+        }
+        Action::Audit(inserts) => {
+            let mut lines = Vec::new();
+            for i in inserts {
+                let (target, all) = table_columns(&i.table)
+                    .ok_or_else(|| format!("{what}: table {} is not in the archive", i.table))?;
+                let cols = i.columns.clone().unwrap_or(all);
+                if cols.len() != i.values.len() {
+                    return Err(format!(
+                        "{what}: {} values for {} columns",
+                        i.values.len(),
+                        cols.len()
+                    ));
+                }
+                let mut names = Vec::new();
+                let mut values = Vec::new();
+                for (c, expr) in cols.iter().zip(&i.values) {
+                    let (pg, v) = value(&target, c, expr)?;
+                    names.push(quote_ident(&pg));
+                    values.push(v);
+                }
+                lines.push(format!(
+                    "INSERT INTO {} ({}) VALUES ({});",
+                    quote_qualified(schema, &tname(&target)),
+                    names.join(", "),
+                    values.join(", ")
+                ));
+            }
+            lines.push(if trig.timing == "AFTER" {
+                "RETURN NULL;".into()
+            } else {
+                finish.into()
+            });
+            (lines.join("\n  "), "inserts into another table")
+        }
+        Action::Guard { condition, message } => {
+            let act = match message {
+                Some(m) => format!(
+                    "RAISE EXCEPTION USING MESSAGE = {}",
+                    crate::catalog::quote_literal(m)
+                ),
+                None => "RETURN NULL".into(),
+            };
+            let guard = match condition {
+                Some(c) => format!("IF {c} THEN\n    {act};\n  END IF;"),
+                None => format!("{act};"),
+            };
+            let end = if trig.timing == "AFTER" {
+                "RETURN NULL;"
+            } else {
+                finish
+            };
+            (format!("{guard}\n  {end}"), "a RAISE guard")
+        }
+    };
+    let mut tag = "ferry".to_owned();
+    while body.contains(&format!("${tag}$")) {
+        tag.push('_');
+    }
+    let function = quote_qualified(
+        schema,
+        &shorten(&format!("{}_{}", tname(&table), trig.name.to_lowercase())),
+    );
+    let create_function = format!(
+        "CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS ${tag}$\nBEGIN\n  {body}\nEND\n${tag}$"
+    );
+    let create_trigger = format!(
+        "CREATE TRIGGER {} {} {} ON {} FOR EACH ROW{} EXECUTE FUNCTION {function}()",
+        quote_ident(&shorten(&trig.name.to_lowercase())),
+        trig.timing,
+        trig.events.join(" OR "),
+        quote_qualified(schema, &tname(&table)),
+        trig.when
+            .as_ref()
+            .map(|w| format!(" WHEN ({w})"))
+            .unwrap_or_default()
+    );
+    Ok((create_function, create_trigger, shape))
 }
 
 /// SQLite names and the PostgreSQL names they became, looked up as the translation of an

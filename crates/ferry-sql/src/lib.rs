@@ -24,6 +24,7 @@ pub mod check;
 pub mod rewrite;
 pub mod to_sqlite;
 pub mod translate;
+pub mod trigger;
 
 pub use check::{Expect, check_pg_definition};
 

@@ -251,6 +251,11 @@ fn rewrite(e: &mut Expr, ctx: &Context<'_>) {
     let _ = e.visit(&mut Rewriter { ctx });
 }
 
+/// Applies this module's rewrites to an expression tree in place.
+pub fn rewrite_expr(e: &mut Expr, ctx: &Context<'_>) {
+    rewrite(e, ctx);
+}
+
 struct Rewriter<'c, 'a> {
     ctx: &'c Context<'a>,
 }
