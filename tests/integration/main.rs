@@ -9,5 +9,6 @@ mod pg_db;
 mod postgres;
 mod realworld;
 mod samples;
+mod spec;
 mod sqlite;
 mod sqlite_db;
