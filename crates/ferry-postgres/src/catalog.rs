@@ -70,6 +70,29 @@ fn comment(
     )
 }
 
+/// `COMMENT ON TRIGGER|RULE <name> ON <table>`, when the object has a comment.
+fn table_object_comment(
+    word: &str,
+    schema: &str,
+    name: &str,
+    table: &str,
+    text: Option<String>,
+) -> Option<SchemaObject> {
+    text.map(|c| {
+        comment(
+            Some(schema),
+            name,
+            Some(table),
+            format!(
+                "{word} {} ON {}",
+                quote_ident(name),
+                quote_qualified(schema, table)
+            ),
+            &c,
+        )
+    })
+}
+
 fn object(
     kind: &str,
     schema: Option<&str>,
@@ -1305,19 +1328,13 @@ async fn read_indexes_and_triggers(
                 POST,
             ));
         }
-        if let Some(c) = r.get::<_, Option<String>>(4) {
-            post.push(comment(
-                Some(&schema),
-                &name,
-                Some(&table),
-                format!(
-                    "TRIGGER {} ON {}",
-                    quote_ident(&name),
-                    quote_qualified(&schema, &table)
-                ),
-                &c,
-            ));
-        }
+        post.extend(table_object_comment(
+            "TRIGGER",
+            &schema,
+            &name,
+            &table,
+            r.get(4),
+        ));
     }
     // Rules (other than the _RETURN rule that makes a view) are carried verbatim.
     let q = format!(
@@ -1343,19 +1360,13 @@ async fn read_indexes_and_triggers(
             r.get(3),
             POST,
         ));
-        if let Some(c) = r.get::<_, Option<String>>(4) {
-            post.push(comment(
-                Some(&schema),
-                &name,
-                Some(&table),
-                format!(
-                    "RULE {} ON {}",
-                    quote_ident(&name),
-                    quote_qualified(&schema, &table)
-                ),
-                &c,
-            ));
-        }
+        post.extend(table_object_comment(
+            "RULE",
+            &schema,
+            &name,
+            &table,
+            r.get(4),
+        ));
     }
     let _ = ENGINE;
     Ok(())

@@ -28,6 +28,32 @@ pub mod trigger;
 
 pub use check::{Expect, check_pg_definition};
 
+/// Parses exactly one expression in `dialect`: trailing text (a second statement, a quote
+/// break) is an error, never ignored.
+pub(crate) fn parse_one_expr(
+    dialect: &dyn sqlparser::dialect::Dialect,
+    sql: &str,
+    what: &str,
+) -> Result<sqlparser::ast::Expr, SqlError> {
+    let parse_error = |e: sqlparser::parser::ParserError| SqlError::Parse {
+        what: what.to_owned(),
+        message: e.to_string(),
+    };
+    let mut p = sqlparser::parser::Parser::new(dialect)
+        .try_with_sql(sql)
+        .map_err(parse_error)?;
+    let expr = p.parse_expr().map_err(parse_error)?;
+    let next = p.peek_token();
+    if next.token != sqlparser::tokenizer::Token::EOF {
+        return Err(SqlError::Unexpected {
+            what: what.to_owned(),
+            expected: "the end of the expression".into(),
+            found: format!("`{}`", next.token),
+        });
+    }
+    Ok(expr)
+}
+
 /// Why archive SQL was refused or could not be translated. Each names what it was about.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 #[non_exhaustive]

@@ -52,6 +52,13 @@ fn tokens(sql: &str, what: &str) -> Result<Vec<Tok>, SqlError> {
         .collect())
 }
 
+/// Positions of the tokens that are not white space or comments.
+fn significant(toks: &[Tok]) -> Vec<usize> {
+    (0..toks.len())
+        .filter(|&i| !matches!(toks[i].token, Token::Whitespace(_)))
+        .collect()
+}
+
 fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
@@ -87,9 +94,7 @@ fn splice(sql: &str, edits: &mut [(usize, usize, String)]) -> String {
 /// (`'from.seq'::regclass`). Nothing else in a literal is touched.
 pub fn remap_schema(sql: &str, from: &str, to: &str, what: &str) -> Result<String, SqlError> {
     let toks = tokens(sql, what)?;
-    let significant: Vec<usize> = (0..toks.len())
-        .filter(|&i| !matches!(toks[i].token, Token::Whitespace(_)))
-        .collect();
+    let significant = significant(&toks);
     let mut edits = Vec::new();
     for (k, &i) in significant.iter().enumerate() {
         let prev = |n: usize| k.checked_sub(n).map(|j| &toks[significant[j]].token);
@@ -180,9 +185,7 @@ fn qualified_at(
 /// is `schema.table`. `None` when the statement is not on that table.
 pub fn retarget_table(sql: &str, schema: &str, table: &str, to: &str) -> Option<String> {
     let toks = tokens(sql, "statement").ok()?;
-    let sig: Vec<usize> = (0..toks.len())
-        .filter(|&i| !matches!(toks[i].token, Token::Whitespace(_)))
-        .collect();
+    let sig = significant(&toks);
     let tok = |k: usize| sig.get(k).map(|&j| &toks[j].token);
     let mut at = None;
     if tok(0).is_some_and(|t| is_keyword(t, "ALTER"))
@@ -221,9 +224,7 @@ pub fn retarget_table(sql: &str, schema: &str, table: &str, to: &str) -> Option<
 /// does not create that table.
 pub fn move_create_table(sql: &str, schema: &str, table: &str, to: &str) -> Option<String> {
     let toks = tokens(sql, "statement").ok()?;
-    let sig: Vec<usize> = (0..toks.len())
-        .filter(|&i| !matches!(toks[i].token, Token::Whitespace(_)))
-        .collect();
+    let sig = significant(&toks);
     let tok = |k: usize| sig.get(k).map(|&j| &toks[j].token);
     let mut k = 0;
     if !tok(k).is_some_and(|t| is_keyword(t, "CREATE")) {
@@ -256,9 +257,7 @@ pub fn move_create_table(sql: &str, schema: &str, table: &str, to: &str) -> Opti
 /// Points a foreign key's `REFERENCES schema.table` at another table (`to`, quoted).
 pub fn retarget_references(sql: &str, schema: &str, table: &str, to: &str) -> Option<String> {
     let toks = tokens(sql, "statement").ok()?;
-    let sig: Vec<usize> = (0..toks.len())
-        .filter(|&i| !matches!(toks[i].token, Token::Whitespace(_)))
-        .collect();
+    let sig = significant(&toks);
     let k = (0..sig.len()).find(|&k| is_keyword(&toks[sig[k]].token, "REFERENCES"))?;
     let (start, end) = qualified_at(&toks, &sig, k + 1, schema, table)?;
     Some(splice(sql, &mut [(start, end, to.to_owned())]))

@@ -21,7 +21,6 @@ use sqlparser::ast::{
 };
 use sqlparser::dialect::{PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
-use sqlparser::tokenizer::Token;
 
 use crate::SqlError;
 
@@ -129,19 +128,8 @@ pub fn index_to_sqlite(sql: &str, what: &str, ctx: &Context<'_>) -> Result<Sqlit
             "SQLite indexes have no storage parameters".into(),
         ));
     }
-    let parts: Vec<String> = table_name
-        .0
-        .iter()
-        .filter_map(|p| match p {
-            ObjectNamePart::Identifier(i) => Some(i.value.clone()),
-            _ => None,
-        })
-        .collect();
-    let (schema, table) = match parts.as_slice() {
-        [s, t] => (Some(s.clone()), t.clone()),
-        [t] => (None, t.clone()),
-        _ => return Err(untranslatable("the index names no table".into())),
-    };
+    let (schema, table) = schema_and_name(&table_name)
+        .ok_or_else(|| untranslatable("the index names no table".into()))?;
     let mut keys = Vec::new();
     for c in columns {
         if c.operator_class.is_some() {
@@ -164,21 +152,24 @@ pub fn index_to_sqlite(sql: &str, what: &str, ctx: &Context<'_>) -> Result<Sqlit
     })
 }
 
-fn parse_pg_expr(sql: &str, what: &str) -> Result<Expr, SqlError> {
-    let dialect = PostgreSqlDialect {};
-    let mut p = Parser::new(&dialect)
-        .try_with_sql(sql)
-        .map_err(|e| parse_error(what, e))?;
-    let e = p.parse_expr().map_err(|e| parse_error(what, e))?;
-    let next = p.peek_token();
-    if next.token != Token::EOF {
-        return Err(SqlError::Unexpected {
-            what: what.to_owned(),
-            expected: "the end of the expression".into(),
-            found: format!("`{}`", next.token),
-        });
+/// `name` or `schema.name`.
+fn schema_and_name(n: &ObjectName) -> Option<(Option<String>, String)> {
+    let parts: Vec<String> =
+        n.0.iter()
+            .filter_map(|p| match p {
+                ObjectNamePart::Identifier(i) => Some(i.value.clone()),
+                _ => None,
+            })
+            .collect();
+    match parts.as_slice() {
+        [s, t] => Some((Some(s.clone()), t.clone())),
+        [t] => Some((None, t.clone())),
+        _ => None,
     }
-    Ok(e)
+}
+
+fn parse_pg_expr(sql: &str, what: &str) -> Result<Expr, SqlError> {
+    crate::parse_one_expr(&PostgreSqlDialect {}, sql, what)
 }
 
 fn parse_error(what: &str, e: impl std::fmt::Display) -> SqlError {
@@ -217,26 +208,41 @@ impl VisitorMut for Rewriter<'_, '_> {
     type Break = ();
 
     fn pre_visit_relation(&mut self, name: &mut ObjectName) -> ControlFlow<()> {
-        let parts: Vec<String> = name
-            .0
-            .iter()
-            .filter_map(|p| match p {
-                ObjectNamePart::Identifier(i) => Some(i.value.clone()),
-                _ => None,
-            })
-            .collect();
-        let (schema, table) = match parts.as_slice() {
-            [s, t] => (Some(s.as_str()), t.as_str()),
-            [t] => (None, t.as_str()),
-            _ => return ControlFlow::Continue(()),
+        let Some((schema, table)) = schema_and_name(name) else {
+            return ControlFlow::Continue(());
         };
-        let renamed = (self.ctx.relation)(schema, table).unwrap_or_else(|| table.to_owned());
+        let renamed = (self.ctx.relation)(schema.as_deref(), &table).unwrap_or(table);
         *name = ObjectName::from(vec![Ident::with_quote('"', renamed)]);
         ControlFlow::Continue(())
     }
 
     fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
         let taken = |e: &mut Expr| std::mem::replace(e, Expr::Value(Value::Null.into()));
+        // `x = ANY (ARRAY[...])` is an IN list, `x <> ALL (ARRAY[...])` a NOT IN list.
+        let in_list = match e {
+            Expr::AnyOp {
+                compare_op: BinaryOperator::Eq,
+                ..
+            } => Some(false),
+            Expr::AllOp {
+                compare_op: BinaryOperator::NotEq,
+                ..
+            } => Some(true),
+            _ => None,
+        };
+        if let Some(negated) = in_list
+            && let Expr::AnyOp { left, right, .. } | Expr::AllOp { left, right, .. } = e
+            && let Some(list) = array_elems(right)
+        {
+            let left = taken(left);
+            *e = Expr::In {
+                expr: Box::new(left),
+                target: sqlparser::ast::InTarget::List(list),
+                negated,
+                global: false,
+            };
+            return ControlFlow::Continue(());
+        }
         match e {
             Expr::Cast {
                 expr, data_type, ..
@@ -261,37 +267,6 @@ impl VisitorMut for Rewriter<'_, '_> {
                     }
                     other => other,
                 };
-            }
-            Expr::AnyOp {
-                left,
-                compare_op: BinaryOperator::Eq,
-                right,
-                ..
-            } => {
-                if let Some(list) = array_elems(right) {
-                    let left = taken(left);
-                    *e = Expr::In {
-                        expr: Box::new(left),
-                        target: sqlparser::ast::InTarget::List(list),
-                        negated: false,
-                        global: false,
-                    };
-                }
-            }
-            Expr::AllOp {
-                left,
-                compare_op: BinaryOperator::NotEq,
-                right,
-            } => {
-                if let Some(list) = array_elems(right) {
-                    let left = taken(left);
-                    *e = Expr::In {
-                        expr: Box::new(left),
-                        target: sqlparser::ast::InTarget::List(list),
-                        negated: true,
-                        global: false,
-                    };
-                }
             }
             Expr::CompoundIdentifier(parts) if parts.len() > 2 => {
                 let keep = parts.split_off(parts.len() - 2);

@@ -22,7 +22,6 @@ use sqlparser::ast::{
 };
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::parser::Parser;
-use sqlparser::tokenizer::Token;
 
 use crate::SqlError;
 
@@ -41,20 +40,7 @@ pub struct Context<'a> {
 /// One SQLite expression (CHECK, index predicate, generated column, default), parsed as
 /// exactly one expression.
 pub fn parse_sqlite_expr(sql: &str, what: &str) -> Result<Expr, SqlError> {
-    let dialect = SQLiteDialect {};
-    let mut p = Parser::new(&dialect)
-        .try_with_sql(sql)
-        .map_err(|e| parse_error(what, e))?;
-    let expr = p.parse_expr().map_err(|e| parse_error(what, e))?;
-    let next = p.peek_token();
-    if next.token != Token::EOF {
-        return Err(SqlError::Unexpected {
-            what: what.to_owned(),
-            expected: "the end of the expression".into(),
-            found: format!("`{}`", next.token),
-        });
-    }
-    Ok(expr)
+    crate::parse_one_expr(&SQLiteDialect {}, sql, what)
 }
 
 /// A SQLite expression, translated and printed for PostgreSQL.

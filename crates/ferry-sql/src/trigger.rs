@@ -129,6 +129,16 @@ pub fn sqlite_trigger(
         c.to_string()
     });
     let only_update = events.iter().all(|e| matches!(e, TriggerEvent::Update(_)));
+    let done = |timing: &'static str, action: Action| {
+        Ok(Trigger {
+            name: name.clone(),
+            table: table.clone(),
+            timing,
+            events: pg_events.clone(),
+            when: when.clone(),
+            action,
+        })
+    };
 
     // Touch: one UPDATE of the same table, of the row that fired the trigger.
     if let [Statement::Update(u)] = body.as_slice()
@@ -148,14 +158,7 @@ pub fn sqlite_trigger(
             let col = last(col).ok_or_else(|| no("an assignment to no column"))?;
             sets.push((col, a.value.to_string()));
         }
-        return Ok(Trigger {
-            name,
-            table,
-            timing: "BEFORE",
-            events: pg_events,
-            when,
-            action: Action::Touch(sets),
-        });
+        return done("BEFORE", Action::Touch(sets));
     }
 
     // Audit: INSERTs into other tables, of one row each.
@@ -194,14 +197,7 @@ pub fn sqlite_trigger(
                 values: row.iter().map(ToString::to_string).collect(),
             });
         }
-        return Ok(Trigger {
-            name,
-            table,
-            timing,
-            events: pg_events,
-            when,
-            action: Action::Audit(inserts),
-        });
+        return done(timing, Action::Audit(inserts));
     }
 
     // Guard: SELECT RAISE(...) [WHERE cond], or SELECT CASE WHEN cond THEN RAISE(...) END.
@@ -228,17 +224,13 @@ pub fn sqlite_trigger(
         if let Some(c) = condition.as_mut() {
             rewrite_expr(c, ctx);
         }
-        return Ok(Trigger {
-            name,
-            table,
+        return done(
             timing,
-            events: pg_events,
-            when,
-            action: Action::Guard {
+            Action::Guard {
                 condition: condition.map(|c| c.to_string()),
                 message,
             },
-        });
+        );
     }
     Err(no(
         "only the common shapes translate (set columns of the updated row, insert into another table, RAISE guards)",

@@ -863,13 +863,7 @@ fn cross_pre_data(
                                 continue;
                             }
                         };
-                    let probe_cols: Vec<String> = t
-                        .columns
-                        .iter()
-                        .map(|c| format!("NULL AS {}", crate::quote(&c.name)))
-                        .collect();
-                    let probe = format!("SELECT ({expr}) FROM (SELECT {})", probe_cols.join(", "));
-                    if conn.prepare(&probe).is_ok() {
+                    if sqlite_accepts(conn, t, &expr) {
                         let decl = if decl.is_empty() {
                             "TEXT".to_owned()
                         } else {
@@ -986,13 +980,7 @@ fn cross_pre_data(
                         continue;
                     }
                 };
-            let probe_cols: Vec<String> = t
-                .columns
-                .iter()
-                .map(|c| format!("NULL AS {}", crate::quote(&c.name)))
-                .collect();
-            let probe = format!("SELECT ({expr}) FROM (SELECT {})", probe_cols.join(", "));
-            if conn.prepare(&probe).is_ok() {
+            if sqlite_accepts(conn, t, &expr) {
                 defs.push(format!("CHECK ({expr})"));
             } else {
                 skipped.push(format!(
@@ -1066,6 +1054,20 @@ fn cross_pre_data(
         notes,
         skipped,
     })
+}
+
+/// Whether SQLite can compile `expr` against the table's columns (prepared, never run).
+fn sqlite_accepts(conn: &Connection, t: &Table, expr: &str) -> bool {
+    let cols: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| format!("NULL AS {}", crate::quote(&c.name)))
+        .collect();
+    conn.prepare(&format!(
+        "SELECT ({expr}) FROM (SELECT {})",
+        cols.join(", ")
+    ))
+    .is_ok()
 }
 
 /// Indexes and views after the rows; each that SQLite refuses is reported, not fatal.
