@@ -25,6 +25,7 @@
 
 pub mod convert;
 mod error;
+pub mod facts;
 mod hash;
 mod location;
 pub mod manifest;
@@ -37,6 +38,7 @@ mod verify;
 mod writer;
 
 pub use error::{ArchiveError, Result};
+pub use facts::Facts;
 pub use hash::{HashingWriter, copy_hashed, hash_file};
 pub use location::Location;
 pub use manifest::{

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use ferry_archive::facts::{Facts, PgColumnFacts, PgTableFacts};
 use ferry_archive::{Check, Column, ForeignKey, Generated, Key, SchemaObject, Table, Warning};
 use serde_json::{Value, json};
 use tokio_postgres::Client;
@@ -622,7 +623,7 @@ async fn read_tables(
         .get(0);
     // The fields of composite types, so that an importer into an engine without them can
     // name each field (PostgreSQL → SQLite writes JSON objects, as to_json() would).
-    let mut composite_fields: HashMap<(String, String), Vec<serde_json::Value>> = HashMap::new();
+    let mut composite_fields: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
     for r in client
         .query(
             "SELECT n.nspname, t.typname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)
@@ -638,7 +639,7 @@ async fn read_tables(
         composite_fields
             .entry((r.get(0), r.get(1)))
             .or_default()
-            .push(json!([r.get::<_, String>(2), r.get::<_, String>(3)]));
+            .push((r.get(2), r.get(3)));
     }
     // Sequences that are not identity sequences.
     let q = format!(
@@ -853,22 +854,20 @@ async fn read_tables(
             col.declared_type = Some(c.formatted.clone());
             col.hint = hint(&ti);
             col.collation = c.collation_name.clone().filter(|_| c.collate.is_some());
-            col.properties.insert("pg_type".into(), json!(ti.base_name));
-            if ti.base_kind == 'c'
-                && !ti.is_array
-                && let Some(fields) =
-                    composite_fields.get(&(ti.base_schema.clone(), ti.base_name.clone()))
-            {
-                col.properties
-                    .insert("composite_fields".into(), json!(fields));
-            }
-            if wire == Wire::Money {
-                col.properties
-                    .insert("money_scale".into(), json!(money_scale));
-            }
-            if wire == Wire::Text && ti.base_kind == 'e' {
-                col.properties.insert("enum".into(), json!(c.formatted));
-            }
+            // Facts other engines' importers read: declared in ferry_archive::facts.
+            let mut facts = PgColumnFacts {
+                pg_type: Some(ti.base_name.clone()),
+                enum_type: (wire == Wire::Text && ti.base_kind == 'e').then(|| c.formatted.clone()),
+                money_scale: (wire == Wire::Money).then_some(money_scale as u32),
+                composite_fields: (ti.base_kind == 'c' && !ti.is_array)
+                    .then(|| {
+                        composite_fields
+                            .get(&(ti.base_schema.clone(), ti.base_name.clone()))
+                            .cloned()
+                    })
+                    .flatten(),
+                ..Default::default()
+            };
             let mut def = format!("{} {}", quote_ident(&c.name), c.formatted);
             if let Some(coll) = &c.collate {
                 def.push_str(&format!(" COLLATE {coll}"));
@@ -894,18 +893,17 @@ async fn read_tables(
                     " GENERATED {how} AS IDENTITY ({})",
                     c.identity_options.clone().unwrap_or_default()
                 ));
-                col.properties.insert(
-                    "identity".into(),
-                    json!(if c.identity == "a" {
+                facts.identity = Some(
+                    if c.identity == "a" {
                         "always"
                     } else {
                         "by default"
-                    }),
+                    }
+                    .into(),
                 );
-                if let Some(s) = &c.identity_sequence {
-                    col.properties.insert("sequence".into(), json!(s));
-                }
+                facts.sequence = c.identity_sequence.clone();
             }
+            facts.write(&mut col.properties);
             if c.not_null {
                 def.push_str(" NOT NULL");
             }
@@ -981,9 +979,10 @@ async fn read_tables(
         if rt.unlogged {
             properties.insert("unlogged".into(), json!(true));
         }
-        if let Some(p) = &rt.partition_of {
-            properties.insert("partition_of".into(), json!(p));
+        PgTableFacts {
+            partition_of: rt.partition_of.clone(),
         }
+        .write(&mut properties);
         tables.push(TableInfo {
             table: Table {
                 id: format!("t{:05}", i + 1),

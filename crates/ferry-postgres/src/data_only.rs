@@ -10,6 +10,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use ferry_archive::facts::{Facts, SqliteTableFacts};
+
 use ferry_archive::{Manifest, Part, Table};
 use tokio_postgres::Client;
 
@@ -218,10 +220,15 @@ pub(crate) async fn plan(client: &Client, m: &Manifest, schema: &str) -> Result<
             .ctx(|| format!("table {target}: creating its staging table"))?;
         matched.push((t.id.clone(), oid));
         let mut floors = HashMap::new();
-        let alias = t.properties.get("rowid_alias").and_then(|v| v.as_str());
-        let seq = t.properties.get("sqlite_sequence").and_then(|v| v.as_i64());
-        if from_sqlite
-            && let (Some(alias), Some(seq)) = (alias, seq)
+        let facts = if from_sqlite {
+            SqliteTableFacts::read(&t.properties).map_err(|e| PgError::Check {
+                context: format!("table {}", t.name),
+                detail: format!("its properties are unreadable: {e}"),
+            })?
+        } else {
+            SqliteTableFacts::default()
+        };
+        if let (Some(alias), Some(seq)) = (facts.rowid_alias.as_deref(), facts.sqlite_sequence)
             && let Some(cname) = match_name(alias, target_cols.iter().map(|c| c.name.as_str()))
         {
             floors.insert(cname.to_owned(), seq);

@@ -13,9 +13,9 @@ use arrow_array::types::{Float64Type, Int8Type, Int64Type};
 use arrow_array::{Array, ArrayRef};
 use bytes::{BufMut, BytesMut};
 use ferry_archive::convert::{self, EpochUnit};
+use ferry_archive::facts::{Facts, SqliteColumnFacts, SqliteTableFacts, ValueProfile};
 use ferry_archive::types::sqlite_class;
 use ferry_archive::{Column, LogicalType, Manifest, Table};
-use serde_json::Value;
 use sha2::Digest;
 
 use crate::pgbinary::numeric_from_text;
@@ -64,12 +64,13 @@ pub struct Decision {
     pub misfits: Vec<String>,
 }
 
-fn profile(c: &Column) -> Option<&serde_json::Map<String, Value>> {
-    c.properties.get("profile").and_then(Value::as_object)
+/// The column's value profile, as the SQLite exporter recorded it.
+fn profile(c: &Column) -> Result<Option<ValueProfile>, String> {
+    SqliteColumnFacts::read(&c.properties).map(|f| f.profile)
 }
 
-fn pnum(c: &Column, key: &str) -> Option<i64> {
-    profile(c).and_then(|p| p.get(key)).and_then(Value::as_i64)
+fn epoch_unit_of(p: Option<&ValueProfile>) -> EpochUnit {
+    convert::epoch_unit(p.map_or(0, ValueProfile::integer_magnitude))
 }
 
 fn int_type_for(lo: i64, hi: i64) -> (&'static str, Conv) {
@@ -94,23 +95,35 @@ fn wider(a: (&'static str, Conv), b: (&'static str, Conv)) -> (&'static str, Con
 /// The SQLite → PostgreSQL type mapping. One row per arm; `spec/types.md` mirrors it.
 pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
     let hint = c.hint.as_deref().unwrap_or("");
-    let misfits = pnum(c, "hint_misfits").unwrap_or(0);
-    let examples: Vec<String> = profile(c)
-        .and_then(|p| p.get("misfit_examples"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|e| {
-                    format!(
-                        "{}: {}",
-                        e["row"].as_str().unwrap_or("?"),
-                        e["value"].as_str().unwrap_or("?")
-                    )
-                })
+    let prof = match profile(c) {
+        Ok(p) => p,
+        Err(e) => {
+            // Reported, and the column takes every value: a damaged profile must not guess.
+            return Decision {
+                pg_type: "text".into(),
+                conv: Conv::Text { widen: true },
+                note: Some(format!(
+                    "its value profile is unreadable ({e}); loaded as text"
+                )),
+                misfits: if strict {
+                    vec![format!("an unreadable value profile ({e})")]
+                } else {
+                    Vec::new()
+                },
+            };
+        }
+    };
+    let p = prof.as_ref();
+    let misfits = p.and_then(|p| p.hint_misfits).unwrap_or(0);
+    let examples: Vec<String> = p
+        .map(|p| {
+            p.misfit_examples
+                .iter()
+                .map(|e| format!("{}: {}", e.row, e.value))
                 .collect()
         })
         .unwrap_or_default();
-    let has_profile = profile(c).is_some();
+    let has_profile = p.is_some();
     let done = |t: &str, conv: Conv| Decision {
         pg_type: t.to_owned(),
         conv,
@@ -126,11 +139,11 @@ pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
     if rowid_alias {
         return done("bigint", Conv::Int8);
     }
-    if pnum(c, "text_with_nul").unwrap_or(0) > 0 {
+    let with_nul = p.map_or(0, |p| p.text_with_nul);
+    if with_nul > 0 {
         let mut d = done("bytea", Conv::Bytea);
         d.note = Some(format!(
-            "{} value(s) contain NUL characters, which PostgreSQL text cannot hold; loaded as bytea (UTF-8 bytes)",
-            pnum(c, "text_with_nul").unwrap_or(0)
+            "{with_nul} value(s) contain NUL characters, which PostgreSQL text cannot hold; loaded as bytea (UTF-8 bytes)"
         ));
         if strict {
             d.misfits.push("text containing NUL characters".into());
@@ -138,10 +151,7 @@ pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
         return d;
     }
     // A column without a single value: its hint alone decides, nothing needs converting.
-    let no_values = profile(c)
-        .and_then(|p| p.get("classes"))
-        .and_then(Value::as_object)
-        .is_some_and(|cl| cl.keys().all(|k| k == "null"));
+    let no_values = p.is_some_and(ValueProfile::no_values);
     if no_values {
         let t = match hint.split('(').next().unwrap_or("") {
             "boolean" => "boolean",
@@ -158,10 +168,7 @@ pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
         }
     }
     if c.logical_type == LogicalType::SqliteValue {
-        let classes = profile(c)
-            .and_then(|p| p.get("classes"))
-            .cloned()
-            .unwrap_or_default();
+        let classes = serde_json::to_value(p.map(|p| &p.classes)).unwrap_or_default();
         let mut d = widen(format!(
             "holds several storage classes ({classes}); loaded as text"
         ));
@@ -188,7 +195,7 @@ pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
                 "integer" => ("integer", Conv::Int4),
                 _ => ("bigint", Conv::Int8),
             };
-            let data = match (pnum(c, "integer_min"), pnum(c, "integer_max")) {
+            let data = match (p.and_then(|p| p.integer_min), p.and_then(|p| p.integer_max)) {
                 (Some(lo), Some(hi)) => int_type_for(lo, hi),
                 _ if has_profile => ("smallint", Conv::Int2),
                 _ => ("bigint", Conv::Int8),
@@ -200,8 +207,8 @@ pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
             done("double precision", Conv::Float8)
         }
         ("numeric", _) => {
-            let scale = pnum(c, "decimal_scale").unwrap_or(0);
-            let int_digits = pnum(c, "decimal_int_digits").unwrap_or(0);
+            let scale = p.map_or(0, |p| p.decimal_scale as i64);
+            let int_digits = p.map_or(0, |p| p.decimal_int_digits as i64);
             match parse_ps(hint) {
                 Some((p, s)) if has_profile && scale <= s && int_digits <= p - s => {
                     done(&format!("numeric({p},{s})"), Conv::Numeric)
@@ -219,12 +226,7 @@ pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
             done("boolean", Conv::Bool)
         }
         ("timestamp" | "timestamptz", _) if has_profile => {
-            let unit = convert::epoch_unit(
-                pnum(c, "integer_max")
-                    .unwrap_or(0)
-                    .unsigned_abs()
-                    .max(pnum(c, "integer_min").unwrap_or(0).unsigned_abs()) as i64,
-            );
+            let unit = epoch_unit_of(p);
             let zoned = base == "timestamptz";
             let mut d = done(
                 if zoned {
@@ -234,11 +236,8 @@ pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
                 },
                 Conv::Timestamp { unit, zoned },
             );
-            let forms = profile(c)
-                .and_then(|p| p.get("date_forms"))
-                .cloned()
-                .unwrap_or_default();
-            if forms["epoch_integer"].as_i64().unwrap_or(0) > 0 {
+            let forms = p.and_then(|p| p.date_forms.clone()).unwrap_or_default();
+            if forms.epoch_integer > 0 {
                 d.note = Some(format!(
                     "integer dates read as unix epoch {}",
                     if unit == EpochUnit::Millis {
@@ -248,29 +247,26 @@ pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
                     }
                 ));
             }
-            if forms["julian_real"].as_i64().unwrap_or(0) > 0 {
+            if forms.julian_real > 0 {
                 d.note = Some("real dates read as julian day numbers".into());
             }
-            if !zoned && forms["iso_zoned"].as_i64().unwrap_or(0) > 0 {
+            if !zoned && forms.iso_zoned > 0 {
                 d.note = Some("text with a UTC offset converted to UTC".into());
             }
             d
         }
-        ("date", _) if has_profile => {
-            let unit = convert::epoch_unit(
-                pnum(c, "integer_max")
-                    .unwrap_or(0)
-                    .unsigned_abs()
-                    .max(pnum(c, "integer_min").unwrap_or(0).unsigned_abs()) as i64,
-            );
-            done("date", Conv::Date { unit })
-        }
+        ("date", _) if has_profile => done(
+            "date",
+            Conv::Date {
+                unit: epoch_unit_of(p),
+            },
+        ),
         ("time", LogicalType::Text) if has_profile => done("time without time zone", Conv::Time),
         ("json", LogicalType::Text) if has_profile => done("jsonb", Conv::Jsonb),
         ("uuid", LogicalType::Text | LogicalType::Bytes) if has_profile => done("uuid", Conv::Uuid),
         ("varchar" | "char", LogicalType::Text) => {
             let n = parse_ps(hint).map(|(p, _)| p).unwrap_or(0);
-            match pnum(c, "text_max_chars") {
+            match p.map(|p| p.text_max_chars as i64) {
                 Some(m) if n > 0 && m <= n => done(
                     &format!("character varying({n})"),
                     Conv::Text { widen: false },
@@ -315,12 +311,7 @@ fn parse_ps(hint: &str) -> Option<(i64, i64)> {
 /// For `--data-only`: how a SQLite value goes into an existing column of the given type
 /// (after domains). `None` when ferry has no conversion into that type.
 pub fn conv_for_existing(base_name: &str, c: &Column) -> Option<Conv> {
-    let unit = convert::epoch_unit(
-        pnum(c, "integer_max")
-            .unwrap_or(0)
-            .unsigned_abs()
-            .max(pnum(c, "integer_min").unwrap_or(0).unsigned_abs()) as i64,
-    );
+    let unit = epoch_unit_of(profile(c).ok().flatten().as_ref());
     Some(match base_name {
         "int2" => Conv::Int2,
         "int4" => Conv::Int4,
@@ -783,8 +774,23 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
     // Decide every column first, so that a foreign key column can take the type of the
     // column it references (an INTEGER PRIMARY KEY becomes bigint; its references follow).
     let mut decisions: HashMap<(String, String), Decision> = HashMap::new();
+    // The SQLite exporter's table facts; unreadable ones are reported and not used.
+    let facts: HashMap<&str, SqliteTableFacts> = m
+        .tables
+        .iter()
+        .map(|t| {
+            let f = SqliteTableFacts::read(&t.properties).unwrap_or_else(|e| {
+                p.notes.push(format!(
+                    "table {}: its rowid alias and sqlite_sequence are unreadable ({e}); not carried",
+                    t.name
+                ));
+                SqliteTableFacts::default()
+            });
+            (t.name.as_str(), f)
+        })
+        .collect();
     for t in &m.tables {
-        let alias = t.properties.get("rowid_alias").and_then(Value::as_str);
+        let alias = facts[t.name.as_str()].rowid_alias.as_deref();
         for c in &t.columns {
             decisions.insert(
                 (t.name.clone(), c.name.clone()),
@@ -826,11 +832,7 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
     for t in &m.tables {
         let target = quote_qualified(schema, &tname(&t.name));
         let cols = pg_names(t.columns.iter().map(|c| c.name.as_str()));
-        let alias = t
-            .properties
-            .get("rowid_alias")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let alias = facts[t.name.as_str()].rowid_alias.clone();
         let mut defs = Vec::new();
         let mut fields = Vec::new();
         let data_fields = t.data_fields();
@@ -942,11 +944,7 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
         col_names.insert(t.name.clone(), cols);
         if let Some(a) = &alias {
             let col = quote_ident(&col_names[&t.name][a]);
-            let seq = t
-                .properties
-                .get("sqlite_sequence")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
+            let seq = facts[t.name.as_str()].sqlite_sequence.unwrap_or(0);
             p.post.push(Step::global(
                 format!("identity of {}.{a}", t.name),
                 format!(
@@ -1470,6 +1468,7 @@ pub fn target_tables(m: &Manifest, schema: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use serde_json::json;
 
     fn col(hint: &str, lt: LogicalType, profile: Value) -> Column {

@@ -39,6 +39,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry_archive::facts::{Facts, PgTableFacts};
 use ferry_archive::{Location, Manifest, Part, Progress, Table, TableReport, Visitor};
 use serde_json::Value;
 use tokio::runtime::Runtime;
@@ -694,7 +695,10 @@ impl Loader<'_> {
         let candidates = m
             .tables
             .iter()
-            .filter(|t| t.kind == "table" && !t.properties.contains_key("partition_of"))
+            .filter(|t| {
+                t.kind == "table"
+                    && PgTableFacts::read(&t.properties).is_ok_and(|f| f.partition_of.is_none())
+            })
             .filter_map(|t| {
                 let ddl_schema = t.schema.clone().unwrap_or_else(|| "public".into());
                 Some(Candidate {

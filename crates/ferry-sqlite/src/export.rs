@@ -15,6 +15,7 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, RecordBatch, StructArray};
 use arrow_buffer::NullBufferBuilder;
+use ferry_archive::facts::{Facts, SqliteColumnFacts};
 use ferry_archive::types::{sqlite_class, sqlite_value_fields};
 use ferry_archive::{
     ArchiveWriter, Location, LogicalType, Manifest, Progress, Source, Table, TableReport,
@@ -218,9 +219,16 @@ fn assign_types(
         let (lt, misfit) = types::choose(t.affinities[j], &counts[j]);
         let col = &mut t.table.columns[ci];
         col.logical_type = lt;
-        let mut profile = profiles[j].to_json();
-        profile["classes"] = serde_json::Value::Object(counts[j].as_json());
-        col.properties.insert("profile".into(), profile);
+        let mut profile = profiles[j].to_facts();
+        profile.classes = counts[j]
+            .as_json()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_u64().unwrap_or(0)))
+            .collect();
+        SqliteColumnFacts {
+            profile: Some(profile),
+        }
+        .write(&mut col.properties);
         if let Some(m) = misfit {
             warnings.push(Warning {
                 code: m.code().into(),

@@ -20,6 +20,8 @@ use ferry_archive::{LogicalType, Manifest, Table};
 use rusqlite::types::Value;
 use serde_json::{Value as Json, json};
 
+use ferry_archive::facts::{Facts, PgColumnFacts, PgTableFacts};
+
 use crate::quote;
 
 /// How one archived value becomes one SQLite value.
@@ -70,31 +72,17 @@ pub enum ElementKind {
 /// The PostgreSQL → SQLite mapping: (declared type, conversion). `spec/types.md` mirrors it.
 pub fn decide(c: &ferry_archive::Column, numeric_real: bool) -> (String, Conv) {
     let hint = c.hint.as_deref().unwrap_or("");
-    let pg_type = c
-        .properties
-        .get("pg_type")
-        .and_then(Json::as_str)
-        .unwrap_or("");
+    // Checked for shape before the import starts (`check_facts`).
+    let facts = PgColumnFacts::read(&c.properties).unwrap_or_default();
+    let pg_type = facts.pg_type.as_deref().unwrap_or("");
     let (decl, conv) = match &c.logical_type {
         LogicalType::Boolean => ("BOOLEAN".to_owned(), Conv::Bool),
         LogicalType::Int16 => ("SMALLINT".into(), Conv::Integer),
         LogicalType::Int32 => ("INTEGER".into(), Conv::Integer),
         LogicalType::Int64 if pg_type == "money" => {
-            match c.properties.get("money_scale").and_then(Json::as_u64) {
-                Some(scale) if numeric_real => (
-                    "REAL".into(),
-                    Conv::Money {
-                        scale: scale as u32,
-                        real: true,
-                    },
-                ),
-                Some(scale) => (
-                    "TEXT".into(),
-                    Conv::Money {
-                        scale: scale as u32,
-                        real: false,
-                    },
-                ),
+            match facts.money_scale {
+                Some(scale) if numeric_real => ("REAL".into(), Conv::Money { scale, real: true }),
+                Some(scale) => ("TEXT".into(), Conv::Money { scale, real: false }),
                 // Archives written before the scale was recorded: the raw integer.
                 None => ("INTEGER".into(), Conv::Integer),
             }
@@ -128,19 +116,14 @@ pub fn decide(c: &ferry_archive::Column, numeric_real: bool) -> (String, Conv) {
             ("TEXT".into(), Conv::ArrayJson { element })
         }
         LogicalType::EngineText { .. } if hint == "composite" => {
-            let fields = c
-                .properties
-                .get("composite_fields")
-                .and_then(Json::as_array)
-                .map(|fs| {
-                    fs.iter()
-                        .filter_map(|f| {
-                            let name = f.get(0)?.as_str()?.to_owned();
-                            let ty = f.get(1)?.as_str()?;
-                            Some((name, element_kind(ty)))
-                        })
-                        .collect()
-                });
+            let fields = facts.composite_fields.map(|fs| {
+                fs.into_iter()
+                    .map(|(name, ty)| {
+                        let kind = element_kind(&ty);
+                        (name, kind)
+                    })
+                    .collect()
+            });
             ("TEXT".into(), Conv::CompositeJson { fields })
         }
         // Ranges, network, geometric, bit strings, text search, xml, ...: their own text,
@@ -149,6 +132,19 @@ pub fn decide(c: &ferry_archive::Column, numeric_real: bool) -> (String, Conv) {
         LogicalType::SqliteValue | LogicalType::List { .. } => ("".into(), Conv::Text),
     };
     (decl, conv)
+}
+
+/// Checks the PostgreSQL exporter's facts in an archive for shape, before anything is
+/// created: a damaged fact is an error naming its table and column, never a default.
+pub fn check_facts(m: &Manifest) -> Result<(), (String, String)> {
+    for t in &m.tables {
+        PgTableFacts::read(&t.properties).map_err(|e| (t.display_name(), e))?;
+        for c in &t.columns {
+            PgColumnFacts::read(&c.properties)
+                .map_err(|e| (format!("{}, column {}", t.display_name(), c.name), e))?;
+        }
+    }
+    Ok(())
 }
 
 /// How an array element or a composite field of a PostgreSQL type is typed in JSON.
@@ -514,7 +510,8 @@ pub fn partition_parent<'a>(t: &Table, m: &'a Manifest) -> Option<&'a Table> {
 }
 
 fn direct_parent<'a>(t: &Table, m: &'a Manifest) -> Option<&'a Table> {
-    let parent = t.properties.get("partition_of").and_then(Json::as_str)?;
+    let facts = PgTableFacts::read(&t.properties).unwrap_or_default();
+    let parent = facts.partition_of.as_deref()?;
     m.tables.iter().find(|p| {
         let s = p.schema.as_deref().unwrap_or("");
         parent == format!("{s}.{}", p.name)

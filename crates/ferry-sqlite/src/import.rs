@@ -25,6 +25,7 @@ use crate::error::{Ctx, SqliteError};
 use crate::from_postgres;
 use crate::guard::{Expect, Guard};
 use crate::schema::{self, prop};
+use ferry_archive::facts::{Facts, PgColumnFacts};
 
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
@@ -758,6 +759,10 @@ fn cross_pre_data(
     m: &Manifest,
     numeric_real: bool,
 ) -> Result<Cross, SqliteError> {
+    from_postgres::check_facts(m).map_err(|(context, e)| SqliteError::Check {
+        context: format!("table {context}"),
+        detail: format!("the archive's properties are unreadable: {e}"),
+    })?;
     conn.execute_batch(
         "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE;
          PRAGMA cache_size = -131072; PRAGMA foreign_keys = OFF; BEGIN",
@@ -823,11 +828,10 @@ fn cross_pre_data(
                 c.logical_type,
                 LogicalType::Int16 | LogicalType::Int32 | LogicalType::Int64
             );
-            let seq_name = c
-                .properties
-                .get("sequence")
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
+            let facts = PgColumnFacts::read(&c.properties).unwrap_or_default();
+            let seq_name = facts
+                .sequence
+                .clone()
                 .or_else(|| c.default.as_deref().and_then(nextval_sequence));
             let mut def;
             if integer && pk_single.as_deref() == Some(c.name.as_str()) && seq_name.is_some() {
@@ -845,7 +849,7 @@ fn cross_pre_data(
                     c.name
                 ));
             } else {
-                if c.properties.contains_key("identity") {
+                if facts.identity.is_some() {
                     skipped.push(format!(
                         "identity of {target}.{}: only a single-column integer primary key can be AUTOINCREMENT in SQLite; new rows need explicit values",
                         c.name
@@ -910,11 +914,7 @@ fn cross_pre_data(
                         )),
                     }
                 }
-                let labels = c
-                    .properties
-                    .get("enum")
-                    .and_then(serde_json::Value::as_str)
-                    .and_then(|e| enums.get(e));
+                let labels = facts.enum_type.as_deref().and_then(|e| enums.get(e));
                 if let Some(labels) = labels {
                     let list: Vec<String> = labels
                         .iter()

@@ -8,8 +8,10 @@
 //! few are kept with their row so that `--strict` can name them.
 
 use ferry_archive::convert;
+use ferry_archive::facts::{DateForms, MisfitExample, ValueProfile};
 use rusqlite::types::ValueRef;
-use serde_json::{Value, json};
+#[cfg(test)]
+use serde_json::Value;
 
 const EXAMPLES: usize = 5;
 
@@ -184,46 +186,48 @@ impl Profile {
             .max(int.trim_start_matches('0').len());
     }
 
-    pub fn to_json(&self) -> Value {
-        let mut m = serde_json::Map::new();
-        if let (Some(lo), Some(hi)) = (self.integer_min, self.integer_max) {
-            m.insert("integer_min".into(), json!(lo));
-            m.insert("integer_max".into(), json!(hi));
+    /// The profile as the archive carries it (`ferry_archive::facts::ValueProfile`); the
+    /// storage class counts are the caller's to add.
+    pub fn to_facts(&self) -> ValueProfile {
+        let hinted = self.hint.is_some();
+        ValueProfile {
+            integer_min: self.integer_max.and(self.integer_min),
+            integer_max: self.integer_min.and(self.integer_max),
+            text_max_chars: self.text_max_chars as u64,
+            text_with_nul: self.text_with_nul,
+            decimal_scale: self.decimal_scale as u64,
+            decimal_int_digits: self.decimal_int_digits as u64,
+            non_numeric: self.non_numeric,
+            hint_fits: hinted.then_some(self.fits),
+            hint_misfits: hinted.then_some(self.misfits),
+            misfit_examples: if hinted {
+                self.examples
+                    .iter()
+                    .map(|(row, value)| MisfitExample {
+                        row: row.clone(),
+                        value: value.clone(),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            date_forms: self
+                .hint
+                .as_deref()
+                .filter(|h| matches!(family(h), "timestamp" | "timestamptz" | "date"))
+                .map(|_| DateForms {
+                    iso_text: self.iso_text,
+                    iso_zoned: self.iso_zoned,
+                    epoch_integer: self.epoch_int,
+                    julian_real: self.julian_real,
+                }),
+            classes: Default::default(),
         }
-        m.insert("text_max_chars".into(), json!(self.text_max_chars));
-        if self.text_with_nul > 0 {
-            m.insert("text_with_nul".into(), json!(self.text_with_nul));
-        }
-        m.insert("decimal_scale".into(), json!(self.decimal_scale));
-        m.insert("decimal_int_digits".into(), json!(self.decimal_int_digits));
-        m.insert("non_numeric".into(), json!(self.non_numeric));
-        if let Some(h) = &self.hint {
-            m.insert("hint_fits".into(), json!(self.fits));
-            m.insert("hint_misfits".into(), json!(self.misfits));
-            if !self.examples.is_empty() {
-                m.insert(
-                    "misfit_examples".into(),
-                    Value::Array(
-                        self.examples
-                            .iter()
-                            .map(|(row, v)| json!({"row": row, "value": v}))
-                            .collect(),
-                    ),
-                );
-            }
-            if matches!(family(h), "timestamp" | "timestamptz" | "date") {
-                m.insert(
-                    "date_forms".into(),
-                    json!({
-                        "iso_text": self.iso_text,
-                        "iso_zoned": self.iso_zoned,
-                        "epoch_integer": self.epoch_int,
-                        "julian_real": self.julian_real,
-                    }),
-                );
-            }
-        }
-        Value::Object(m)
+    }
+
+    #[cfg(test)]
+    fn to_json(&self) -> Value {
+        serde_json::to_value(self.to_facts()).expect("a profile serialises")
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use ferry_archive::facts::{Facts, SqliteTableFacts};
 use ferry_archive::{Check, Column, ForeignKey, Generated, Key, LogicalType, SchemaObject, Table};
 use rusqlite::Connection;
 use serde_json::{Value, json};
@@ -346,12 +347,12 @@ fn read_table(
     if autoincrement {
         properties.insert(prop::AUTOINCREMENT.into(), json!(true));
     }
-    if let Some(seq) = sequence {
-        properties.insert(prop::SEQUENCE.into(), json!(seq));
+    // Facts other engines' importers read: declared in ferry_archive::facts.
+    SqliteTableFacts {
+        rowid_alias: rowid_alias.clone(),
+        sqlite_sequence: sequence,
     }
-    if let Some(a) = &rowid_alias {
-        properties.insert(prop::ROWID_ALIAS.into(), json!(a));
-    }
+    .write(&mut properties);
 
     let mut export_rows = true;
     if is_virtual {
