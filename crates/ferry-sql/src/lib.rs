@@ -22,6 +22,7 @@
 
 pub mod check;
 pub mod rewrite;
+pub mod sqlite;
 pub mod to_sqlite;
 pub mod translate;
 pub mod trigger;

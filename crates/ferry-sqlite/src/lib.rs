@@ -31,7 +31,6 @@ mod guard;
 mod import;
 mod profile;
 pub mod schema;
-mod sqlparse;
 pub mod types;
 
 pub use compare::compare;

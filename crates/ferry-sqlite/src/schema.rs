@@ -9,7 +9,6 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 
 use crate::error::{Ctx, SqliteError};
-use crate::sqlparse::{self, Tok};
 use crate::types::{self, Affinity};
 
 /// Table properties (in `Table::properties`) this adapter writes and reads.
@@ -141,7 +140,7 @@ pub fn read_schema(conn: &Connection) -> Result<SchemaInfo, SqliteError> {
                 let Some(sql) = sql else { continue };
                 let mut props = BTreeMap::new();
                 if kind == "index" {
-                    index_properties(conn, &name, &sql, &mut props)?;
+                    index_properties(conn, &name, &sql, &mut props, &mut info.warnings)?;
                 }
                 info.objects.push(SchemaObject {
                     kind,
@@ -229,9 +228,12 @@ fn read_table(
     warnings: &mut Vec<ferry_archive::Warning>,
 ) -> Result<TableInfo, SqliteError> {
     let parsed = if is_virtual {
-        sqlparse::ParsedTable::default()
+        ferry_sql::sqlite::TableFacts::default()
     } else {
-        sqlparse::parse_create_table(&sql)
+        ferry_sql::sqlite::create_table(&sql, &format!("table {name}")).unwrap_or_else(|e| {
+            warnings.push(unparsed(name, &e));
+            Default::default()
+        })
     };
     struct XInfo {
         name: String,
@@ -356,7 +358,11 @@ fn read_table(
 
     let mut export_rows = true;
     if is_virtual {
-        let (module, content) = virtual_table_options(&sql);
+        let (module, content) = ferry_sql::sqlite::virtual_table(&sql, &format!("table {name}"))
+            .unwrap_or_else(|e| {
+                warnings.push(unparsed(name, &e));
+                (String::new(), None)
+            });
         properties.insert(prop::MODULE.into(), json!(module));
         if let Some(content) = content {
             properties.insert(prop::CONTENT.into(), json!(content));
@@ -440,31 +446,19 @@ fn read_table(
     })
 }
 
-/// The module of a `CREATE VIRTUAL TABLE` and, for FTS, whether its content is external
-/// (`content=table`) or absent (`content=''`).
-fn virtual_table_options(sql: &str) -> (String, Option<&'static str>) {
-    let toks = sqlparse::tokenize(sql);
-    let module = toks
-        .iter()
-        .position(|t| matches!(&t.2, Tok::Word(_, raw) if raw.eq_ignore_ascii_case("USING")))
-        .and_then(|i| match toks.get(i + 1) {
-            Some((_, _, Tok::Word(w, _))) => Some(w.to_lowercase()),
-            _ => None,
-        })
-        .unwrap_or_default();
-    let mut content = None;
-    for w in toks.windows(3) {
-        if let (Tok::Word(_, k), Tok::Other("="), value) = (&w[0].2, &w[1].2, &w[2].2)
-            && k.eq_ignore_ascii_case("content")
-        {
-            content = Some(match value {
-                Tok::Other("''") => "contentless",
-                Tok::Word(v, _) if v.is_empty() => "contentless",
-                _ => "external",
-            });
-        }
+/// A definition the SQL layer cannot read: it is still carried verbatim for same-engine
+/// restores, but what other engines would learn from it (CHECKs, generated columns,
+/// collations, `PRIMARY KEY DESC`) is missing, and the manifest says so.
+fn unparsed(table: &str, e: &ferry_sql::SqlError) -> ferry_archive::Warning {
+    ferry_archive::Warning {
+        code: "unparsed_definition".into(),
+        table: Some(table.to_owned()),
+        column: None,
+        message: format!(
+            "{e}; what it tells other engines (CHECKs, generated columns, collations, an index's predicate) is not described (a SQLite restore uses the definition as it is)"
+        ),
+        details: Default::default(),
     }
-    (module, content)
 }
 
 fn index_columns(conn: &Connection, index: &str) -> Result<Vec<Value>, SqliteError> {
@@ -489,35 +483,19 @@ fn index_properties(
     name: &str,
     sql: &str,
     props: &mut BTreeMap<String, Value>,
+    warnings: &mut Vec<ferry_archive::Warning>,
 ) -> Result<(), SqliteError> {
-    let unique = sqlparse::tokenize(sql)
-        .iter()
-        .take(3)
-        .any(|t| matches!(&t.2, Tok::Word(_, raw) if raw.eq_ignore_ascii_case("UNIQUE")));
+    let (unique, predicate) = ferry_sql::sqlite::create_index(sql, &format!("index {name}"))
+        .unwrap_or_else(|e| {
+            warnings.push(unparsed(name, &e));
+            (false, None)
+        });
     props.insert("unique".into(), json!(unique));
     props.insert("columns".into(), Value::Array(index_columns(conn, name)?));
-    if let Some(w) = where_clause(sql) {
+    if let Some(w) = predicate {
         props.insert("where".into(), json!(w));
     }
     Ok(())
-}
-
-/// The text after a top-level `WHERE` (a partial index's predicate).
-fn where_clause(sql: &str) -> Option<String> {
-    let toks = sqlparse::tokenize(sql);
-    let mut depth = 0;
-    for (start, end, t) in &toks {
-        let _ = start;
-        match t {
-            Tok::Open => depth += 1,
-            Tok::Close => depth -= 1,
-            Tok::Word(_, raw) if depth == 0 && raw.eq_ignore_ascii_case("WHERE") => {
-                return Some(sql[*end..].trim().trim_end_matches(';').trim().to_owned());
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 fn unique_constraints(conn: &Connection, table: &str) -> Result<Vec<Key>, SqliteError> {
