@@ -12,6 +12,12 @@
 //!   (`ferry_archive::rowset`) from a live database; for a SQLite archive it applies the
 //!   import's own conversions to the archived rows and compares what they must have become.
 //!
+//! An archive is data: before anything changes, every definition is checked to be one
+//! statement of its entry's kind naming its entry's object (`ferry_sql::check`), and archive
+//! text only ever runs through the extended protocol, one statement at a time
+//! (`one_statement`). SQLite archives' expressions, indexes, views and triggers are parsed
+//! and translated on the syntax tree (`ferry_sql::translate`, `ferry_sql::trigger`).
+//!
 //! Connections ([`conn`]) accept URLs, conninfo strings, `PG*` variables and every `sslmode`
 //! through rustls; passwords never appear in messages. The async driver runs on a
 //! single-threaded tokio runtime owned by each call, so callers stay synchronous.

@@ -19,6 +19,12 @@
 //! The type mapping lives in [`types`]; `spec/types.md` mirrors it. The importer and the
 //! exporter share only the archive format (and [`digest`], which defines the digest both
 //! sides of `verify --against` compute).
+//!
+//! An archive is data: every statement built from archive text is prepared under SQLite's
+//! authorizer (`guard`), which refuses `ATTACH`, `PRAGMA`, transactions and the like, and
+//! must create exactly the object its manifest entry names. SQL that is read (the catalog's
+//! `CREATE` statements on export) or translated (PostgreSQL expressions, indexes and views on
+//! import) goes through `ferry-sql`'s parser, never through string surgery.
 
 #![forbid(unsafe_code)]
 
