@@ -227,6 +227,51 @@ fn an_existing_target_is_refused_unless_replace_which_keeps_a_backup() {
 }
 
 #[test]
+fn replace_refuses_anything_but_a_regular_file() {
+    let dir = TestDir::new();
+    build_torture(&dir.path("src.db"));
+    dir.ferry().args(["export", "src.db", "a"]).run().success();
+    std::fs::create_dir(dir.path("adir")).unwrap();
+    std::fs::write(dir.path("real.db"), b"keep me").unwrap();
+    std::os::unix::fs::symlink(dir.path("real.db"), dir.path("link.db")).unwrap();
+    let fifo = dir.path("fifo.db");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for (target, kind) in [
+        ("adir", "a directory"),
+        ("link.db", "a symbolic link"),
+        ("fifo.db", "a FIFO"),
+        ("/dev/null", "a device"),
+    ] {
+        dir.ferry()
+            .args(["import", "a", target, "--replace"])
+            .run()
+            .fails_with(1)
+            .says(&format!(
+                "not a regular file ({kind}); --replace replaces only a database file"
+            ));
+    }
+    assert!(dir.path("adir").is_dir());
+    assert!(
+        std::fs::symlink_metadata(dir.path("link.db"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read(dir.path("real.db")).unwrap(), b"keep me");
+    assert!(
+        !dir.entries().iter().any(|e| e.contains(".bak-")),
+        "{:?}",
+        dir.entries()
+    );
+    let null = std::fs::metadata("/dev/null").unwrap().file_type();
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(&null));
+}
+
+#[test]
 fn a_failed_import_leaves_no_target_and_no_temp_file() {
     let dir = TestDir::new();
     build_torture(&dir.path("src.db"));

@@ -351,23 +351,11 @@ fn take_ssl_params(arg: &str) -> (String, SslParams) {
     }
 }
 
+/// `%XX` escapes decoded; an invalid escape is kept as written, invalid UTF-8 replaced.
 fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// `key=value` pairs of a libpq conninfo string (values may be single-quoted), with the raw
@@ -536,5 +524,20 @@ mod tests {
         assert_eq!(s.config.get_password(), Some(&b"p w"[..]));
 
         assert!(ConnSpec::parse("postgres://h/db?sslmode=sometimes").is_err());
+    }
+
+    #[test]
+    fn percent_escapes_never_panic() {
+        // A `%` before a multi-byte character once sliced it in half.
+        for url in [
+            "postgres://h/db?application_name=%aé",
+            "postgres://h/db?application_name=%",
+            "postgres://h/db?application_name=%e",
+            "postgres://u:%zz@h/db",
+        ] {
+            let _ = ConnSpec::parse(url);
+        }
+        assert_eq!(percent_decode("a%20b%2"), "a b%2");
+        assert_eq!(percent_decode("%C3%A9%aé"), "é%aé");
     }
 }

@@ -69,11 +69,23 @@ pub fn import(
     progress: &dyn Progress,
 ) -> Result<ImportReport, SqliteError> {
     let started = Instant::now();
-    let exists = std::fs::symlink_metadata(target).is_ok();
+    let existing = std::fs::symlink_metadata(target).ok();
+    let exists = existing.is_some();
     if exists && !options.replace {
         return Err(SqliteError::TargetExists {
             path: target.to_owned(),
         });
+    }
+    // --replace moves the old file aside: only ever a regular file, never a device, a FIFO,
+    // a directory or a link (run as root, `--replace /dev/null` once replaced /dev/null).
+    if let Some(m) = &existing
+        && !m.file_type().is_file()
+    {
+        return Err(SqliteError::Unsupported(format!(
+            "{}: not a regular file ({}); --replace replaces only a database file",
+            target.display(),
+            file_kind(m.file_type())
+        )));
     }
     let parent = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -227,6 +239,23 @@ fn check_row_counts(manifest: &Manifest, reports: &[TableReport]) -> Result<(), 
         }
     }
     Ok(())
+}
+
+fn file_kind(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
 }
 
 /// Moves the existing target (and its WAL, which belongs to it) aside.
