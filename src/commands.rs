@@ -25,7 +25,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) -> Result<ExitCode> {
     let location = Location::parse(&a.archive);
-    let jobs = jobs_or_cores(a.jobs);
+    let jobs = jobs_or_cores(a.jobs)?;
     let write = WriteOptions {
         zstd_level: a.write.zstd_level,
         row_group_rows: a.write.row_group_rows.max(1),
@@ -96,13 +96,24 @@ fn print_plan(plan: &ferry_archive::ImportPlan) {
     }
 }
 
-/// `--jobs`, by default the number of cores.
-fn jobs_or_cores(jobs: Option<usize>) -> usize {
-    jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1)
+/// Most `--jobs` per core: more only adds connections and threads that wait for each other.
+const JOBS_PER_CORE: usize = 8;
+
+/// `--jobs`, by default the number of cores; at most [`JOBS_PER_CORE`] per core.
+fn jobs_or_cores(jobs: Option<usize>) -> Result<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let limit = cores * JOBS_PER_CORE;
+    match jobs {
+        Some(n) if n > limit => anyhow::bail!(
+            "--jobs {n} is more than {JOBS_PER_CORE} per core on this machine's {cores} core(s); use at most {limit}"
+        ),
+        Some(n) => Ok(n.max(1)),
+        None => Ok(cores),
+    }
 }
 
 fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) -> Result<ExitCode> {
+    let jobs = jobs_or_cores(a.jobs)?;
     let location = Location::parse_for_reading(&a.archive);
     if a.dry_run {
         let plan = match Endpoint::parse(&a.target) {
@@ -172,7 +183,7 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 strict: a.strict,
                 data_only: a.data_only,
                 batch_rows: 16_384,
-                jobs: jobs_or_cores(a.jobs),
+                jobs,
                 jobs_per_table: a.jobs_per_table.max(1),
             };
             let report = {

@@ -538,3 +538,23 @@ fn digests_of(archive: &std::path::Path) -> std::collections::HashMap<String, u6
         })
         .collect()
 }
+
+#[test]
+fn jobs_beyond_eight_per_core_are_refused_with_one_line() {
+    let dir = TestDir::new();
+    build_torture(&dir.path("src.db"));
+    dir.ferry().args(["export", "src.db", "ok"]).run().success();
+    for args in [
+        vec!["export", "src.db", "a", "--jobs", "100000"],
+        vec!["import", "ok", "b.db", "--jobs", "100000"],
+    ] {
+        let run = dir
+            .ferry()
+            .args(&args)
+            .run()
+            .fails_with(1)
+            .says("--jobs 100000 is more than 8 per core");
+        assert_eq!(run.stderr().lines().count(), 1, "{}", run.stderr());
+    }
+    assert!(!dir.path("a").exists() && !dir.path("b.db").exists());
+}

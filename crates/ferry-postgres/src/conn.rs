@@ -351,6 +351,24 @@ fn take_ssl_params(arg: &str) -> (String, SslParams) {
     }
 }
 
+/// Connections the server can still accept from a role that is not a superuser: ferry never
+/// opens more workers than this, so a large `--jobs` cannot exhaust `max_connections`.
+pub async fn free_connections(client: &tokio_postgres::Client) -> Result<usize, PgError> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('max_connections')::int
+                  - current_setting('superuser_reserved_connections')::int
+                  - (SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend')::int",
+            &[],
+        )
+        .await
+        .map_err(|e| PgError::query("reading max_connections", e))?;
+    let free: i32 = row
+        .try_get(0)
+        .map_err(|e| PgError::query("reading max_connections", e))?;
+    Ok(free.max(0) as usize)
+}
+
 /// `%XX` escapes decoded; an invalid escape is kept as written, invalid UTF-8 replaced.
 fn percent_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)

@@ -143,7 +143,8 @@ async fn export_async(
         // Several connections, one snapshot: each worker joins the one this transaction
         // exported, so all of them read the same consistent state.
         let queue = Mutex::new(order.into_iter().collect::<VecDeque<_>>());
-        let workers = options.jobs.min(cat.tables.len());
+        let free = crate::conn::free_connections(&client).await?;
+        let workers = options.jobs.min(cat.tables.len()).min(free.max(1));
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..workers)
                 .map(|_| {

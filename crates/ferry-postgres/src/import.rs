@@ -99,11 +99,20 @@ pub fn import(
     let rt = crate::runtime()?;
     let started = Instant::now();
     let client = rt.block_on(spec.connect())?;
-    let jobs = if options.data_only {
+    let mut jobs = if options.data_only {
         1
     } else {
         options.jobs.max(1)
     };
+    let mut capped = None;
+    if jobs > 1 {
+        // Workers connect besides this connection; never more than the server has room for.
+        let free = rt.block_on(crate::conn::free_connections(&client))?;
+        if jobs - 1 > free {
+            capped = Some((jobs, free + 1));
+            jobs = free + 1;
+        }
+    }
     // The workers live in this scope; when it ends they have all stopped, so their
     // transactions are over and the staging schemas can be dropped.
     let (result, stage_schemas, workers) = std::thread::scope(|s| {
@@ -157,6 +166,12 @@ pub fn import(
         .map(|t| loaded.tables.remove(&t.id).unwrap_or_default())
         .collect();
     let mut notes = loaded.notes;
+    if let Some((asked, used)) = capped {
+        notes.push(format!(
+            "--jobs {asked}: the server has room for {} more connection(s), so {used} were used",
+            used - 1
+        ));
+    }
     if manifest.source.engine == ENGINE
         && manifest
             .tables
