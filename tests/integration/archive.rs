@@ -527,6 +527,48 @@ fn a_tar_without_its_manifest_is_rejected_as_truncated() {
 }
 
 #[test]
+fn a_tar_cut_inside_a_data_file_is_reported_as_truncated_not_as_corrupt_parquet() {
+    let dir = TestDir::new();
+    write(&Location::Tar(dir.path("good.tar")));
+    let bytes = std::fs::read(dir.path("good.tar")).unwrap();
+    // The first data entry's header starts with its name; cut 100 bytes into its content.
+    let header = bytes
+        .windows(5)
+        .position(|w| w == b"data/")
+        .expect("a data entry");
+    std::fs::write(dir.path("cut.tar"), &bytes[..header + 512 + 100]).unwrap();
+    let out = verify_fails(&dir, "cut.tar", &["truncated"]);
+    assert!(!out.contains("Corrupt footer"), "{out}");
+}
+
+#[test]
+fn a_compressed_archive_is_named_as_such() {
+    let dir = TestDir::new();
+    write(&Location::Tar(dir.path("good.tar")));
+    let status = std::process::Command::new("gzip")
+        .args(["-k"])
+        .arg(dir.path("good.tar"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::rename(dir.path("good.tar.gz"), dir.path("zipped.tar")).unwrap();
+    verify_fails(
+        &dir,
+        "zipped.tar",
+        &["gzip-compressed; decompress it first"],
+    );
+    let run = dir
+        .ferry()
+        .args(["import", "-", "out.db"])
+        .stdin_file(&dir.path("zipped.tar"))
+        .run()
+        .fails_with(1)
+        .says("<stdin>: this is gzip-compressed; decompress it first");
+    assert_eq!(run.stderr().lines().count(), 1);
+    assert!(!dir.path("out.db").exists());
+}
+
+#[test]
 fn inspect_reports_tables_types_rows_and_warnings() {
     let dir = TestDir::new();
     write(&Location::Tar(dir.path("a.tar")));

@@ -422,6 +422,20 @@ fn walk(root: &Path) -> std::io::Result<Vec<(String, std::fs::FileType)>> {
     Ok(out)
 }
 
+/// The compression a stream starts with, by its magic bytes.
+fn compressed(head: &[u8]) -> Option<&'static str> {
+    const MAGIC: [(&[u8], &str); 4] = [
+        (&[0x1f, 0x8b], "gzip"),
+        (&[0x28, 0xb5, 0x2f, 0xfd], "zstd"),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0], "xz"),
+        (b"BZh", "bzip2"),
+    ];
+    MAGIC
+        .iter()
+        .find(|(m, _)| head.starts_with(m))
+        .map(|(_, what)| *what)
+}
+
 /// What the tar reader remembers of each part until the manifest arrives.
 struct Seen {
     sha256: String,
@@ -447,6 +461,20 @@ fn read_tar<V: Visitor, R: Read>(
         .prefix(".ferry-spool-")
         .tempdir()
         .map_err(|e| ArchiveError::io("temporary directory", e))?;
+    // A compressed stream is a common mistake; say so instead of tar's view of its bytes.
+    let mut input = std::io::BufReader::with_capacity(1 << 16, input);
+    let head = std::io::BufRead::fill_buf(&mut input)
+        .map_err(|e| ArchiveError::io(name, e))?
+        .to_vec();
+    if let Some(what) = compressed(&head) {
+        visitor.problem(ArchiveError::BadEntry {
+            path: name.to_owned(),
+            reason: format!(
+                "this is {what}-compressed; decompress it first (an archive is a plain tar, or a directory)"
+            ),
+        })?;
+        return Ok(None);
+    }
     let mut archive = tar::Archive::new(input);
     let entries = archive.entries().map_err(|e| ArchiveError::io(name, e))?;
     let mut prelude: Option<Manifest> = None;
@@ -533,6 +561,13 @@ fn read_tar<V: Visitor, R: Read>(
         let spooled = spool.path().join("part.parquet");
         let copied = File::create(&spooled).and_then(|mut out| copy_hashed(&mut entry, &mut out));
         let (sha256, bytes) = copied.map_err(|e| ArchiveError::io(&path, e))?;
+        if bytes < entry.header().size().unwrap_or(0) {
+            // The stream ended inside this entry: say that, not what its half-file looks like.
+            visitor.problem(ArchiveError::Truncated {
+                path: name.to_owned(),
+            })?;
+            return Ok(None);
+        }
         let part = Part {
             path: &path,
             file: &spooled,
