@@ -558,3 +558,26 @@ fn jobs_beyond_eight_per_core_are_refused_with_one_line() {
     }
     assert!(!dir.path("a").exists() && !dir.path("b.db").exists());
 }
+
+#[test]
+fn a_locked_source_is_reported_as_locked_not_as_damaged() {
+    let dir = TestDir::new();
+    build_torture(&dir.path("src.db"));
+    let holder = rusqlite::Connection::open(dir.path("src.db")).unwrap();
+    holder
+        .execute_batch("PRAGMA journal_mode = DELETE; BEGIN EXCLUSIVE;")
+        .unwrap();
+    let run = dir
+        .ferry()
+        .args(["export", "src.db", "a"])
+        .run()
+        .fails_with(1)
+        .says("the database is locked by another connection");
+    assert!(
+        !run.stderr().contains("not a SQLite database"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!dir.path("a").exists());
+    holder.execute_batch("COMMIT").unwrap();
+}

@@ -59,6 +59,25 @@ pub struct ExportReport {
     pub tables: Vec<TableReport>,
 }
 
+/// Names why a file could not be read: a lock is not damage.
+fn open_error(path: &Path, source: rusqlite::Error) -> SqliteError {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked, NotADatabase};
+    match source.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked) => SqliteError::Check {
+            context: path.display().to_string(),
+            detail: "the database is locked by another connection (an exclusive lock, or a write in rollback-journal mode); retry once it is done, or export a copy".into(),
+        },
+        Some(NotADatabase) | None => SqliteError::NotADatabase {
+            path: path.to_owned(),
+            source,
+        },
+        Some(_) => SqliteError::Sql {
+            context: format!("{}: opening", path.display()),
+            source,
+        },
+    }
+}
+
 /// Opens a SQLite file for reading without ever writing to it.
 pub fn open_read_only(path: &Path) -> Result<Connection, SqliteError> {
     if !path.is_file() {
@@ -66,21 +85,20 @@ pub fn open_read_only(path: &Path) -> Result<Connection, SqliteError> {
             path: path.to_owned(),
         });
     }
-    let conn = Connection::open_with_flags(
+    let opened = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|source| SqliteError::NotADatabase {
-        path: path.to_owned(),
-        source,
-    })?;
+    .map_err(|source| open_error(path, source))?;
+    // A writer's brief lock is waited out; a long one is reported as a lock, not as damage.
+    opened
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|source| open_error(path, source))?;
+    let conn = opened;
     conn.query_row("SELECT count(*) FROM main.sqlite_schema", [], |r| {
         r.get::<_, i64>(0)
     })
-    .map_err(|source| SqliteError::NotADatabase {
-        path: path.to_owned(),
-        source,
-    })?;
+    .map_err(|source| open_error(path, source))?;
     Ok(conn)
 }
 
