@@ -35,6 +35,14 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
     };
     match Endpoint::parse(&a.source) {
         Endpoint::Sqlite(path) => {
+            refuse_flags(
+                "a SQLite source",
+                &[(
+                    !a.schemas.is_empty(),
+                    "--schema",
+                    "a SQLite file has one schema",
+                )],
+            )?;
             let options = ferry_sqlite::ExportOptions {
                 batch_rows: a.write.batch_rows.max(1),
                 jobs,
@@ -96,6 +104,14 @@ fn print_plan(plan: &ferry_archive::ImportPlan) {
     }
 }
 
+/// A flag that does nothing for this source or target is a mistake, not something to ignore.
+fn refuse_flags(what: &str, flags: &[(bool, &str, &str)]) -> Result<()> {
+    match flags.iter().find(|(set, _, _)| *set) {
+        Some((_, flag, hint)) => anyhow::bail!("{flag} does not apply to {what}: {hint}"),
+        None => Ok(()),
+    }
+}
+
 /// Most `--jobs` per core: more only adds connections and threads that wait for each other.
 const JOBS_PER_CORE: usize = 8;
 
@@ -140,6 +156,36 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
     }
     match Endpoint::parse(&a.target) {
         Endpoint::Sqlite(path) => {
+            refuse_flags(
+                "a SQLite target",
+                &[
+                    (
+                        a.clean,
+                        "--clean",
+                        "to replace an existing file, use --replace",
+                    ),
+                    (
+                        a.target_schema.is_some(),
+                        "--target-schema",
+                        "a SQLite file has one schema",
+                    ),
+                    (
+                        a.data_only,
+                        "--data-only",
+                        "a SQLite import builds a new file; import into PostgreSQL to load existing tables",
+                    ),
+                    (
+                        a.strict,
+                        "--strict",
+                        "SQLite takes every value; --strict is for PostgreSQL targets",
+                    ),
+                    (
+                        a.jobs_per_table > 1,
+                        "--jobs-per-table",
+                        "a SQLite file has one writer",
+                    ),
+                ],
+            )?;
             let options = ferry_sqlite::ImportOptions {
                 replace: a.replace,
                 numeric_real: a.numeric == crate::cli::NumericAs::Real,
@@ -177,6 +223,14 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
             Ok(ExitCode::SUCCESS)
         }
         Endpoint::Postgres(url) => {
+            refuse_flags(
+                "a PostgreSQL target",
+                &[(
+                    a.replace,
+                    "--replace",
+                    "to replace tables that already exist, use --clean",
+                )],
+            )?;
             let options = ferry_postgres::ImportOptions {
                 clean: a.clean,
                 target_schema: a.target_schema.clone(),

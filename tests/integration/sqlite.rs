@@ -581,3 +581,36 @@ fn a_locked_source_is_reported_as_locked_not_as_damaged() {
     assert!(!dir.path("a").exists());
     holder.execute_batch("COMMIT").unwrap();
 }
+
+#[test]
+fn flags_that_do_not_apply_are_refused_not_ignored() {
+    let dir = TestDir::new();
+    build_torture(&dir.path("src.db"));
+    dir.ferry().args(["export", "src.db", "a"]).run().success();
+    for (args, said) in [
+        (
+            vec!["export", "src.db", "b", "--schema", "app"],
+            "--schema does not apply to a SQLite source",
+        ),
+        (
+            vec!["import", "a", "c.db", "--clean"],
+            "--clean does not apply to a SQLite target: to replace an existing file, use --replace",
+        ),
+        (
+            vec!["import", "a", "c.db", "--target-schema", "x"],
+            "--target-schema does not apply to a SQLite target",
+        ),
+        (
+            vec!["import", "a", "c.db", "--strict"],
+            "--strict does not apply to a SQLite target",
+        ),
+        (
+            vec!["import", "a", "c.db", "--data-only"],
+            "--data-only does not apply to a SQLite target",
+        ),
+    ] {
+        let run = dir.ferry().args(&args).run().fails_with(1).says(said);
+        assert_eq!(run.stderr().lines().count(), 1, "{}", run.stderr());
+    }
+    assert!(!dir.path("b").exists() && !dir.path("c.db").exists());
+}
