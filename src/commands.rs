@@ -55,9 +55,9 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
             }
             .with_context(|| format!("export of {} failed", path.display()))?;
             if !quiet {
-                eprint!("{}", summary_table(&report.tables));
+                eprint!("{}", printable(&summary_table(&report.tables)));
                 for w in &report.manifest.warnings {
-                    eprintln!("warning: {}", w.message);
+                    eprintln!("warning: {}", printable(&w.message));
                 }
                 eprintln!("exported {} to {}", path.display(), location.display());
             }
@@ -77,9 +77,9 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
             }
             .context("export failed; no archive was written")?;
             if !quiet {
-                eprint!("{}", summary_table(&report.tables));
+                eprint!("{}", printable(&summary_table(&report.tables)));
                 for w in &report.manifest.warnings {
-                    eprintln!("warning: {}", w.message);
+                    eprintln!("warning: {}", printable(&w.message));
                 }
                 eprintln!(
                     "exported {} to {}",
@@ -97,11 +97,39 @@ fn print_plan(plan: &ferry_archive::ImportPlan) {
         println!("{};", s.trim_end_matches(';'));
     }
     for n in &plan.notes {
-        println!("-- converted: {n}");
+        println!("-- converted: {}", printable(n));
     }
     for s in &plan.skipped {
-        println!("-- skipped: {s}");
+        println!("-- skipped: {}", printable(s));
     }
+}
+
+/// Text for a terminal: control characters (ESC, CR, a stray LF inside a name, ...) are
+/// shown escaped, so that a name in an archive can neither forge output lines nor send
+/// escape sequences. Line breaks that the output itself puts between lines are kept.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    escaped(s, |c| c.is_control() && c != '\n')
+}
+
+/// [`printable`], for text that must stay on one line (an error): line breaks escaped too.
+pub fn printable_line(s: &str) -> std::borrow::Cow<'_, str> {
+    escaped(s, char::is_control)
+}
+
+fn escaped(s: &str, escape: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(&escape) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if escape(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// A flag that does nothing for this source or target is a mistake, not something to ignore.
@@ -200,15 +228,18 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 format!("import into {} failed; it was not changed", path.display())
             })?;
             if !quiet {
-                eprint!("{}", summary_table(&report.tables));
+                eprint!("{}", printable(&summary_table(&report.tables)));
                 for n in &report.notes {
-                    eprintln!("converted: {n}");
+                    eprintln!("converted: {}", printable(n));
                 }
                 for s in &report.skipped {
-                    eprintln!("skipped: {s}");
+                    eprintln!("skipped: {}", printable(s));
                 }
                 for v in &report.foreign_key_violations {
-                    eprintln!("warning: foreign key violation carried over from the source: {v}");
+                    eprintln!(
+                        "warning: foreign key violation carried over from the source: {}",
+                        printable(v)
+                    );
                 }
                 if let Some(b) = &report.backup {
                     eprintln!("the previous {} is kept as {}", path.display(), b.display());
@@ -247,12 +278,12 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
             }
             .context("import failed; the target database was not changed")?;
             if !quiet {
-                eprint!("{}", summary_table(&report.tables));
+                eprint!("{}", printable(&summary_table(&report.tables)));
                 for n in &report.notes {
-                    eprintln!("converted: {n}");
+                    eprintln!("converted: {}", printable(n));
                 }
                 for s in &report.skipped {
-                    eprintln!("skipped: {s}");
+                    eprintln!("skipped: {}", printable(s));
                 }
                 let how = match report.workers {
                     0 => "one transaction".to_owned(),
@@ -290,7 +321,7 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
             }
         };
         for n in &comparison.notes {
-            eprintln!("note: {n}");
+            eprintln!("note: {}", printable(n));
         }
         problems.extend(comparison.differences);
     }
@@ -307,7 +338,7 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         for p in &problems {
-            println!("{p}");
+            println!("{}", printable(&p.to_string()));
         }
         eprintln!("ferry: verify found {} problem(s)", problems.len().max(1));
         Ok(ExitCode::from(exit::MISMATCH))
@@ -333,7 +364,7 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
             String::from_utf8_lossy(&manifest.to_json()).trim_end()
         );
     } else {
-        print!("{}", describe(&location, &manifest));
+        print!("{}", printable(&describe(&location, &manifest)));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -380,7 +411,7 @@ fn describe(location: &Location, m: &Manifest) -> String {
         let _ = writeln!(
             out,
             "\n  {}{kind}: {} rows, {} in {} file(s)",
-            t.display_name(),
+            printable_line(&t.display_name()),
             t.rows.unwrap_or(0),
             human_bytes(bytes),
             t.files.len()
@@ -409,7 +440,7 @@ fn describe(location: &Location, m: &Manifest) -> String {
             let _ = writeln!(
                 out,
                 "    {:width$}  {:12}  {}",
-                c.name,
+                printable_line(&c.name),
                 c.logical_type.display(),
                 notes.join(", ")
             );
@@ -461,7 +492,12 @@ fn human_bytes(n: u64) -> String {
 
 /// The per-table summary printed after export and import.
 fn summary_table(rows: &[TableReport]) -> String {
-    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
+    let width = rows
+        .iter()
+        .map(|r| printable_line(&r.name).len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     let mut out = format!(
         "{:width$}  {:>12}  {:>10}  {:>8}  {:>10}\n",
         "table", "rows", "size", "time", "rows/s"
@@ -477,7 +513,8 @@ fn summary_table(rows: &[TableReport]) -> String {
         let _ = writeln!(
             out,
             "{:width$}  {:>12}  {size:>10}  {secs:>7.2}s  {rate:>10}",
-            r.name, r.rows
+            printable_line(&r.name),
+            r.rows
         );
     }
     out

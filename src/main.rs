@@ -31,7 +31,9 @@ fn main() -> ExitCode {
             }
             // One line: the context chain, outermost first.
             let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
-            eprintln!("ferry: error: {}", dedup_chain(&chain).join(": "));
+            // One line, whatever the messages hold.
+            let line = dedup_chain(&chain).join(": ");
+            eprintln!("ferry: error: {}", commands::printable_line(&line));
             ExitCode::from(exit::FAILURE)
         }
     }

@@ -117,7 +117,10 @@ struct Plain {
 impl Progress for Plain {
     fn table_started(&self, table: &str, rows: Option<u64>) {
         let total = rows.map(|n| format!(" ({n} rows)")).unwrap_or_default();
-        eprintln!("progress: {table}: started{total}");
+        eprintln!(
+            "progress: {}: started{total}",
+            crate::commands::printable_line(table)
+        );
         if let Ok(mut s) = self.state.lock() {
             let now = Instant::now();
             s.insert(table.to_owned(), (now, 0, now));
@@ -132,7 +135,10 @@ impl Progress for Plain {
             if last.elapsed() >= Duration::from_secs(5) {
                 *last = Instant::now();
                 let rate = *done as f64 / started.elapsed().as_secs_f64().max(1e-9);
-                eprintln!("progress: {table}: {done} rows, {rate:.0} rows/s");
+                eprintln!(
+                    "progress: {}: {done} rows, {rate:.0} rows/s",
+                    crate::commands::printable_line(table)
+                );
             }
         }
     }
@@ -142,7 +148,8 @@ impl Progress for Plain {
             && let Some((started, done, _)) = s.remove(table)
         {
             eprintln!(
-                "progress: {table}: done, {done} rows in {:.1}s",
+                "progress: {}: done, {done} rows in {:.1}s",
+                crate::commands::printable_line(table),
                 started.elapsed().as_secs_f64()
             );
         }

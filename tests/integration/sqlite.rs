@@ -614,3 +614,39 @@ fn flags_that_do_not_apply_are_refused_not_ignored() {
     }
     assert!(!dir.path("b").exists() && !dir.path("c.db").exists());
 }
+
+#[test]
+fn control_characters_in_names_are_escaped_in_human_output_and_exact_in_json() {
+    let dir = TestDir::new();
+    let evil = "t\u{1b}[31mred\r\nskipped: forged";
+    rusqlite::Connection::open(dir.path("src.db"))
+        .unwrap()
+        .execute_batch(&format!(
+            "CREATE TABLE \"{evil}\" (a INTEGER); INSERT INTO \"{evil}\" VALUES (1);"
+        ))
+        .unwrap();
+    let export = dir.ferry().args(["export", "src.db", "a"]).run().success();
+    let inspect = dir.ferry().args(["inspect", "a"]).run().success();
+    for out in [export.stderr(), inspect.stdout()] {
+        assert!(!out.contains('\u{1b}') && !out.contains('\r'), "{out:?}");
+        assert!(out.contains(r"t\u{1b}[31mred\r\nskipped: forged"), "{out}");
+        assert!(
+            !out.lines().any(|l| l.starts_with("skipped: forged")),
+            "{out}"
+        );
+    }
+    let json = dir.ferry().args(["inspect", "a", "--json"]).run().success();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
+    assert!(
+        v.to_string()
+            .contains(&serde_json::to_string(evil).unwrap()[1..20])
+    );
+    // An error that names the table: one line, escaped.
+    std::fs::write(dir.path("taken.db"), b"x").unwrap();
+    let run = dir
+        .ferry()
+        .args(["import", "a", "taken.db"])
+        .run()
+        .fails_with(1);
+    assert_eq!(run.stderr().lines().count(), 1);
+}
