@@ -43,7 +43,13 @@ fn main() -> ExitCode {
 fn dedup_chain(chain: &[String]) -> Vec<&str> {
     let mut out: Vec<&str> = Vec::new();
     for piece in chain {
-        if !out.iter().any(|prev| prev.contains(piece.as_str())) {
+        // The driver wraps the server's message as `db error: ERROR: <message>`.
+        let core = piece
+            .trim_start_matches("db error")
+            .trim_start_matches(": ")
+            .trim_start_matches("ERROR:")
+            .trim();
+        if !core.is_empty() && !out.iter().any(|prev| prev.contains(core)) {
             out.push(piece);
         }
     }

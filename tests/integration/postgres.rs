@@ -347,3 +347,32 @@ fn what_is_not_carried_is_said_in_the_manifest() {
         .clone();
     assert_eq!(secret["rows"], 1);
 }
+
+#[test]
+fn a_server_error_shows_its_sqlstate_once_on_one_line() {
+    let src = PgDb::new("sqlstate_src");
+    src.psql("CREATE TABLE t (id int); INSERT INTO t VALUES (1)");
+    let dir = TestDir::new();
+    dir.ferry()
+        .args(["export", &src.url(), "a"])
+        .run()
+        .success();
+    for doc in ["prelude.json", "manifest.json"] {
+        let p = dir.path("a").join(doc);
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        v["tables"][0]["definition"] = serde_json::Value::from(
+            r#"CREATE TABLE "public"."t" ("id" integer REFERENCES nosuch(id))"#,
+        );
+        std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+    let dst = PgDb::new("sqlstate_dst");
+    let run = dir
+        .ferry()
+        .args(["import", "a", &dst.url(), "--jobs", "1"])
+        .run()
+        .fails_with(1)
+        .says(r#"relation "nosuch" does not exist [SQLSTATE 42P01]"#);
+    let err = run.stderr();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.matches("does not exist").count(), 1, "{err}");
+}

@@ -9,8 +9,16 @@ pub enum PgError {
     Config(String),
     #[error("{target}: cannot connect: {detail}")]
     Connect { target: String, detail: String },
-    #[error("{context}: {detail}")]
-    Query { context: String, detail: String },
+    /// A statement the server (or the connection) refused. `sqlstate` is the server's error
+    /// code, which users grep for; `source` keeps the driver's error chain.
+    #[error("{context}: {detail}{}", sqlstate.as_ref().map(|c| format!(" [SQLSTATE {c}]")).unwrap_or_default())]
+    Query {
+        context: String,
+        detail: String,
+        sqlstate: Option<String>,
+        #[source]
+        source: Option<tokio_postgres::Error>,
+    },
     #[error("table {table}, column {column}, row {row}: {reason}")]
     Value {
         table: String,
@@ -50,6 +58,8 @@ impl PgError {
         PgError::Query {
             context: context.into(),
             detail,
+            sqlstate: e.code().map(|c| c.code().to_owned()),
+            source: Some(e),
         }
     }
 }
