@@ -1,7 +1,7 @@
 //! The `ferry` binary: argument parsing, dispatch, and turning errors into one clear line and
 //! an exit code. Everything that does work lives in the crates under `crates/`.
-#![forbid(unsafe_code)]
 
+#![forbid(unsafe_code)]
 
 mod cli;
 mod commands;
