@@ -376,3 +376,22 @@ fn a_server_error_shows_its_sqlstate_once_on_one_line() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert_eq!(err.matches("does not exist").count(), 1, "{err}");
 }
+
+#[test]
+fn a_bare_scheme_without_database_url_is_refused() {
+    let dir = TestDir::new();
+    dir.ferry()
+        .args(["export", "postgresql://", "a"])
+        .run()
+        .fails_with(1)
+        .says("postgresql:// names no database and DATABASE_URL is not set; name one: postgresql://HOST/DBNAME");
+    assert!(!dir.path("a").exists());
+    let src = PgDb::new("bare");
+    src.psql("CREATE TABLE t (id int)");
+    dir.ferry()
+        .args(["export", "postgres://", "b"])
+        .env("DATABASE_URL", &src.url())
+        .run()
+        .success()
+        .says(&format!("exported {}", src.name));
+}

@@ -62,10 +62,14 @@ impl ConnSpec {
     pub fn parse(arg: &str) -> Result<ConnSpec, PgError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut arg = arg.trim().to_owned();
-        if matches!(arg.as_str(), "postgres://" | "postgresql://")
-            && let Some(url) = env("DATABASE_URL")
-        {
-            arg = url;
+        if matches!(arg.as_str(), "postgres://" | "postgresql://") {
+            // A bare scheme means "the database in DATABASE_URL"; without one it would
+            // silently pick libpq's defaults, which is rarely what was meant.
+            arg = env("DATABASE_URL").ok_or_else(|| {
+                PgError::Config(format!(
+                    "{arg} names no database and DATABASE_URL is not set; name one: postgresql://HOST/DBNAME"
+                ))
+            })?;
         }
         let (rest, ssl_params) = take_ssl_params(&normalize_scheme(&arg));
         let mut config: Config = if rest.is_empty() {
