@@ -51,5 +51,31 @@ pub use reader::{
 pub use report::{Comparison, ImportPlan, NoProgress, Progress, TableReport};
 pub use schema::{MANIFEST_SCHEMA, validate as validate_manifest_json};
 pub use types::LogicalType;
+
+/// At most about 200 bytes of `s` (for a value quoted in a message), cut at a character
+/// boundary, saying how much was left out: a 25 MB value must not become a 25 MB error.
+pub fn clip(s: &str) -> String {
+    const MAX: usize = 200;
+    if s.len() <= MAX {
+        return s.to_owned();
+    }
+    let mut cut = MAX;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} more bytes)", &s[..cut], s.len() - cut)
+}
 pub use verify::{Report, verify};
 pub use writer::{ArchiveWriter, TableWriter, WriteOptions};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clip_keeps_messages_short_and_cuts_on_a_character() {
+        assert_eq!(super::clip("short"), "short");
+        let long = "é".repeat(10_000_000);
+        let c = super::clip(&long);
+        assert!(c.len() < 240, "{}", c.len());
+        assert!(c.ends_with("… (19999800 more bytes)"), "{c}");
+    }
+}

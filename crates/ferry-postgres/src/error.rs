@@ -1,4 +1,4 @@
-use ferry_archive::ArchiveError;
+use ferry_archive::{ArchiveError, clip};
 
 /// Errors of the PostgreSQL adapter. Connection errors name the target without its password;
 /// data errors name the table, column and row.
@@ -42,18 +42,20 @@ pub enum PgError {
 impl PgError {
     /// A failed statement, with the server's message, detail and hint when it sent them.
     pub fn query(context: impl Into<String>, e: tokio_postgres::Error) -> PgError {
+        // The server quotes values in its messages; a 25 MB value must not become a 25 MB
+        // error line.
         let detail = match e.as_db_error() {
             Some(db) => {
-                let mut s = db.message().to_owned();
+                let mut s = clip(db.message());
                 if let Some(d) = db.detail() {
-                    s.push_str(&format!(" ({d})"));
+                    s.push_str(&format!(" ({})", clip(d)));
                 }
                 if let Some(h) = db.hint() {
-                    s.push_str(&format!("; hint: {h}"));
+                    s.push_str(&format!("; hint: {}", clip(h)));
                 }
                 s
             }
-            None => e.to_string(),
+            None => clip(&e.to_string()),
         };
         PgError::Query {
             context: context.into(),

@@ -536,7 +536,12 @@ impl Conv {
             out.put_i32(-1);
             return Ok(());
         }
-        let bad = |what: &str| Err(format!("{v:?} does not convert to {what}"));
+        let bad = |what: &str| {
+            Err(format!(
+                "{} does not convert to {what}",
+                ferry_archive::clip(&format!("{v:?}"))
+            ))
+        };
         match self {
             Conv::Int2 | Conv::Int4 | Conv::Int8 => {
                 let SqlVal::Int(i) = v else {
@@ -616,7 +621,12 @@ impl Conv {
                     SqlVal::Real(f) => convert::julian_to_micros(f),
                     _ => None,
                 }
-                .ok_or_else(|| format!("{v:?} is not a date and time"))?;
+                .ok_or_else(|| {
+                    format!(
+                        "{} is not a date and time",
+                        ferry_archive::clip(&format!("{v:?}"))
+                    )
+                })?;
                 out.put_i32(8);
                 out.put_i64(
                     micros
@@ -631,7 +641,9 @@ impl Conv {
                     SqlVal::Real(f) => convert::julian_to_micros(f),
                     _ => None,
                 }
-                .ok_or_else(|| format!("{v:?} is not a date"))?;
+                .ok_or_else(|| {
+                    format!("{} is not a date", ferry_archive::clip(&format!("{v:?}")))
+                })?;
                 let days = micros.div_euclid(86_400_000_000);
                 if micros.rem_euclid(86_400_000_000) != 0 {
                     return Err(format!(

@@ -267,14 +267,22 @@ pub fn value(conv: &Conv, lt: &LogicalType, a: &ArrayRef, r: usize) -> Result<Va
         Conv::Uuid => text(convert::format_uuid(a.as_fixed_size_binary().value(r))),
         Conv::ArrayJson { element } => {
             let s = a.as_string::<i32>().value(r);
-            let j =
-                parse_array(s, *element).ok_or_else(|| format!("{s:?} is not an array literal"))?;
+            let j = parse_array(s, *element).ok_or_else(|| {
+                format!(
+                    "{} is not an array literal",
+                    ferry_archive::clip(&format!("{s:?}"))
+                )
+            })?;
             text(j.to_string())
         }
         Conv::CompositeJson { fields } => {
             let s = a.as_string::<i32>().value(r);
-            let j =
-                parse_composite(s).ok_or_else(|| format!("{s:?} is not a composite literal"))?;
+            let j = parse_composite(s).ok_or_else(|| {
+                format!(
+                    "{} is not a composite literal",
+                    ferry_archive::clip(&format!("{s:?}"))
+                )
+            })?;
             match (fields, j) {
                 (Some(fields), Json::Array(values)) if fields.len() == values.len() => {
                     let object: serde_json::Map<String, Json> = fields
