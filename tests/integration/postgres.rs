@@ -384,7 +384,7 @@ fn a_bare_scheme_without_database_url_is_refused() {
         .args(["export", "postgresql://", "a"])
         .run()
         .fails_with(1)
-        .says("postgresql:// names no database and DATABASE_URL is not set; name one: postgresql://HOST/DBNAME");
+        .says("postgresql:// names no database and neither DATABASE_URL nor PGDATABASE is set; name one: postgresql://HOST/DBNAME");
     assert!(!dir.path("a").exists());
     let src = PgDb::new("bare");
     src.psql("CREATE TABLE t (id int)");

@@ -63,13 +63,17 @@ impl ConnSpec {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut arg = arg.trim().to_owned();
         if matches!(arg.as_str(), "postgres://" | "postgresql://") {
-            // A bare scheme means "the database in DATABASE_URL"; without one it would
-            // silently pick libpq's defaults, which is rarely what was meant.
-            arg = env("DATABASE_URL").ok_or_else(|| {
-                PgError::Config(format!(
-                    "{arg} names no database and DATABASE_URL is not set; name one: postgresql://HOST/DBNAME"
-                ))
-            })?;
+            // A bare scheme means "the database in DATABASE_URL" (or in the PG* variables);
+            // with neither it would silently pick libpq's default, which is rarely meant.
+            match env("DATABASE_URL") {
+                Some(url) => arg = url,
+                None if env("PGDATABASE").is_none() => {
+                    return Err(PgError::Config(format!(
+                        "{arg} names no database and neither DATABASE_URL nor PGDATABASE is set; name one: postgresql://HOST/DBNAME"
+                    )));
+                }
+                None => {}
+            }
         }
         let (rest, ssl_params) = take_ssl_params(&normalize_scheme(&arg));
         let mut config: Config = if rest.is_empty() {
