@@ -152,13 +152,31 @@ fn sqlite_definitions_cannot_attach_or_write_files() {
 /// A schema outside the import's target, with a table that must survive every attack.
 fn pg_with_bystander() -> PgDb {
     let pg = PgDb::new("hostile");
-    pg.psql("CREATE SCHEMA other; CREATE TABLE other.y (v int); INSERT INTO other.y VALUES (7)");
+    pg.psql(
+        "CREATE SCHEMA other; CREATE TABLE other.y (v int); INSERT INTO other.y VALUES (7);
+         CREATE SEQUENCE other.s; CREATE TABLE other.par (id int);
+         CREATE FUNCTION other.g(integer) RETURNS int LANGUAGE sql AS 'select 1';",
+    );
     pg
 }
 
 #[track_caller]
 fn bystander_intact(pg: &PgDb) {
     assert_eq!(pg.psql("SELECT v FROM other.y").trim(), "7");
+    assert_eq!(
+        pg.psql(
+            "SELECT last_value || ' ' || is_called || ' ' || coalesce(obj_description('other.y'::regclass), '-')
+                    || ' ' || (SELECT count(*) FROM other.par) || ' ' || (SELECT count(*) FROM pg_namespace WHERE nspname = 'other')
+                    || ' ' || (to_regprocedure('other.g(integer)') IS NOT NULL) FROM other.s"
+        )
+        .trim(),
+        "1 false - 0 1 true"
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'other'").trim(),
+        "1",
+        "no function appeared in another schema"
+    );
 }
 
 #[test]
@@ -239,6 +257,10 @@ fn postgresql_definitions_must_be_what_their_entry_says() {
         "CREATE TABLE t (id int PRIMARY KEY, v text CHECK (v <> ''));
          CREATE INDEX t_v ON t (v);
          CREATE VIEW tv AS SELECT v FROM t;
+         CREATE SEQUENCE s;
+         CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1';
+         CREATE MATERIALIZED VIEW mv AS SELECT 1 AS x;
+         COMMENT ON TABLE t IS 'a table';
          INSERT INTO t VALUES (1, 'a');",
     );
     let dir = TestDir::new();
@@ -267,6 +289,99 @@ fn postgresql_definitions_must_be_what_their_entry_says() {
             Box::new(|v: &mut Value, _: &Path| {
                 object(v, "t_v")["definition"] =
                     Value::from("CREATE INDEX t_v ON other.y USING btree (v)");
+            }),
+        ),
+        (
+            "a table made by a query that deletes elsewhere",
+            Box::new(|v: &mut Value, _: &Path| {
+                table(v, "t")["definition"] = Value::from(
+                    "CREATE TABLE \"public\".\"t\" AS WITH d AS (DELETE FROM other.y RETURNING 1) SELECT 1::int AS id, 'x'::text AS v FROM d WHERE false",
+                );
+            }),
+        ),
+        (
+            "a table made by a query with a U& name for a file function",
+            Box::new(|v: &mut Value, _: &Path| {
+                table(v, "t")["definition"] = Value::from(
+                    "CREATE TABLE \"public\".\"t\" AS SELECT 0 AS id, U&\"pg\\005fread\\005ffile\"('/etc/hostname') AS v",
+                );
+            }),
+        ),
+        (
+            "a table that inherits from another schema's table",
+            Box::new(|v: &mut Value, _: &Path| {
+                table(v, "t")["definition"] = Value::from(
+                    "CREATE TABLE \"public\".\"t\" (id integer NOT NULL, v text) INHERITS (other.par)",
+                );
+            }),
+        ),
+        (
+            "a constraint with a second action",
+            Box::new(|v: &mut Value, _: &Path| {
+                object(v, "t_pkey")["definition"] = Value::from(
+                    "ALTER TABLE ONLY \"public\".\"t\" ADD CONSTRAINT \"t_pkey\" PRIMARY KEY (id), INHERIT other.par",
+                );
+            }),
+        ),
+        (
+            "a sequence value for another schema's sequence",
+            Box::new(|v: &mut Value, _: &Path| {
+                let o = v["objects"]
+                    .as_array_mut()
+                    .unwrap()
+                    .iter_mut()
+                    .find(|o| o["kind"] == "sequence_value")
+                    .unwrap();
+                o["definition"] = Value::from("SELECT pg_catalog.setval('other.s', 999, true)");
+            }),
+        ),
+        (
+            "a comment on another schema's table",
+            Box::new(|v: &mut Value, _: &Path| {
+                let o = v["objects"]
+                    .as_array_mut()
+                    .unwrap()
+                    .iter_mut()
+                    .find(|o| o["kind"] == "comment")
+                    .unwrap();
+                o["definition"] = Value::from("COMMENT ON TABLE other.y IS 'pwned'");
+            }),
+        ),
+        (
+            "an extension created in another schema",
+            Box::new(|v: &mut Value, _: &Path| {
+                v["objects"].as_array_mut().unwrap().insert(
+                    0,
+                    serde_json::json!({"kind": "extension", "schema": "other", "name": "dblink",
+                        "definition": "CREATE EXTENSION dblink SCHEMA other", "properties": {"phase": "pre"}}),
+                );
+            }),
+        ),
+        (
+            "a function replacing one in another schema",
+            Box::new(|v: &mut Value, _: &Path| {
+                let o = object(v, "f");
+                o["schema"] = Value::from("other");
+                o["name"] = Value::from("g");
+                o["definition"] = Value::from(
+                    "CREATE OR REPLACE FUNCTION other.g(integer) RETURNS int LANGUAGE sql AS 'select 666'",
+                );
+            }),
+        ),
+        (
+            "a function whose body writes elsewhere",
+            Box::new(|v: &mut Value, _: &Path| {
+                object(v, "f")["definition"] = Value::from(
+                    "CREATE OR REPLACE FUNCTION public.f() RETURNS integer LANGUAGE sql AS $$ DELETE FROM other.y RETURNING 1 $$",
+                );
+            }),
+        ),
+        (
+            "a materialized view populated at creation",
+            Box::new(|v: &mut Value, _: &Path| {
+                object(v, "mv")["definition"] = Value::from(
+                    "CREATE MATERIALIZED VIEW \"public\".\"mv\" AS SELECT lo_from_bytea(4243, '\\x41'::bytea) AS x",
+                );
             }),
         ),
         (
@@ -344,5 +459,114 @@ fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(e.path(), dest).unwrap();
         }
+    }
+}
+
+#[test]
+fn clean_drops_only_the_archives_own_functions() {
+    let src = PgDb::new("hostile_src");
+    src.psql("CREATE FUNCTION f(a integer) RETURNS int LANGUAGE sql AS 'select 1'; CREATE TABLE t (id int)");
+    let dir = TestDir::new();
+    dir.ferry()
+        .args(["export", &src.url(), "app"])
+        .run()
+        .success();
+    for doc in ["prelude.json", "manifest.json"] {
+        let p = dir.path("app").join(doc);
+        let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        object(&mut v, "f")["properties"]["identity_arguments"] =
+            Value::from("/* ' */ a integer), other.g(integer /* ' */");
+        std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    }
+    let pg = pg_with_bystander();
+    pg.psql("CREATE TABLE public.t (id int)");
+    dir.ferry()
+        .args(["import", "app", &pg.url(), "--clean"])
+        .run()
+        .fails_with(1)
+        .says("are not an argument list");
+    bystander_intact(&pg);
+}
+
+#[test]
+fn objects_that_already_exist_are_not_silently_replaced() {
+    let src = PgDb::new("hostile_src");
+    src.psql("CREATE FUNCTION f(a integer) RETURNS int LANGUAGE sql AS 'select 1'; CREATE TABLE t (id int)");
+    let dir = TestDir::new();
+    dir.ferry()
+        .args(["export", &src.url(), "app"])
+        .run()
+        .success();
+    let pg = PgDb::new("hostile_dst");
+    pg.psql("CREATE FUNCTION f(a integer) RETURNS int LANGUAGE sql AS 'select 42'");
+    dir.ferry()
+        .args(["import", "app", &pg.url()])
+        .run()
+        .fails_with(1)
+        .says("1 of the archive's objects already exist (function \"public\".\"f\")");
+    assert_eq!(pg.psql("SELECT f(0)").trim(), "42");
+    dir.ferry()
+        .args(["import", "app", &pg.url(), "--clean"])
+        .run()
+        .success();
+    assert_eq!(pg.psql("SELECT f(0)").trim(), "1");
+}
+
+#[test]
+fn a_failing_statement_with_wide_characters_is_reported_not_a_panic() {
+    let src = PgDb::new("hostile_src");
+    src.psql("CREATE TABLE t (id int); COMMENT ON TABLE t IS 'c'");
+    let dir = TestDir::new();
+    dir.ferry()
+        .args(["export", &src.url(), "app"])
+        .run()
+        .success();
+    let wide = "é".repeat(80);
+    for doc in ["prelude.json", "manifest.json"] {
+        let p = dir.path("app").join(doc);
+        let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        let o = v["objects"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|o| o["kind"] == "comment")
+            .unwrap();
+        o["definition"] = Value::from(format!(
+            "COMMENT ON TABLE public.nonexistent_table_xx /* {wide} */ IS 'x'"
+        ));
+        std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    }
+    for jobs in ["1", "2"] {
+        let pg = PgDb::new("hostile_dst");
+        dir.ferry()
+            .args(["import", "app", &pg.url(), "--jobs", jobs])
+            .run()
+            .fails_with(1)
+            .says("nonexistent_table_xx");
+        assert_eq!(
+            pg.psql("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'ferry_stage_%'")
+                .trim(),
+            "0"
+        );
+    }
+}
+
+#[test]
+fn sqlite_views_and_triggers_cannot_carry_load_extension() {
+    for (name, def) in [
+        (
+            "paper",
+            "CREATE VIEW paper AS SELECT load_extension('/tmp/evil') AS x",
+        ),
+        (
+            "books_touch",
+            "CREATE TRIGGER books_touch AFTER UPDATE ON books BEGIN SELECT load_extension('/tmp/evil'); END",
+        ),
+    ] {
+        let dir = TestDir::new();
+        hostile_archive(&dir, |v| {
+            object(v, name)["definition"] = Value::from(def);
+        });
+        refused_into_sqlite(&dir, "load_extension");
     }
 }

@@ -453,8 +453,35 @@ impl Loader<'_> {
             Some((from, to)) if from == s => to.clone(),
             _ => s.to_owned(),
         };
+        // The schemas this import may touch: the archive's own, as it lists them.
+        let schemas: Vec<String> = m
+            .settings
+            .get("schemas")
+            .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
+            .unwrap_or_else(|| {
+                // An archive that lists no schemas: those of its tables.
+                let mut v: Vec<String> = m.tables.iter().filter_map(|t| t.schema.clone()).collect();
+                v.dedup();
+                v
+            })
+            .iter()
+            .map(|s| remapped(s))
+            .collect();
+        let outside = |what: String, schema: &str| {
+            PgError::Refused(ferry_sql::SqlError::Unexpected {
+                what,
+                expected: format!(
+                    "an object in the archive's schemas ({})",
+                    schemas.join(", ")
+                ),
+                found: format!("schema {schema}"),
+            })
+        };
         for t in &m.tables {
             let schema = self.schema_of(t);
+            if !schemas.contains(&schema) {
+                return Err(outside(format!("table {}", t.name), &schema));
+            }
             let sql = self.sql(t.definition.as_deref().unwrap_or(""));
             ferry_sql::check_pg_definition(
                 &sql,
@@ -467,6 +494,7 @@ impl Loader<'_> {
                     schema: Some(&schema),
                     name: &t.name,
                     table: None,
+                    schemas: &schemas,
                 },
             )?;
         }
@@ -480,6 +508,16 @@ impl Loader<'_> {
             } else {
                 o.name.clone()
             };
+            let home = if o.kind == "schema" {
+                Some(&name)
+            } else {
+                schema.as_ref()
+            };
+            if let Some(s) = home
+                && !schemas.contains(s)
+            {
+                return Err(outside(format!("{} {}", o.kind, o.name), s));
+            }
             ferry_sql::check_pg_definition(
                 &self.sql(def),
                 ferry_sql::Expect {
@@ -487,6 +525,7 @@ impl Loader<'_> {
                     schema: schema.as_deref(),
                     name: &name,
                     table: o.table.as_deref(),
+                    schemas: &schemas,
                 },
             )?;
         }
@@ -533,6 +572,73 @@ impl Loader<'_> {
             });
         }
         Ok(clashes)
+    }
+
+    /// Functions, types, views and sequences the archive would create that already exist:
+    /// `CREATE OR REPLACE` would silently replace them, so a non-empty target is refused
+    /// unless --clean, as for tables.
+    async fn check_object_conflicts(&self, m: &Manifest) -> Result<(), PgError> {
+        let target = self.spec.display();
+        let mut clashes = Vec::new();
+        for o in &m.objects {
+            let schema = o.schema.clone().unwrap_or_else(|| "public".into());
+            let schema = match &self.remap {
+                Some((from, to)) if *from == schema => to.clone(),
+                _ => schema,
+            };
+            let name = quote_qualified(&schema, &o.name);
+            let exists: bool = match o.kind.as_str() {
+                "function" | "procedure" | "aggregate" => {
+                    let args = o
+                        .properties
+                        .get("identity_arguments")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    self.client
+                        .query_one(
+                            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
+                               JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                               WHERE n.nspname = $1 AND p.proname = $2
+                                 AND pg_catalog.pg_get_function_identity_arguments(p.oid) = $3)",
+                            &[&schema, &o.name, &args],
+                        )
+                        .await
+                        .ctx(|| format!("{target}: checking for {name}({args})"))?
+                        .get(0)
+                }
+                // Lookups by a quoted name: to_reg* parse it and run nothing.
+                kind @ ("type" | "view" | "materialized_view" | "sequence") => {
+                    let probe = if kind == "type" {
+                        "SELECT pg_catalog.to_regtype($1) IS NOT NULL"
+                    } else {
+                        "SELECT pg_catalog.to_regclass($1) IS NOT NULL"
+                    };
+                    self.client
+                        .query_one(probe, &[&name])
+                        .await
+                        .ctx(|| format!("{target}: checking for {name}"))?
+                        .get(0)
+                }
+                _ => continue,
+            };
+            let arg = name;
+            if exists {
+                clashes.push(format!("{} {}", o.kind.replace('_', " "), arg));
+            }
+        }
+        if clashes.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<&str> = clashes.iter().take(5).map(String::as_str).collect();
+        Err(PgError::TargetNotEmpty {
+            target,
+            detail: format!(
+                "{} of the archive's objects already exist ({}{})",
+                clashes.len(),
+                shown.join(", "),
+                if clashes.len() > 5 { ", ..." } else { "" }
+            ),
+        })
     }
 
     /// Opens the import transaction; with --clean, drops the clashing tables inside it.
@@ -707,6 +813,9 @@ impl Loader<'_> {
             .map(|t| quote_qualified(&self.schema_of(t), &t.name))
             .collect();
         let clashes = self.check_conflicts(&names).await?;
+        if !self.options.clean {
+            self.check_object_conflicts(m).await?;
+        }
         let candidates = m
             .tables
             .iter()
@@ -840,7 +949,7 @@ impl Loader<'_> {
                         .unwrap_or("");
                     // The argument list is archive text inside ferry's own statement: it
                     // must not close the parenthesis and name a second object.
-                    if !balanced(args) {
+                    if !ferry_sql::check::is_argument_list(args) {
                         return Err(PgError::Check {
                             context: format!("{} {}", o.kind, o.name),
                             detail: format!("identity_arguments {args:?} are not an argument list"),
@@ -1256,29 +1365,6 @@ impl Loader<'_> {
     }
 }
 
-/// True when every parenthesis closes one opened after it, outside quotes.
-fn balanced(s: &str) -> bool {
-    let mut depth = 0i32;
-    let mut quote: Option<char> = None;
-    for c in s.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '"' | '\'') => quote = Some(c),
-            (None, '(') => depth += 1,
-            (None, ')') => {
-                depth -= 1;
-                if depth < 0 {
-                    return false;
-                }
-            }
-            (None, ';') => return false,
-            _ => {}
-        }
-    }
-    depth == 0 && quote.is_none()
-}
-
 /// Runs one statement behind a savepoint: `Ok(Err(reason))` when the server refused it.
 ///
 /// Every savepoint here is released after `ROLLBACK TO` as well: `ROLLBACK TO` leaves the
@@ -1311,19 +1397,21 @@ async fn try_statement(client: &Client, sql: &str) -> Result<Result<(), String>,
     }
 }
 
+/// When an object is created: decided by its kind, never by the archive (a trigger marked
+/// `pre` would fire on the archive's own rows while they load).
 fn phase(o: &ferry_archive::SchemaObject) -> &str {
-    o.properties
-        .get("phase")
-        .and_then(Value::as_str)
-        .unwrap_or(POST)
+    match o.kind.as_str() {
+        "schema" | "extension" | "collation" | "type" | "function" | "procedure" | "aggregate"
+        | "sequence" | "view" | "materialized_view" => PRE,
+        _ => POST,
+    }
 }
 
 fn first_line(sql: &str) -> String {
     let l = sql.lines().next().unwrap_or("");
-    if l.len() > 120 {
-        format!("{}...", &l[..120])
-    } else {
-        l.to_owned()
+    match l.char_indices().nth(120) {
+        Some((cut, _)) => format!("{}...", &l[..cut]),
+        None => l.to_owned(),
     }
 }
 

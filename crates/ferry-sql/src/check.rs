@@ -22,6 +22,9 @@ pub struct Expect<'a> {
     pub name: &'a str,
     /// The table an index, constraint, trigger or rule belongs to.
     pub table: Option<&'a str>,
+    /// The schemas the import may touch (the archive's, after any remapping, and those its
+    /// extensions live in): a qualified function or relation anywhere else is refused.
+    pub schemas: &'a [String],
 }
 
 /// Server functions that read or write files, signal other sessions, change settings or run
@@ -68,6 +71,69 @@ pub const DENIED: &[&str] = &[
     "pg_import_system_collations",
 ];
 
+/// Name prefixes of server functions refused like [`DENIED`]: whole families that read or
+/// write files or large objects, run SQL from strings, or act on the server.
+pub const DENIED_PREFIXES: &[&str] = &[
+    "pg_read_",
+    "pg_ls_",
+    "pg_file_",
+    "pg_stat_reset",
+    "pg_sleep",
+    "pg_advisory",
+    "pg_try_advisory",
+    "pg_create_",
+    "pg_drop_",
+    "pg_replication_",
+    "pg_log_",
+    "pg_signal",
+    "pg_notify",
+    "lo_",
+    "dblink",
+    "query_to_",
+    "cursor_to_",
+    "database_to_",
+    "schema_to_",
+    "table_to_",
+    "ts_stat",
+    "ts_rewrite",
+];
+
+/// Functions refused outside a `sequence_value` entry: they change a sequence now.
+const SEQUENCE_SETTERS: &[&str] = &["setval", "lowrite", "loread"];
+
+fn denied_name(name: &str) -> bool {
+    DENIED.contains(&name)
+        || DENIED_PREFIXES.iter().any(|p| name.starts_with(p))
+        || SEQUENCE_SETTERS.contains(&name)
+}
+
+/// Whether `text` can only be a function's argument list inside `name(…)`: no comment (which
+/// could hide a closing parenthesis from a naive reader), no `;`, and no parenthesis that
+/// closes the list early.
+pub fn is_argument_list(text: &str) -> bool {
+    use sqlparser::tokenizer::Whitespace;
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, text).tokenize() else {
+        return false;
+    };
+    let mut depth = 0i32;
+    for t in &tokens {
+        match t {
+            Token::Whitespace(Whitespace::SingleLineComment { .. })
+            | Token::Whitespace(Whitespace::MultiLineComment(_))
+            | Token::SemiColon => return false,
+            Token::LParen => depth += 1,
+            Token::RParen => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    depth == 0
+}
+
 /// Checks one PostgreSQL definition against its manifest entry.
 pub fn check_pg_definition(sql: &str, expect: Expect<'_>) -> Result<(), SqlError> {
     let what = describe(&expect);
@@ -77,11 +143,50 @@ pub fn check_pg_definition(sql: &str, expect: Expect<'_>) -> Result<(), SqlError
             what: what.clone(),
             message: e.to_string(),
         })?;
+    // U&"..." identifiers and strings spell names in escapes that no token check can read.
+    for pair in tokens.windows(2) {
+        if let [Token::Word(w), Token::Ampersand] = pair
+            && w.quote_style.is_none()
+            && w.value.eq_ignore_ascii_case("U")
+        {
+            return Err(SqlError::Unexpected {
+                what,
+                expected: "plain identifiers and strings".into(),
+                found: "a U& escape".into(),
+            });
+        }
+    }
+    if tokens
+        .iter()
+        .any(|t| matches!(t, Token::UnicodeStringLiteral(_)))
+    {
+        return Err(SqlError::Unexpected {
+            what,
+            expected: "plain identifiers and strings".into(),
+            found: "a U& escape".into(),
+        });
+    }
     let tokens: Vec<Token> = tokens
         .into_iter()
         .filter(|t| !matches!(t, Token::Whitespace(_)))
         .collect();
-    denied_calls(&tokens, &what)?;
+    let setval_allowed = expect.kind == "sequence_value";
+    reaches(&tokens, &what, expect.schemas, setval_allowed)?;
+    if matches!(expect.kind, "function" | "procedure" | "aggregate") {
+        for pair in tokens.windows(2) {
+            if let [Token::Word(l), lang] = pair
+                && l.quote_style.is_none()
+                && l.value.eq_ignore_ascii_case("LANGUAGE")
+                && matches!(lang, Token::Word(w) if ["c", "internal"].contains(&folded(w).as_str()))
+            {
+                return Err(SqlError::Unexpected {
+                    what,
+                    expected: "a function in SQL or a procedural language".into(),
+                    found: "LANGUAGE c or internal (native code)".into(),
+                });
+            }
+        }
+    }
     // The server refuses a second command anyway; refusing it here names the entry. A
     // SQL-standard function body (BEGIN ATOMIC ... END) is one statement with semicolons.
     let body_may_hold_semicolons = matches!(expect.kind, "function" | "procedure");
@@ -113,7 +218,10 @@ pub fn check_pg_definition(sql: &str, expect: Expect<'_>) -> Result<(), SqlError
         "extension" => {
             h.words(&["CREATE", "EXTENSION"])?;
             h.optional(&["IF", "NOT", "EXISTS"]);
-            h.name(expect.name)
+            h.name(expect.name)?;
+            h.words(&["WITH", "SCHEMA"])?;
+            h.one_schema(expect.schemas)?;
+            h.end()
         }
         "collation" => {
             h.words(&["CREATE", "COLLATION"])?;
@@ -148,7 +256,8 @@ pub fn check_pg_definition(sql: &str, expect: Expect<'_>) -> Result<(), SqlError
             h.token(&Token::Period, ".")?;
             h.words(&["setval"])?;
             h.token(&Token::LParen, "(")?;
-            h.string()?;
+            // The sequence set must be the entry's own.
+            h.names_object(expect.schema, expect.name)?;
             h.token(&Token::Comma, ",")?;
             h.number()?;
             h.token(&Token::Comma, ",")?;
@@ -165,7 +274,9 @@ pub fn check_pg_definition(sql: &str, expect: Expect<'_>) -> Result<(), SqlError
         }
         "materialized_view" => {
             h.words(&["CREATE", "MATERIALIZED", "VIEW"])?;
-            qualified(&mut h, expect.name)
+            qualified(&mut h, expect.name)?;
+            // Populated only by its own `refresh` entry, after the data: never while created.
+            h.ends_with(&["WITH", "NO", "DATA"])
         }
         "refresh" => {
             h.words(&["REFRESH", "MATERIALIZED", "VIEW"])?;
@@ -177,7 +288,9 @@ pub fn check_pg_definition(sql: &str, expect: Expect<'_>) -> Result<(), SqlError
             h.optional(&["ONLY"]);
             qualified(&mut h, table(&expect)?)?;
             h.words(&["ADD", "CONSTRAINT"])?;
-            h.name(expect.name)
+            h.name(expect.name)?;
+            // One action: `ADD CONSTRAINT …, INHERIT other.t` is a second one.
+            h.no_top_level(&Token::Comma, "one action")
         }
         "index" => {
             h.word("CREATE")?;
@@ -222,6 +335,7 @@ pub fn check_pg_definition(sql: &str, expect: Expect<'_>) -> Result<(), SqlError
         "comment" => {
             // COMMENT ON <object> IS '<text>': the last two tokens are IS and a string.
             h.words(&["COMMENT", "ON"])?;
+            h.comment_target(expect.schemas)?;
             let n = tokens.len();
             let is_ok = n >= 4
                 && matches!(&tokens[n - 2], Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("IS"))
@@ -241,7 +355,8 @@ pub fn check_pg_definition(sql: &str, expect: Expect<'_>) -> Result<(), SqlError
             h.optional(&["UNLOGGED"]);
             h.word("TABLE")?;
             h.optional(&["IF", "NOT", "EXISTS"]);
-            qualified(&mut h, expect.name)
+            qualified(&mut h, expect.name)?;
+            h.table_body(expect.schemas)
         }
         other => Err(SqlError::Unexpected {
             what,
@@ -269,16 +384,71 @@ fn table<'a>(e: &Expect<'a>) -> Result<&'a str, SqlError> {
     })
 }
 
-fn denied_calls(tokens: &[Token], what: &str) -> Result<(), SqlError> {
-    for pair in tokens.windows(2) {
-        if let [Token::Word(w), Token::LParen] = pair {
-            let name = folded(w);
-            if DENIED.contains(&name.as_str()) {
-                return Err(SqlError::Denied {
-                    what: what.to_owned(),
-                    function: name,
-                });
+/// Refuses what a definition may not reach: denied server functions (by any spelling the
+/// tokenizer sees: bare, quoted or schema-qualified), functions and relations qualified with
+/// a schema the import may not touch, in the statement and in the SQL bodies (dollar-quoted)
+/// it carries.
+fn reaches(
+    tokens: &[Token],
+    what: &str,
+    schemas: &[String],
+    setval_allowed: bool,
+) -> Result<(), SqlError> {
+    let allowed = |s: &str| s == "pg_catalog" || schemas.iter().any(|x| x == s);
+    let outside = |schema: &str, name: &str| SqlError::Unexpected {
+        what: what.to_owned(),
+        expected: format!("objects in the archive's schemas ({})", schemas.join(", ")),
+        found: format!("{schema}.{name}"),
+    };
+    for (i, t) in tokens.iter().enumerate() {
+        match t {
+            Token::Word(w) if tokens.get(i + 1) == Some(&Token::LParen) => {
+                let name = folded(w);
+                let setter_ok = setval_allowed && name == "setval";
+                if denied_name(&name) && !setter_ok {
+                    return Err(SqlError::Denied {
+                        what: what.to_owned(),
+                        function: name,
+                    });
+                }
+                if i >= 2
+                    && tokens[i - 1] == Token::Period
+                    && let Token::Word(s) = &tokens[i - 2]
+                    && !allowed(&folded(s))
+                {
+                    return Err(outside(&folded(s), &name));
+                }
             }
+            // A relation where a statement reads or writes one.
+            Token::Word(k)
+                if k.quote_style.is_none()
+                    && ["INTO", "UPDATE", "FROM", "JOIN", "REFERENCES", "TABLE"]
+                        .iter()
+                        .any(|x| k.value.eq_ignore_ascii_case(x)) =>
+            {
+                let mut j = i + 1;
+                if matches!(tokens.get(j), Some(Token::Word(o)) if o.quote_style.is_none() && o.value.eq_ignore_ascii_case("ONLY"))
+                {
+                    j += 1;
+                }
+                if let (Some(Token::Word(s)), Some(Token::Period), Some(Token::Word(n))) =
+                    (tokens.get(j), tokens.get(j + 1), tokens.get(j + 2))
+                    && !allowed(&folded(s))
+                {
+                    return Err(outside(&folded(s), &folded(n)));
+                }
+            }
+            // A body: SQL too, held to the same rules.
+            Token::DollarQuotedString(d) => {
+                if let Ok(inner) = Tokenizer::new(&PostgreSqlDialect {}, &d.value).tokenize() {
+                    let inner: Vec<Token> = inner
+                        .into_iter()
+                        .filter(|t| !matches!(t, Token::Whitespace(_)))
+                        .collect();
+                    reaches(&inner, what, schemas, false)?;
+                }
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -360,13 +530,184 @@ impl Head<'_> {
         }
     }
 
-    fn string(&mut self) -> Result<(), SqlError> {
-        match self.peek() {
-            Some(Token::SingleQuotedString(_)) => {
-                self.i += 1;
-                Ok(())
+    /// The next word is one of `schemas`.
+    fn one_schema(&mut self, schemas: &[String]) -> Result<(), SqlError> {
+        let at = self.i;
+        match self.ident() {
+            Some(s) if schemas.contains(&s) => Ok(()),
+            _ => {
+                self.i = at;
+                Err(self.unexpected(&format!(
+                    "one of the archive's schemas ({})",
+                    schemas.join(", ")
+                )))
             }
-            _ => Err(self.unexpected("a string")),
+        }
+    }
+
+    /// A string literal that names exactly `schema.name` (as `regclass` would read it).
+    fn names_object(&mut self, schema: Option<&str>, name: &str) -> Result<(), SqlError> {
+        let Some(Token::SingleQuotedString(text)) = self.peek().cloned() else {
+            return Err(self.unexpected("a string naming the entry's object"));
+        };
+        let inner: Vec<Token> = Tokenizer::new(&PostgreSqlDialect {}, &text)
+            .tokenize()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| !matches!(t, Token::Whitespace(_)))
+            .collect();
+        let mut h = Head {
+            t: &inner,
+            i: 0,
+            what: self.what,
+        };
+        if h.qualified(schema, name).and_then(|()| h.end()).is_err() {
+            return Err(self.unexpected(&format!("the name {}.{name}", schema.unwrap_or_default())));
+        }
+        self.i += 1;
+        Ok(())
+    }
+
+    /// The statement's last words are `words`.
+    fn ends_with(&mut self, words: &[&str]) -> Result<(), SqlError> {
+        let end = self
+            .t
+            .iter()
+            .rposition(|t| !matches!(t, Token::SemiColon | Token::EOF))
+            .map_or(0, |p| p + 1);
+        let tail = &self.t[end.saturating_sub(words.len())..end];
+        let ok = tail.len() == words.len()
+            && tail.iter().zip(words).all(|(t, w)| {
+                matches!(t, Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w))
+            });
+        if ok {
+            Ok(())
+        } else {
+            self.i = end.saturating_sub(1);
+            Err(self.unexpected(&words.join(" ")))
+        }
+    }
+
+    /// `tok` does not occur outside parentheses in the rest of the statement.
+    fn no_top_level(&mut self, tok: &Token, expected: &str) -> Result<(), SqlError> {
+        let mut depth = 0i32;
+        while let Some(t) = self.peek() {
+            match t {
+                Token::LParen => depth += 1,
+                Token::RParen => depth -= 1,
+                t if depth == 0 && t == tok => return Err(self.unexpected(expected)),
+                _ => {}
+            }
+            self.i += 1;
+        }
+        Ok(())
+    }
+
+    /// What may follow `CREATE TABLE <name>`: a column list (no `LIKE`), or `PARTITION OF`
+    /// a table in the archive's schemas; then `PARTITION BY`, `FOR VALUES`, `DEFAULT`,
+    /// `WITH (…)`. Never `AS` (it would run a query now), `INHERITS`, or `TABLESPACE`.
+    fn table_body(&mut self, schemas: &[String]) -> Result<(), SqlError> {
+        if self.optional(&["PARTITION", "OF"]) {
+            let at = self.i;
+            match (self.ident(), self.peek()) {
+                (Some(s), Some(Token::Period)) if schemas.contains(&s) => {
+                    self.i += 1;
+                    self.ident();
+                }
+                _ => {
+                    self.i = at;
+                    return Err(self.unexpected("a parent table in the archive's schemas"));
+                }
+            }
+        }
+        let mut depth = 0i32;
+        let mut item_start = false;
+        while let Some(t) = self.peek() {
+            match t {
+                Token::LParen => {
+                    depth += 1;
+                    item_start = depth == 1;
+                    self.i += 1;
+                    continue;
+                }
+                Token::RParen => depth -= 1,
+                Token::Comma if depth == 1 => {
+                    item_start = true;
+                    self.i += 1;
+                    continue;
+                }
+                Token::Word(w)
+                    if w.quote_style.is_none()
+                        && ((depth == 0
+                            && ["AS", "INHERITS", "TABLESPACE"]
+                                .iter()
+                                .any(|k| w.value.eq_ignore_ascii_case(k)))
+                            || (depth == 1
+                                && item_start
+                                && w.value.eq_ignore_ascii_case("LIKE"))) =>
+                {
+                    return Err(self.unexpected("columns, constraints and partitioning only"));
+                }
+                _ => {}
+            }
+            item_start = false;
+            self.i += 1;
+        }
+        Ok(())
+    }
+
+    /// `COMMENT ON <kind> <name>`: only the kinds of objects an archive creates, named in
+    /// the archive's schemas.
+    fn comment_target(&mut self, schemas: &[String]) -> Result<(), SqlError> {
+        const KINDS: &[&str] = &[
+            "TABLE",
+            "COLUMN",
+            "VIEW",
+            "MATERIALIZED",
+            "INDEX",
+            "SEQUENCE",
+            "TYPE",
+            "DOMAIN",
+            "FUNCTION",
+            "PROCEDURE",
+            "AGGREGATE",
+            "TRIGGER",
+            "RULE",
+            "CONSTRAINT",
+            "SCHEMA",
+            "COLLATION",
+            "EXTENSION",
+        ];
+        let kind = match self.peek() {
+            Some(Token::Word(w)) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
+            _ => String::new(),
+        };
+        if !KINDS.contains(&kind.as_str()) {
+            return Err(self.unexpected("a table, column, view, index, sequence, type, function, trigger, rule, constraint, schema, collation or extension"));
+        }
+        self.i += 1;
+        if kind == "MATERIALIZED" {
+            self.word("VIEW")?;
+        }
+        if kind == "SCHEMA" {
+            return self.one_schema(schemas);
+        }
+        if kind == "EXTENSION" {
+            self.ident();
+            return Ok(());
+        }
+        // TRIGGER/RULE/CONSTRAINT <name> ON <schema>.<table>
+        if matches!(kind.as_str(), "TRIGGER" | "RULE" | "CONSTRAINT") {
+            self.ident();
+            self.word("ON")?;
+        }
+        let at = self.i;
+        match (self.ident(), self.peek()) {
+            (Some(s), Some(Token::Period)) if schemas.contains(&s) => Ok(()),
+            _ => {
+                self.i = at;
+                Err(self.unexpected("a name in the archive's schemas"))
+            }
         }
     }
 
@@ -464,12 +805,27 @@ mod tests {
     use super::*;
 
     fn e<'a>(kind: &'a str, name: &'a str, table: Option<&'a str>) -> Expect<'a> {
+        static SCHEMAS: std::sync::LazyLock<Vec<String>> =
+            std::sync::LazyLock::new(|| vec!["public".to_string()]);
         Expect {
             kind,
             schema: Some("public"),
             name,
             table,
+            schemas: &SCHEMAS,
         }
+    }
+
+    #[test]
+    fn argument_lists() {
+        assert!(is_argument_list(
+            "a integer, b text DEFAULT '('::text, OUT c numeric(10,2)"
+        ));
+        assert!(!is_argument_list(
+            "/* ' */ a integer), other.g(integer /* ' */"
+        ));
+        assert!(!is_argument_list("int), other.f(int"));
+        assert!(!is_argument_list("int); DROP TABLE x; --"));
     }
 
     #[test]
@@ -497,7 +853,7 @@ mod tests {
             ),
             (
                 e("function", "f", None),
-                "CREATE OR REPLACE FUNCTION public.f(a integer)\n RETURNS integer LANGUAGE sql AS $$ select pg_read_file('x') $$",
+                "CREATE OR REPLACE FUNCTION public.f(a integer)\n RETURNS integer LANGUAGE sql AS $$ select a + 1 $$",
             ),
             (
                 e("rule", "r", Some("t")),

@@ -144,6 +144,27 @@ pub fn virtual_table(sql: &str, what: &str) -> Result<(String, Option<&'static s
     Ok((module, content))
 }
 
+/// The names of the functions a statement calls anywhere, view and trigger bodies included
+/// (lower-cased): SQLite's authorizer sees a view's calls only when the view is used.
+pub fn called_functions(sql: &str) -> Result<Vec<String>, SqlError> {
+    let tokens: Vec<Token> = Tokenizer::new(&SQLiteDialect {}, sql)
+        .tokenize()
+        .map_err(|e| SqlError::Parse {
+            what: "statement".into(),
+            message: e.to_string(),
+        })?
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    Ok(tokens
+        .windows(2)
+        .filter_map(|w| match w {
+            [Token::Word(f), Token::LParen] => Some(f.value.to_lowercase()),
+            _ => None,
+        })
+        .collect())
+}
+
 /// A `CREATE INDEX`: whether it is UNIQUE, and its predicate.
 pub fn create_index(sql: &str, what: &str) -> Result<(bool, Option<String>), SqlError> {
     match one(sql, what)? {
