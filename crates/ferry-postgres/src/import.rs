@@ -518,6 +518,11 @@ impl Loader<'_> {
             {
                 return Err(outside(format!("{} {}", o.kind, o.name), s));
             }
+            // Only a schema and a comment may name no schema; anything else would land
+            // wherever the session's search path points.
+            if home.is_none() && o.kind != "comment" {
+                return Err(outside(format!("{} {}", o.kind, o.name), "(none)"));
+            }
             ferry_sql::check_pg_definition(
                 &self.sql(def),
                 ferry_sql::Expect {

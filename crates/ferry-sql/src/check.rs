@@ -319,6 +319,13 @@ pub fn check_pg_definition(sql: &str, expect: Expect<'_>) -> Result<(), SqlError
                 h.optional(&["ALWAYS"]);
             }
             h.word("TRIGGER")?;
+            // Unquoted, ALL and USER are keywords: every trigger of the table, foreign-key
+            // enforcement included.
+            if matches!(h.peek(), Some(Token::Word(w)) if w.quote_style.is_none()
+                && (w.value.eq_ignore_ascii_case("ALL") || w.value.eq_ignore_ascii_case("USER")))
+            {
+                return Err(h.unexpected("a trigger's name"));
+            }
             h.name(expect.name)?;
             h.end()
         }
