@@ -153,6 +153,12 @@ pub struct ImportArgs {
     /// connections, without FREEZE. At most --jobs.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub jobs_per_table: usize,
+    /// PostgreSQL: the archive comes from someone whose code you would run. Lets its own
+    /// functions run during the import (CHECKs, indexes and materialized views that call
+    /// them) and be SECURITY DEFINER or in languages other than sql and plpgsql. Without it
+    /// such an archive is refused before anything changes (spec/FORMAT.md §7.1).
+    #[arg(long)]
+    pub trust_archive: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -212,6 +212,11 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                         "--jobs-per-table",
                         "a SQLite file has one writer",
                     ),
+                    (
+                        a.trust_archive,
+                        "--trust-archive",
+                        "SQLite runs no code from an archive; it is for PostgreSQL targets",
+                    ),
                 ],
             )?;
             let options = ferry_sqlite::ImportOptions {
@@ -270,6 +275,7 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 batch_rows: 16_384,
                 jobs,
                 jobs_per_table: a.jobs_per_table.max(1),
+                trust_archive: a.trust_archive,
             };
             let report = {
                 let r = ferry_postgres::import(&location, &url, &options, progress);

@@ -385,6 +385,47 @@ fn postgresql_definitions_must_be_what_their_entry_says() {
             }),
         ),
         (
+            "an index on a table the archive does not create",
+            Box::new(|v: &mut Value, _: &Path| {
+                let o = object(v, "t_v");
+                o["table"] = Value::from("victim");
+                o["definition"] = Value::from("CREATE INDEX t_v ON public.victim USING btree (v)");
+            }),
+        ),
+        (
+            "a function body in a plain string reaching another schema",
+            Box::new(|v: &mut Value, _: &Path| {
+                object(v, "f")["definition"] = Value::from(
+                    "CREATE OR REPLACE FUNCTION public.f() RETURNS integer LANGUAGE sql AS 'select other.g(1)'",
+                );
+            }),
+        ),
+        (
+            "a CHECK that calls the archive's own function while rows load",
+            Box::new(|v: &mut Value, _: &Path| {
+                table(v, "t")["definition"] = Value::from(
+                    "CREATE TABLE \"public\".\"t\" (\"id\" integer NOT NULL, \"v\" text CHECK (public.f() > 0))",
+                );
+            }),
+        ),
+        (
+            "a CHECK that advances another schema's sequence",
+            Box::new(|v: &mut Value, _: &Path| {
+                table(v, "t")["definition"] = Value::from(
+                    "CREATE TABLE \"public\".\"t\" (\"id\" integer NOT NULL CHECK (pg_catalog.nextval('other.s') > 0), \"v\" text)",
+                );
+            }),
+        ),
+        (
+            "an aggregate whose state function is in another schema",
+            Box::new(|v: &mut Value, _: &Path| {
+                v["objects"].as_array_mut().unwrap().push(serde_json::json!({
+                    "kind": "aggregate", "schema": "public", "name": "agg",
+                    "definition": "CREATE AGGREGATE public.agg(integer) (SFUNC = other.g, STYPE = integer)",
+                    "properties": {"identity_arguments": "integer"}}));
+            }),
+        ),
+        (
             "a view calling a file function",
             Box::new(|v: &mut Value, _: &Path| {
                 object(v, "tv")["definition"] = Value::from(
@@ -515,7 +556,7 @@ fn objects_that_already_exist_are_not_silently_replaced() {
 #[test]
 fn a_failing_statement_with_wide_characters_is_reported_not_a_panic() {
     let src = PgDb::new("hostile_src");
-    src.psql("CREATE TABLE t (id int); COMMENT ON TABLE t IS 'c'");
+    src.psql("CREATE TABLE t (id int); CREATE INDEX t_i ON t (id)");
     let dir = TestDir::new();
     dir.ferry()
         .args(["export", &src.url(), "app"])
@@ -525,14 +566,8 @@ fn a_failing_statement_with_wide_characters_is_reported_not_a_panic() {
     for doc in ["prelude.json", "manifest.json"] {
         let p = dir.path("app").join(doc);
         let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-        let o = v["objects"]
-            .as_array_mut()
-            .unwrap()
-            .iter_mut()
-            .find(|o| o["kind"] == "comment")
-            .unwrap();
-        o["definition"] = Value::from(format!(
-            "COMMENT ON TABLE public.nonexistent_table_xx /* {wide} */ IS 'x'"
+        object(&mut v, "t_i")["definition"] = Value::from(format!(
+            "CREATE INDEX t_i ON public.t USING btree (nonexistent_col_xx) /*  {wide} */"
         ));
         std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
     }
@@ -542,7 +577,7 @@ fn a_failing_statement_with_wide_characters_is_reported_not_a_panic() {
             .args(["import", "app", &pg.url(), "--jobs", jobs])
             .run()
             .fails_with(1)
-            .says("nonexistent_table_xx");
+            .says("nonexistent_col_xx");
         assert_eq!(
             pg.psql("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'ferry_stage_%'")
                 .trim(),
@@ -569,4 +604,92 @@ fn sqlite_views_and_triggers_cannot_carry_load_extension() {
         });
         refused_into_sqlite(&dir, "load_extension");
     }
+}
+
+#[test]
+fn trust_archive_lets_the_archives_own_functions_run_during_the_import() {
+    let src = PgDb::new("hostile_src");
+    src.psql(
+        "CREATE FUNCTION positive(x int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'select x > 0';
+         CREATE TABLE t (id int CHECK (positive(id)));
+         INSERT INTO t VALUES (1), (2);",
+    );
+    let dir = TestDir::new();
+    dir.ferry()
+        .args(["export", &src.url(), "app"])
+        .run()
+        .success();
+    let pg = PgDb::new("hostile_dst");
+    dir.ferry()
+        .args(["import", "app", &pg.url()])
+        .run()
+        .fails_with(1)
+        .says("a call to positive()")
+        .says("--trust-archive");
+    dir.ferry()
+        .args(["import", "app", &pg.url(), "--trust-archive"])
+        .run()
+        .success();
+    assert_eq!(pg.psql("SELECT count(*) FROM public.t").trim(), "2");
+}
+
+#[test]
+fn sqlite_expressions_cannot_reach_server_functions_or_other_schemas() {
+    let dir = TestDir::new();
+    hostile_archive(&dir, |v| {
+        let t = table(v, "books");
+        t["checks"][0]["expression"] = Value::from("length(pg_read_file('/etc/hostname')) > 0");
+        t["columns"][2]["default"] = Value::from("(other.g(1))");
+        object(v, "paper")["definition"] =
+            Value::from("CREATE VIEW paper AS SELECT v AS id, 'x' AS title FROM other.y");
+    });
+    let pg = pg_with_bystander();
+    let run = dir
+        .ferry()
+        .args(["import", "app", &pg.url()])
+        .run()
+        .success();
+    let out = run.stderr() + &run.stdout();
+    for what in ["pg_read_file", "other.g", "other.y"] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("skipped:") && l.contains(what) && l.contains("refused")),
+            "{what} not refused:\n{out}"
+        );
+    }
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM pg_views WHERE viewname = 'paper'")
+            .trim(),
+        "0"
+    );
+    bystander_intact(&pg);
+}
+
+#[test]
+fn a_postgresql_hint_is_never_spliced_into_sqlite_ddl() {
+    let src = PgDb::new("hostile_src");
+    src.psql("CREATE TABLE t (id int, y varchar(5)); INSERT INTO t VALUES (1, 'a')");
+    let dir = TestDir::new();
+    dir.ferry()
+        .args(["export", &src.url(), "app"])
+        .run()
+        .success();
+    for doc in ["prelude.json", "manifest.json"] {
+        let p = dir.path("app").join(doc);
+        let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        table(&mut v, "t")["columns"][1]["hint"] =
+            Value::from("varchar(5), \"injected\" TEXT DEFAULT (sqlite_version())");
+        std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    }
+    dir.ferry()
+        .args(["import", "app", "out.db"])
+        .run()
+        .success();
+    let conn = rusqlite::Connection::open(dir.path("out.db")).unwrap();
+    let cols: i64 = conn
+        .query_row("SELECT count(*) FROM pragma_table_info('t')", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(cols, 2, "no column was injected");
 }

@@ -119,7 +119,9 @@ pub struct Timestamp {
 /// read and write. A bare date is midnight.
 pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
     let s = s.trim();
-    if s.len() < 10 {
+    // The date is ASCII: a multi-byte character in its first ten bytes is not a date (and
+    // slicing there would split it).
+    if s.len() < 10 || !s.is_char_boundary(10) {
         return None;
     }
     let days = parse_date(&s[..10])? as i64;
@@ -436,5 +438,17 @@ mod tests {
         assert_eq!(canonical_decimal(".5").as_deref(), Some("0.5"));
         assert_eq!(canonical_decimal("1.5e-3").as_deref(), Some("0.0015"));
         assert_eq!(canonical_decimal("abc"), None);
+    }
+}
+
+#[cfg(test)]
+mod multibyte {
+    #[test]
+    fn a_multibyte_character_where_a_date_should_be_is_not_a_panic() {
+        assert_eq!(
+            super::parse_timestamp("2024-01-0é 10:00:00").map(|t| t.micros),
+            None
+        );
+        assert_eq!(super::parse_timestamp("éééééééééé").map(|t| t.micros), None);
     }
 }

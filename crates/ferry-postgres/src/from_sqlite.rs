@@ -1314,6 +1314,22 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
             _ => {}
         }
     }
+    // Whatever the archive's text became, no statement reaches outside the target schema
+    // or calls a server function that touches files, sessions or settings.
+    let allowed = vec![schema.to_owned()];
+    let mut refused = Vec::new();
+    for steps in [&mut p.pre, &mut p.post] {
+        steps.retain(|step| {
+            match ferry_sql::check::check_pg_statement(&step.sql, &step.what, &allowed) {
+                Ok(()) => true,
+                Err(e) => {
+                    refused.push(format!("{e}; refused, not created"));
+                    false
+                }
+            }
+        });
+    }
+    p.skipped.extend(refused);
     p
 }
 

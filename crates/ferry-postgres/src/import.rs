@@ -73,6 +73,9 @@ pub struct ImportOptions {
     pub jobs: usize,
     /// Connections that may load one table's parts at once (1: one, with COPY FREEZE).
     pub jobs_per_table: usize,
+    /// Let the archive's own functions run during the import (CHECKs, indexes and
+    /// materialized views that call them) and be SECURITY DEFINER or in any language.
+    pub trust_archive: bool,
 }
 
 #[derive(Debug, Default)]
@@ -495,6 +498,7 @@ impl Loader<'_> {
                     name: &t.name,
                     table: None,
                     schemas: &schemas,
+                    trusted: self.options.trust_archive,
                 },
             )?;
         }
@@ -523,6 +527,39 @@ impl Loader<'_> {
             if home.is_none() && o.kind != "comment" {
                 return Err(outside(format!("{} {}", o.kind, o.name), "(none)"));
             }
+            // An index, constraint, trigger, rule or comment belongs to one of the archive's
+            // own tables (or objects): never to one that is already in the target.
+            let own = |n: &str| {
+                m.tables
+                    .iter()
+                    .any(|t| t.name == n && t.schema.as_deref().map(remapped) == schema)
+                    || m.objects.iter().any(|x| {
+                        matches!(x.kind.as_str(), "view" | "materialized_view")
+                            && x.name == n
+                            && x.schema.as_deref().map(remapped) == schema
+                    })
+            };
+            if let Some(t) = &o.table
+                && !own(t)
+            {
+                return Err(outside(
+                    format!("{} {} on table {t}", o.kind, o.name),
+                    "a table the archive does not create",
+                ));
+            }
+            if o.kind == "comment"
+                && o.table.is_none()
+                && !(own(&o.name)
+                    || m.objects
+                        .iter()
+                        .any(|x| x.kind != "comment" && x.name == o.name)
+                    || schemas.contains(&o.name))
+            {
+                return Err(outside(
+                    format!("comment on {}", o.name),
+                    "an object the archive does not create",
+                ));
+            }
             ferry_sql::check_pg_definition(
                 &self.sql(def),
                 ferry_sql::Expect {
@@ -531,8 +568,63 @@ impl Loader<'_> {
                     name: &name,
                     table: o.table.as_deref(),
                     schemas: &schemas,
+                    trusted: self.options.trust_archive,
                 },
             )?;
+        }
+        if !self.options.trust_archive {
+            self.no_archive_code_at_import(m)?;
+        }
+        Ok(())
+    }
+
+    /// The archive's own functions must not run while it is imported: a CHECK, a generated
+    /// column, a domain, an index expression or a materialized view that calls one would run
+    /// its body over the loaded rows, and a body is code. Refused unless --trust-archive.
+    fn no_archive_code_at_import(&self, m: &Manifest) -> Result<(), PgError> {
+        let routines: Vec<&str> = m
+            .objects
+            .iter()
+            .filter(|o| matches!(o.kind.as_str(), "function" | "procedure" | "aggregate"))
+            .map(|o| o.name.as_str())
+            .collect();
+        if routines.is_empty() {
+            return Ok(());
+        }
+        let evaluated = m
+            .tables
+            .iter()
+            .map(|t| {
+                (
+                    format!("table {}", t.display_name()),
+                    t.definition.as_deref(),
+                )
+            })
+            .chain(
+                m.objects
+                    .iter()
+                    .filter(|o| {
+                        matches!(
+                            o.kind.as_str(),
+                            "type" | "index" | "constraint" | "materialized_view"
+                        )
+                    })
+                    .map(|o| {
+                        (
+                            format!("{} {}", o.kind.replace('_', " "), o.name),
+                            o.definition.as_deref(),
+                        )
+                    }),
+            );
+        for (what, def) in evaluated {
+            let Some(def) = def else { continue };
+            if let Some(f) = ferry_sql::check::calls_any(def, &routines) {
+                return Err(PgError::Refused(ferry_sql::SqlError::Unexpected {
+                    what,
+                    expected: "no call to a function the archive defines while it is imported (pass --trust-archive to allow it)".into(),
+                    found: format!("a call to {f}()"),
+                }));
+            }
         }
         Ok(())
     }
@@ -601,11 +693,12 @@ impl Loader<'_> {
                         .unwrap_or("");
                     self.client
                         .query_one(
+                            // By name alone: the archive's argument list is its own word,
+                            // and CREATE OR REPLACE must not reach an existing routine.
                             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
                                JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-                               WHERE n.nspname = $1 AND p.proname = $2
-                                 AND pg_catalog.pg_get_function_identity_arguments(p.oid) = $3)",
-                            &[&schema, &o.name, &args],
+                               WHERE n.nspname = $1 AND p.proname = $2)",
+                            &[&schema, &o.name],
                         )
                         .await
                         .ctx(|| format!("{target}: checking for {name}({args})"))?

@@ -25,6 +25,8 @@ pub struct Expect<'a> {
     /// The schemas the import may touch (the archive's, after any remapping, and those its
     /// extensions live in): a qualified function or relation anywhere else is refused.
     pub schemas: &'a [String],
+    /// `--trust-archive`: functions may be SECURITY DEFINER and in any language.
+    pub trusted: bool,
 }
 
 /// Server functions that read or write files, signal other sessions, change settings or run
@@ -107,6 +109,79 @@ fn denied_name(name: &str) -> bool {
         || SEQUENCE_SETTERS.contains(&name)
 }
 
+/// Checks a statement ferry built for PostgreSQL from another engine's archive (a CHECK, a
+/// default, an index, a view, a trigger): it may not reach outside `schemas` nor call a
+/// denied function. `setval` is allowed: ferry's own identity steps use it, and its string
+/// must still name a sequence in `schemas`.
+pub fn check_pg_statement(sql: &str, what: &str, schemas: &[String]) -> Result<(), SqlError> {
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .map_err(|e| SqlError::Parse {
+            what: what.to_owned(),
+            message: e.to_string(),
+        })?;
+    no_unicode_escapes(&tokens, what)?;
+    let tokens: Vec<Token> = tokens
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    reaches(&tokens, what, schemas, true)
+}
+
+/// The first of `names` that `sql` calls (as `name(`, `schema.name(`, or after `=` in an
+/// aggregate's `SFUNC = name`), read on PostgreSQL's tokens.
+pub fn calls_any(sql: &str, names: &[&str]) -> Option<String> {
+    let tokens: Vec<Token> = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .ok()?
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    // A column DEFAULT is not evaluated by a load that supplies every column (ferry's
+    // COPY does), so calls inside one are skipped: from DEFAULT to the end of its column.
+    const ENDS_DEFAULT: &[&str] = &[
+        "NOT",
+        "NULL",
+        "CHECK",
+        "CONSTRAINT",
+        "PRIMARY",
+        "UNIQUE",
+        "REFERENCES",
+        "GENERATED",
+        "COLLATE",
+    ];
+    let is_kw = |t: &Token, ks: &[&str]| matches!(t, Token::Word(w) if w.quote_style.is_none() && ks.iter().any(|k| w.value.eq_ignore_ascii_case(k)));
+    let mut depth = 0i32;
+    let mut skipping: Option<i32> = None;
+    for (i, t) in tokens.iter().enumerate() {
+        match t {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ => {}
+        }
+        if let Some(d) = skipping {
+            let ended =
+                (depth < d) || (depth == d && (*t == Token::Comma || is_kw(t, ENDS_DEFAULT)));
+            if ended {
+                skipping = None;
+            } else {
+                continue;
+            }
+        }
+        if is_kw(t, &["DEFAULT"]) {
+            skipping = Some(depth);
+            continue;
+        }
+        if let Token::Word(w) = t
+            && (tokens.get(i + 1) == Some(&Token::LParen) || (i > 0 && tokens[i - 1] == Token::Eq))
+            && names.contains(&folded(w).as_str())
+        {
+            return Some(folded(w));
+        }
+    }
+    None
+}
+
 /// Whether `text` can only be a function's argument list inside `name(…)`: no comment (which
 /// could hide a closing parenthesis from a naive reader), no `;`, and no parenthesis that
 /// closes the list early.
@@ -143,47 +218,54 @@ pub fn check_pg_definition(sql: &str, expect: Expect<'_>) -> Result<(), SqlError
             what: what.clone(),
             message: e.to_string(),
         })?;
-    // U&"..." identifiers and strings spell names in escapes that no token check can read.
-    for pair in tokens.windows(2) {
-        if let [Token::Word(w), Token::Ampersand] = pair
-            && w.quote_style.is_none()
-            && w.value.eq_ignore_ascii_case("U")
-        {
-            return Err(SqlError::Unexpected {
-                what,
-                expected: "plain identifiers and strings".into(),
-                found: "a U& escape".into(),
-            });
-        }
-    }
-    if tokens
-        .iter()
-        .any(|t| matches!(t, Token::UnicodeStringLiteral(_)))
-    {
-        return Err(SqlError::Unexpected {
-            what,
-            expected: "plain identifiers and strings".into(),
-            found: "a U& escape".into(),
-        });
-    }
+    no_unicode_escapes(&tokens, &what)?;
     let tokens: Vec<Token> = tokens
         .into_iter()
         .filter(|t| !matches!(t, Token::Whitespace(_)))
         .collect();
     let setval_allowed = expect.kind == "sequence_value";
     reaches(&tokens, &what, expect.schemas, setval_allowed)?;
-    if matches!(expect.kind, "function" | "procedure" | "aggregate") {
+    if matches!(expect.kind, "function" | "procedure") && !expect.trusted {
         for pair in tokens.windows(2) {
-            if let [Token::Word(l), lang] = pair
-                && l.quote_style.is_none()
-                && l.value.eq_ignore_ascii_case("LANGUAGE")
-                && matches!(lang, Token::Word(w) if ["c", "internal"].contains(&folded(w).as_str()))
+            let kw = |t: &Token, k: &str| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(k));
+            if kw(&pair[0], "LANGUAGE")
+                && !matches!(&pair[1], Token::Word(w) if ["sql", "plpgsql"].contains(&folded(w).as_str()))
             {
                 return Err(SqlError::Unexpected {
                     what,
-                    expected: "a function in SQL or a procedural language".into(),
-                    found: "LANGUAGE c or internal (native code)".into(),
+                    expected: "LANGUAGE sql or plpgsql (pass --trust-archive for others)".into(),
+                    found: format!("LANGUAGE {}", pair[1]),
                 });
+            }
+            if kw(&pair[0], "SECURITY") && kw(&pair[1], "DEFINER") {
+                return Err(SqlError::Unexpected {
+                    what,
+                    expected: "a function that runs with its caller's rights (pass --trust-archive for SECURITY DEFINER)".into(),
+                    found: "SECURITY DEFINER".into(),
+                });
+            }
+        }
+    }
+    if expect.kind == "aggregate" {
+        // SFUNC = name takes no parentheses: every name in an aggregate is a function.
+        for (i, t) in tokens.iter().enumerate() {
+            if let Token::Word(w) = t {
+                if denied_name(&folded(w)) {
+                    return Err(SqlError::Denied {
+                        what,
+                        function: folded(w),
+                    });
+                }
+                if tokens.get(i + 1) == Some(&Token::Period)
+                    && folded(w) != "pg_catalog"
+                    && !expect.schemas.contains(&folded(w))
+                {
+                    return Err(SqlError::Unexpected {
+                        what,
+                        expected: "functions in the archive's schemas".into(),
+                        found: format!("{}.", folded(w)),
+                    });
+                }
             }
         }
     }
@@ -342,7 +424,7 @@ pub fn check_pg_definition(sql: &str, expect: Expect<'_>) -> Result<(), SqlError
         "comment" => {
             // COMMENT ON <object> IS '<text>': the last two tokens are IS and a string.
             h.words(&["COMMENT", "ON"])?;
-            h.comment_target(expect.schemas)?;
+            h.comment_target(&expect)?;
             let n = tokens.len();
             let is_ok = n >= 4
                 && matches!(&tokens[n - 2], Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("IS"))
@@ -407,10 +489,41 @@ fn reaches(
         expected: format!("objects in the archive's schemas ({})", schemas.join(", ")),
         found: format!("{schema}.{name}"),
     };
+    let body = |text: &str| -> Result<(), SqlError> {
+        let inner = Tokenizer::new(&PostgreSqlDialect {}, text)
+            .tokenize()
+            .map_err(|e| SqlError::Parse {
+                what: format!("{what} (its body)"),
+                message: e.to_string(),
+            })?;
+        no_unicode_escapes(&inner, what)?;
+        let inner: Vec<Token> = inner
+            .into_iter()
+            .filter(|t| !matches!(t, Token::Whitespace(_)))
+            .collect();
+        reaches(&inner, what, schemas, false)
+    };
     for (i, t) in tokens.iter().enumerate() {
         match t {
             Token::Word(w) if tokens.get(i + 1) == Some(&Token::LParen) => {
                 let name = folded(w);
+                // nextval('other.s') and the like name a relation in a string.
+                if ["nextval", "currval", "setval", "pg_get_serial_sequence"]
+                    .contains(&name.as_str())
+                    && let Some(Token::SingleQuotedString(lit)) = tokens.get(i + 2)
+                {
+                    let inner: Vec<Token> = Tokenizer::new(&PostgreSqlDialect {}, lit)
+                        .tokenize()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|t| !matches!(t, Token::Whitespace(_)))
+                        .collect();
+                    if let [Token::Word(s), Token::Period, Token::Word(n), ..] = inner.as_slice()
+                        && !allowed(&folded(s))
+                    {
+                        return Err(outside(&folded(s), &folded(n)));
+                    }
+                }
                 let setter_ok = setval_allowed && name == "setval";
                 if denied_name(&name) && !setter_ok {
                     return Err(SqlError::Denied {
@@ -445,20 +558,37 @@ fn reaches(
                     return Err(outside(&folded(s), &folded(n)));
                 }
             }
-            // A body: SQL too, held to the same rules.
-            Token::DollarQuotedString(d) => {
-                if let Ok(inner) = Tokenizer::new(&PostgreSqlDialect {}, &d.value).tokenize() {
-                    let inner: Vec<Token> = inner
-                        .into_iter()
-                        .filter(|t| !matches!(t, Token::Whitespace(_)))
-                        .collect();
-                    reaches(&inner, what, schemas, false)?;
-                }
+            // A body: SQL too, held to the same rules; one that cannot be read is refused.
+            Token::DollarQuotedString(d) => body(&d.value)?,
+            // `AS '<body>'`: a function body in an ordinary string.
+            Token::SingleQuotedString(text)
+                if i > 0
+                    && matches!(&tokens[i - 1], Token::Word(a) if a.quote_style.is_none() && a.value.eq_ignore_ascii_case("AS")) =>
+            {
+                body(text)?
             }
             _ => {}
         }
     }
     Ok(())
+}
+
+/// `U&"..."` and `U&'...'` spell names in escapes that no token check can read.
+fn no_unicode_escapes(tokens: &[Token], what: &str) -> Result<(), SqlError> {
+    let escape = tokens.windows(2).any(|p| {
+        matches!(p, [Token::Word(w), Token::Ampersand] if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("U"))
+    }) || tokens
+        .iter()
+        .any(|t| matches!(t, Token::UnicodeStringLiteral(_)));
+    if escape {
+        Err(SqlError::Unexpected {
+            what: what.to_owned(),
+            expected: "plain identifiers and strings".into(),
+            found: "a U& escape".into(),
+        })
+    } else {
+        Ok(())
+    }
 }
 
 /// An identifier as PostgreSQL resolves it: unquoted names fold to lower case.
@@ -663,9 +793,9 @@ impl Head<'_> {
         Ok(())
     }
 
-    /// `COMMENT ON <kind> <name>`: only the kinds of objects an archive creates, named in
-    /// the archive's schemas.
-    fn comment_target(&mut self, schemas: &[String]) -> Result<(), SqlError> {
+    /// `COMMENT ON <kind> <name>`: only the kinds of objects an archive creates, and only
+    /// the entry's own object (or, for a column, trigger, rule or constraint, its table).
+    fn comment_target(&mut self, expect: &Expect<'_>) -> Result<(), SqlError> {
         const KINDS: &[&str] = &[
             "TABLE",
             "COLUMN",
@@ -683,39 +813,36 @@ impl Head<'_> {
             "CONSTRAINT",
             "SCHEMA",
             "COLLATION",
-            "EXTENSION",
         ];
         let kind = match self.peek() {
             Some(Token::Word(w)) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
             _ => String::new(),
         };
         if !KINDS.contains(&kind.as_str()) {
-            return Err(self.unexpected("a table, column, view, index, sequence, type, function, trigger, rule, constraint, schema, collation or extension"));
+            return Err(self.unexpected("a table, column, view, index, sequence, type, function, trigger, rule, constraint, schema or collation"));
         }
         self.i += 1;
         if kind == "MATERIALIZED" {
             self.word("VIEW")?;
         }
         if kind == "SCHEMA" {
-            return self.one_schema(schemas);
+            let at = self.i;
+            self.name(expect.name)?;
+            self.i = at;
+            return self.one_schema(expect.schemas);
         }
-        if kind == "EXTENSION" {
-            self.ident();
-            return Ok(());
-        }
-        // TRIGGER/RULE/CONSTRAINT <name> ON <schema>.<table>
         if matches!(kind.as_str(), "TRIGGER" | "RULE" | "CONSTRAINT") {
-            self.ident();
+            self.name(expect.name)?;
             self.word("ON")?;
+            let table = expect.table.unwrap_or(expect.name);
+            return self.qualified(expect.schema, table);
         }
-        let at = self.i;
-        match (self.ident(), self.peek()) {
-            (Some(s), Some(Token::Period)) if schemas.contains(&s) => Ok(()),
-            _ => {
-                self.i = at;
-                Err(self.unexpected("a name in the archive's schemas"))
-            }
-        }
+        let object = if kind == "COLUMN" {
+            expect.table.unwrap_or(expect.name)
+        } else {
+            expect.name
+        };
+        self.qualified(expect.schema, object)
     }
 
     fn number(&mut self) -> Result<(), SqlError> {
@@ -820,6 +947,7 @@ mod tests {
             name,
             table,
             schemas: &SCHEMAS,
+            trusted: false,
         }
     }
 
@@ -910,6 +1038,76 @@ mod tests {
         ];
         for (x, sql) in bad {
             assert!(check_pg_definition(sql, x).is_err(), "accepted: {sql}");
+        }
+    }
+
+    #[test]
+    fn second_review_findings_are_refused() {
+        let bad = [
+            (
+                e("comment", "victim", None),
+                "COMMENT ON TABLE public.t IS 'x'",
+            ),
+            (
+                e("comment", "plpgsql", None),
+                "COMMENT ON EXTENSION plpgsql IS 'x'",
+            ),
+            (
+                e("function", "f", None),
+                "CREATE FUNCTION public.f() RETURNS bool LANGUAGE sql AS 'select other.f() > 0'",
+            ),
+            (
+                e("function", "f", None),
+                "CREATE FUNCTION public.f() RETURNS bool LANGUAGE sql AS 'select pg_read_file(''/etc/hostname'') is not null'",
+            ),
+            (
+                e("function", "f", None),
+                r#"CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS $$ select length(U&"pg\005Fread_file"('/x')) $$"#,
+            ),
+            (
+                e("function", "f", None),
+                "CREATE FUNCTION public.f() RETURNS int LANGUAGE plpython3u AS $$ return 1 $$",
+            ),
+            (
+                e("function", "f", None),
+                "CREATE FUNCTION public.f() RETURNS int LANGUAGE sql SECURITY DEFINER AS $$ select 1 $$",
+            ),
+            (
+                e("table", "t", None),
+                "CREATE TABLE public.t (x int CHECK (pg_catalog.nextval('other.s') > 0))",
+            ),
+            (
+                e("aggregate", "agg", None),
+                "CREATE AGGREGATE public.agg(integer) (SFUNC = other.sfn, STYPE = integer)",
+            ),
+            (
+                e("aggregate", "agg", None),
+                "CREATE AGGREGATE public.agg(text) (SFUNC = pg_read_file, STYPE = text)",
+            ),
+            (
+                e("trigger_state", "all", Some("t")),
+                "ALTER TABLE public.t DISABLE TRIGGER ALL",
+            ),
+        ];
+        for (x, sql) in bad {
+            assert!(check_pg_definition(sql, x).is_err(), "accepted: {sql}");
+        }
+        let ok = [
+            (
+                e("comment", "t", Some("t")),
+                "COMMENT ON TABLE public.t IS 'x'",
+            ),
+            (
+                e("comment", "c", Some("t")),
+                "COMMENT ON CONSTRAINT c ON public.t IS 'x'",
+            ),
+            (
+                e("table", "t", None),
+                "CREATE TABLE public.t (id int DEFAULT nextval('public.s'::regclass))",
+            ),
+        ];
+        for (x, sql) in ok {
+            check_pg_definition(sql, x).unwrap_or_else(|err| panic!("{sql}: {err}"));
         }
     }
 }

@@ -97,8 +97,15 @@ pub fn decide(c: &ferry_archive::Column, numeric_real: bool) -> (String, Conv) {
             ("TEXT".into(), Conv::Decimal { real: false })
         }
         LogicalType::Text => match hint {
-            h if h.starts_with("varchar(") => (format!("VARCHAR{}", &h[7..]), Conv::Text),
-            h if h.starts_with("char(") => (format!("CHAR{}", &h[4..]), Conv::Text),
+            // The length only: a hint is archive text, never spliced into DDL as it is.
+            h if length_arg(h, "varchar").is_some() => (
+                format!("VARCHAR({})", length_arg(h, "varchar").unwrap_or_default()),
+                Conv::Text,
+            ),
+            h if length_arg(h, "char").is_some() => (
+                format!("CHAR({})", length_arg(h, "char").unwrap_or_default()),
+                Conv::Text,
+            ),
             _ => ("TEXT".into(), Conv::Text),
         },
         LogicalType::Bytes => ("BLOB".into(), Conv::Blob),
@@ -145,6 +152,16 @@ pub fn check_facts(m: &Manifest) -> Result<(), (String, String)> {
         }
     }
     Ok(())
+}
+
+/// `n` of a `<kind>(n)` hint, when n is a number.
+fn length_arg(hint: &str, kind: &str) -> Option<u32> {
+    hint.strip_prefix(kind)?
+        .strip_prefix('(')?
+        .strip_suffix(')')?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// How an array element or a composite field of a PostgreSQL type is typed in JSON.
