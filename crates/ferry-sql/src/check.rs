@@ -172,8 +172,11 @@ pub fn calls_any(sql: &str, names: &[&str]) -> Option<String> {
             skipping = Some(depth);
             continue;
         }
+        // `f(`, or a function named after `=` (`SFUNC = f`, `canonical = s.f`).
+        let named_after_eq = (i > 0 && tokens[i - 1] == Token::Eq)
+            || (i > 2 && tokens[i - 1] == Token::Period && tokens[i - 3] == Token::Eq);
         if let Token::Word(w) = t
-            && (tokens.get(i + 1) == Some(&Token::LParen) || (i > 0 && tokens[i - 1] == Token::Eq))
+            && (tokens.get(i + 1) == Some(&Token::LParen) || named_after_eq)
             && names.contains(&folded(w).as_str())
         {
             return Some(folded(w));
