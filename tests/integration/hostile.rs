@@ -426,6 +426,58 @@ fn postgresql_definitions_must_be_what_their_entry_says() {
             }),
         ),
         (
+            "a view over the archive's function, read by a refreshed materialized view",
+            Box::new(|v: &mut Value, _: &Path| {
+                object(v, "tv")["definition"] =
+                    Value::from("CREATE VIEW \"public\".\"tv\" AS SELECT public.f() AS v");
+            }),
+        ),
+        (
+            "an extra column whose default calls the archive's function while rows load",
+            Box::new(|v: &mut Value, _: &Path| {
+                table(v, "t")["definition"] = Value::from(
+                    "CREATE TABLE \"public\".\"t\" (\"id\" integer NOT NULL, \"v\" text, \"z\" integer DEFAULT public.f())",
+                );
+            }),
+        ),
+        (
+            "a sequence value for a sequence the archive does not create",
+            Box::new(|v: &mut Value, _: &Path| {
+                let o = v["objects"]
+                    .as_array_mut()
+                    .unwrap()
+                    .iter_mut()
+                    .find(|o| o["kind"] == "sequence_value")
+                    .unwrap();
+                o["name"] = Value::from("orders_id_seq");
+                o["definition"] =
+                    Value::from("SELECT pg_catalog.setval('public.orders_id_seq', 1, false)");
+            }),
+        ),
+        (
+            "a foreign key onto a table the archive does not create",
+            Box::new(|v: &mut Value, _: &Path| {
+                object(v, "t_pkey")["definition"] = Value::from(
+                    "ALTER TABLE ONLY \"public\".\"t\" ADD CONSTRAINT \"t_pkey\" FOREIGN KEY (id) REFERENCES public.orders(id)",
+                );
+            }),
+        ),
+        (
+            "a partition of a table the archive does not create",
+            Box::new(|v: &mut Value, _: &Path| {
+                table(v, "t")["definition"] =
+                    Value::from("CREATE TABLE \"public\".\"t\" PARTITION OF public.events DEFAULT");
+            }),
+        ),
+        (
+            "a materialized view joining another schema's table",
+            Box::new(|v: &mut Value, _: &Path| {
+                object(v, "mv")["definition"] = Value::from(
+                    "CREATE MATERIALIZED VIEW \"public\".\"mv\" AS SELECT t.id AS x FROM public.t, other.y s WITH NO DATA",
+                );
+            }),
+        ),
+        (
             "a view calling a file function",
             Box::new(|v: &mut Value, _: &Path| {
                 object(v, "tv")["definition"] = Value::from(

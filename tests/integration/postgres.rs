@@ -360,9 +360,8 @@ fn a_server_error_shows_its_sqlstate_once_on_one_line() {
     for doc in ["prelude.json", "manifest.json"] {
         let p = dir.path("a").join(doc);
         let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-        v["tables"][0]["definition"] = serde_json::Value::from(
-            r#"CREATE TABLE "public"."t" ("id" integer REFERENCES nosuch(id))"#,
-        );
+        v["tables"][0]["definition"] =
+            serde_json::Value::from(r#"CREATE TABLE "public"."t" ("id" nosuch_type)"#);
         std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
     }
     let dst = PgDb::new("sqlstate_dst");
@@ -371,7 +370,7 @@ fn a_server_error_shows_its_sqlstate_once_on_one_line() {
         .args(["import", "a", &dst.url(), "--jobs", "1"])
         .run()
         .fails_with(1)
-        .says(r#"relation "nosuch" does not exist [SQLSTATE 42P01]"#);
+        .says(r#"type "nosuch_type" does not exist [SQLSTATE 42704]"#);
     let err = run.stderr();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert_eq!(err.matches("does not exist").count(), 1, "{err}");

@@ -58,7 +58,7 @@ fn compare_from_sqlite(
     spec: &ConnSpec,
     schema: &str,
 ) -> Result<Comparison, PgError> {
-    let plan = from_sqlite::plan(m, schema, false);
+    let plan = from_sqlite::plan(m, schema, false, &[]);
     let mut notes = Vec::new();
     let mut compared: HashMap<String, Vec<(usize, String, Conv)>> = HashMap::new();
     let mut diffs = Vec::new();

@@ -766,7 +766,9 @@ pub struct CrossPlan {
     pub refusals: Vec<String>,
 }
 
-pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
+/// `foreign`: the target's other schemas (empty when not known, as for --dry-run); no
+/// statement may name anything in them.
+pub fn plan(m: &Manifest, schema: &str, strict: bool, foreign: &[String]) -> CrossPlan {
     let mut p = CrossPlan::default();
     let qs = quote_ident(schema);
     p.pre.push(Step::global(
@@ -1320,7 +1322,7 @@ pub fn plan(m: &Manifest, schema: &str, strict: bool) -> CrossPlan {
     let mut refused = Vec::new();
     for steps in [&mut p.pre, &mut p.post] {
         steps.retain(|step| {
-            match ferry_sql::check::check_pg_statement(&step.sql, &step.what, &allowed) {
+            match ferry_sql::check::check_pg_statement(&step.sql, &step.what, &allowed, foreign) {
                 Ok(()) => true,
                 Err(e) => {
                     refused.push(format!("{e}; refused, not created"));

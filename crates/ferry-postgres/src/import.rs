@@ -249,7 +249,7 @@ pub fn dry_run(
                 .target_schema
                 .clone()
                 .unwrap_or_else(|| "public".into());
-            let cross = from_sqlite::plan(&m, &schema, options.strict);
+            let cross = from_sqlite::plan(&m, &schema, options.strict, &[]);
             plan.statements.extend(cross.pre.into_iter().map(|s| s.sql));
             plan.statements
                 .push("-- rows: COPY ... FROM STDIN (FORMAT binary) per table".into());
@@ -470,6 +470,7 @@ impl Loader<'_> {
             .iter()
             .map(|s| remapped(s))
             .collect();
+        let foreign = self.rt.block_on(foreign_schemas(self.client, &schemas))?;
         let outside = |what: String, schema: &str| {
             PgError::Refused(ferry_sql::SqlError::Unexpected {
                 what,
@@ -486,6 +487,19 @@ impl Loader<'_> {
                 return Err(outside(format!("table {}", t.name), &schema));
             }
             let sql = self.sql(t.definition.as_deref().unwrap_or(""));
+            // A partition's parent is one of the archive's own tables.
+            for (s, n) in ferry_sql::check::named_tables(&sql) {
+                if !m
+                    .tables
+                    .iter()
+                    .any(|x| x.name == n && Some(self.schema_of(x)) == s)
+                {
+                    return Err(outside(
+                        format!("table {}", t.name),
+                        &format!("{}.{n}", s.unwrap_or_default()),
+                    ));
+                }
+            }
             ferry_sql::check_pg_definition(
                 &sql,
                 ferry_sql::Expect {
@@ -499,6 +513,7 @@ impl Loader<'_> {
                     table: None,
                     schemas: &schemas,
                     trusted: self.options.trust_archive,
+                    foreign: &foreign,
                 },
             )?;
         }
@@ -547,6 +562,29 @@ impl Loader<'_> {
                     "a table the archive does not create",
                 ));
             }
+            // A sequence value or owner is set only on the archive's own sequences.
+            if matches!(o.kind.as_str(), "sequence_value" | "sequence_owned_by")
+                && !archive_sequence(m, schema.as_deref(), &o.name, &remapped)
+            {
+                return Err(outside(
+                    format!("{} {}", o.kind, o.name),
+                    "a sequence the archive does not create",
+                ));
+            }
+            // A foreign key may reference only the archive's own tables.
+            for (s, n) in ferry_sql::check::named_tables(def) {
+                let s = s.map(|s| remapped(&s));
+                if !m
+                    .tables
+                    .iter()
+                    .any(|t| t.name == n && t.schema.as_deref().map(remapped) == s)
+                {
+                    return Err(outside(
+                        format!("{} {}", o.kind, o.name),
+                        &format!("{}.{n}", s.unwrap_or_default()),
+                    ));
+                }
+            }
             if o.kind == "comment"
                 && o.table.is_none()
                 && !(own(&o.name)
@@ -569,6 +607,7 @@ impl Loader<'_> {
                     table: o.table.as_deref(),
                     schemas: &schemas,
                     trusted: self.options.trust_archive,
+                    foreign: &foreign,
                 },
             )?;
         }
@@ -591,34 +630,46 @@ impl Loader<'_> {
         if routines.is_empty() {
             return Ok(());
         }
-        let evaluated = m
+        // A view runs when a materialized view over it is refreshed after the load.
+        let refreshed = m.objects.iter().any(|o| o.kind == "materialized_view");
+        let none: Vec<String> = Vec::new();
+        let mut evaluated: Vec<(String, Option<&str>, Vec<String>)> = m
             .tables
             .iter()
             .map(|t| {
+                // The load supplies these columns, so their defaults do not run.
+                let supplied = t
+                    .data_fields()
+                    .into_iter()
+                    .flat_map(|(n, _)| [n.to_ascii_lowercase(), n])
+                    .collect();
                 (
                     format!("table {}", t.display_name()),
                     t.definition.as_deref(),
+                    supplied,
                 )
             })
-            .chain(
-                m.objects
-                    .iter()
-                    .filter(|o| {
-                        matches!(
-                            o.kind.as_str(),
-                            "type" | "index" | "constraint" | "materialized_view"
-                        )
-                    })
-                    .map(|o| {
-                        (
-                            format!("{} {}", o.kind.replace('_', " "), o.name),
-                            o.definition.as_deref(),
-                        )
-                    }),
-            );
-        for (what, def) in evaluated {
+            .collect();
+        evaluated.extend(
+            m.objects
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o.kind.as_str(),
+                        "type" | "index" | "constraint" | "materialized_view"
+                    ) || (refreshed && o.kind == "view")
+                })
+                .map(|o| {
+                    (
+                        format!("{} {}", o.kind.replace('_', " "), o.name),
+                        o.definition.as_deref(),
+                        none.clone(),
+                    )
+                }),
+        );
+        for (what, def, supplied) in evaluated {
             let Some(def) = def else { continue };
-            if let Some(f) = ferry_sql::check::calls_any(def, &routines) {
+            if let Some(f) = ferry_sql::check::calls_any(def, &routines, &supplied) {
                 return Err(PgError::Refused(ferry_sql::SqlError::Unexpected {
                     what,
                     expected: "no call to a function the archive defines while it is imported (pass --trust-archive to allow it)".into(),
@@ -1093,7 +1144,8 @@ impl Loader<'_> {
             .target_schema
             .clone()
             .unwrap_or_else(|| "public".into());
-        let plan = from_sqlite::plan(m, &schema, self.options.strict);
+        let foreign = foreign_schemas(self.client, std::slice::from_ref(&schema)).await?;
+        let plan = from_sqlite::plan(m, &schema, self.options.strict, &foreign);
         if !plan.refusals.is_empty() {
             return Err(PgError::Check {
                 context: "--strict".into(),
@@ -1493,6 +1545,50 @@ async fn try_statement(client: &Client, sql: &str) -> Result<Result<(), String>,
             Ok(Err(reason))
         }
     }
+}
+
+/// Whether the archive creates the sequence `schema.name`: a sequence object, or the
+/// identity sequence of one of its columns.
+fn archive_sequence(
+    m: &Manifest,
+    schema: Option<&str>,
+    name: &str,
+    remapped: &dyn Fn(&str) -> String,
+) -> bool {
+    let same = |s: Option<&str>| s.map(remapped).as_deref() == schema;
+    m.objects
+        .iter()
+        .any(|o| o.kind == "sequence" && o.name == name && same(o.schema.as_deref()))
+        || m.tables
+            .iter()
+            .filter(|t| same(t.schema.as_deref()))
+            .any(|t| {
+                t.columns.iter().any(|c| {
+                    ferry_archive::facts::PgColumnFacts::read(&c.properties)
+                        .ok()
+                        .and_then(|f| f.sequence)
+                        .is_some_and(|q| {
+                            q == name
+                                || q.ends_with(&format!(".{name}"))
+                                || q.ends_with(&format!(".\"{name}\""))
+                        })
+                })
+            })
+}
+
+/// The target's schemas other than `ours` (and the system's): names in them are out of an
+/// archive's reach.
+async fn foreign_schemas(client: &Client, ours: &[String]) -> Result<Vec<String>, PgError> {
+    let rows = client
+        .query(
+            "SELECT nspname::text FROM pg_catalog.pg_namespace
+             WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+               AND nspname !~ '^pg_(toast_)?temp_' AND NOT (nspname = ANY($1::text[]))",
+            &[&ours],
+        )
+        .await
+        .ctx(|| "reading the target's schemas".into())?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// When an object is created: decided by its kind, never by the archive (a trigger marked

@@ -27,6 +27,9 @@ pub struct Expect<'a> {
     pub schemas: &'a [String],
     /// `--trust-archive`: functions may be SECURITY DEFINER and in any language.
     pub trusted: bool,
+    /// The target's other schemas: a name qualified with one of them (a relation in a
+    /// `FROM` list, a `USING`, a column) is refused wherever it stands.
+    pub foreign: &'a [String],
 }
 
 /// Server functions that read or write files, signal other sessions, change settings or run
@@ -113,7 +116,12 @@ fn denied_name(name: &str) -> bool {
 /// default, an index, a view, a trigger): it may not reach outside `schemas` nor call a
 /// denied function. `setval` is allowed: ferry's own identity steps use it, and its string
 /// must still name a sequence in `schemas`.
-pub fn check_pg_statement(sql: &str, what: &str, schemas: &[String]) -> Result<(), SqlError> {
+pub fn check_pg_statement(
+    sql: &str,
+    what: &str,
+    schemas: &[String],
+    foreign: &[String],
+) -> Result<(), SqlError> {
     let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
         .tokenize()
         .map_err(|e| SqlError::Parse {
@@ -125,12 +133,21 @@ pub fn check_pg_statement(sql: &str, what: &str, schemas: &[String]) -> Result<(
         .into_iter()
         .filter(|t| !matches!(t, Token::Whitespace(_)))
         .collect();
-    reaches(&tokens, what, schemas, true)
+    reaches(
+        &tokens,
+        what,
+        Scope {
+            schemas,
+            foreign,
+            code_strings: false,
+        },
+        true,
+    )
 }
 
 /// The first of `names` that `sql` calls (as `name(`, `schema.name(`, or after `=` in an
 /// aggregate's `SFUNC = name`), read on PostgreSQL's tokens.
-pub fn calls_any(sql: &str, names: &[&str]) -> Option<String> {
+pub fn calls_any(sql: &str, names: &[&str], supplied: &[String]) -> Option<String> {
     let tokens: Vec<Token> = Tokenizer::new(&PostgreSqlDialect {}, sql)
         .tokenize()
         .ok()?
@@ -153,11 +170,22 @@ pub fn calls_any(sql: &str, names: &[&str]) -> Option<String> {
     let is_kw = |t: &Token, ks: &[&str]| matches!(t, Token::Word(w) if w.quote_style.is_none() && ks.iter().any(|k| w.value.eq_ignore_ascii_case(k)));
     let mut depth = 0i32;
     let mut skipping: Option<i32> = None;
+    // The column a table's list item defines (its first word), for its DEFAULT.
+    let mut column: Option<String> = None;
+    let mut item_start = false;
     for (i, t) in tokens.iter().enumerate() {
         match t {
-            Token::LParen => depth += 1,
+            Token::LParen => {
+                depth += 1;
+                item_start = depth == 1;
+            }
             Token::RParen => depth -= 1,
-            _ => {}
+            Token::Comma if depth == 1 => item_start = true,
+            Token::Word(w) if item_start => {
+                column = Some(folded(w));
+                item_start = false;
+            }
+            _ => item_start = false,
         }
         if let Some(d) = skipping {
             let ended =
@@ -168,7 +196,12 @@ pub fn calls_any(sql: &str, names: &[&str]) -> Option<String> {
                 continue;
             }
         }
-        if is_kw(t, &["DEFAULT"]) {
+        // Only a column's DEFAULT, and only for a column the load supplies: a domain's
+        // DEFAULT, a partition's DEFAULT or an extra column's default would run.
+        if is_kw(t, &["DEFAULT"])
+            && depth == 1
+            && column.as_ref().is_some_and(|c| supplied.contains(c))
+        {
             skipping = Some(depth);
             continue;
         }
@@ -183,6 +216,33 @@ pub fn calls_any(sql: &str, names: &[&str]) -> Option<String> {
         }
     }
     None
+}
+
+/// The tables a statement names after `PARTITION OF` and `REFERENCES`: (schema, name).
+pub fn named_tables(sql: &str) -> Vec<(Option<String>, String)> {
+    let tokens: Vec<Token> = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    let kw = |t: &Token, k: &str| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(k));
+    let mut out = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let named =
+            kw(t, "REFERENCES") || (kw(t, "OF") && i > 0 && kw(&tokens[i - 1], "PARTITION"));
+        if !named {
+            continue;
+        }
+        match (tokens.get(i + 1), tokens.get(i + 2), tokens.get(i + 3)) {
+            (Some(Token::Word(s)), Some(Token::Period), Some(Token::Word(n))) => {
+                out.push((Some(folded(s)), folded(n)))
+            }
+            (Some(Token::Word(n)), _, _) => out.push((None, folded(n))),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Whether `text` can only be a function's argument list inside `name(…)`: no comment (which
@@ -227,7 +287,16 @@ pub fn check_pg_definition(sql: &str, expect: Expect<'_>) -> Result<(), SqlError
         .filter(|t| !matches!(t, Token::Whitespace(_)))
         .collect();
     let setval_allowed = expect.kind == "sequence_value";
-    reaches(&tokens, &what, expect.schemas, setval_allowed)?;
+    reaches(
+        &tokens,
+        &what,
+        Scope {
+            schemas: expect.schemas,
+            foreign: expect.foreign,
+            code_strings: false,
+        },
+        setval_allowed,
+    )?;
     if matches!(expect.kind, "function" | "procedure") && !expect.trusted {
         for pair in tokens.windows(2) {
             let kw = |t: &Token, k: &str| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(k));
@@ -483,9 +552,14 @@ fn table<'a>(e: &Expect<'a>) -> Result<&'a str, SqlError> {
 fn reaches(
     tokens: &[Token],
     what: &str,
-    schemas: &[String],
+    scope: Scope<'_>,
     setval_allowed: bool,
 ) -> Result<(), SqlError> {
+    let Scope {
+        schemas,
+        foreign,
+        code_strings,
+    } = scope;
     let allowed = |s: &str| s == "pg_catalog" || schemas.iter().any(|x| x == s);
     let outside = |schema: &str, name: &str| SqlError::Unexpected {
         what: what.to_owned(),
@@ -504,17 +578,56 @@ fn reaches(
             .into_iter()
             .filter(|t| !matches!(t, Token::Whitespace(_)))
             .collect();
-        reaches(&inner, what, schemas, false)
+        reaches(
+            &inner,
+            what,
+            Scope {
+                code_strings: true,
+                ..scope
+            },
+            false,
+        )
+    };
+    // A string inside a body may be SQL run by EXECUTE: read it when it reads as SQL.
+    let nested = |text: &str| -> Result<(), SqlError> {
+        let Ok(inner) = Tokenizer::new(&PostgreSqlDialect {}, text).tokenize() else {
+            return Ok(());
+        };
+        no_unicode_escapes(&inner, what)?;
+        let inner: Vec<Token> = inner
+            .into_iter()
+            .filter(|t| !matches!(t, Token::Whitespace(_)))
+            .collect();
+        reaches(&inner, what, scope, false)
     };
     for (i, t) in tokens.iter().enumerate() {
         match t {
             Token::Word(w) if tokens.get(i + 1) == Some(&Token::LParen) => {
                 let name = folded(w);
-                // nextval('other.s') and the like name a relation in a string.
-                if ["nextval", "currval", "setval", "pg_get_serial_sequence"]
-                    .contains(&name.as_str())
-                    && let Some(Token::SingleQuotedString(lit)) = tokens.get(i + 2)
-                {
+                // nextval('other.s') and the like name a relation in a string: a plain one,
+                // which is read here, never one that is built.
+                let sequence_fn = ["nextval", "currval", "setval", "pg_get_serial_sequence"]
+                    .contains(&name.as_str());
+                let plain = matches!(tokens.get(i + 2), Some(Token::SingleQuotedString(_)))
+                    && matches!(
+                        tokens.get(i + 3),
+                        Some(Token::RParen | Token::DoubleColon | Token::Comma)
+                    );
+                // setval(pg_get_serial_sequence('<table>', '<column>'), …): the sequence
+                // of a named table's column, whose names are held to the same rule.
+                let serial = tokens[i + 2..]
+                    .iter()
+                    .take(4)
+                    .any(|t| matches!(t, Token::Word(w) if folded(w) == "pg_get_serial_sequence"));
+                let plain = plain || (name == "setval" && serial);
+                if sequence_fn && !plain {
+                    return Err(SqlError::Unexpected {
+                        what: what.to_owned(),
+                        expected: format!("{name}() of a sequence named by a plain string"),
+                        found: "a name that is computed or escaped".into(),
+                    });
+                }
+                if sequence_fn && let Some(Token::SingleQuotedString(lit)) = tokens.get(i + 2) {
                     let inner: Vec<Token> = Tokenizer::new(&PostgreSqlDialect {}, lit)
                         .tokenize()
                         .unwrap_or_default()
@@ -561,19 +674,59 @@ fn reaches(
                     return Err(outside(&folded(s), &folded(n)));
                 }
             }
-            // A body: SQL too, held to the same rules; one that cannot be read is refused.
-            Token::DollarQuotedString(d) => body(&d.value)?,
-            // `AS '<body>'`: a function body in an ordinary string.
-            Token::SingleQuotedString(text)
-                if i > 0
-                    && matches!(&tokens[i - 1], Token::Word(a) if a.quote_style.is_none() && a.value.eq_ignore_ascii_case("AS")) =>
+            // `AS '<body>'`, `AS E'<body>'`, `AS $$<body>$$`, and a body continued over
+            // several literals: SQL, held to the same rules; one that cannot be read is
+            // refused.
+            Token::SingleQuotedString(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::DollarQuotedString(_)
+                if i > 0 && is_as(&tokens[i - 1]) =>
             {
-                body(text)?
+                let mut text = String::new();
+                for t in &tokens[i..] {
+                    match t {
+                        Token::SingleQuotedString(x) | Token::EscapedStringLiteral(x) => {
+                            text.push_str(x)
+                        }
+                        Token::DollarQuotedString(d) => text.push_str(&d.value),
+                        _ => break,
+                    }
+                }
+                body(&text)?
+            }
+            Token::DollarQuotedString(d) => body(&d.value)?,
+            Token::SingleQuotedString(text) | Token::EscapedStringLiteral(text) if code_strings => {
+                nested(text)?
+            }
+            // A name qualified with one of the target's other schemas, wherever it stands.
+            Token::Word(x)
+                if tokens.get(i + 1) == Some(&Token::Period)
+                    && foreign.contains(&folded(x))
+                    && (i < 2 || tokens[i - 1] != Token::Period) =>
+            {
+                let y = match tokens.get(i + 2) {
+                    Some(Token::Word(y)) => folded(y),
+                    _ => String::new(),
+                };
+                return Err(outside(&folded(x), &y));
             }
             _ => {}
         }
     }
     Ok(())
+}
+
+/// What [`reaches`] may touch.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    schemas: &'a [String],
+    foreign: &'a [String],
+    /// Inside a function body: string literals may be SQL (EXECUTE) and are read as such.
+    code_strings: bool,
+}
+
+fn is_as(t: &Token) -> bool {
+    matches!(t, Token::Word(a) if a.quote_style.is_none() && a.value.eq_ignore_ascii_case("AS"))
 }
 
 /// `U&"..."` and `U&'...'` spell names in escapes that no token check can read.
@@ -598,7 +751,8 @@ fn no_unicode_escapes(tokens: &[Token], what: &str) -> Result<(), SqlError> {
 fn folded(w: &Word) -> String {
     match w.quote_style {
         Some(_) => w.value.clone(),
-        None => w.value.to_lowercase(),
+        // PostgreSQL folds ASCII letters only: `fÉ` is not `fé`.
+        None => w.value.to_ascii_lowercase(),
     }
 }
 
@@ -944,6 +1098,8 @@ mod tests {
     fn e<'a>(kind: &'a str, name: &'a str, table: Option<&'a str>) -> Expect<'a> {
         static SCHEMAS: std::sync::LazyLock<Vec<String>> =
             std::sync::LazyLock::new(|| vec!["public".to_string()]);
+        static FOREIGN: std::sync::LazyLock<Vec<String>> =
+            std::sync::LazyLock::new(|| vec!["other".to_string()]);
         Expect {
             kind,
             schema: Some("public"),
@@ -951,6 +1107,7 @@ mod tests {
             table,
             schemas: &SCHEMAS,
             trusted: false,
+            foreign: &FOREIGN,
         }
     }
 
@@ -1112,5 +1269,70 @@ mod tests {
         for (x, sql) in ok {
             check_pg_definition(sql, x).unwrap_or_else(|err| panic!("{sql}: {err}"));
         }
+    }
+
+    #[test]
+    fn third_review_findings_are_refused() {
+        let bad = [
+            (
+                e("table", "t", None),
+                "CREATE TABLE public.t (x int CHECK (nextval(E'other.s') > 0))",
+            ),
+            (
+                e("table", "t", None),
+                "CREATE TABLE public.t (x int CHECK (nextval('other.' || 's') > 0))",
+            ),
+            (
+                e("materialized_view", "m", None),
+                "CREATE MATERIALIZED VIEW public.m AS SELECT t.id, s.s FROM public.t, other.secret s WITH NO DATA",
+            ),
+            (
+                e("function", "f", None),
+                "CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS E'select pg_read_file(''/x'') is null'",
+            ),
+            (
+                e("function", "f", None),
+                "CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'select 1 '\n'from other.secret'",
+            ),
+            (
+                e("function", "f", None),
+                "CREATE FUNCTION public.f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'DELETE FROM other.secret'; END $$",
+            ),
+        ];
+        for (x, sql) in bad {
+            assert!(check_pg_definition(sql, x).is_err(), "accepted: {sql}");
+        }
+        assert_eq!(
+            calls_any(
+                "CREATE TABLE public.t PARTITION OF public.pp DEFAULT PARTITION BY RANGE ((public.f(x)))",
+                &["f"],
+                &["x".into()]
+            )
+            .as_deref(),
+            Some("f"),
+            "a partition's DEFAULT is not a column default"
+        );
+        assert_eq!(
+            calls_any(
+                "CREATE TABLE t (id int, z int DEFAULT f(1))",
+                &["f"],
+                &["id".into()]
+            )
+            .as_deref(),
+            Some("f"),
+            "a column the load does not supply takes its default"
+        );
+        assert_eq!(
+            named_tables(
+                "ALTER TABLE ONLY public.t ADD CONSTRAINT f FOREIGN KEY (x) REFERENCES public.orders(id)"
+            ),
+            vec![(Some("public".to_string()), "orders".to_string())]
+        );
+        let ok = e("function", "f", None);
+        check_pg_definition(
+            "CREATE FUNCTION public.f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'can''t do that: %', 1; END $$",
+            ok,
+        )
+        .unwrap();
     }
 }

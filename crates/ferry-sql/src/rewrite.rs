@@ -67,7 +67,8 @@ fn quote_ident(s: &str) -> String {
 fn folded(w: &Word) -> String {
     match w.quote_style {
         Some(_) => w.value.clone(),
-        None => w.value.to_lowercase(),
+        // PostgreSQL folds ASCII letters only.
+        None => w.value.to_ascii_lowercase(),
     }
 }
 

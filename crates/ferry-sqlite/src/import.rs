@@ -227,7 +227,7 @@ pub fn dry_run(
 fn check_row_counts(manifest: &Manifest, reports: &[TableReport]) -> Result<(), SqliteError> {
     for (t, r) in manifest.tables.iter().zip(reports) {
         let expected = t.rows.unwrap_or(0);
-        let exports_rows = !t.properties.contains_key(prop::CONTENT);
+        let exports_rows = !is_content_table(t);
         if exports_rows && r.rows != expected {
             return Err(SqliteError::Check {
                 context: format!("table {}", t.display_name()),
@@ -256,6 +256,13 @@ fn file_kind(t: std::fs::FileType) -> &'static str {
     } else {
         "not a file"
     }
+}
+
+/// An external-content or contentless FTS table: its rows are not in the archive. Only a
+/// virtual table can be one; the property on any other table is ignored (it would skip the
+/// row-count check and fire the archive's triggers with a rebuild).
+fn is_content_table(t: &Table) -> bool {
+    t.kind == "virtual" && t.properties.contains_key(prop::CONTENT)
 }
 
 /// Moves the existing target (and its WAL, which belongs to it) aside.
@@ -338,7 +345,7 @@ impl Visitor for Loader<'_> {
         let started = Instant::now();
         let rows = if self.cross.is_some() {
             self.load_from_postgres(table, part)?
-        } else if table.properties.contains_key(prop::CONTENT) {
+        } else if is_content_table(table) {
             0 // external-content and contentless FTS: rebuilt in post_data
         } else {
             self.load_same_engine(table, part)?
@@ -535,6 +542,16 @@ fn pre_data(conn: &Connection, guard: &Guard, m: &Manifest) -> Result<(), Sqlite
 /// Everything after the rows: indexes, views and triggers in their original order, FTS
 /// rebuilds, sqlite_sequence, the planner's statistics.
 fn post_data(conn: &Connection, guard: &Guard, m: &Manifest) -> Result<(), SqliteError> {
+    // Full-text indexes are rebuilt before any trigger exists, so no trigger fires.
+    for t in &m.tables {
+        if is_content_table(t)
+            && t.properties.get(prop::CONTENT).and_then(Value::as_str) == Some("external")
+        {
+            let q = crate::quote(&t.name);
+            conn.execute_batch(&format!("INSERT INTO main.{q}({q}) VALUES ('rebuild')"))
+                .ctx(|| format!("virtual table {}: rebuilding from its content", t.name))?;
+        }
+    }
     for o in &m.objects {
         if let Some(sql) = &o.definition {
             let what = format!("{} {} (its definition)", o.kind, o.name);
@@ -547,13 +564,6 @@ fn post_data(conn: &Connection, guard: &Guard, m: &Manifest) -> Result<(), Sqlit
                     what: &what,
                 },
             )?;
-        }
-    }
-    for t in &m.tables {
-        if t.properties.get(prop::CONTENT).and_then(Value::as_str) == Some("external") {
-            let q = crate::quote(&t.name);
-            conn.execute_batch(&format!("INSERT INTO main.{q}({q}) VALUES ('rebuild')"))
-                .ctx(|| format!("virtual table {}: rebuilding from its content", t.name))?;
         }
     }
     let sequences: Vec<(&str, i64)> = m
