@@ -25,21 +25,27 @@ fn tokens(sql: &str, what: &str) -> Result<Vec<Tok>, SqlError> {
             what: what.to_owned(),
             message: e.to_string(),
         })?;
-    // Spans are (line, column) in characters; turn them into byte offsets.
-    let mut line_starts = vec![0usize];
-    for (i, b) in sql.bytes().enumerate() {
-        if b == b'\n' {
-            line_starts.push(i + 1);
+    // Spans are (line, column) in characters; turn them into byte offsets with one table
+    // built in one pass (per-token scans would be quadratic on a long line).
+    let char_bytes: Vec<usize> = sql
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(sql.len()))
+        .collect();
+    let mut line_starts = vec![0usize]; // in characters
+    for (ci, c) in sql.chars().enumerate() {
+        if c == '\n' {
+            line_starts.push(ci + 1);
         }
     }
     let offset = |line: u64, column: u64| -> usize {
         let Some(&start) = line_starts.get(line.saturating_sub(1) as usize) else {
             return sql.len();
         };
-        sql[start..]
-            .char_indices()
-            .nth(column.saturating_sub(1) as usize)
-            .map_or(sql.len(), |(i, _)| start + i)
+        char_bytes
+            .get(start + column.saturating_sub(1) as usize)
+            .copied()
+            .unwrap_or(sql.len())
     };
     Ok(raw
         .into_iter()
@@ -303,6 +309,18 @@ mod tests {
             "CREATE FUNCTION \"b\".f() AS $$ SELECT \"b\".g() $$ LANGUAGE sql",
             "names in a function body follow the schema"
         );
+    }
+
+    #[test]
+    fn offsets_are_right_after_multibyte_characters_and_on_long_lines() {
+        let sql = format!(
+            "/* éé\n ü */ CREATE INDEX i ON app.t USING btree ({}x{})",
+            "(".repeat(20_000),
+            ")".repeat(20_000)
+        );
+        let out = retarget_table(&sql, "app", "t", "\"s\".\"t\"").unwrap();
+        assert!(out.starts_with("/* éé\n ü */ CREATE INDEX i ON \"s\".\"t\" USING btree ((("));
+        assert_eq!(out.len(), sql.len() - "app.t".len() + "\"s\".\"t\"".len());
     }
 
     #[test]
