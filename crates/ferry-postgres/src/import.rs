@@ -612,7 +612,7 @@ impl Loader<'_> {
             )?;
         }
         if !self.options.trust_archive {
-            self.no_archive_code_at_import(m)?;
+            self.no_archive_code_at_import(m, &schemas)?;
         }
         Ok(())
     }
@@ -620,16 +620,14 @@ impl Loader<'_> {
     /// The archive's own functions must not run while it is imported: a CHECK, a generated
     /// column, a domain, an index expression or a materialized view that calls one would run
     /// its body over the loaded rows, and a body is code. Refused unless --trust-archive.
-    fn no_archive_code_at_import(&self, m: &Manifest) -> Result<(), PgError> {
+    fn no_archive_code_at_import(&self, m: &Manifest, schemas: &[String]) -> Result<(), PgError> {
         let routines: Vec<&str> = m
             .objects
             .iter()
             .filter(|o| matches!(o.kind.as_str(), "function" | "procedure" | "aggregate"))
             .map(|o| o.name.as_str())
             .collect();
-        if routines.is_empty() {
-            return Ok(());
-        }
+
         // A view runs when a materialized view over it is refreshed after the load.
         let refreshed = m.objects.iter().any(|o| o.kind == "materialized_view");
         let none: Vec<String> = Vec::new();
@@ -638,11 +636,7 @@ impl Loader<'_> {
             .iter()
             .map(|t| {
                 // The load supplies these columns, so their defaults do not run.
-                let supplied = t
-                    .data_fields()
-                    .into_iter()
-                    .flat_map(|(n, _)| [n.to_ascii_lowercase(), n])
-                    .collect();
+                let supplied = t.data_fields().into_iter().map(|(n, _)| n).collect();
                 (
                     format!("table {}", t.display_name()),
                     t.definition.as_deref(),
@@ -669,7 +663,7 @@ impl Loader<'_> {
         );
         for (what, def, supplied) in evaluated {
             let Some(def) = def else { continue };
-            if let Some(f) = ferry_sql::check::calls_any(def, &routines, &supplied) {
+            if let Some(f) = ferry_sql::check::calls_any(def, &routines, &supplied, schemas) {
                 return Err(PgError::Refused(ferry_sql::SqlError::Unexpected {
                     what,
                     expected: "no call to a function the archive defines while it is imported (pass --trust-archive to allow it)".into(),

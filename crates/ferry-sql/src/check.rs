@@ -147,7 +147,14 @@ pub fn check_pg_statement(
 
 /// The first of `names` that `sql` calls (as `name(`, `schema.name(`, or after `=` in an
 /// aggregate's `SFUNC = name`), read on PostgreSQL's tokens.
-pub fn calls_any(sql: &str, names: &[&str], supplied: &[String]) -> Option<String> {
+/// `schemas`: a call qualified with one of them (the archive's own, where its functions and
+/// its extensions' functions live) counts too, whatever the function's name.
+pub fn calls_any(
+    sql: &str,
+    names: &[&str],
+    supplied: &[String],
+    schemas: &[String],
+) -> Option<String> {
     let tokens: Vec<Token> = Tokenizer::new(&PostgreSqlDialect {}, sql)
         .tokenize()
         .ok()?
@@ -206,11 +213,61 @@ pub fn calls_any(sql: &str, names: &[&str], supplied: &[String]) -> Option<Strin
             continue;
         }
         // `f(`, or a function named after `=` (`SFUNC = f`, `canonical = s.f`).
-        let named_after_eq = (i > 0 && tokens[i - 1] == Token::Eq)
-            || (i > 2 && tokens[i - 1] == Token::Period && tokens[i - 3] == Token::Eq);
+        let fn_key = |k: Option<&Token>| {
+            k.is_some_and(|k| {
+                is_kw(
+                    k,
+                    &[
+                        "SFUNC",
+                        "FINALFUNC",
+                        "COMBINEFUNC",
+                        "SERIALFUNC",
+                        "DESERIALFUNC",
+                        "MSFUNC",
+                        "MINVFUNC",
+                        "MFINALFUNC",
+                        "CANONICAL",
+                        "SUBTYPE_DIFF",
+                        "INPUT",
+                        "OUTPUT",
+                        "RECEIVE",
+                        "SEND",
+                        "TYPMOD_IN",
+                        "TYPMOD_OUT",
+                        "ANALYZE",
+                        "SUBSCRIPT",
+                    ],
+                )
+            })
+        };
+        let named_after_eq = (i > 1 && tokens[i - 1] == Token::Eq && fn_key(tokens.get(i - 2)))
+            || (i > 3
+                && tokens[i - 1] == Token::Period
+                && tokens[i - 3] == Token::Eq
+                && fn_key(tokens.get(i - 4)));
+        // A relation named before its column list (`CREATE TABLE s.t (`, `REFERENCES s.t (`)
+        // is not a call.
+        let relation = i > 2
+            && is_kw(
+                &tokens[i - 3],
+                &[
+                    "TABLE",
+                    "REFERENCES",
+                    "ON",
+                    "ONLY",
+                    "INTO",
+                    "EXISTS",
+                    "OF",
+                    "VIEW",
+                ],
+            );
+        let qualified_here = i > 1
+            && tokens[i - 1] == Token::Period
+            && matches!(&tokens[i - 2], Token::Word(s) if schemas.contains(&folded(s)))
+            && !relation;
         if let Token::Word(w) = t
             && (tokens.get(i + 1) == Some(&Token::LParen) || named_after_eq)
-            && names.contains(&folded(w).as_str())
+            && (names.contains(&folded(w).as_str()) || qualified_here)
         {
             return Some(folded(w));
         }
@@ -489,7 +546,9 @@ pub fn check_pg_definition(sql: &str, expect: Expect<'_>) -> Result<(), SqlError
             h.word("RULE")?;
             h.name(expect.name)?;
             h.words(&["AS", "ON"])?;
-            h.one_of(&["SELECT", "INSERT", "UPDATE", "DELETE"])?;
+            // An ON SELECT rule replaces what a view (or a table, which it turns into a
+            // view) returns: never the archive's to write; views are views.
+            h.one_of(&["INSERT", "UPDATE", "DELETE"])?;
             h.word("TO")?;
             qualified(&mut h, table(&expect)?)
         }
@@ -700,9 +759,7 @@ fn reaches(
             }
             // A name qualified with one of the target's other schemas, wherever it stands.
             Token::Word(x)
-                if tokens.get(i + 1) == Some(&Token::Period)
-                    && foreign.contains(&folded(x))
-                    && (i < 2 || tokens[i - 1] != Token::Period) =>
+                if tokens.get(i + 1) == Some(&Token::Period) && foreign.contains(&folded(x)) =>
             {
                 let y = match tokens.get(i + 2) {
                     Some(Token::Word(y)) => folded(y),
@@ -1306,7 +1363,8 @@ mod tests {
             calls_any(
                 "CREATE TABLE public.t PARTITION OF public.pp DEFAULT PARTITION BY RANGE ((public.f(x)))",
                 &["f"],
-                &["x".into()]
+                &["x".into()],
+                &[]
             )
             .as_deref(),
             Some("f"),
@@ -1316,7 +1374,8 @@ mod tests {
             calls_any(
                 "CREATE TABLE t (id int, z int DEFAULT f(1))",
                 &["f"],
-                &["id".into()]
+                &["id".into()],
+                &[]
             )
             .as_deref(),
             Some("f"),
@@ -1328,6 +1387,33 @@ mod tests {
             ),
             vec![(Some("public".to_string()), "orders".to_string())]
         );
+        assert_eq!(
+            calls_any(
+                "CREATE MATERIALIZED VIEW app.mv AS SELECT * FROM app.crosstab3('select 1') WITH NO DATA",
+                &[],
+                &[],
+                &["app".to_string()]
+            )
+            .as_deref(),
+            Some("crosstab3"),
+            "an extension's function in the archive's schema is the archive's code"
+        );
+        assert_eq!(
+            calls_any(
+                "CREATE TABLE app.t (\"A\" text, a int DEFAULT app.g())",
+                &["g"],
+                &["A".into()],
+                &[]
+            )
+            .as_deref(),
+            Some("g"),
+            "column a is not the supplied column \"A\""
+        );
+        assert!(check_pg_definition(
+            "CREATE OR REPLACE RULE \"_RETURN\" AS ON SELECT TO public.t DO INSTEAD SELECT 1 AS id",
+            e("rule", "_RETURN", Some("t"))
+        )
+        .is_err());
         let ok = e("function", "f", None);
         check_pg_definition(
             "CREATE FUNCTION public.f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'can''t do that: %', 1; END $$",
