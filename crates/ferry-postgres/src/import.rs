@@ -723,11 +723,7 @@ impl Loader<'_> {
         let target = self.spec.display();
         let mut clashes = Vec::new();
         for o in &m.objects {
-            let schema = o.schema.clone().unwrap_or_else(|| "public".into());
-            let schema = match &self.remap {
-                Some((from, to)) if *from == schema => to.clone(),
-                _ => schema,
-            };
+            let schema = self.object_schema(o);
             let name = quote_qualified(&schema, &o.name);
             let exists: bool = match o.kind.as_str() {
                 "function" | "procedure" | "aggregate" => {
@@ -1070,14 +1066,19 @@ impl Loader<'_> {
         Ok(())
     }
 
+    /// The schema an archived object goes into (after --target-schema).
+    fn object_schema(&self, o: &ferry_archive::SchemaObject) -> String {
+        let schema = o.schema.clone().unwrap_or_else(|| "public".into());
+        match &self.remap {
+            Some((from, to)) if *from == schema => to.clone(),
+            _ => schema,
+        }
+    }
+
     /// With --clean: archived objects other than tables that already exist are dropped too.
     async fn clean_objects(&self, m: &Manifest) -> Result<(), PgError> {
         for o in &m.objects {
-            let schema = o.schema.clone().unwrap_or_else(|| "public".into());
-            let schema = match &self.remap {
-                Some((from, to)) if *from == schema => to.clone(),
-                _ => schema,
-            };
+            let schema = self.object_schema(o);
             let name = quote_qualified(&schema, &o.name);
             let sql = match o.kind.as_str() {
                 "view" => format!("DROP VIEW IF EXISTS {name} CASCADE"),
