@@ -727,11 +727,6 @@ impl Loader<'_> {
             let name = quote_qualified(&schema, &o.name);
             let exists: bool = match o.kind.as_str() {
                 "function" | "procedure" | "aggregate" => {
-                    let args = o
-                        .properties
-                        .get("identity_arguments")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
                     self.client
                         .query_one(
                             // By name alone: the archive's argument list is its own word,
@@ -742,7 +737,7 @@ impl Loader<'_> {
                             &[&schema, &o.name],
                         )
                         .await
-                        .ctx(|| format!("{target}: checking for {name}({args})"))?
+                        .ctx(|| format!("{target}: checking for {name}"))?
                         .get(0)
                 }
                 // Lookups by a quoted name: to_reg* parse it and run nothing.
