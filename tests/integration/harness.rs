@@ -174,6 +174,19 @@ impl Run {
     }
 }
 
+/// Applies `edit` to both JSON documents of a directory archive (prelude and manifest), as
+/// a tampering tool would, so that the archive stays self-consistent: data checksums are
+/// untouched and `verify` passes.
+pub fn edit_manifests(archive: &Path, mut edit: impl FnMut(&mut serde_json::Value)) {
+    for doc in ["prelude.json", "manifest.json"] {
+        let p = archive.join(doc);
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&p).expect(doc)).expect("JSON");
+        edit(&mut v);
+        std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).expect(doc);
+    }
+}
+
 /// Validates a manifest document against `spec/manifest.schema.json`, independently of the
 /// crate's own validation.
 #[track_caller]

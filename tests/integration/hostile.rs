@@ -38,12 +38,7 @@ fn hostile_archive(dir: &TestDir, edit: impl Fn(&mut Value)) {
         .args(["export", "app.db", "app"])
         .run()
         .success();
-    for doc in ["prelude.json", "manifest.json"] {
-        let p = dir.path("app").join(doc);
-        let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-        edit(&mut v);
-        std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
-    }
+    crate::harness::edit_manifests(&dir.path("app"), edit);
     dir.ferry().args(["verify", "app"]).run().success();
 }
 
@@ -489,12 +484,9 @@ fn postgresql_definitions_must_be_what_their_entry_says() {
     for (label, edit) in edits {
         let case = TestDir::new();
         copy_dir(&pristine, &case.path("app"));
-        for doc in ["prelude.json", "manifest.json"] {
-            let p = case.path("app").join(doc);
-            let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-            edit(&mut v, &case.path("unused"));
-            std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
-        }
+        crate::harness::edit_manifests(&case.path("app"), |v| {
+            edit(v, &case.path("unused"));
+        });
         for jobs in ["1", "2"] {
             let pg = pg_with_bystander();
             let run = case
@@ -523,15 +515,12 @@ fn postgresql_archive_into_sqlite_cannot_attach() {
         .run()
         .success();
     let evil = dir.path("evil.db");
-    for doc in ["prelude.json", "manifest.json"] {
-        let p = dir.path("app").join(doc);
-        let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-        table(&mut v, "t")["checks"][0]["expression"] = Value::from(format!(
+    crate::harness::edit_manifests(&dir.path("app"), |v| {
+        table(v, "t")["checks"][0]["expression"] = Value::from(format!(
             "v <> '')); ATTACH DATABASE {} AS e; CREATE TABLE e.x(y); SELECT ((1",
             sql_lit(&evil)
         ));
-        std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
-    }
+    });
     let run = dir.ferry().args(["import", "app", "out.db"]).run();
     assert!(!evil.exists(), "wrote {}", evil.display());
     if run.code() == Some(0) {
@@ -564,13 +553,10 @@ fn clean_drops_only_the_archives_own_functions() {
         .args(["export", &src.url(), "app"])
         .run()
         .success();
-    for doc in ["prelude.json", "manifest.json"] {
-        let p = dir.path("app").join(doc);
-        let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-        object(&mut v, "f")["properties"]["identity_arguments"] =
+    crate::harness::edit_manifests(&dir.path("app"), |v| {
+        object(v, "f")["properties"]["identity_arguments"] =
             Value::from("/* ' */ a integer), other.g(integer /* ' */");
-        std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
-    }
+    });
     let pg = pg_with_bystander();
     pg.psql("CREATE TABLE public.t (id int)");
     dir.ferry()
@@ -615,14 +601,11 @@ fn a_failing_statement_with_wide_characters_is_reported_not_a_panic() {
         .run()
         .success();
     let wide = "é".repeat(80);
-    for doc in ["prelude.json", "manifest.json"] {
-        let p = dir.path("app").join(doc);
-        let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-        object(&mut v, "t_i")["definition"] = Value::from(format!(
+    crate::harness::edit_manifests(&dir.path("app"), |v| {
+        object(v, "t_i")["definition"] = Value::from(format!(
             "CREATE INDEX t_i ON public.t USING btree (nonexistent_col_xx) /*  {wide} */"
         ));
-        std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
-    }
+    });
     for jobs in ["1", "2"] {
         let pg = PgDb::new("hostile_dst");
         dir.ferry()
@@ -726,13 +709,10 @@ fn a_postgresql_hint_is_never_spliced_into_sqlite_ddl() {
         .args(["export", &src.url(), "app"])
         .run()
         .success();
-    for doc in ["prelude.json", "manifest.json"] {
-        let p = dir.path("app").join(doc);
-        let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-        table(&mut v, "t")["columns"][1]["hint"] =
+    crate::harness::edit_manifests(&dir.path("app"), |v| {
+        table(v, "t")["columns"][1]["hint"] =
             Value::from("varchar(5), \"injected\" TEXT DEFAULT (sqlite_version())");
-        std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
-    }
+    });
     dir.ferry()
         .args(["import", "app", "out.db"])
         .run()

@@ -156,13 +156,9 @@ fn a_failure_after_staging_commits_leaves_the_target_as_it_was() {
         "definition": "CREATE INDEX broken ON public.b USING btree (no_such_column)",
         "properties": {"phase": "post"}
     });
-    for doc in ["prelude.json", "manifest.json"] {
-        let path = dir.path("arch").join(doc);
-        let mut m: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    crate::harness::edit_manifests(&dir.path("arch"), |m| {
         m["objects"].as_array_mut().unwrap().push(broken.clone());
-        std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
-    }
+    });
     let dst = PgDb::new("dst");
     let before = dst.schema_dump();
     let run = dir

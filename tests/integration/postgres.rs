@@ -357,13 +357,10 @@ fn a_server_error_shows_its_sqlstate_once_on_one_line() {
         .args(["export", &src.url(), "a"])
         .run()
         .success();
-    for doc in ["prelude.json", "manifest.json"] {
-        let p = dir.path("a").join(doc);
-        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    crate::harness::edit_manifests(&dir.path("a"), |v| {
         v["tables"][0]["definition"] =
             serde_json::Value::from(r#"CREATE TABLE "public"."t" ("id" nosuch_type)"#);
-        std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
-    }
+    });
     let dst = PgDb::new("sqlstate_dst");
     let run = dir
         .ferry()
