@@ -10,7 +10,8 @@ SOURCE and TARGET are a SQLite file (PATH or sqlite://PATH) or a PostgreSQL URL
 (postgres://..., postgresql://...) or key=value conninfo string.
 
 Exit codes: 0 success; 1 failure (nothing was published or committed); 2 bad command line;
-3 verify found problems or differences.";
+3 verify found problems or differences; 130 interrupted (Ctrl-C or SIGTERM; what the run had
+done was undone).";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -71,6 +72,35 @@ Examples:
   ferry inspect backup/
   ferry inspect backup.tar --json | jq .tables[].name")]
     Inspect(InspectArgs),
+    /// Remove what killed runs left behind: staging schemas in a PostgreSQL database, or
+    /// partial files beside a SQLite file or an archive. Imports and exports also do this
+    /// themselves before they start; this is for a target that will not see another one.
+    #[command(after_help = "\
+Examples:
+  ferry cleanup postgresql://user@host/app
+  ferry cleanup /srv/app.db        # partial files in /srv
+  ferry cleanup backups/           # partial files in backups/
+
+Only leftovers whose run is no longer going are removed: a staging schema whose server
+session has ended, or a file whose process has exited.")]
+    Cleanup(CleanupArgs),
+}
+
+impl Command {
+    /// The last line of a run stopped by SIGINT or SIGTERM.
+    pub fn interrupted_message(&self) -> &'static str {
+        match self {
+            Command::Export(_) => "interrupted; no archive was written",
+            Command::Import(_) => "interrupted; nothing was changed",
+            _ => "interrupted",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// A PostgreSQL URL or conninfo string, a SQLite file, or a directory.
+    pub target: String,
 }
 
 #[derive(Debug, Args)]

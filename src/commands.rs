@@ -20,7 +20,45 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Import(a) => import(a, quiet, progress.as_ref()),
         Command::Verify(a) => verify(a),
         Command::Inspect(a) => inspect(a),
+        Command::Cleanup(a) => cleanup(a, quiet),
     }
+}
+
+/// `ferry cleanup`: what killed runs left behind, removed only when their run is over.
+fn cleanup(a: crate::cli::CleanupArgs, quiet: bool) -> Result<ExitCode> {
+    let removed: Vec<String> = match Endpoint::parse(&a.target) {
+        Endpoint::Postgres(url) => ferry_postgres::cleanup(&url)
+            .context("cleanup failed")?
+            .into_iter()
+            .map(|s| format!("staging schema {s}"))
+            .collect(),
+        Endpoint::Sqlite(path) => {
+            let dir = if path.is_dir() {
+                path.as_path()
+            } else {
+                match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => std::path::Path::new("."),
+                }
+            };
+            if !dir.is_dir() {
+                bail!("{}: no such directory", dir.display());
+            }
+            let mut removed = ferry_archive::leftover::sweep(dir);
+            removed.extend(ferry_archive::leftover::sweep(&std::env::temp_dir()));
+            removed
+                .into_iter()
+                .map(|p| p.display().to_string())
+                .collect()
+        }
+    };
+    if !quiet {
+        for r in &removed {
+            eprintln!("removed {}", printable(r));
+        }
+        eprintln!("cleanup: removed {} leftover(s)", removed.len());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) -> Result<ExitCode> {
@@ -80,6 +118,9 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 eprint!("{}", printable(&summary_table(&report.tables)));
                 for w in &report.manifest.warnings {
                     eprintln!("warning: {}", printable(&w.message));
+                }
+                for n in &report.notes {
+                    eprintln!("note: {}", printable(n));
                 }
                 eprintln!(
                     "exported {} to {}",

@@ -20,13 +20,27 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// `verify` ran and found problems or differences.
     pub const MISMATCH: u8 = 3;
+    /// SIGINT or SIGTERM stopped the run; what it had done was undone (128 + SIGINT, as
+    /// shells report it).
+    pub const INTERRUPTED: u8 = 130;
 }
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(&cli);
+    let interrupted = cli.command.interrupted_message();
+    if let Err(e) = catch_signals() {
+        eprintln!("ferry: error: cannot install the signal handlers: {e}");
+        return ExitCode::from(exit::FAILURE);
+    }
     match commands::run(cli) {
         Ok(code) => code,
+        Err(_) if ferry_archive::interrupt::requested() => {
+            // Whatever failed last (a cancelled query, a closed pipe) is the interruption's
+            // doing, not a problem to report.
+            eprintln!("ferry: {interrupted}");
+            ExitCode::from(exit::INTERRUPTED)
+        }
         Err(err) => {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
@@ -39,6 +53,24 @@ fn main() -> ExitCode {
             ExitCode::from(exit::FAILURE)
         }
     }
+}
+
+/// The first SIGINT or SIGTERM asks the run to stop: every batch loop checks the flag and
+/// fails, and the failure paths undo the run (rollback, staging schemas dropped, partial
+/// files removed). A second one exits at once, for a user who will not wait for that; the
+/// next run sweeps what it leaves.
+fn catch_signals() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = ferry_archive::interrupt::flag();
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(
+            sig,
+            i32::from(exit::INTERRUPTED),
+            flag.clone(),
+        )?;
+        signal_hook::flag::register(sig, flag.clone())?;
+    }
+    Ok(())
 }
 
 /// thiserror messages often repeat their source's text; print each piece once.

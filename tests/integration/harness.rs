@@ -117,6 +117,86 @@ impl Ferry {
     }
 }
 
+/// A `ferry` run stopped at a named point (the `FERRY_PAUSE_AT` test hook), waiting for a
+/// signal.
+pub struct Paused {
+    child: std::process::Child,
+    what: String,
+    stdout: std::thread::JoinHandle<Vec<u8>>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Ferry {
+    /// Starts the command and returns once it has reached `point`. Panics, with what it
+    /// printed, if it ends first.
+    pub fn paused_at(mut self, point: &str) -> Paused {
+        use std::io::{BufRead, Read};
+        self.cmd
+            .env("FERRY_PAUSE_AT", point)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let what = format!("{:?}", self.cmd);
+        let mut child = self.cmd.spawn().expect("spawn ferry");
+        let mut out = child.stdout.take().expect("stdout");
+        let stdout = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = out.read_to_end(&mut v);
+            v
+        });
+        let err = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let wanted = format!("ferry: paused at {point}");
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                if line == wanted {
+                    let _ = tx.send(());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(()) => Paused {
+                child,
+                what,
+                stdout,
+                stderr,
+            },
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{what} never reached {point}:\n{}",
+                    stderr.join().unwrap_or_default()
+                );
+            }
+        }
+    }
+}
+
+impl Paused {
+    /// Sends `signal` (a `kill` name: INT, TERM, KILL) and waits for the run to end.
+    pub fn signal(mut self, signal: &str) -> Run {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal} {pid}");
+        let status = self.child.wait().expect("wait ferry");
+        Run {
+            what: self.what,
+            out: Output {
+                status,
+                stdout: self.stdout.join().expect("stdout reader"),
+                stderr: self.stderr.join().expect("stderr reader").into_bytes(),
+            },
+        }
+    }
+}
+
 pub struct Run {
     what: String,
     pub out: Output,

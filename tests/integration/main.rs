@@ -2,6 +2,7 @@
 
 mod archive;
 mod cross;
+mod faults;
 mod harness;
 mod hostile;
 mod parallel;

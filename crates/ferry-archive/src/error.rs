@@ -5,6 +5,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ArchiveError {
+    /// SIGINT or SIGTERM arrived; the run stopped at its next batch and undid its work.
+    #[error("interrupted")]
+    Interrupted,
     #[error("{path}: {source}")]
     Io {
         path: String,

@@ -27,6 +27,8 @@ pub mod convert;
 mod error;
 pub mod facts;
 mod hash;
+pub mod interrupt;
+pub mod leftover;
 mod location;
 pub mod manifest;
 mod reader;

@@ -457,8 +457,9 @@ fn read_tar<V: Visitor, R: Read>(
     input: R,
     visitor: &mut V,
 ) -> Result<Option<Manifest>, V::Error> {
+    crate::leftover::sweep(&std::env::temp_dir());
     let spool = tempfile::Builder::new()
-        .prefix(".ferry-spool-")
+        .prefix(&crate::leftover::spool_prefix())
         .tempdir()
         .map_err(|e| ArchiveError::io("temporary directory", e))?;
     // A compressed stream is a common mistake; say so instead of tar's view of its bytes.

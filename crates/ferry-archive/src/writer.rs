@@ -132,7 +132,7 @@ impl ArchiveWriter {
                 let parent = parent_of(target);
                 let staging = staging_dir(parent)?;
                 let temp = tempfile::Builder::new()
-                    .prefix(".ferry-")
+                    .prefix(crate::leftover::prefix())
                     .suffix(".tar.partial")
                     .tempfile_in(parent)
                     .map_err(|e| ArchiveError::io(parent.display(), e))?;
@@ -250,6 +250,8 @@ impl ArchiveWriter {
     /// Publishes the archive. `manifest` is the final description; its tables' `files` and
     /// `rows` are filled in from what was actually written.
     pub fn finish(self, mut manifest: Manifest) -> Result<Manifest> {
+        crate::interrupt::pause_point("export:commit");
+        crate::interrupt::check()?;
         manifest.stage = Stage::Complete;
         manifest.options = self.prelude.options.clone();
         {
@@ -379,9 +381,11 @@ fn parent_of(path: &Path) -> &Path {
     }
 }
 
+/// Also sweeps `parent` of what killed runs left there: this is where they would have left it.
 fn staging_dir(parent: &Path) -> Result<tempfile::TempDir> {
+    crate::leftover::sweep(parent);
     tempfile::Builder::new()
-        .prefix(".ferry-")
+        .prefix(crate::leftover::prefix())
         .suffix(".partial")
         .tempdir_in(parent)
         .map_err(|e| ArchiveError::io(parent.display(), e))
@@ -449,6 +453,7 @@ impl TableWriter {
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        crate::interrupt::check()?;
         if batch.schema().fields() != self.schema.fields() {
             return Err(self.table_error(format!(
                 "batch schema {:?} does not match the manifest's {:?}",
@@ -467,6 +472,7 @@ impl TableWriter {
                 source,
             })?;
         part.rows += batch.num_rows() as u64;
+        crate::interrupt::pause_point("export:batch");
         let opts = &self.shared.options;
         let size = (part.writer.bytes_written() + part.writer.in_progress_size()) as u64;
         if part.rows >= opts.file_rows || size >= opts.file_bytes {

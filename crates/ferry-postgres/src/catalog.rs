@@ -42,10 +42,17 @@ pub struct Catalog {
 const NS: &str = "SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n
     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
       AND n.nspname !~ '^pg_(toast_)?temp_'
+      AND n.nspname !~ '^ferry_stage_[0-9a-f]+_[0-9a-f]+_[0-9]+$'
       AND (cardinality($1::text[]) = 0 OR n.nspname = ANY($1::text[]))
       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                       WHERE d.classid = 'pg_catalog.pg_namespace'::regclass
                         AND d.objid = n.oid AND d.deptype = 'e')";
+
+#[cfg(test)]
+#[test]
+fn staging_schemas_are_never_in_scope() {
+    assert!(NS.contains(crate::leftover::STAGE_PATTERN));
+}
 
 fn not_extension_member(catalog: &str, oid_expr: &str) -> String {
     format!(

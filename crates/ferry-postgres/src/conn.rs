@@ -211,7 +211,38 @@ impl ConnSpec {
         client.batch_execute(SESSION_SETUP).await.map_err(|e| {
             PgError::query(format!("{}: setting up the session", self.display()), e)
         })?;
+        self.cancel_on_interrupt(&client)?;
         Ok(client)
+    }
+
+    /// A statement can run for minutes (an index build, a COPY the server is still
+    /// digesting); Ctrl-C must not wait for it. Once an interruption is asked for, this
+    /// task sends the server a cancel request for whatever the connection is running; the
+    /// statement fails, and the failure path rolls back as for any other error. It runs
+    /// only while the runtime is driving a query, which is when it is needed.
+    fn cancel_on_interrupt(&self, client: &Client) -> Result<(), PgError> {
+        let token = client.cancel_token();
+        let tls = match self.ssl {
+            SslMode::Disable => None,
+            _ => Some(self.tls_config()?),
+        };
+        tokio::spawn(async move {
+            while !ferry_archive::interrupt::requested() {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            let sent = match tls {
+                None => token.cancel_query(tokio_postgres::NoTls).await,
+                Some(c) => {
+                    token
+                        .cancel_query(tokio_postgres_rustls::MakeRustlsConnect::new(c))
+                        .await
+                }
+            };
+            if let Err(e) = sent {
+                tracing::debug!(error = %e, "cancel request after an interruption");
+            }
+        });
+        Ok(())
     }
 
     fn connect_error(&self, e: tokio_postgres::Error) -> PgError {

@@ -33,6 +33,7 @@ pub(crate) async fn copy_part(
     put_header(&mut buf);
     let mut rows = 0u64;
     for batch in part.batches(batch_rows.max(1))? {
+        ferry_archive::interrupt::check()?;
         let batch = batch.map_err(|e| {
             PgError::Archive(ferry_archive::ArchiveError::Arrow {
                 path: part.path().to_owned(),
@@ -54,6 +55,7 @@ pub(crate) async fn copy_part(
                     .ctx(|| format!("table {target}: sending COPY data"))?;
             }
         }
+        ferry_archive::interrupt::pause_point("import:batch");
     }
     buf.extend_from_slice(&(-1i16).to_be_bytes());
     sink.send(buf.split().freeze())

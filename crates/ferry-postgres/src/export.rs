@@ -51,6 +51,9 @@ impl Default for ExportOptions {
 pub struct ExportReport {
     pub manifest: Manifest,
     pub tables: Vec<TableReport>,
+    /// What the user should know that is not in the archive (such as staging schemas left
+    /// out).
+    pub notes: Vec<String>,
 }
 
 pub fn export(
@@ -83,6 +86,19 @@ async fn export_async(
         .get(0);
     tracing::debug!(snapshot, "export snapshot");
     let mut cat = catalog::read(&client, &options.schemas).await?;
+    let mut notes = Vec::new();
+    let stages = crate::leftover::present(&client).await?;
+    if !stages.is_empty() {
+        let more = match stages.len() {
+            n if n > 3 => format!(" and {} more", n - 3),
+            _ => String::new(),
+        };
+        notes.push(format!(
+            "left out {} ferry staging schema(s) ({}{more}): an import is running, or one was killed and `ferry cleanup` will drop them",
+            stages.len(),
+            stages[..stages.len().min(3)].join(", ")
+        ));
+    }
     // As pg_dump does: no TRUNCATE, rewrite or drop can slip under the snapshot while the
     // data is read (those are not MVCC-safe).
     let locked: Vec<String> = cat
@@ -190,6 +206,7 @@ async fn export_async(
     Ok(ExportReport {
         manifest,
         tables: reports,
+        notes,
     })
 }
 

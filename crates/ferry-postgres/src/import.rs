@@ -27,9 +27,10 @@
 //!    SET SCHEMA`, which moves their indexes, keys and identity sequences with them), then
 //!    creates what depends on them (views, foreign keys, triggers, comments, sequence
 //!    values) and commits: the target changes in one step.
-//! 4. The staging schemas are dropped, on success and on failure. Only a process killed
-//!    between steps 2 and 4 can leave one behind; it holds no data of the target's and
-//!    can be dropped by hand (`DROP SCHEMA ferry_stage_... CASCADE`).
+//! 4. The staging schemas are dropped, on success, on failure and on interruption. A
+//!    process killed (or cut off from the server) between steps 1 and 4 leaves them behind;
+//!    each records its owner's server session, and the next import, or `ferry cleanup`,
+//!    drops those whose session has ended ([`crate::leftover`]).
 //!
 //! Columns carried as `engine_text` cannot go through a binary COPY into their own type, so
 //! such tables are loaded into a temporary staging table whose columns are `text` for those
@@ -102,6 +103,9 @@ pub fn import(
     let rt = crate::runtime()?;
     let started = Instant::now();
     let client = rt.block_on(spec.connect())?;
+    // What killed imports left behind goes first, so it can neither be mistaken for the
+    // target's content nor pile up.
+    let swept = rt.block_on(crate::leftover::sweep(&client))?;
     let mut jobs = if options.data_only {
         1
     } else {
@@ -169,6 +173,13 @@ pub fn import(
         .map(|t| loaded.tables.remove(&t.id).unwrap_or_default())
         .collect();
     let mut notes = loaded.notes;
+    if !swept.is_empty() {
+        notes.push(format!(
+            "dropped {} staging schema(s) left by an import that was killed: {}",
+            swept.len(),
+            swept.join(", ")
+        ));
+    }
     if let Some((asked, used)) = capped {
         notes.push(format!(
             "--jobs {asked}: the server has room for {} more connection(s), so {used} were used",
@@ -821,13 +832,11 @@ impl Loader<'_> {
             foreign_keys: Vec::new(),
             workers_used: 0,
         });
+        let record = crate::leftover::owner_record(client).await?;
         let mut staged = HashMap::new();
         for (n, c) in candidates.into_iter().enumerate() {
             let st = format!("ferry_stage_{id}_{}", n + 1);
-            if let Err(e) = client
-                .batch_execute(&format!("CREATE SCHEMA {}", quote_ident(&st)))
-                .await
-            {
+            if let Err(e) = crate::leftover::create_stage_schema(client, &st, &record).await {
                 self.notes.push(format!(
                     "tables were loaded on one connection: a staging schema for the parallel load could not be created ({})",
                     PgError::query("CREATE SCHEMA", e)
@@ -1253,7 +1262,7 @@ impl Loader<'_> {
             self.notes.append(&mut plan.notes.clone());
             self.notes.append(&mut notes);
             self.skipped.extend(plan.skipped.iter().cloned());
-            return self.client.batch_execute("COMMIT").await.ctx(|| commit);
+            return commit_import(self.client, commit).await;
         }
         self.publish().await?;
         let built = self
@@ -1286,7 +1295,7 @@ impl Loader<'_> {
             }
             self.skipped.extend(cross.skipped.iter().cloned());
             self.cross = Some(cross);
-            return self.client.batch_execute("COMMIT").await.ctx(|| commit);
+            return commit_import(self.client, commit).await;
         }
         for (i, o) in m.objects.iter().enumerate() {
             if phase(o) != POST || built.contains(&i) {
@@ -1298,8 +1307,16 @@ impl Loader<'_> {
                 .ctx(|| format!("{} {}: {}", o.kind, o.name, first_line(&sql)))?;
             self.statements += 1;
         }
-        self.client.batch_execute("COMMIT").await.ctx(|| commit)
+        commit_import(self.client, commit).await
     }
+}
+
+/// The import transaction's COMMIT, the one moment the target changes: refused once an
+/// interruption was asked for, so that a Ctrl-C seen before it leaves the target as it was.
+async fn commit_import(client: &Client, context: String) -> Result<(), PgError> {
+    ferry_archive::interrupt::pause_point("import:commit");
+    ferry_archive::interrupt::check()?;
+    client.batch_execute("COMMIT").await.ctx(|| context)
 }
 
 /// A SQLite archive's keys get PostgreSQL's generated names (`<table>_<columns>_key`),

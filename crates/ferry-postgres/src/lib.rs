@@ -33,6 +33,7 @@ mod error;
 mod export;
 pub mod from_sqlite;
 mod import;
+mod leftover;
 mod load;
 mod parallel;
 pub mod pgbinary;
@@ -42,6 +43,7 @@ pub use compare::compare;
 pub use error::PgError;
 pub use export::{ExportOptions, ExportReport, export};
 pub use import::{ImportOptions, ImportReport, dry_run, import};
+pub use leftover::cleanup;
 
 /// Prefix of this adapter's content digests (an order-independent digest of the binary COPY
 /// tuples of a table's data fields; see `ferry_archive::rowset`).

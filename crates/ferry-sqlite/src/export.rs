@@ -200,6 +200,7 @@ fn assign_types(
             .ctx(|| format!("table {name}: preparing the scan"))?;
         let mut rows = stmt.query([]).ctx(|| format!("table {name}: scanning"))?;
         while let Some(row) = rows.next().ctx(|| format!("table {name}: scanning"))? {
+            ferry_archive::interrupt::check()?;
             for (j, (c, p)) in counts.iter_mut().zip(&mut profiles).enumerate() {
                 let v = row
                     .get_ref(j + skip)

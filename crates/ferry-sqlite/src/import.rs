@@ -91,8 +91,9 @@ pub fn import(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    ferry_archive::leftover::sweep(parent);
     let temp = tempfile::Builder::new()
-        .prefix(".ferry-")
+        .prefix(ferry_archive::leftover::prefix())
         .suffix(".sqlite.partial")
         .tempfile_in(parent)
         .ctx(|| format!("{}: creating a temporary file", parent.display()))?
@@ -140,6 +141,8 @@ pub fn import(
             "column {column}: {n} array value(s) had lower bounds other than 1 (`[0:2]={{...}}`), which a JSON array cannot keep; their elements are kept in order"
         ));
     }
+    ferry_archive::interrupt::pause_point("import:commit");
+    ferry_archive::interrupt::check()?;
     conn.execute_batch("COMMIT")
         .ctx(|| "committing the import".into())?;
     let integrity: Vec<String> = query_strings(&conn, "PRAGMA integrity_check")?;
@@ -156,6 +159,8 @@ pub fn import(
         .and_then(|f| f.sync_all())
         .ctx(|| format!("{}: syncing", temp.display()))?;
 
+    // The last moment an interruption can still leave the target as it was.
+    ferry_archive::interrupt::check()?;
     let backup = if exists {
         Some(backup_existing(target)?)
     } else {
@@ -385,6 +390,7 @@ impl Loader<'_> {
             .ctx(|| format!("table {target}: preparing the insert"))?;
         let mut rows = 0u64;
         for batch in part.batches(self.batch_rows)? {
+            ferry_archive::interrupt::check()?;
             let batch = batch.map_err(|e| {
                 SqliteError::Archive(ferry_archive::ArchiveError::Arrow {
                     path: part.path.to_owned(),
@@ -392,6 +398,7 @@ impl Loader<'_> {
                 })
             })?;
             load_batch(&batch, &mut stmt)?;
+            ferry_archive::interrupt::pause_point("import:batch");
             rows += batch.num_rows() as u64;
         }
         Ok(rows)

@@ -1,0 +1,174 @@
+//! Staging schemas that outlived their import.
+//!
+//! A parallel import loads tables into `ferry_stage_*` schemas that it commits (see
+//! [`crate::import`]); a run that fails or is interrupted drops them, but one that is
+//! killed, or whose connection is cut, cannot. Each staging schema therefore records its
+//! owner in its comment: the server session (backend pid and start time) of the import's
+//! main connection, which the server ends when the client goes away. [`sweep`] drops the
+//! staging schemas whose owner session no longer exists, and nothing else: not a running
+//! import's, and not a schema that merely has a similar name.
+//!
+//! Exports leave every staging schema out ([`STAGE_PATTERN`]): a staging copy is never data.
+
+use tokio_postgres::Client;
+
+use crate::error::{Ctx, PgError};
+use crate::quote_ident;
+
+/// The names [`crate::import`] gives staging schemas: `ferry_stage_<hex>_<hex>_<n>`.
+pub(crate) const STAGE_PATTERN: &str = "^ferry_stage_[0-9a-f]+_[0-9a-f]+_[0-9]+$";
+
+const RECORD: &str = "ferry staging; owner backend ";
+
+/// The comment a staging schema gets: this connection's server session.
+pub(crate) async fn owner_record(client: &Client) -> Result<String, PgError> {
+    let row = client
+        .query_one(
+            "SELECT pg_catalog.pg_backend_pid(),
+                    (SELECT (extract(epoch FROM a.backend_start))::text
+                       FROM pg_catalog.pg_stat_activity a WHERE a.pid = pg_catalog.pg_backend_pid())",
+            &[],
+        )
+        .await
+        .ctx(|| "reading this session's identity".into())?;
+    let pid: i32 = row.try_get(0).ctx(|| "reading this session's pid".into())?;
+    let start: Option<String> = row
+        .try_get(1)
+        .ctx(|| "reading this session's start time".into())?;
+    Ok(format!(
+        "{RECORD}{pid} started {}",
+        start.unwrap_or_default()
+    ))
+}
+
+/// `CREATE SCHEMA` with its owner record, in one implicit transaction: a staging schema
+/// never exists without the record that lets a later run tell whether it is abandoned.
+pub(crate) async fn create_stage_schema(
+    client: &Client,
+    name: &str,
+    record: &str,
+) -> Result<(), tokio_postgres::Error> {
+    // Both strings are ferry's own (a generated name, digits from the server).
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {0}; COMMENT ON SCHEMA {0} IS '{1}'",
+            quote_ident(name),
+            record.replace('\'', "''")
+        ))
+        .await
+}
+
+/// Drops the staging schemas of imports whose server session has ended. Returns their names.
+pub async fn sweep(client: &Client) -> Result<Vec<String>, PgError> {
+    let stages = client
+        .query(
+            "SELECT n.nspname, pg_catalog.obj_description(n.oid, 'pg_namespace')
+               FROM pg_catalog.pg_namespace n WHERE n.nspname ~ $1 ORDER BY 1",
+            &[&STAGE_PATTERN],
+        )
+        .await
+        .ctx(|| "looking for abandoned staging schemas".into())?;
+    if stages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sessions = client
+        .query(
+            "SELECT pid, (extract(epoch FROM backend_start))::text FROM pg_catalog.pg_stat_activity",
+            &[],
+        )
+        .await
+        .ctx(|| "reading the server's sessions".into())?;
+    let mut live = Vec::new();
+    for s in &sessions {
+        let pid: Option<i32> = s.try_get(0).ctx(|| "reading pg_stat_activity.pid".into())?;
+        let start: Option<String> = s
+            .try_get(1)
+            .ctx(|| "reading pg_stat_activity.backend_start".into())?;
+        if let Some(pid) = pid {
+            live.push((pid, start));
+        }
+    }
+    let mut dropped = Vec::new();
+    for row in &stages {
+        let name: String = row
+            .try_get(0)
+            .ctx(|| "reading a staging schema's name".into())?;
+        let comment: Option<String> = row
+            .try_get(1)
+            .ctx(|| "reading a staging schema's comment".into())?;
+        let Some((pid, start)) = comment.as_deref().and_then(parse_record) else {
+            // No record: not provably abandoned, so not ours to drop.
+            continue;
+        };
+        // A session whose start time this role may not see is taken as the owner: dropping a
+        // running import's schema would be far worse than keeping an abandoned one.
+        let owner_alive = live
+            .iter()
+            .any(|(p, s)| *p == pid && s.as_deref().is_none_or(|s| s == start));
+        if owner_alive {
+            continue;
+        }
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {} CASCADE",
+                quote_ident(&name)
+            ))
+            .await
+            .ctx(|| format!("dropping the abandoned staging schema {name}"))?;
+        tracing::info!(schema = %name, "dropped an abandoned staging schema");
+        dropped.push(name);
+    }
+    Ok(dropped)
+}
+
+/// The staging schemas present, whoever owns them (for the export's note).
+pub(crate) async fn present(client: &Client) -> Result<Vec<String>, PgError> {
+    let rows = client
+        .query(
+            "SELECT nspname::text FROM pg_catalog.pg_namespace WHERE nspname ~ $1 ORDER BY 1",
+            &[&STAGE_PATTERN],
+        )
+        .await
+        .ctx(|| "looking for staging schemas".into())?;
+    rows.iter()
+        .map(|r| {
+            r.try_get(0)
+                .ctx(|| "reading a staging schema's name".into())
+        })
+        .collect()
+}
+
+/// `(pid, start)` from a record written by [`owner_record`].
+fn parse_record(comment: &str) -> Option<(i32, &str)> {
+    let rest = comment.strip_prefix(RECORD)?;
+    let (pid, start) = rest.split_once(" started ")?;
+    Some((pid.parse().ok()?, start))
+}
+
+/// Connects and sweeps: `ferry cleanup` on a PostgreSQL target.
+pub fn cleanup(url: &str) -> Result<Vec<String>, PgError> {
+    let spec = crate::conn::ConnSpec::parse(url)?;
+    let rt = crate::runtime()?;
+    rt.block_on(async {
+        let client = spec.connect().await?;
+        sweep(&client).await
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_parse() {
+        assert_eq!(
+            parse_record("ferry staging; owner backend 4242 started 1733333333.123456"),
+            Some((4242, "1733333333.123456"))
+        );
+        assert_eq!(parse_record("a user's comment"), None);
+        assert_eq!(
+            parse_record("ferry staging; owner backend x started 1"),
+            None
+        );
+    }
+}
