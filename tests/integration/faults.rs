@@ -13,6 +13,16 @@ fn app_db() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/app.db")
 }
 
+/// `app.tar` in the test directory, from `samples/app.db`.
+fn export_app(dir: &TestDir) {
+    dir.ferry()
+        .args(["export"])
+        .args([app_db()])
+        .args(["app.tar"])
+        .run()
+        .success();
+}
+
 fn staging_schemas(db: &PgDb) -> Vec<String> {
     db.psql("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'ferry\\_stage\\_%' ORDER BY 1")
         .lines()
@@ -104,12 +114,7 @@ fn an_interrupted_postgres_export_leaves_no_archive() {
 #[test]
 fn an_interrupted_sqlite_import_leaves_the_target_as_it_was() {
     let dir = TestDir::new();
-    dir.ferry()
-        .args(["export"])
-        .args([app_db()])
-        .args(["app.tar"])
-        .run()
-        .success();
+    export_app(&dir);
     std::fs::write(dir.path("old.db"), b"").unwrap();
     let before = std::fs::read(dir.path("old.db")).unwrap();
     for archive in ["app.tar", "-"] {
@@ -146,12 +151,7 @@ fn an_interrupted_sqlite_import_leaves_the_target_as_it_was() {
 #[test]
 fn an_interrupted_postgres_import_changes_nothing_serial_or_parallel() {
     let dir = TestDir::new();
-    dir.ferry()
-        .args(["export"])
-        .args([app_db()])
-        .args(["app.tar"])
-        .run()
-        .success();
+    export_app(&dir);
     let db = PgDb::new("intimp");
     // Something of the user's own, which must come through untouched.
     db.psql("CREATE TABLE keep (id int PRIMARY KEY); INSERT INTO keep VALUES (1), (2);");
@@ -203,12 +203,7 @@ fn an_interrupted_postgres_import_changes_nothing_serial_or_parallel() {
 #[test]
 fn a_killed_parallel_import_is_swept_by_the_next_run_and_never_exported() {
     let dir = TestDir::new();
-    dir.ferry()
-        .args(["export"])
-        .args([app_db()])
-        .args(["app.tar"])
-        .run()
-        .success();
+    export_app(&dir);
     let db = PgDb::new("kill9");
     let run = dir
         .ferry()
@@ -246,12 +241,7 @@ fn a_killed_parallel_import_is_swept_by_the_next_run_and_never_exported() {
 #[test]
 fn cleanup_drops_only_staging_schemas_whose_session_has_ended() {
     let dir = TestDir::new();
-    dir.ferry()
-        .args(["export"])
-        .args([app_db()])
-        .args(["app.tar"])
-        .run()
-        .success();
+    export_app(&dir);
     let db = PgDb::new("cleanup");
     // A schema with a staging name but no owner record is not provably ferry's: kept.
     db.psql("CREATE SCHEMA ferry_stage_1_2_3");
@@ -297,12 +287,7 @@ fn a_killed_sqlite_run_leaves_partial_files_that_the_next_run_sweeps() {
         "{left:?}"
     );
     // The next export into this directory sweeps them.
-    dir.ferry()
-        .args(["export"])
-        .args([app_db()])
-        .args(["app.tar"])
-        .run()
-        .success();
+    export_app(&dir);
     assert_same!(leftovers(&dir, &["app.tar"]), Vec::<String>::new());
 
     // Import into SQLite: a partial database beside the target, swept by the next import.
