@@ -30,8 +30,34 @@ pub struct Cli {
     /// Progress on stderr: bars on a terminal (auto), plain lines for logs, or none.
     #[arg(long, global = true, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
+    /// Largest manifest.json or prelude.json an archive may have [default: 64].
+    #[arg(long, global = true, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_manifest_mb: Option<u64>,
+    /// Most warnings an archive's manifest may list [default: 20000].
+    #[arg(long, global = true, value_name = "N")]
+    pub max_warnings: Option<usize>,
+    /// Largest single value (text or blob) an archive may hold [default: 256].
+    #[arg(long, global = true, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_value_mb: Option<u64>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The resource limits on archives read by this run (`spec/FORMAT.md` §8).
+    pub fn limits(&self) -> ferry_archive::limits::Limits {
+        use ferry_archive::limits::{Limits, MIB};
+        let d = Limits::default();
+        Limits {
+            document_bytes: self
+                .max_manifest_mb
+                .map_or(d.document_bytes, |m| m.saturating_mul(MIB)),
+            warnings: self.max_warnings.unwrap_or(d.warnings),
+            value_bytes: self
+                .max_value_mb
+                .map_or(d.value_bytes, |m| m.saturating_mul(MIB)),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

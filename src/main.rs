@@ -28,6 +28,7 @@ pub mod exit {
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(&cli);
+    ferry_archive::limits::set(cli.limits());
     let interrupted = cli.command.interrupted_message();
     if let Err(e) = catch_signals() {
         eprintln!("ferry: error: cannot install the signal handlers: {e}");

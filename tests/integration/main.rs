@@ -5,6 +5,7 @@ mod cross;
 mod faults;
 mod harness;
 mod hostile;
+mod limits;
 mod parallel;
 mod pg_db;
 mod postgres;

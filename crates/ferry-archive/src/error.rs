@@ -8,6 +8,14 @@ pub enum ArchiveError {
     /// SIGINT or SIGTERM arrived; the run stopped at its next batch and undid its work.
     #[error("interrupted")]
     Interrupted,
+    /// Beyond a resource limit (`crate::limits`); `flag` raises it.
+    #[error("{path}: {what}, over the limit of {limit}; pass {flag} to accept more")]
+    Limit {
+        path: String,
+        what: String,
+        limit: String,
+        flag: &'static str,
+    },
     #[error("{path}: {source}")]
     Io {
         path: String,

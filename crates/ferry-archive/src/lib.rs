@@ -29,6 +29,7 @@ pub mod facts;
 mod hash;
 pub mod interrupt;
 pub mod leftover;
+pub mod limits;
 mod location;
 pub mod manifest;
 mod reader;
@@ -48,7 +49,8 @@ pub use manifest::{
     Stage, Table, Warning,
 };
 pub use reader::{
-    DetachedPart, MANIFEST, PRELUDE, Part, PartData, Visitor, read, read_manifest, read_stream,
+    Batches, DetachedPart, MANIFEST, PRELUDE, Part, PartData, Visitor, read, read_manifest,
+    read_stream,
 };
 pub use report::{Comparison, ImportPlan, NoProgress, Progress, TableReport};
 pub use schema::{MANIFEST_SCHEMA, validate as validate_manifest_json};

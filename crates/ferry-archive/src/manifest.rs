@@ -337,6 +337,19 @@ impl Manifest {
                 reason: format!("not valid JSON: {e}"),
             })?;
         check_version(file, &value)?;
+        let limit = crate::limits::get().warnings;
+        let warnings = value
+            .get("warnings")
+            .and_then(|w| w.as_array())
+            .map_or(0, Vec::len);
+        if warnings > limit {
+            return Err(ArchiveError::Limit {
+                path: file.to_owned(),
+                what: format!("{warnings} warnings"),
+                limit: format!("{limit} warnings"),
+                flag: "--max-warnings",
+            });
+        }
         crate::schema::validate(file, &value)?;
         let manifest: Manifest =
             serde_json::from_value(value).map_err(|e| ArchiveError::BadManifest {

@@ -16,6 +16,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use arrow_array::RecordBatch;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use crate::error::{ArchiveError, Result};
@@ -57,7 +58,7 @@ pub trait PartData {
     fn path(&self) -> &str;
     /// Opens the part for decoding, after checking that its Arrow schema is the one the
     /// manifest's logical types prescribe.
-    fn batches(&self, batch_size: usize) -> Result<ParquetRecordBatchReader>;
+    fn batches(&self, batch_size: usize) -> Result<Batches>;
 }
 
 impl Part<'_> {
@@ -90,7 +91,7 @@ impl PartData for Part<'_> {
         self.path
     }
 
-    fn batches(&self, batch_size: usize) -> Result<ParquetRecordBatchReader> {
+    fn batches(&self, batch_size: usize) -> Result<Batches> {
         let file = File::open(self.file).map_err(|e| ArchiveError::io(self.path, e))?;
         open_batches(self.path, file, self.table, batch_size)
     }
@@ -108,7 +109,7 @@ impl PartData for DetachedPart {
         &self.path
     }
 
-    fn batches(&self, batch_size: usize) -> Result<ParquetRecordBatchReader> {
+    fn batches(&self, batch_size: usize) -> Result<Batches> {
         let file = self
             .file
             .try_clone()
@@ -117,25 +118,118 @@ impl PartData for DetachedPart {
     }
 }
 
-fn open_batches(
-    path: &str,
-    file: File,
-    table: &Table,
-    batch_size: usize,
-) -> Result<ParquetRecordBatchReader> {
+fn open_batches(path: &str, file: File, table: &Table, batch_size: usize) -> Result<Batches> {
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| ArchiveError::Parquet {
             path: path.to_owned(),
             source,
         })?;
     check_schema(path, table, builder.schema())?;
-    builder
-        .with_batch_size(batch_size.max(1))
+    // Rows per batch from the footer's widest row group, so that a batch of wide rows
+    // holds about BATCH_BYTES, not batch_size times a large value.
+    let widest_row = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .filter(|rg| rg.num_rows() > 0)
+        .map(|rg| rg.total_byte_size().max(0) as u64 / rg.num_rows() as u64)
+        .max()
+        .unwrap_or(0);
+    let rows = match widest_row {
+        0 => batch_size.max(1),
+        w => usize::try_from(crate::limits::BATCH_BYTES / w)
+            .unwrap_or(usize::MAX)
+            .clamp(1, batch_size.max(1)),
+    };
+    let columns = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let inner = builder
+        .with_batch_size(rows)
         .build()
         .map_err(|source| ArchiveError::Parquet {
             path: path.to_owned(),
             source,
-        })
+        })?;
+    Ok(Batches {
+        inner,
+        path: path.to_owned(),
+        columns,
+        max_value: crate::limits::get().value_bytes,
+        rows: 0,
+    })
+}
+
+/// A part's record batches, checked as they are decoded: the run stops at the next batch
+/// once it is interrupted, and a value larger than the limit (`--max-value-mb`) is refused
+/// with its column and row, before a consumer copies it again.
+pub struct Batches {
+    inner: ParquetRecordBatchReader,
+    path: String,
+    columns: Vec<String>,
+    max_value: u64,
+    /// Rows already returned, for the row number in messages.
+    rows: u64,
+}
+
+impl Iterator for Batches {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Result<RecordBatch>> {
+        if let Err(e) = crate::interrupt::check() {
+            return Some(Err(e));
+        }
+        let batch = match self.inner.next()? {
+            Ok(b) => b,
+            Err(source) => {
+                return Some(Err(ArchiveError::Arrow {
+                    path: self.path.clone(),
+                    source,
+                }));
+            }
+        };
+        for (i, col) in batch.columns().iter().enumerate() {
+            if let Some((row, len)) = widest_value(col.as_ref())
+                && len > self.max_value
+            {
+                return Some(Err(ArchiveError::Limit {
+                    path: self.path.clone(),
+                    what: format!(
+                        "column {}, row {}: a value of {len} bytes",
+                        self.columns.get(i).map_or("?", String::as_str),
+                        self.rows + row as u64 + 1
+                    ),
+                    limit: format!("{} MiB", self.max_value / crate::limits::MIB),
+                    flag: "--max-value-mb",
+                }));
+            }
+        }
+        self.rows += batch.num_rows() as u64;
+        Some(Ok(batch))
+    }
+}
+
+/// The longest value of a string or binary column: its row and length in bytes.
+fn widest_value(col: &dyn arrow_array::Array) -> Option<(usize, u64)> {
+    use arrow_array::cast::AsArray;
+    use arrow_schema::DataType;
+    fn widest<O: arrow_array::OffsetSizeTrait>(offsets: &[O]) -> Option<(usize, u64)> {
+        offsets
+            .windows(2)
+            .enumerate()
+            .map(|(row, w)| (row, (w[1] - w[0]).as_usize() as u64))
+            .max_by_key(|&(_, len)| len)
+    }
+    match col.data_type() {
+        DataType::Utf8 => widest(col.as_string::<i32>().value_offsets()),
+        DataType::LargeUtf8 => widest(col.as_string::<i64>().value_offsets()),
+        DataType::Binary => widest(col.as_binary::<i32>().value_offsets()),
+        DataType::LargeBinary => widest(col.as_binary::<i64>().value_offsets()),
+        _ => None,
+    }
 }
 
 fn check_schema(path: &str, table: &Table, actual: &arrow_schema::SchemaRef) -> Result<()> {
@@ -199,13 +293,34 @@ pub fn read_manifest(location: &Location) -> Result<Manifest> {
         }
     }
     if let Location::Dir(root) = location {
-        let bytes = std::fs::read(root.join(MANIFEST))
-            .map_err(|e| ArchiveError::io(root.join(MANIFEST).display(), e))?;
+        let path = root.join(MANIFEST);
+        let file = File::open(&path).map_err(|e| ArchiveError::io(path.display(), e))?;
+        let bytes = read_document(MANIFEST, file)?;
         return Manifest::from_json(MANIFEST, &bytes);
     }
     read(location, &mut Skip)?.ok_or_else(|| ArchiveError::Truncated {
         path: location.display(),
     })
+}
+
+/// Reads a manifest document, refusing one over the size limit before holding it: the bytes
+/// are read up to the limit and not one more.
+fn read_document(name: &str, input: impl Read) -> Result<Vec<u8>> {
+    let limit = crate::limits::get().document_bytes;
+    let mut bytes = Vec::new();
+    input
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| ArchiveError::io(name, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(ArchiveError::Limit {
+            path: name.to_owned(),
+            what: format!("more than {limit} bytes"),
+            limit: format!("{} MiB", limit / crate::limits::MIB),
+            flag: "--max-manifest-mb",
+        });
+    }
+    Ok(bytes)
 }
 
 fn parse_doc(name: &str, bytes: &[u8], stage: Stage) -> Result<Manifest> {
@@ -266,8 +381,8 @@ fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>
             }
             _ => {}
         }
-        let bytes = std::fs::read(&path).map_err(|e| ArchiveError::io(name, e))?;
-        parse_doc(name, &bytes, stage)
+        let file = File::open(&path).map_err(|e| ArchiveError::io(name, e))?;
+        parse_doc(name, &read_document(name, file)?, stage)
     };
     let manifest = match load(MANIFEST, Stage::Complete) {
         Ok(m) => m,
@@ -522,10 +637,13 @@ fn read_tar<V: Visitor, R: Read>(
             continue;
         }
         if path == PRELUDE || path == MANIFEST {
-            let mut bytes = Vec::new();
-            entry
-                .read_to_end(&mut bytes)
-                .map_err(|e| ArchiveError::io(&path, e))?;
+            let bytes = match read_document(&path, &mut entry) {
+                Ok(b) => b,
+                Err(e) => {
+                    visitor.problem(e)?;
+                    return Ok(None);
+                }
+            };
             if path == PRELUDE {
                 match parse_doc(PRELUDE, &bytes, Stage::Prelude) {
                     Ok(p) => {

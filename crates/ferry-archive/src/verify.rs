@@ -40,10 +40,7 @@ impl Visitor for Collect {
         let mut rows = 0u64;
         let result = part.batches(64 * 1024).and_then(|batches| {
             for batch in batches {
-                let batch = batch.map_err(|source| ArchiveError::Arrow {
-                    path: part.path.to_owned(),
-                    source,
-                })?;
+                let batch = batch?;
                 rows += batch.num_rows() as u64;
             }
             Ok(())

@@ -13,7 +13,7 @@ use ferry_archive::{Check, Column, ForeignKey, Generated, Key, SchemaObject, Tab
 use serde_json::{Value, json};
 use tokio_postgres::Client;
 
-use crate::error::{Ctx, PgError};
+use crate::error::{Ctx, PgError, RowExt};
 use crate::types::{self, TypeInfo, Wire};
 use crate::{ENGINE, quote_ident, quote_qualified};
 
@@ -131,23 +131,22 @@ pub async fn type_map(client: &Client) -> Result<HashMap<u32, RawType>, PgError>
         )
         .await
         .ctx(|| "reading pg_type".into())?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .map(|r| {
-            (
-                r.get::<_, u32>(0),
+            Ok((
+                r.at::<u32>(0)?,
                 RawType {
-                    schema: r.get(1),
-                    name: r.get(2),
-                    kind: r.get::<_, String>(3).chars().next().unwrap_or('b'),
-                    base: r.get(4),
-                    base_typmod: r.get(5),
-                    elem: r.get(6),
-                    len: r.get(7),
+                    schema: r.at(1)?,
+                    name: r.at(2)?,
+                    kind: r.at::<String>(3)?.chars().next().unwrap_or('b'),
+                    base: r.at(4)?,
+                    base_typmod: r.at(5)?,
+                    elem: r.at(6)?,
+                    len: r.at(7)?,
                 },
-            )
+            ))
         })
-        .collect())
+        .collect()
 }
 
 pub struct RawType {
@@ -242,20 +241,20 @@ pub async fn columns(
         .ctx(|| "reading columns".into())?;
     let mut out: HashMap<u32, Vec<RawColumn>> = HashMap::new();
     for r in rows {
-        out.entry(r.get(0)).or_default().push(RawColumn {
-            name: r.get(1),
-            type_oid: r.get(2),
-            typmod: r.get(3),
-            formatted: r.get(4),
-            not_null: r.get(5),
-            default: r.get(6),
-            identity: r.get(7),
-            generated: r.get(8),
-            collate: r.get(9),
-            collation_name: r.get(10),
-            comment: r.get(11),
-            identity_sequence: r.get(12),
-            identity_options: r.get(13),
+        out.entry(r.at(0)?).or_default().push(RawColumn {
+            name: r.at(1)?,
+            type_oid: r.at(2)?,
+            typmod: r.at(3)?,
+            formatted: r.at(4)?,
+            not_null: r.at(5)?,
+            default: r.at(6)?,
+            identity: r.at(7)?,
+            generated: r.at(8)?,
+            collate: r.at(9)?,
+            collation_name: r.at(10)?,
+            comment: r.at(11)?,
+            identity_sequence: r.at(12)?,
+            identity_options: r.at(13)?,
         });
     }
     Ok(out)
@@ -267,7 +266,7 @@ pub async fn read(client: &Client, schemas: &[String]) -> Result<Catalog, PgErro
         .query_one("SELECT current_setting('server_version')", &[])
         .await
         .ctx(|| "reading the server version".into())?
-        .get(0);
+        .at(0)?;
     let mut settings = BTreeMap::new();
     let db = client
         .query_one(
@@ -277,16 +276,16 @@ pub async fn read(client: &Client, schemas: &[String]) -> Result<Catalog, PgErro
         )
         .await
         .ctx(|| "reading the database".into())?;
-    settings.insert("database".into(), json!(db.get::<_, String>(0)));
-    settings.insert("encoding".into(), json!(db.get::<_, String>(1)));
-    settings.insert("lc_collate".into(), json!(db.get::<_, String>(2)));
-    settings.insert("lc_ctype".into(), json!(db.get::<_, String>(3)));
+    settings.insert("database".into(), json!(db.at::<String>(0)?));
+    settings.insert("encoding".into(), json!(db.at::<String>(1)?));
+    settings.insert("lc_collate".into(), json!(db.at::<String>(2)?));
+    settings.insert("lc_ctype".into(), json!(db.at::<String>(3)?));
 
     let ns_rows = client
         .query(NS, &[&schemas])
         .await
         .ctx(|| "reading schemas".into())?;
-    let ns_names: Vec<String> = ns_rows.iter().map(|r| r.get(1)).collect();
+    let ns_names: Vec<String> = ns_rows.iter().map(|r| r.at(1)).collect::<Result<_, _>>()?;
     if let Some(missing) = schemas.iter().find(|s| !ns_names.contains(s)) {
         return Err(PgError::Config(format!(
             "schema {missing:?} does not exist"
@@ -321,7 +320,7 @@ pub async fn read(client: &Client, schemas: &[String]) -> Result<Catalog, PgErro
         .await
         .ctx(|| "reading schema comments".into())?
     {
-        let (s, text): (String, String) = (r.get(0), r.get(1));
+        let (s, text): (String, String) = (r.at(0)?, r.at(1)?);
         schema_comments.push(comment(
             None,
             &s,
@@ -339,7 +338,7 @@ pub async fn read(client: &Client, schemas: &[String]) -> Result<Catalog, PgErro
         .await
         .ctx(|| "reading extensions".into())?
     {
-        let (name, schema, version): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        let (name, schema, version): (String, String, String) = (r.at(0)?, r.at(1)?, r.at(2)?);
         let mut o = object(
             "extension",
             Some(&schema),
@@ -371,10 +370,10 @@ pub async fn read(client: &Client, schemas: &[String]) -> Result<Catalog, PgErro
     {
         objects.push(object(
             "collation",
-            Some(r.get(0)),
-            r.get(1),
+            Some(r.at(0)?),
+            r.at(1)?,
             None,
-            r.get(2),
+            r.at(2)?,
             PRE,
         ));
     }
@@ -400,17 +399,17 @@ pub async fn read(client: &Client, schemas: &[String]) -> Result<Catalog, PgErro
         .await
         .ctx(|| "reading functions".into())?
     {
-        let (schema, name, kind): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        let (schema, name, kind): (String, String, String) = (r.at(0)?, r.at(1)?, r.at(2)?);
         if kind == "a" {
             continue; // read below, once every function they call exists
         }
         let word = if kind == "p" { "procedure" } else { "function" };
-        let args: String = r.get(4);
-        let mut o = object(word, Some(&schema), &name, None, r.get(3), PRE);
+        let args: String = r.at(4)?;
+        let mut o = object(word, Some(&schema), &name, None, r.at(3)?, PRE);
         o.properties
             .insert("identity_arguments".into(), json!(args));
         objects.push(o);
-        if let Some(c) = r.get::<_, Option<String>>(5) {
+        if let Some(c) = r.at::<Option<String>>(5)? {
             function_comments.push(comment(
                 Some(&schema),
                 &name,
@@ -491,12 +490,12 @@ async fn read_aggregates(
         .await
         .ctx(|| "reading aggregates".into())?
     {
-        let (schema, name, args): (String, String, String) = (r.get(0), r.get(1), r.get(2));
-        let mut o = object("aggregate", Some(&schema), &name, None, r.get(3), PRE);
+        let (schema, name, args): (String, String, String) = (r.at(0)?, r.at(1)?, r.at(2)?);
+        let mut o = object("aggregate", Some(&schema), &name, None, r.at(3)?, PRE);
         o.properties
             .insert("identity_arguments".into(), json!(args));
         objects.push(o);
-        if let Some(c) = r.get::<_, Option<String>>(4) {
+        if let Some(c) = r.at::<Option<String>>(4)? {
             comments.push(comment(
                 Some(&schema),
                 &name,
@@ -562,8 +561,8 @@ async fn read_types(
         .await
         .ctx(|| "reading types".into())?
     {
-        let (schema, name, kind): (String, String, String) = (r.get(0), r.get(1), r.get(2));
-        let mut o = object("type", Some(&schema), &name, None, r.get(3), PRE);
+        let (schema, name, kind): (String, String, String) = (r.at(0)?, r.at(1)?, r.at(2)?);
+        let mut o = object("type", Some(&schema), &name, None, r.at(3)?, PRE);
         let what = match kind.as_str() {
             "e" => "enum",
             "r" => "range",
@@ -572,13 +571,13 @@ async fn read_types(
         };
         o.properties.insert("type_kind".into(), json!(what));
         o.properties
-            .insert("regtype".into(), json!(r.get::<_, String>(5)));
+            .insert("regtype".into(), json!(r.at::<String>(5)?));
         if what == "enum" {
             o.properties
-                .insert("labels".into(), json!(r.get::<_, Vec<String>>(6)));
+                .insert("labels".into(), json!(r.at::<Vec<String>>(6)?));
         }
         objects.push(o);
-        if let Some(c) = r.get::<_, Option<String>>(4) {
+        if let Some(c) = r.at::<Option<String>>(4)? {
             let word = if what == "domain" { "DOMAIN" } else { "TYPE" };
             objects.push(comment(
                 Some(&schema),
@@ -627,7 +626,7 @@ async fn read_tables(
         .query_one("SELECT pg_catalog.scale(1::money::numeric)", &[])
         .await
         .ctx(|| "reading the money scale of lc_monetary".into())?
-        .get(0);
+        .at(0)?;
     // The fields of composite types, so that an importer into an engine without them can
     // name each field (PostgreSQL → SQLite writes JSON objects, as to_json() would).
     let mut composite_fields: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
@@ -644,9 +643,9 @@ async fn read_tables(
         .ctx(|| "reading composite types' fields".into())?
     {
         composite_fields
-            .entry((r.get(0), r.get(1)))
+            .entry((r.at(0)?, r.at(1)?))
             .or_default()
-            .push((r.get(2), r.get(3)));
+            .push((r.at(2)?, r.at(3)?));
     }
     // Sequences that are not identity sequences.
     let q = format!(
@@ -668,15 +667,15 @@ async fn read_tables(
         .await
         .ctx(|| "reading sequences".into())?
     {
-        let (schema, name, regclass): (String, String, String) = (r.get(0), r.get(1), r.get(2));
-        let identity: bool = r.get(5);
+        let (schema, name, regclass): (String, String, String) = (r.at(0)?, r.at(1)?, r.at(2)?);
+        let identity: bool = r.at(5)?;
         if !identity {
             objects.push(object(
                 "sequence",
                 Some(&schema),
                 &name,
                 None,
-                r.get(3),
+                r.at(3)?,
                 PRE,
             ));
         }
@@ -690,7 +689,7 @@ async fn read_tables(
             )
             .await
             .ctx(|| format!("sequence {schema}.{name}: reading its value"))?;
-        let (last, called): (String, bool) = (v.get(0), v.get(1));
+        let (last, called): (String, bool) = (v.at(0)?, v.at(1)?);
         let mut o = object(
             "sequence_value",
             Some(&schema),
@@ -705,7 +704,7 @@ async fn read_tables(
         o.properties.insert("last_value".into(), json!(last));
         o.properties.insert("is_called".into(), json!(called));
         post.push(o);
-        if let Some(c) = r.get::<_, Option<String>>(4) {
+        if let Some(c) = r.at::<Option<String>>(4)? {
             post.push(comment(
                 Some(&schema),
                 &name,
@@ -736,10 +735,10 @@ async fn read_tables(
             0,
             object(
                 "sequence_owned_by",
-                Some(r.get(1)),
-                r.get(2),
+                Some(r.at(1)?),
+                r.at(2)?,
                 None,
-                r.get(0),
+                r.at(0)?,
                 POST,
             ),
         );
@@ -765,18 +764,18 @@ async fn read_tables(
         .ctx(|| "reading tables".into())?
     {
         let t = RawTable {
-            oid: r.get(0),
-            schema: r.get(1),
-            name: r.get(2),
-            kind: r.get(3),
-            unlogged: r.get(4),
-            options: r.get::<_, Option<String>>(5).filter(|s| !s.is_empty()),
-            partition_key: r.get(6),
-            partition_of: r.get(7),
-            partition_bound: r.get(8),
-            comment: r.get(9),
-            owner: r.get(10),
-            acl: r.get(11),
+            oid: r.at(0)?,
+            schema: r.at(1)?,
+            name: r.at(2)?,
+            kind: r.at(3)?,
+            unlogged: r.at(4)?,
+            options: r.at::<Option<String>>(5)?.filter(|s| !s.is_empty()),
+            partition_key: r.at(6)?,
+            partition_of: r.at(7)?,
+            partition_bound: r.at(8)?,
+            comment: r.at(9)?,
+            owner: r.at(10)?,
+            acl: r.at(11)?,
         };
         if t.kind == "f" {
             warnings.push(Warning {
@@ -806,7 +805,7 @@ async fn read_tables(
         .ctx(|| "reading row security and inheritance".into())?
     {
         let (name, rls, policies, parents): (String, bool, i64, Option<String>) =
-            (r.get(0), r.get(1), r.get(2), r.get(3));
+            (r.at(0)?, r.at(1)?, r.at(2)?, r.at(3)?);
         if rls || policies > 0 {
             warnings.push(Warning {
                 code: "row_security_not_carried".into(),
@@ -842,9 +841,9 @@ async fn read_tables(
         .ctx(|| "reading check constraints".into())?
     {
         checks
-            .entry(r.get(0))
+            .entry(r.at(0)?)
             .or_default()
-            .push((r.get(1), r.get(2), r.get(3)));
+            .push((r.at(1)?, r.at(2)?, r.at(3)?));
     }
 
     let mut tables = Vec::new();
@@ -1106,12 +1105,12 @@ async fn read_constraints(
         .to_owned()
     };
     for r in rows {
-        let relid: u32 = r.get(0);
+        let relid: u32 = r.at(0)?;
         let Some(t) = tables.iter_mut().find(|t| t.oid == relid) else {
             continue;
         };
-        let (name, kind, def): (String, String, String) = (r.get(1), r.get(2), r.get(3));
-        let cols: Vec<String> = r.get(4);
+        let (name, kind, def): (String, String, String) = (r.at(1)?, r.at(2)?, r.at(3)?);
+        let cols: Vec<String> = r.at(4)?;
         let schema = t.table.schema.clone().unwrap_or_default();
         // Partitioned parents cannot take ONLY: the constraint recurses to the partitions.
         let only = if t.table.kind == "partitioned" {
@@ -1131,7 +1130,7 @@ async fn read_constraints(
             ),
             POST,
         ));
-        if let Some(c) = r.get::<_, Option<String>>(12) {
+        if let Some(c) = r.at::<Option<String>>(12)? {
             post.push(comment(
                 Some(&schema),
                 &name,
@@ -1155,13 +1154,13 @@ async fn read_constraints(
             "f" => t.table.foreign_keys.push(ForeignKey {
                 name: Some(name),
                 columns: cols,
-                ref_schema: r.get(5),
-                ref_table: r.get::<_, Option<String>>(6).unwrap_or_default(),
-                ref_columns: r.get(7),
-                on_update: action(&r.get::<_, String>(8)),
-                on_delete: action(&r.get::<_, String>(9)),
-                deferrable: r.get(10),
-                initially_deferred: r.get(11),
+                ref_schema: r.at(5)?,
+                ref_table: r.at::<Option<String>>(6)?.unwrap_or_default(),
+                ref_columns: r.at(7)?,
+                on_update: action(&r.at::<String>(8)?),
+                on_delete: action(&r.at::<String>(9)?),
+                deferrable: r.at(10)?,
+                initially_deferred: r.at(11)?,
             }),
             _ => {}
         }
@@ -1189,9 +1188,9 @@ async fn read_views(
         .ctx(|| "reading views".into())?
     {
         let (schema, name, kind, def): (String, String, String, String) =
-            (r.get(0), r.get(1), r.get(2), r.get(3));
+            (r.at(0)?, r.at(1)?, r.at(2)?, r.at(3)?);
         let opts = r
-            .get::<_, Option<String>>(4)
+            .at::<Option<String>>(4)?
             .filter(|s| !s.is_empty())
             .map(|o| format!(" WITH ({o})"))
             .unwrap_or_default();
@@ -1206,7 +1205,7 @@ async fn read_views(
                 format!("CREATE MATERIALIZED VIEW {qualified}{opts} AS\n{def}\nWITH NO DATA"),
                 PRE,
             ));
-            if r.get::<_, bool>(5) {
+            if r.at::<bool>(5)? {
                 post.push(object(
                     "refresh",
                     Some(&schema),
@@ -1226,7 +1225,7 @@ async fn read_views(
                 PRE,
             ));
         }
-        if let Some(c) = r.get::<_, Option<String>>(6) {
+        if let Some(c) = r.at::<Option<String>>(6)? {
             let word = if kind == "m" {
                 "MATERIALIZED VIEW"
             } else {
@@ -1270,7 +1269,7 @@ async fn read_indexes_and_triggers(
         .ctx(|| "reading indexes".into())?
     {
         let (schema, name, table, def, relkind): (String, String, String, String, String) =
-            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+            (r.at(0)?, r.at(1)?, r.at(2)?, r.at(3)?, r.at(4)?);
         // An index on a partitioned table is defined `ON ONLY`; without ONLY it also builds
         // and attaches the partitions' indexes, as the original did.
         let def = if relkind == "p" {
@@ -1281,7 +1280,7 @@ async fn read_indexes_and_triggers(
         let mut o = object("index", Some(&schema), &name, Some(&table), def, POST);
         o.properties.insert("phase".into(), json!(POST));
         post.push(o);
-        if let Some(c) = r.get::<_, Option<String>>(5) {
+        if let Some(c) = r.at::<Option<String>>(5)? {
             post.push(comment(
                 Some(&schema),
                 &name,
@@ -1304,17 +1303,17 @@ async fn read_indexes_and_triggers(
         .await
         .ctx(|| "reading triggers".into())?
     {
-        let (schema, name, table): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        let (schema, name, table): (String, String, String) = (r.at(0)?, r.at(1)?, r.at(2)?);
         post.push(object(
             "trigger",
             Some(&schema),
             &name,
             Some(&table),
-            r.get(3),
+            r.at(3)?,
             POST,
         ));
         // A trigger is created enabled; restore a disabled, replica or always state.
-        let state = match r.get::<_, String>(5).as_str() {
+        let state = match r.at::<String>(5)?.as_str() {
             "D" => Some("DISABLE TRIGGER"),
             "R" => Some("ENABLE REPLICA TRIGGER"),
             "A" => Some("ENABLE ALWAYS TRIGGER"),
@@ -1339,7 +1338,7 @@ async fn read_indexes_and_triggers(
             &schema,
             &name,
             &table,
-            r.get(4),
+            r.at(4)?,
         ));
     }
     // Rules (other than the _RETURN rule that makes a view) are carried verbatim.
@@ -1357,13 +1356,13 @@ async fn read_indexes_and_triggers(
         .await
         .ctx(|| "reading rules".into())?
     {
-        let (schema, name, table): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        let (schema, name, table): (String, String, String) = (r.at(0)?, r.at(1)?, r.at(2)?);
         post.push(object(
             "rule",
             Some(&schema),
             &name,
             Some(&table),
-            r.get(3),
+            r.at(3)?,
             POST,
         ));
         post.extend(table_object_comment(
@@ -1371,7 +1370,7 @@ async fn read_indexes_and_triggers(
             &schema,
             &name,
             &table,
-            r.get(4),
+            r.at(4)?,
         ));
     }
     let _ = ENGINE;
@@ -1422,7 +1421,7 @@ pub async fn uncarried(
         .await
         .ctx(|| "reading objects that are not exported".into())?
     {
-        let (kind, name): (String, String) = (r.get(0), r.get(1));
+        let (kind, name): (String, String) = (r.at(0)?, r.at(1)?);
         warnings.push(Warning {
             code: format!("skipped_{}", kind.replace(' ', "_")),
             table: None,

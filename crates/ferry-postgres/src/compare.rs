@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::catalog;
 use crate::conn::ConnSpec;
-use crate::error::{Ctx, PgError};
+use crate::error::{Ctx, PgError, RowExt};
 use crate::export::copy_out_sql;
 use crate::from_sqlite::{self, Conv};
 use crate::pgbinary::RowSplitter;
@@ -107,7 +107,7 @@ fn compare_from_sqlite(
             let digest = self.digests.entry(table.id.clone()).or_default();
             let mut row = BytesMut::new();
             for batch in part.batches(16_384)? {
-                let batch = batch.map_err(|e| PgError::Unsupported(e.to_string()))?;
+                let batch = batch?;
                 for r in 0..batch.num_rows() {
                     row.clear();
                     row.extend_from_slice(&(fields.len() as i16).to_be_bytes());
@@ -153,7 +153,7 @@ fn compare_from_sqlite(
                 )
                 .await
                 .ctx(|| format!("table {}: looking it up", tp.target))?
-                .get(0);
+                .at(0)?;
             if !exists {
                 diffs.push(format!(
                     "table {}: in the archive but not in the database",
@@ -247,7 +247,7 @@ async fn compare_async(manifest: &Manifest, spec: &ConnSpec) -> Result<Vec<Strin
             .query_one("SELECT pg_catalog.to_regclass($1)::oid", &[&qualified])
             .await
             .ctx(|| format!("table {name}: looking it up"))?
-            .get(0);
+            .at(0)?;
         let Some(oid) = oid else {
             diffs.push(format!(
                 "table {name}: in the archive but not in the database"
@@ -319,7 +319,7 @@ async fn compare_async(manifest: &Manifest, spec: &ConnSpec) -> Result<Vec<Strin
         );
         match client.query_one(&q, &[]).await {
             Ok(r) => {
-                let (last, called): (String, bool) = (r.get(0), r.get(1));
+                let (last, called): (String, bool) = (r.at(0)?, r.at(1)?);
                 let want_last = o
                     .properties
                     .get("last_value")

@@ -33,13 +33,7 @@ pub(crate) async fn copy_part(
     put_header(&mut buf);
     let mut rows = 0u64;
     for batch in part.batches(batch_rows.max(1))? {
-        ferry_archive::interrupt::check()?;
-        let batch = batch.map_err(|e| {
-            PgError::Archive(ferry_archive::ArchiveError::Arrow {
-                path: part.path().to_owned(),
-                source: e,
-            })
-        })?;
+        let batch = batch?;
         // Encoded a slice at a time, so that the message buffer stays near 1 MiB instead of
         // growing to a whole batch (several MiB of wide rows): large, short-lived buffers
         // are what make the allocator's footprint grow with the data.

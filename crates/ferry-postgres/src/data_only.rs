@@ -17,7 +17,7 @@ use tokio_postgres::Client;
 
 use crate::catalog;
 use crate::copy_in::{copy_part, put_field_count};
-use crate::error::{Ctx, PgError};
+use crate::error::{Ctx, PgError, RowExt};
 use crate::from_sqlite::{self, Conv};
 use crate::pgbinary::Encoder;
 use crate::types::{self, Wire};
@@ -96,7 +96,10 @@ pub(crate) async fn plan(client: &Client, m: &Manifest, schema: &str) -> Result<
         )
         .await
         .ctx(|| format!("reading the tables of schema {schema}"))?;
-    let existing: Vec<(u32, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let existing: Vec<(u32, String)> = rows
+        .iter()
+        .map(|r| Ok((r.at(0)?, r.at(1)?)))
+        .collect::<Result<_, PgError>>()?;
     let types = catalog::type_map(client).await?;
     let oids: Vec<u32> = existing.iter().map(|(o, _)| *o).collect();
     let mut columns = catalog::columns(client, &oids).await?;
@@ -137,7 +140,7 @@ pub(crate) async fn plan(client: &Client, m: &Manifest, schema: &str) -> Result<
                 .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {target})"), &[])
                 .await
                 .ctx(|| format!("table {target}: looking for rows"))?
-                .get(0);
+                .at(0)?;
             if has_rows {
                 out.skipped.push(format!(
                     "table {name}: migration bookkeeping that already holds rows; left alone"
@@ -265,8 +268,8 @@ async fn fk_order(client: &Client, matched: &[(String, u32)]) -> Result<Vec<Stri
         .await
         .ctx(|| "reading foreign keys".into())?
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        .map(|r| Ok((r.at(0)?, r.at(1)?)))
+        .collect::<Result<_, PgError>>()?;
     let mut done: Vec<u32> = Vec::new();
     let mut left: Vec<u32> = oids.clone();
     while !left.is_empty() {
@@ -384,7 +387,7 @@ pub(crate) async fn finish(client: &Client, plan: &DataOnly) -> Result<Vec<Strin
             .await
             .ctx(|| format!("table {}: finding its sequences", t.target))?;
         for r in seqs {
-            let (col, seq): (String, String) = (r.get(0), r.get(1));
+            let (col, seq): (String, String) = (r.at(0)?, r.at(1)?);
             let floor: Option<i64> = t.floors.get(&col).copied();
             let advanced: Option<i64> = client
                 .query_opt(
@@ -398,7 +401,8 @@ pub(crate) async fn finish(client: &Client, plan: &DataOnly) -> Result<Vec<Strin
                 )
                 .await
                 .ctx(|| format!("sequence {seq}: advancing it"))?
-                .map(|r| r.get(0));
+                .map(|r| r.at(0))
+                .transpose()?;
             if let Some(v) = advanced {
                 notes.push(format!("sequence {seq} advanced to {v}"));
             }

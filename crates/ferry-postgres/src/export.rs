@@ -20,7 +20,7 @@ use tokio_postgres::Client;
 
 use crate::catalog::{self, TableInfo};
 use crate::conn::ConnSpec;
-use crate::error::{Ctx, PgError};
+use crate::error::{Ctx, PgError, RowExt};
 use crate::pgbinary::{Decoder, RowSplitter};
 use crate::types::Wire;
 use crate::{ENGINE, quote_ident, quote_qualified};
@@ -83,7 +83,7 @@ async fn export_async(
         .query_one("SELECT pg_catalog.pg_export_snapshot()", &[])
         .await
         .ctx(|| "exporting the snapshot".into())?
-        .get(0);
+        .at(0)?;
     tracing::debug!(snapshot, "export snapshot");
     let mut cat = catalog::read(&client, &options.schemas).await?;
     let mut notes = Vec::new();
@@ -151,7 +151,7 @@ async fn export_async(
             )
             .await
             .ok()
-            .map(|r| r.get(0));
+            .and_then(|r| r.at(0).ok());
         order.push((i, estimate.filter(|n| *n >= 0).map(|n| n as u64)));
     }
     order.sort_by_key(|(_, n)| std::cmp::Reverse(n.unwrap_or(0)));
@@ -319,7 +319,7 @@ async fn demote_unrepresentable(client: &Client, t: &mut TableInfo) -> Result<()
         .await
         .ctx(|| format!("table {}: checking value ranges", t.table.display_name()))?;
     for (j, (field, i, _)) in checks.iter().enumerate() {
-        if !row.get::<_, bool>(j) {
+        if !row.at::<bool>(j)? {
             continue;
         }
         let col = &mut t.table.columns[*i];

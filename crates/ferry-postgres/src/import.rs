@@ -49,7 +49,7 @@ use tokio_postgres::Client;
 use crate::catalog::{self, POST, PRE, RawType};
 use crate::conn::ConnSpec;
 use crate::data_only;
-use crate::error::{Ctx, PgError};
+use crate::error::{Ctx, PgError, RowExt};
 use crate::from_sqlite;
 use crate::load::{Copier, Plan, plan_table};
 use crate::parallel::{Build, Pool, TableWork};
@@ -707,7 +707,7 @@ impl Loader<'_> {
                 .query_one("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[name])
                 .await
                 .ctx(|| format!("{target}: checking for {name}"))?
-                .get(0);
+                .at(0)?;
             if exists {
                 clashes.push(name.clone());
             }
@@ -749,7 +749,7 @@ impl Loader<'_> {
                         )
                         .await
                         .ctx(|| format!("{target}: checking for {name}"))?
-                        .get(0)
+                        .at(0)?
                 }
                 // Lookups by a quoted name: to_reg* parse it and run nothing.
                 kind @ ("type" | "view" | "materialized_view" | "sequence") => {
@@ -762,7 +762,7 @@ impl Loader<'_> {
                         .query_one(probe, &[&name])
                         .await
                         .ctx(|| format!("{target}: checking for {name}"))?
-                        .get(0)
+                        .at(0)?
                 }
                 _ => continue,
             };
@@ -1336,7 +1336,7 @@ async fn unclash_index_names(client: &Client, s: &Staged) -> Result<(), PgError>
         .await
         .ctx(|| format!("publishing table {}: reading its indexes", s.name))?;
     for r in rows {
-        let (index, stage_schema): (String, String) = (r.get(0), r.get(1));
+        let (index, stage_schema): (String, String) = (r.at(0)?, r.at(1)?);
         let mut name = index.clone();
         let mut n = 0;
         loop {
@@ -1347,7 +1347,7 @@ async fn unclash_index_names(client: &Client, s: &Staged) -> Result<(), PgError>
                 )
                 .await
                 .ctx(|| format!("publishing table {}: checking index names", s.name))?
-                .get(0);
+                .at(0)?;
             if !taken {
                 break;
             }
@@ -1401,7 +1401,7 @@ async fn depends_on(client: &Client, table: &str, schemas: &[String]) -> Result<
         )
         .await
         .ctx(|| format!("staging: reading what {table} depends on"))?;
-    Ok(row.get(0))
+    row.at(0)
 }
 
 impl Visitor for Loader<'_> {
@@ -1595,7 +1595,7 @@ async fn foreign_schemas(client: &Client, ours: &[String]) -> Result<Vec<String>
         )
         .await
         .ctx(|| "reading the target's schemas".into())?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    rows.iter().map(|r| r.at(0)).collect()
 }
 
 /// When an object is created: decided by its kind, never by the archive (a trigger marked

@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 
 use crate::catalog::{self, RawType};
 use crate::copy_in::{copy_part, put_field_count};
-use crate::error::{Ctx, PgError};
+use crate::error::{Ctx, PgError, RowExt};
 use crate::from_sqlite::{self, TablePlan};
 use crate::pgbinary::Encoder;
 use crate::quote_ident;
@@ -46,7 +46,7 @@ pub(crate) async fn plan_table(
         .query_one("SELECT $1::text::regclass::oid", &[&lookup])
         .await
         .ctx(|| format!("table {name}: looking it up"))?
-        .get(0);
+        .at(0)?;
     let target_cols = catalog::columns(client, &[oid])
         .await?
         .remove(&oid)

@@ -349,6 +349,19 @@ pub fn numeric_to_text(b: &[u8]) -> Result<String, String> {
 }
 
 /// Canonical decimal text (`-12.340`, `NaN`, `Infinity`) to PostgreSQL's binary numeric.
+/// A field's length word. The server refuses fields over 1 GB anyway; this keeps a larger
+/// value from wrapping into a negative length (which the protocol reads as NULL).
+fn field_len(n: usize) -> Result<i32, String> {
+    i32::try_from(n).map_err(|_| {
+        format!("a value of {n} bytes is larger than a PostgreSQL field can be (1 GB)")
+    })
+}
+
+/// A number's text for an error message, shortened.
+fn clip_text(text: &str) -> String {
+    ferry_archive::clip(text)
+}
+
 pub fn numeric_from_text(text: &str, out: &mut BytesMut) -> Result<(), String> {
     let special = match text {
         "NaN" => Some(0xC000u16),
@@ -386,11 +399,10 @@ pub fn numeric_from_text(text: &str, out: &mut BytesMut) -> Result<(), String> {
         .chunks(4)
         .map(|c| c.iter().fold(0u16, |acc, d| acc * 10 + (d - b'0') as u16))
         .collect();
-    let mut weight = ((lead + int.len()) / 4) as i32 - 1;
-    while groups.first() == Some(&0) {
-        groups.remove(0);
-        weight -= 1;
-    }
+    let zeros = groups.iter().take_while(|g| **g == 0).count();
+    groups.drain(..zeros);
+    // In i64, so that a 100 KB string of digits cannot wrap it.
+    let mut weight = ((lead + int.len()) / 4) as i64 - 1 - zeros as i64;
     while groups.last() == Some(&0) {
         groups.pop();
     }
@@ -398,11 +410,24 @@ pub fn numeric_from_text(text: &str, out: &mut BytesMut) -> Result<(), String> {
         weight = 0;
     }
     let sign = if neg && !groups.is_empty() { 0x4000 } else { 0 };
-    out.put_i32(8 + 2 * groups.len() as i32);
-    out.put_i16(groups.len() as i16);
-    out.put_i16(weight as i16);
+    // PostgreSQL's own limits: 131072 digits before the point, 16383 after.
+    let too_big = || {
+        format!(
+            "{} has more digits than a PostgreSQL numeric holds",
+            clip_text(text)
+        )
+    };
+    let ndigits = i16::try_from(groups.len()).map_err(|_| too_big())?;
+    let weight = i16::try_from(weight).map_err(|_| too_big())?;
+    let dscale = u16::try_from(dscale)
+        .ok()
+        .filter(|d| *d <= 0x3FFF)
+        .ok_or_else(too_big)?;
+    out.put_i32(8 + 2 * i32::from(ndigits));
+    out.put_i16(ndigits);
+    out.put_i16(weight);
     out.put_u16(sign);
-    out.put_u16(dscale as u16);
+    out.put_u16(dscale);
     for g in groups {
         out.put_u16(g);
     }
@@ -540,18 +565,18 @@ impl<'a> Encoder<'a> {
             },
             Wire::Text | Wire::Json | Wire::AsText => {
                 let s = a.as_string::<i32>().value(r);
-                out.put_i32(s.len() as i32);
+                out.put_i32(field_len(s.len())?);
                 out.put_slice(s.as_bytes());
             }
             Wire::Jsonb => {
                 let s = a.as_string::<i32>().value(r);
-                out.put_i32(s.len() as i32 + 1);
+                out.put_i32(field_len(s.len() + 1)?);
                 out.put_u8(1);
                 out.put_slice(s.as_bytes());
             }
             Wire::Bytea => {
                 let b = a.as_binary::<i32>().value(r);
-                out.put_i32(b.len() as i32);
+                out.put_i32(field_len(b.len())?);
                 out.put_slice(b);
             }
             Wire::Date => {
@@ -711,5 +736,25 @@ mod tests {
         assert_eq!(ferry_archive::convert::decimal_text(-12500, 3), "-12.500");
         assert_eq!(ferry_archive::convert::decimal_text(5, 3), "0.005");
         assert!(decimal_from_text("1.2345", 2).is_err());
+    }
+
+    #[test]
+    fn numerics_beyond_postgresql_limits_are_errors_not_wrapped_lengths() {
+        // Before: the group count and scale were cast with `as`, and wrapped.
+        let mut b = BytesMut::new();
+        let long_int = "9".repeat(140_000);
+        let err = numeric_from_text(&long_int, &mut b).unwrap_err();
+        assert!(
+            err.contains("more digits than a PostgreSQL numeric holds"),
+            "{err}"
+        );
+        assert!(err.len() < 400, "the value is clipped in the message");
+        let long_frac = format!("0.{}", "1".repeat(16_384));
+        assert!(numeric_from_text(&long_frac, &mut b).is_err());
+        // Many leading zero groups are dropped in one step.
+        let zeros = format!("0.{}1", "0".repeat(16_000));
+        assert!(numeric_from_text(&zeros, &mut b).is_ok());
+        assert_eq!(round(&zeros), zeros);
+        assert!(field_len(usize::MAX).is_err());
     }
 }

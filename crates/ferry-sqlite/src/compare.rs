@@ -95,7 +95,7 @@ fn compare_from_postgres(
             let digest = self.digests.entry(target.clone()).or_default();
             let mut row = Vec::new();
             for batch in part.batches(16_384)? {
-                let batch = batch.map_err(|e| SqliteError::Unsupported(e.to_string()))?;
+                let batch = batch?;
                 for r in 0..batch.num_rows() {
                     row.clear();
                     for (i, _, conv) in fields {

@@ -390,13 +390,7 @@ impl Loader<'_> {
             .ctx(|| format!("table {target}: preparing the insert"))?;
         let mut rows = 0u64;
         for batch in part.batches(self.batch_rows)? {
-            ferry_archive::interrupt::check()?;
-            let batch = batch.map_err(|e| {
-                SqliteError::Archive(ferry_archive::ArchiveError::Arrow {
-                    path: part.path.to_owned(),
-                    source: e,
-                })
-            })?;
+            let batch = batch?;
             load_batch(&batch, &mut stmt)?;
             ferry_archive::interrupt::pause_point("import:batch");
             rows += batch.num_rows() as u64;
