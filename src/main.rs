@@ -78,11 +78,16 @@ fn catch_signals() -> std::io::Result<()> {
 fn dedup_chain(chain: &[String]) -> Vec<&str> {
     let mut out: Vec<&str> = Vec::new();
     for piece in chain {
-        // The driver wraps the server's message as `db error: ERROR: <message>`.
+        // The driver wraps the server's message as `db error: ERROR: <message>\nDETAIL: ...`
+        // (or `FATAL:`); its first line is what the outer message already quotes.
         let core = piece
             .trim_start_matches("db error")
             .trim_start_matches(": ")
             .trim_start_matches("ERROR:")
+            .trim_start_matches("FATAL:")
+            .lines()
+            .next()
+            .unwrap_or("")
             .trim();
         if !core.is_empty() && !out.iter().any(|prev| prev.contains(core)) {
             out.push(piece);

@@ -31,6 +31,15 @@ fn staging_schemas(db: &PgDb) -> Vec<String> {
         .collect()
 }
 
+/// A parallel import of `app.tar` succeeds and leaves no staging schema.
+fn rerun_leaves_nothing_over(dir: &TestDir, db: &PgDb) {
+    dir.ferry()
+        .args(["import", "app.tar", &db.url(), "--jobs", "2"])
+        .run()
+        .success();
+    assert_same!(staging_schemas(db), Vec::<String>::new());
+}
+
 /// Entries of the test directory other than the ones a test made on purpose.
 fn leftovers(dir: &TestDir, expected: &[&str]) -> Vec<String> {
     dir.entries()
@@ -192,12 +201,7 @@ fn an_interrupted_postgres_import_changes_nothing_serial_or_parallel() {
         (m["tables"].clone(), m["objects"].clone())
     };
     assert_same!(tables("after.tar"), tables("before.tar"));
-    // And a rerun succeeds with nothing left over.
-    dir.ferry()
-        .args(["import", "app.tar", &db.url(), "--jobs", "2"])
-        .run()
-        .success();
-    assert_same!(staging_schemas(&db), Vec::<String>::new());
+    rerun_leaves_nothing_over(&dir, &db);
 }
 
 #[test]
@@ -324,4 +328,260 @@ fn a_killed_sqlite_run_leaves_partial_files_that_the_next_run_sweeps() {
         leftovers(&dir, &["app.tar", "new.db"]),
         Vec::<String>::new()
     );
+}
+
+/// Terminates every session on `db` but the caller's, as an administrator or a failover would.
+fn terminate_sessions(db: &PgDb) {
+    db.psql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+}
+
+/// The lines of a failed run's stderr that are ferry's report (the pause hook's line aside).
+fn report_lines(run: &crate::harness::Run) -> Vec<String> {
+    run.stderr()
+        .lines()
+        .filter(|l| !l.starts_with("ferry: paused at"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_server_terminating_the_connections_mid_copy_leaves_the_target_as_it_was() {
+    let dir = TestDir::new();
+    export_app(&dir);
+    let db = PgDb::new("terminate");
+    db.psql("CREATE TABLE keep (id int PRIMARY KEY); INSERT INTO keep VALUES (1);");
+    let (schema, data) = (db.schema_dump(), db.data_dump());
+    for jobs in ["1", "2"] {
+        let paused = dir
+            .ferry()
+            .args(["import", "app.tar", &db.url(), "--jobs", jobs])
+            .paused_at("import:batch");
+        terminate_sessions(&db);
+        let run = paused.resume().fails_with(1);
+        let lines = report_lines(&run);
+        assert_eq!(lines.len(), 1, "one line: {lines:?}");
+        assert!(lines[0].starts_with("ferry: error: "), "{lines:?}");
+        assert!(lines[0].contains("connection"), "{lines:?}");
+        assert_same!(staging_schemas(&db), Vec::<String>::new(), "jobs {jobs}");
+        assert_same!(db.schema_dump(), schema, "jobs {jobs}");
+        assert_same!(db.data_dump(), data, "jobs {jobs}");
+    }
+    rerun_leaves_nothing_over(&dir, &db);
+}
+
+#[test]
+fn two_imports_into_the_same_postgresql_database_at_once_publish_one() {
+    let dir = TestDir::new();
+    export_app(&dir);
+    let reference = PgDb::new("twice_ref");
+    dir.ferry()
+        .args(["import", "app.tar", &reference.url()])
+        .run()
+        .success();
+    let db = PgDb::new("twice");
+    let first = dir
+        .ferry()
+        .args(["import", "app.tar", &db.url(), "--jobs", "1"])
+        .paused_at("import:commit");
+    // The second one waits on the first one's uncommitted tables, then finds them taken.
+    let second = {
+        let f = dir
+            .ferry()
+            .args(["import", "app.tar", &db.url(), "--jobs", "2"]);
+        std::thread::spawn(move || f.run())
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    first.resume().success();
+    let second = second.join().unwrap().fails_with(1);
+    assert_eq!(report_lines(&second).len(), 1, "{}", second.stderr());
+    assert_same!(staging_schemas(&db), Vec::<String>::new());
+    assert_same!(db.schema_dump(), reference.schema_dump());
+    assert_same!(db.data_dump(), reference.data_dump());
+}
+
+#[test]
+fn two_imports_into_the_same_sqlite_file_at_once_publish_one() {
+    let dir = TestDir::new();
+    export_app(&dir);
+    let first = dir
+        .ferry()
+        .args(["import", "app.tar", "new.db"])
+        .paused_at("import:commit");
+    dir.ferry()
+        .args(["import", "app.tar", "new.db"])
+        .run()
+        .success();
+    let published = std::fs::read(dir.path("new.db")).unwrap();
+    let run = first.resume().fails_with(1).says("new.db: already exists");
+    assert_eq!(report_lines(&run).len(), 1, "{}", run.stderr());
+    assert_eq!(std::fs::read(dir.path("new.db")).unwrap(), published);
+    assert_same!(
+        leftovers(&dir, &["app.tar", "new.db"]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_read_only_postgresql_target_is_refused_in_one_line() {
+    let dir = TestDir::new();
+    export_app(&dir);
+    let db = PgDb::new("readonly");
+    db.psql(&format!(
+        "ALTER DATABASE {} SET default_transaction_read_only = on",
+        db.name
+    ));
+    for jobs in ["1", "2"] {
+        let run = dir
+            .ferry()
+            .args(["import", "app.tar", &db.url(), "--jobs", jobs])
+            .run()
+            .fails_with(1)
+            .says("read-only transaction");
+        assert_eq!(run.stderr().lines().count(), 1, "{}", run.stderr());
+    }
+    assert_same!(staging_schemas(&db), Vec::<String>::new());
+    let tables = db.psql(
+        "SET default_transaction_read_only = off; SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace",
+    );
+    assert_eq!(tables.trim(), "0");
+}
+
+/// A tmpfs mounted over a directory of the test, unmounted when dropped. Needs root (CI
+/// runs as root; so does the development machine).
+struct Mount {
+    path: std::path::PathBuf,
+}
+
+impl Mount {
+    fn tmpfs(path: std::path::PathBuf, options: &str) -> Mount {
+        std::fs::create_dir_all(&path).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(&path)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "these tests mount a small tmpfs and need root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Mount { path }
+    }
+
+    fn remount(&self, options: &str) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.path)
+            .status()
+            .expect("run mount");
+        assert!(ok.success());
+    }
+
+    fn entries(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&self.path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// A SQLite file of about 6 MB of incompressible data, and its archive.
+fn incompressible(dir: &TestDir) {
+    let conn = rusqlite::Connection::open(dir.path("big.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE b (id INTEGER PRIMARY KEY, v BLOB);
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 60)
+         INSERT INTO b SELECT i, randomblob(100000) FROM c;",
+    )
+    .unwrap();
+    drop(conn);
+    dir.ferry()
+        .args(["export", "big.db", "big.tar"])
+        .run()
+        .success();
+}
+
+#[test]
+fn a_full_disk_fails_in_one_line_and_leaves_nothing() {
+    let dir = TestDir::new();
+    incompressible(&dir);
+    let small = Mount::tmpfs(dir.path("small"), "size=2m");
+    for (args, what) in [
+        (vec!["export", "big.db", "small/out.tar"], "export to a tar"),
+        (
+            vec!["export", "big.db", "small/out"],
+            "export to a directory",
+        ),
+        (
+            vec!["import", "big.tar", "small/new.db"],
+            "import into SQLite",
+        ),
+    ] {
+        let run = dir.ferry().args(&args).run().fails_with(1);
+        assert_eq!(run.stderr().lines().count(), 1, "{what}: {}", run.stderr());
+        assert!(
+            run.stderr().contains("No space left on device")
+                || run.stderr().contains("database or disk is full"),
+            "{what}: {}",
+            run.stderr()
+        );
+        assert_same!(small.entries(), Vec::<String>::new(), "{what}");
+    }
+}
+
+#[test]
+fn a_read_only_directory_fails_in_one_line_and_changes_nothing() {
+    let dir = TestDir::new();
+    export_app(&dir);
+    let ro = Mount::tmpfs(dir.path("ro"), "size=8m");
+    std::fs::write(dir.path("ro/old.db"), b"the old file").unwrap();
+    ro.remount("ro");
+    for (args, what) in [
+        (vec!["export", "app.tar", "ro/out.tar"], "export"),
+        (vec!["import", "app.tar", "ro/new.db"], "import"),
+        (
+            vec!["import", "app.tar", "ro/old.db", "--replace"],
+            "replace",
+        ),
+    ] {
+        let mut args = args;
+        if what == "export" {
+            // Export reads a database: use the sample.
+            args = vec!["export"];
+            let run = dir
+                .ferry()
+                .args(&args)
+                .args([app_db()])
+                .args(["ro/out.tar"])
+                .run()
+                .fails_with(1)
+                .says("Read-only file system");
+            assert_eq!(run.stderr().lines().count(), 1, "{}", run.stderr());
+        } else {
+            let run = dir
+                .ferry()
+                .args(&args)
+                .run()
+                .fails_with(1)
+                .says("Read-only file system");
+            assert_eq!(run.stderr().lines().count(), 1, "{what}: {}", run.stderr());
+        }
+        assert_same!(ro.entries(), vec!["old.db".to_owned()], "{what}");
+        assert_eq!(
+            std::fs::read(dir.path("ro/old.db")).unwrap(),
+            b"the old file"
+        );
+    }
 }

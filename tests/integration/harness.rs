@@ -124,6 +124,8 @@ pub struct Paused {
     what: String,
     stdout: std::thread::JoinHandle<Vec<u8>>,
     stderr: std::thread::JoinHandle<String>,
+    /// Created by [`Paused::resume`]; the run goes on once it exists.
+    resume_file: PathBuf,
 }
 
 impl Ferry {
@@ -131,8 +133,16 @@ impl Ferry {
     /// printed, if it ends first.
     pub fn paused_at(mut self, point: &str) -> Paused {
         use std::io::{BufRead, Read};
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let resume_file = std::env::temp_dir().join(format!(
+            "ferry-test-resume-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&resume_file);
         self.cmd
             .env("FERRY_PAUSE_AT", point)
+            .env("FERRY_RESUME_FILE", &resume_file)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let what = format!("{:?}", self.cmd);
@@ -163,6 +173,7 @@ impl Ferry {
                 what,
                 stdout,
                 stderr,
+                resume_file,
             },
             Err(_) => {
                 let _ = child.kill();
@@ -178,14 +189,25 @@ impl Ferry {
 
 impl Paused {
     /// Sends `signal` (a `kill` name: INT, TERM, KILL) and waits for the run to end.
-    pub fn signal(mut self, signal: &str) -> Run {
+    pub fn signal(self, signal: &str) -> Run {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
             .args([&format!("-{signal}"), &pid])
             .status()
             .expect("run kill");
         assert!(sent.success(), "kill -{signal} {pid}");
+        self.finish()
+    }
+
+    /// Lets the run go on from its pause point, and waits for it to end.
+    pub fn resume(self) -> Run {
+        std::fs::write(&self.resume_file, b"").expect("resume file");
+        self.finish()
+    }
+
+    fn finish(mut self) -> Run {
         let status = self.child.wait().expect("wait ferry");
+        let _ = std::fs::remove_file(&self.resume_file);
         Run {
             what: self.what,
             out: Output {

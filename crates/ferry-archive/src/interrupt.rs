@@ -41,18 +41,22 @@ pub fn check() -> Result<(), ArchiveError> {
 }
 
 /// Test hook: when the environment variable `FERRY_PAUSE_AT` names this point, writes
-/// `ferry: paused at NAME` to stderr and waits there until the run is interrupted (or killed),
-/// then returns. Unset, it costs one environment lookup per call, and callers call it once
-/// per phase, not per row.
+/// `ferry: paused at NAME` to stderr and waits there until the run is interrupted (or
+/// killed), or until the file named by `FERRY_RESUME_FILE` exists, then returns. Only the
+/// first arrival pauses (a point inside a loop lets the run go on once resumed). Unset, it
+/// costs one environment lookup per call, and callers call it once per batch or phase,
+/// never per row.
 pub fn pause_point(name: &str) {
+    static PAUSED: AtomicBool = AtomicBool::new(false);
     let Some(wanted) = std::env::var_os("FERRY_PAUSE_AT") else {
         return;
     };
-    if wanted != name {
+    if wanted != name || PAUSED.swap(true, Ordering::SeqCst) {
         return;
     }
+    let resume = std::env::var_os("FERRY_RESUME_FILE").map(std::path::PathBuf::from);
     eprintln!("ferry: paused at {name}");
-    while !requested() {
+    while !requested() && !resume.as_ref().is_some_and(|f| f.exists()) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }

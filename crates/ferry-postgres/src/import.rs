@@ -160,7 +160,14 @@ pub fn import(
         let workers = loader.staging.as_ref().map_or(0, |s| s.workers_used);
         (result, schemas, workers)
     });
-    let dropped = drop_stage_schemas(&rt, &client, &stage_schemas);
+    let mut dropped = drop_stage_schemas(&rt, &client, &stage_schemas);
+    if dropped.is_err() {
+        // The import's own connection may be what failed (the server terminated it, a
+        // network cut): the staging schemas are still reachable on a new one.
+        if let Ok(fresh) = rt.block_on(spec.connect()) {
+            dropped = drop_stage_schemas(&rt, &fresh, &stage_schemas);
+        }
+    }
     let (manifest, mut loaded) = result?;
     if let Err(e) = dropped {
         loaded.notes.push(format!(

@@ -170,6 +170,12 @@ pub fn import(
         if let Some(b) = &backup {
             let _ = std::fs::rename(b, target);
         }
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            // Another process (another import) created it while this one ran.
+            return Err(SqliteError::TargetExists {
+                path: target.to_owned(),
+            });
+        }
         return Err(SqliteError::Io {
             context: format!("{}: moving the new database into place", target.display()),
             source: e.error,
