@@ -1,6 +1,7 @@
 //! ferry's integration tests: one binary, one module per concern, a shared harness.
 
 mod archive;
+mod corrupt;
 mod cross;
 mod faults;
 mod harness;
@@ -9,6 +10,7 @@ mod limits;
 mod parallel;
 mod pg_db;
 mod postgres;
+mod props;
 mod realworld;
 mod samples;
 mod spec;
