@@ -191,6 +191,10 @@ pub struct ImportArgs {
     /// application's migrations), matched by name; sequences are advanced past the data.
     #[arg(long, conflicts_with = "clean")]
     pub data_only: bool,
+    /// With --data-only: skip, and report, archive tables the target does not have. Without
+    /// it such an archive is refused before anything is loaded.
+    #[arg(long, requires = "data_only")]
+    pub skip_missing_tables: bool,
     /// Print the statements, conversions and warnings of the import; change nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -216,6 +216,7 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                     target_schema: a.target_schema.clone(),
                     strict: a.strict,
                     data_only: a.data_only,
+                    skip_missing_tables: a.skip_missing_tables,
                     ..Default::default()
                 },
             )?,
@@ -313,6 +314,7 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 target_schema: a.target_schema.clone(),
                 strict: a.strict,
                 data_only: a.data_only,
+                skip_missing_tables: a.skip_missing_tables,
                 batch_rows: 16_384,
                 jobs,
                 jobs_per_table: a.jobs_per_table.max(1),
@@ -338,8 +340,10 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                     n => format!("loaded on {n} connections, published in one transaction"),
                 };
                 eprintln!(
-                    "imported {} in {:.1}s ({} DDL statements, {how})",
+                    "imported {} into {} in {:.1}s ({} DDL statements, {how})",
                     location.display(),
+                    ferry_postgres::conn::ConnSpec::parse(&url)
+                        .map_or_else(|_| "the database".to_owned(), |c| c.display()),
                     report.elapsed.as_secs_f64(),
                     report.statements
                 );

@@ -608,3 +608,64 @@ fn jobs_1_and_jobs_4_give_identical_archives_and_imports() {
     crate::harness::assert_same!(restored[0].data_dump(), restored[1].data_dump());
     crate::harness::assert_same!(restored[0].schema_dump(), restored[1].schema_dump());
 }
+
+#[test]
+fn data_only_refuses_an_archive_table_the_target_lacks_unless_told_to_skip_it() {
+    let dir = TestDir::new();
+    sqlite(
+        &dir.path("app.db"),
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);
+         INSERT INTO users VALUES (1, 'ann'), (2, 'bob'), (3, 'cy');
+         CREATE TABLE audit (id INTEGER PRIMARY KEY, what TEXT);
+         INSERT INTO audit VALUES (1, 'x'), (2, 'y');",
+    );
+    dir.ferry()
+        .args(["export", "app.db", "app"])
+        .run()
+        .success();
+    let pg = PgDb::new("dataonly_missing");
+    pg.psql("CREATE TABLE users (id integer PRIMARY KEY, name text)");
+    let run = dir
+        .ferry()
+        .args(["import", "app", &pg.url(), "--data-only"])
+        .run()
+        .fails_with(1)
+        .says("table audit: no table of that name in schema public")
+        .says("--skip-missing-tables");
+    assert_eq!(run.stderr().lines().count(), 1, "{}", run.stderr());
+    assert_eq!(pg.psql("SELECT count(*) FROM users").trim(), "0");
+
+    // The plan of a data-only import, in a read-only transaction.
+    dir.ferry()
+        .args(["import", "app", &pg.url(), "--data-only", "--dry-run"])
+        .run()
+        .fails_with(1)
+        .says("--skip-missing-tables");
+    dir.ferry()
+        .args(["import", "app", &pg.url(), "--data-only", "--dry-run"])
+        .args(["--skip-missing-tables"])
+        .run()
+        .success()
+        .says("-- skipped: table audit: no table of that name in schema public");
+    assert_eq!(pg.psql("SELECT count(*) FROM users").trim(), "0");
+
+    let run = dir
+        .ferry()
+        .args([
+            "import",
+            "app",
+            &pg.url(),
+            "--data-only",
+            "--skip-missing-tables",
+        ])
+        .run()
+        .success()
+        .says("skipped: table audit: no table of that name in schema public");
+    let last = run.stderr().lines().last().unwrap_or("").to_owned();
+    assert!(
+        last.starts_with("imported app into postgresql://")
+            && last.contains(&format!("/{} in ", pg.name)),
+        "the last line names the target: {last}"
+    );
+    assert_eq!(pg.psql("SELECT count(*) FROM users").trim(), "3");
+}

@@ -650,3 +650,46 @@ fn control_characters_in_names_are_escaped_in_human_output_and_exact_in_json() {
         .fails_with(1);
     assert_eq!(run.stderr().lines().count(), 1);
 }
+
+/// Runs ferry under `umask` (the harness's builder cannot set one).
+fn ferry_with_umask(dir: &TestDir, umask: &str, args: &str) {
+    let status = std::process::Command::new("sh")
+        .current_dir(dir.root())
+        .args([
+            "-c",
+            &format!("umask {umask} && exec \"$0\" {args}"),
+            env!("CARGO_BIN_EXE_ferry"),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "ferry {args}");
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn new_files_take_the_umask_and_a_replaced_database_keeps_its_mode_and_owner() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = TestDir::new();
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/app.db");
+    std::fs::copy(&sample, dir.path("app.db")).unwrap();
+    ferry_with_umask(&dir, "002", "-q export app.db app.tar");
+    ferry_with_umask(&dir, "002", "-q export app.db app");
+    ferry_with_umask(&dir, "002", "-q import app.tar a.db");
+    ferry_with_umask(&dir, "022", "-q import app.tar b.db");
+    assert_eq!(mode(&dir.path("app.tar")), 0o664);
+    assert_eq!(mode(&dir.path("app")), 0o775);
+    assert_eq!(mode(&dir.path("a.db")), 0o664);
+    assert_eq!(mode(&dir.path("b.db")), 0o644);
+
+    // A database shared with a group (mode 0640, another group): --replace keeps both.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path("b.db"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::chown(dir.path("b.db"), None, Some(4242)).unwrap();
+    ferry_with_umask(&dir, "077", "-q import app.tar b.db --replace");
+    assert_eq!(mode(&dir.path("b.db")), 0o640);
+    assert_eq!(std::fs::metadata(dir.path("b.db")).unwrap().gid(), 4242);
+}

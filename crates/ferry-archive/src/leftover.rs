@@ -21,6 +21,23 @@ pub fn prefix() -> &'static str {
     })
 }
 
+/// A builder for ferry's temporary entries beside a target: named after this process (see
+/// above), and created with the mode any new file of the user's gets (0666, or 0777 for a
+/// directory, less the umask, which the kernel applies), since the entry becomes the
+/// published archive or database. tempfile's default, 0600, would leave a restored database
+/// unreadable to the application's other users.
+pub fn builder(suffix: &str, directory: bool) -> tempfile::Builder<'static, '_> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(prefix()).suffix(suffix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if directory { 0o777 } else { 0o666 };
+        b.permissions(std::fs::Permissions::from_mode(mode));
+    }
+    b
+}
+
 /// The prefix of spool directories (tar streams read from stdin), in the temp directory.
 pub fn spool_prefix() -> String {
     format!("{}spool-", prefix())

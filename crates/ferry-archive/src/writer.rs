@@ -131,9 +131,7 @@ impl ArchiveWriter {
                 refuse_existing(target, false)?;
                 let parent = parent_of(target);
                 let staging = staging_dir(parent)?;
-                let temp = tempfile::Builder::new()
-                    .prefix(crate::leftover::prefix())
-                    .suffix(".tar.partial")
+                let temp = crate::leftover::builder(".tar.partial", false)
                     .tempfile_in(parent)
                     .map_err(|e| ArchiveError::io(parent.display(), e))?;
                 let (file, temp) = temp.into_parts();
@@ -384,9 +382,7 @@ fn parent_of(path: &Path) -> &Path {
 /// Also sweeps `parent` of what killed runs left there: this is where they would have left it.
 fn staging_dir(parent: &Path) -> Result<tempfile::TempDir> {
     crate::leftover::sweep(parent);
-    tempfile::Builder::new()
-        .prefix(crate::leftover::prefix())
-        .suffix(".partial")
+    crate::leftover::builder(".partial", true)
         .tempdir_in(parent)
         .map_err(|e| ArchiveError::io(parent.display(), e))
 }

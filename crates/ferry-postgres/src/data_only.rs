@@ -87,7 +87,22 @@ fn match_name<'a>(
     }
 }
 
-pub(crate) async fn plan(client: &Client, m: &Manifest, schema: &str) -> Result<DataOnly, PgError> {
+/// How [`plan`] treats the target.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlanMode {
+    /// An archive table without a target table is skipped and reported, instead of
+    /// refusing the import (`--skip-missing-tables`).
+    pub skip_missing: bool,
+    /// Only describe (`--dry-run`, in a read-only transaction): create no staging tables.
+    pub describe_only: bool,
+}
+
+pub(crate) async fn plan(
+    client: &Client,
+    m: &Manifest,
+    schema: &str,
+    mode: PlanMode,
+) -> Result<DataOnly, PgError> {
     let rows = client
         .query(
             "SELECT c.oid, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -118,11 +133,21 @@ pub(crate) async fn plan(client: &Client, m: &Manifest, schema: &str) -> Result<
             continue;
         }
         let Some(name) = match_name(&t.name, existing.iter().map(|(_, n)| n.as_str())) else {
-            out.skipped.push(format!(
-                "table {}: no table of that name in schema {schema}; its {} rows are not loaded",
-                t.name,
-                t.rows.unwrap_or(0)
-            ));
+            // The prelude does not know the row count yet; the manifest does.
+            let rows = t
+                .rows
+                .map_or("its rows".to_owned(), |n| format!("its {n} rows"));
+            if mode.skip_missing {
+                out.skipped.push(format!(
+                    "table {}: no table of that name in schema {schema}; {rows} are not loaded",
+                    t.name
+                ));
+            } else {
+                errors.push(format!(
+                    "table {}: no table of that name in schema {schema} (run the application's migrations first, or pass --skip-missing-tables to load the other tables)",
+                    t.name
+                ));
+            }
             continue;
         };
         let oid = existing
@@ -214,13 +239,15 @@ pub(crate) async fn plan(client: &Client, m: &Manifest, schema: &str) -> Result<
         }
         let staging = format!("pg_temp.{}", quote_ident(&format!("ferry_data_{i}")));
         let cols: Vec<&str> = fields.iter().map(|(_, c, _)| c.as_str()).collect();
-        client
-            .batch_execute(&format!(
-                "CREATE TEMP TABLE {staging} ON COMMIT DROP AS SELECT {} FROM {target} WITH NO DATA",
-                cols.join(", ")
-            ))
-            .await
-            .ctx(|| format!("table {target}: creating its staging table"))?;
+        if !mode.describe_only {
+            client
+                .batch_execute(&format!(
+                    "CREATE TEMP TABLE {staging} ON COMMIT DROP AS SELECT {} FROM {target} WITH NO DATA",
+                    cols.join(", ")
+                ))
+                .await
+                .ctx(|| format!("table {target}: creating its staging table"))?;
+        }
         matched.push((t.id.clone(), oid));
         let mut floors = HashMap::new();
         let facts = if from_sqlite {

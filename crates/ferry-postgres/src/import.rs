@@ -68,6 +68,9 @@ pub struct ImportOptions {
     /// Load rows into the tables that already exist (created by the application's
     /// migrations); create and change nothing else.
     pub data_only: bool,
+    /// With `data_only`: skip (and report) archive tables the target does not have,
+    /// instead of refusing the import.
+    pub skip_missing_tables: bool,
     pub batch_rows: usize,
     /// Connections that load tables at the same time (1: everything in the import
     /// transaction). `--data-only` always loads serially, into the existing tables.
@@ -253,7 +256,11 @@ pub fn dry_run(
                 .batch_execute("BEGIN READ ONLY")
                 .await
                 .ctx(|| "starting a read-only transaction".into())?;
-            let p = data_only::plan(&client, &m, &schema).await;
+            let mode = data_only::PlanMode {
+                skip_missing: options.skip_missing_tables,
+                describe_only: true,
+            };
+            let p = data_only::plan(&client, &m, &schema, mode).await;
             let _ = client.batch_execute("ROLLBACK").await;
             p
         })?;
@@ -1428,7 +1435,11 @@ impl Visitor for Loader<'_> {
                     .batch_execute("BEGIN")
                     .await
                     .ctx(|| "starting the import transaction".into())?;
-                data_only::plan(client, prelude, &schema).await
+                let mode = data_only::PlanMode {
+                    skip_missing: self.options.skip_missing_tables,
+                    describe_only: false,
+                };
+                data_only::plan(client, prelude, &schema, mode).await
             })?;
             self.data_only = Some(plan);
             return Ok(());

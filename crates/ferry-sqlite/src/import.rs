@@ -92,9 +92,7 @@ pub fn import(
         _ => Path::new("."),
     };
     ferry_archive::leftover::sweep(parent);
-    let temp = tempfile::Builder::new()
-        .prefix(ferry_archive::leftover::prefix())
-        .suffix(".sqlite.partial")
+    let temp = ferry_archive::leftover::builder(".sqlite.partial", false)
         .tempfile_in(parent)
         .ctx(|| format!("{}: creating a temporary file", parent.display()))?
         .into_temp_path();
@@ -161,6 +159,16 @@ pub fn import(
 
     // The last moment an interruption can still leave the target as it was.
     ferry_archive::interrupt::check()?;
+    // A replaced database keeps its mode and owner: the application's other users (a web
+    // server's group, say) must still reach it.
+    #[cfg(unix)]
+    if let Some(old) = &existing {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::set_permissions(&temp, old.permissions())
+            .ctx(|| format!("{}: setting its mode", temp.display()))?;
+        // Only root may give a file away; anyone else keeps their own ownership.
+        let _ = std::os::unix::fs::chown(&temp, Some(old.uid()), Some(old.gid()));
+    }
     let backup = if exists {
         Some(backup_existing(target)?)
     } else {
