@@ -30,6 +30,10 @@ pub struct Cli {
     /// Progress on stderr: bars on a terminal (auto), plain lines for logs, or none.
     #[arg(long, global = true, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
+    /// PostgreSQL: seconds to wait for a connection (0: forever) [default: the URL's
+    /// connect_timeout, else PGCONNECT_TIMEOUT, else 30].
+    #[arg(long, global = true, value_name = "SECS")]
+    pub connect_timeout: Option<u64>,
     /// Largest manifest.json or prelude.json an archive may have [default: 64].
     #[arg(long, global = true, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_manifest_mb: Option<u64>,

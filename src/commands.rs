@@ -12,13 +12,35 @@ use crate::cli::{Cli, Command, ExportArgs, ImportArgs, InspectArgs, VerifyArgs};
 use crate::endpoint::Endpoint;
 use crate::exit;
 
+/// `--connect-timeout`, for every PostgreSQL connection string of this run.
+static CONNECT_TIMEOUT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// A SOURCE or TARGET argument, with `--connect-timeout` applied to a PostgreSQL one (as
+/// libpq's `connect_timeout` parameter, which then overrides the string's own).
+fn endpoint(arg: &str) -> Result<Endpoint> {
+    Ok(match Endpoint::parse(arg)? {
+        Endpoint::Postgres(url) => match CONNECT_TIMEOUT.get() {
+            None => Endpoint::Postgres(url),
+            Some(secs) if url.contains("://") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                Endpoint::Postgres(format!("{url}{sep}connect_timeout={secs}"))
+            }
+            Some(secs) => Endpoint::Postgres(format!("{url} connect_timeout={secs}")),
+        },
+        other => other,
+    })
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    if let Some(secs) = cli.connect_timeout {
+        let _ = CONNECT_TIMEOUT.set(secs);
+    }
     let quiet = cli.quiet;
     let progress = crate::progress::reporter(cli.progress, quiet);
     match cli.command {
         Command::Export(a) => export(a, quiet, progress.as_ref()),
         Command::Import(a) => import(a, quiet, progress.as_ref()),
-        Command::Verify(a) => verify(a),
+        Command::Verify(a) => verify(a, quiet),
         Command::Inspect(a) => inspect(a),
         Command::Cleanup(a) => cleanup(a, quiet),
     }
@@ -26,7 +48,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 /// `ferry cleanup`: what killed runs left behind, removed only when their run is over.
 fn cleanup(a: crate::cli::CleanupArgs, quiet: bool) -> Result<ExitCode> {
-    let removed: Vec<String> = match Endpoint::parse(&a.target) {
+    let removed: Vec<String> = match endpoint(&a.target)? {
         Endpoint::Postgres(url) => ferry_postgres::cleanup(&url)
             .context("cleanup failed")?
             .into_iter()
@@ -62,7 +84,7 @@ fn cleanup(a: crate::cli::CleanupArgs, quiet: bool) -> Result<ExitCode> {
 }
 
 fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) -> Result<ExitCode> {
-    let location = Location::parse(&a.archive);
+    let location = archive_for_writing(&a.archive)?;
     let jobs = jobs_or_cores(a.jobs)?;
     let write = WriteOptions {
         zstd_level: a.write.zstd_level,
@@ -71,7 +93,7 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
         file_bytes: a.write.file_mb.max(1) << 20,
         ..WriteOptions::default()
     };
-    match Endpoint::parse(&a.source) {
+    match endpoint(&a.source)? {
         Endpoint::Sqlite(path) => {
             refuse_flags(
                 "a SQLite source",
@@ -173,6 +195,58 @@ fn escaped(s: &str, escape: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> 
         .into()
 }
 
+/// The archive argument of `import`, `verify` and `inspect`: it must exist, and every
+/// command says so in the same words.
+fn archive_for_reading(arg: &str) -> Result<Location> {
+    let location = Location::parse_for_reading(arg);
+    if let Location::Dir(p) | Location::Tar(p) = &location
+        && std::fs::symlink_metadata(p).is_err()
+    {
+        bail!(
+            "{}: no such archive (no file or directory of that name)",
+            p.display()
+        );
+    }
+    Ok(location)
+}
+
+/// The archive argument of `export`: refuses the mistakes that would otherwise produce
+/// something the user did not ask for.
+fn archive_for_writing(arg: &str) -> Result<Location> {
+    let lower = arg.to_ascii_lowercase();
+    if let Some(ext) = [
+        ".tar.gz", ".tgz", ".gz", ".zst", ".tar.zst", ".xz", ".bz2", ".zip",
+    ]
+    .iter()
+    .find(|e| lower.ends_with(*e))
+    {
+        let tool = match *ext {
+            ".tar.gz" | ".tgz" | ".gz" => "gzip",
+            ".xz" => "xz",
+            ".bz2" => "bzip2",
+            _ => "zstd",
+        };
+        bail!(
+            "{arg}: ferry writes an uncompressed tar (*.tar) or a directory, not {ext}; to compress, pipe it: ferry export SOURCE - | {tool} > {arg}"
+        );
+    }
+    let location = Location::parse(arg);
+    if location == Location::Stdio && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        bail!(
+            "refusing to write a binary archive to a terminal; redirect stdout (ferry export SOURCE - > app.tar) or name a file"
+        );
+    }
+    Ok(location)
+}
+
+/// Whether two paths name the same file (or directory), links and `./` included.
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
 /// A flag that does nothing for this source or target is a mistake, not something to ignore.
 fn refuse_flags(what: &str, flags: &[(bool, &str, &str)]) -> Result<()> {
     match flags.iter().find(|(set, _, _)| *set) {
@@ -199,9 +273,9 @@ fn jobs_or_cores(jobs: Option<usize>) -> Result<usize> {
 
 fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) -> Result<ExitCode> {
     let jobs = jobs_or_cores(a.jobs)?;
-    let location = Location::parse_for_reading(&a.archive);
+    let location = archive_for_reading(&a.archive)?;
     if a.dry_run {
-        let plan = match Endpoint::parse(&a.target) {
+        let plan = match endpoint(&a.target)? {
             Endpoint::Sqlite(_) => ferry_sqlite::dry_run(
                 &location,
                 &ferry_sqlite::ImportOptions {
@@ -224,8 +298,16 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
         print_plan(&plan);
         return Ok(ExitCode::SUCCESS);
     }
-    match Endpoint::parse(&a.target) {
+    match endpoint(&a.target)? {
         Endpoint::Sqlite(path) => {
+            if let Location::Dir(p) | Location::Tar(p) = &location
+                && same_file(p, &path)
+            {
+                bail!(
+                    "{}: the target is the archive itself; name a new database file (ferry import ARCHIVE DATABASE)",
+                    path.display()
+                );
+            }
             refuse_flags(
                 "a SQLite target",
                 &[
@@ -342,8 +424,7 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 eprintln!(
                     "imported {} into {} in {:.1}s ({} DDL statements, {how})",
                     location.display(),
-                    ferry_postgres::conn::ConnSpec::parse(&url)
-                        .map_or_else(|_| "the database".to_owned(), |c| c.display()),
+                    display_endpoint(&url),
                     report.elapsed.as_secs_f64(),
                     report.statements
                 );
@@ -353,8 +434,8 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
     }
 }
 
-fn verify(a: VerifyArgs) -> Result<ExitCode> {
-    let location = Location::parse_for_reading(&a.archive);
+fn verify(a: VerifyArgs, quiet: bool) -> Result<ExitCode> {
+    let location = archive_for_reading(&a.archive)?;
     if a.against.is_some() && location == Location::Stdio {
         bail!("--against needs an archive path, not -");
     }
@@ -363,7 +444,7 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
     if let (Some(db), Some(m)) = (&a.against, &report.manifest)
         && problems.is_empty()
     {
-        let comparison = match Endpoint::parse(db) {
+        let comparison = match endpoint(db)? {
             Endpoint::Sqlite(path) => ferry_sqlite::compare(&location, m, &path)
                 .with_context(|| format!("comparing with {}", path.display()))?,
             Endpoint::Postgres(url) => {
@@ -371,7 +452,7 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
                     .context("comparing failed")?
             }
         };
-        for n in &comparison.notes {
+        for n in comparison.notes.iter().filter(|_| !quiet) {
             eprintln!("note: {}", printable(n));
         }
         problems.extend(comparison.differences);
@@ -398,16 +479,17 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
 
 /// How messages name a database: a SQLite path, or a PostgreSQL URL without its password.
 fn display_endpoint(arg: &str) -> String {
-    match Endpoint::parse(arg) {
-        Endpoint::Sqlite(p) => p.display().to_string(),
-        Endpoint::Postgres(url) => ferry_postgres::conn::ConnSpec::parse(&url)
+    match endpoint(arg) {
+        Ok(Endpoint::Sqlite(p)) => p.display().to_string(),
+        Ok(Endpoint::Postgres(url)) => ferry_postgres::conn::ConnSpec::parse(&url)
             .map(|s| s.display())
             .unwrap_or_else(|_| "the PostgreSQL database".into()),
+        Err(_) => arg.to_owned(),
     }
 }
 
 fn inspect(a: InspectArgs) -> Result<ExitCode> {
-    let location = Location::parse_for_reading(&a.archive);
+    let location = archive_for_reading(&a.archive)?;
     let manifest = ferry_archive::read_manifest(&location)?;
     if a.json {
         println!(

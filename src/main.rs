@@ -104,17 +104,31 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 fn init_logging(cli: &cli::Cli) {
-    let level = match (cli.quiet, cli.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, 2) => "debug",
-        _ => "trace",
+    // -v and -vv are about ferry's own steps; the libraries' internals (rustls, the
+    // PostgreSQL driver) come in only at -vvv.
+    let ours = |level: &str| {
+        [
+            "ferry",
+            "ferry_archive",
+            "ferry_sqlite",
+            "ferry_postgres",
+            "ferry_sql",
+        ]
+        .map(|c| format!("{c}={level}"))
+        .join(",")
+    };
+    let directives = match (cli.quiet, cli.verbose) {
+        (true, _) => "error".to_owned(),
+        (false, 0) => "warn".to_owned(),
+        (false, 1) => format!("warn,{}", ours("info")),
+        (false, 2) => format!("warn,{}", ours("debug")),
+        _ => "trace".to_owned(),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directives));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()

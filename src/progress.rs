@@ -13,11 +13,61 @@ use crate::cli::ProgressMode;
 
 pub fn reporter(mode: ProgressMode, quiet: bool) -> Box<dyn Progress> {
     let terminal = std::io::stderr().is_terminal();
-    match (mode, quiet) {
+    let shown: Box<dyn Progress> = match (mode, quiet) {
         (_, true) | (ProgressMode::None, _) => Box::new(ferry_archive::NoProgress),
         (ProgressMode::Auto, _) if !terminal => Box::new(ferry_archive::NoProgress),
         (ProgressMode::Plain, _) => Box::new(Plain::default()),
         _ => Box::new(Bars::new()),
+    };
+    Box::new(Logged {
+        shown,
+        tables: Mutex::new(HashMap::new()),
+    })
+}
+
+/// Every table's start and end as `info` events (shown with -v), whatever is on screen.
+struct Logged {
+    shown: Box<dyn Progress>,
+    /// Rows and bytes so far, and the start, per table.
+    tables: Mutex<HashMap<String, (u64, u64, Instant)>>,
+}
+
+impl Progress for Logged {
+    fn table_started(&self, table: &str, rows: Option<u64>) {
+        tracing::info!(table, expected_rows = rows, "table started");
+        if let Ok(mut t) = self.tables.lock() {
+            t.insert(table.to_owned(), (0, 0, Instant::now()));
+        }
+        self.shown.table_started(table, rows);
+    }
+
+    fn advance(&self, table: &str, rows: u64, bytes: u64) {
+        if let Ok(mut t) = self.tables.lock()
+            && let Some(e) = t.get_mut(table)
+        {
+            e.0 += rows;
+            e.1 += bytes;
+        }
+        self.shown.advance(table, rows, bytes);
+    }
+
+    fn table_finished(&self, table: &str) {
+        if let Some((rows, bytes, started)) =
+            self.tables.lock().ok().and_then(|mut t| t.remove(table))
+        {
+            tracing::info!(
+                table,
+                rows,
+                bytes,
+                seconds = started.elapsed().as_secs_f64(),
+                "table finished"
+            );
+        }
+        self.shown.table_finished(table);
+    }
+
+    fn finish(&self) {
+        self.shown.finish();
     }
 }
 

@@ -179,18 +179,55 @@ fn a_failing_import_rolls_everything_back() {
     assert_eq!(dst.schema_dump(), before);
 }
 
+/// A private cluster that checks passwords (`scripts/pg-auth-server`), stopped and removed
+/// when dropped: the shared test server keeps its trust auth untouched.
+struct AuthServer {
+    dir: String,
+    port: u16,
+}
+
+impl AuthServer {
+    fn start() -> AuthServer {
+        let port = 40_000 + (std::process::id() % 20_000) as u16;
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-auth-server");
+        let out = std::process::Command::new(&script)
+            .args(["start", &port.to_string()])
+            .output()
+            .expect("run scripts/pg-auth-server");
+        assert!(
+            out.status.success(),
+            "scripts/pg-auth-server start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        AuthServer {
+            dir: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            port,
+        }
+    }
+}
+
+impl Drop for AuthServer {
+    fn drop(&mut self) {
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-auth-server");
+        let _ = std::process::Command::new(script)
+            .args(["stop", &self.dir])
+            .status();
+    }
+}
+
 #[test]
 fn connection_errors_are_one_clear_line_without_the_password() {
     let dir = TestDir::new();
     let base = server_url();
-    let host = base
-        .trim_start_matches("postgresql://")
-        .split('@')
-        .nth(1)
-        .unwrap_or("127.0.0.1:5432");
+    let auth = AuthServer::start();
     let cases = [
         (
-            format!("postgresql://ferry_password_test:wrong-secret@{host}/postgres"),
+            format!(
+                "postgresql://ferry_password_test:wrong-secret@127.0.0.1:{}/postgres",
+                auth.port
+            ),
             "password authentication failed",
         ),
         (

@@ -551,6 +551,50 @@ fn compressed(head: &[u8]) -> Option<&'static str> {
         .map(|(_, what)| *what)
 }
 
+/// What a stream that does not start with a tar header is, when it can tell: importing a
+/// README, or the database itself with the arguments swapped, must not end in the tar
+/// library's view of its bytes.
+fn not_a_tar(head: &[u8]) -> Option<String> {
+    if head.starts_with(b"SQLite format 3\0") {
+        return Some(
+            "it is a SQLite database (the arguments are ARCHIVE then TARGET: ferry import ARCHIVE DATABASE)"
+                .into(),
+        );
+    }
+    // Too short to judge (a pipe's first read), or an end-of-archive block: tar decides.
+    let header = head.get(..512)?;
+    if header.iter().all(|b| *b == 0) {
+        return None;
+    }
+    let recorded = std::str::from_utf8(&header[148..156])
+        .ok()
+        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
+        .and_then(|s| u32::from_str_radix(s, 8).ok());
+    let actual: u32 = header
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
+    if recorded == Some(actual) {
+        return None;
+    }
+    let text = header
+        .iter()
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+        || std::str::from_utf8(header).is_ok();
+    Some(if text {
+        "it is text, not a tar file".into()
+    } else {
+        "it is not a tar file".into()
+    })
+}
+
 /// What the tar reader remembers of each part until the manifest arrives.
 struct Seen {
     sha256: String,
@@ -588,6 +632,13 @@ fn read_tar<V: Visitor, R: Read>(
             reason: format!(
                 "this is {what}-compressed; decompress it first (an archive is a plain tar, or a directory)"
             ),
+        })?;
+        return Ok(None);
+    }
+    if let Some(what) = not_a_tar(&head) {
+        visitor.problem(ArchiveError::BadEntry {
+            path: name.to_owned(),
+            reason: format!("not a ferry archive: {what}"),
         })?;
         return Ok(None);
     }

@@ -47,6 +47,7 @@ impl Visitor for Collect {
         });
         match result {
             Ok(()) => {
+                tracing::info!(part = part.path, rows, "part decoded");
                 self.decoded.insert(part.path.to_owned(), rows);
             }
             Err(e) => self.problems.push(e),

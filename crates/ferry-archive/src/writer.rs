@@ -546,6 +546,7 @@ impl TableWriter {
         file.sync_all().map_err(|e| ArchiveError::io(&rel, e))?;
         drop(file);
         self.shared.publish(&rel)?;
+        tracing::debug!(part = %rel, rows = part.rows, bytes, "part written");
         self.done.push(DataFile {
             path: rel,
             bytes,

@@ -42,6 +42,10 @@ impl SslMode {
     }
 }
 
+/// Seconds to wait for a connection when neither the connection string nor
+/// `PGCONNECT_TIMEOUT` says.
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 30;
+
 /// A parsed connection target.
 #[derive(Clone)]
 pub struct ConnSpec {
@@ -59,6 +63,9 @@ impl std::fmt::Debug for ConnSpec {
 impl ConnSpec {
     /// Parses a URL or conninfo string, filling what it leaves out from the `PG*` variables.
     /// A bare `postgres://` (or `postgresql://`) takes `DATABASE_URL` when it is set.
+    /// Parses a URL or conninfo string, filling what it leaves out from the `PG*`
+    /// variables as libpq does. `connect_timeout` (seconds, 0 for none) comes from the string,
+    /// then `PGCONNECT_TIMEOUT`, then [`DEFAULT_CONNECT_TIMEOUT_SECS`].
     pub fn parse(arg: &str) -> Result<ConnSpec, PgError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut arg = arg.trim().to_owned();
@@ -80,7 +87,14 @@ impl ConnSpec {
             Config::new()
         } else {
             rest.parse().map_err(|e: tokio_postgres::Error| {
-                PgError::Config(format!("cannot parse the connection string: {e}"))
+                // The driver says "invalid connection string"; its source says which part.
+                let mut detail = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(inner) = src {
+                    detail = format!("{detail}: {inner}");
+                    src = inner.source();
+                }
+                PgError::Config(format!("cannot parse the connection string: {detail}"))
             })?
         };
         if config.get_hosts().is_empty() {
@@ -120,6 +134,20 @@ impl ConnSpec {
         if config.get_dbname().is_none() {
             let db = env("PGDATABASE").unwrap_or_else(|| config.get_user().unwrap_or("").into());
             config.dbname(&db);
+        }
+        if config.get_connect_timeout().is_none() {
+            // libpq waits forever by default; a script should not hang on a dead host.
+            let secs = match env("PGCONNECT_TIMEOUT") {
+                Some(s) => s.parse().map_err(|_| {
+                    PgError::Config(format!(
+                        "PGCONNECT_TIMEOUT {s:?} is not a number of seconds"
+                    ))
+                })?,
+                None => DEFAULT_CONNECT_TIMEOUT_SECS,
+            };
+            if secs > 0 {
+                config.connect_timeout(std::time::Duration::from_secs(secs));
+            }
         }
         if config.get_application_name().is_none() {
             config.application_name("ferry");
@@ -178,6 +206,38 @@ impl ConnSpec {
     /// Connects and prepares the session: UTF-8, UTC, ISO dates, exact floats in text, an
     /// empty search_path so every catalog function qualifies names fully.
     pub async fn connect(&self) -> Result<Client, PgError> {
+        // The driver's connect_timeout bounds the TCP connect only; a server (or a proxy)
+        // that accepts and then never answers would hang the run, and Ctrl-C with it. So the
+        // whole handshake races the timeout and the interrupt flag.
+        let limit = self.config.get_connect_timeout().copied();
+        let attempt = Box::pin(self.connect_session());
+        let watch = Box::pin(async {
+            let started = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                if ferry_archive::interrupt::requested() {
+                    return PgError::Archive(ferry_archive::ArchiveError::Interrupted);
+                }
+                if let Some(limit) = limit
+                    && started.elapsed() >= limit
+                {
+                    return PgError::Connect {
+                        target: self.display(),
+                        detail: format!(
+                            "no answer within {}s (connect_timeout; --connect-timeout or PGCONNECT_TIMEOUT change it)",
+                            limit.as_secs()
+                        ),
+                    };
+                }
+            }
+        });
+        match futures_util::future::select(attempt, watch).await {
+            futures_util::future::Either::Left((connected, _)) => connected,
+            futures_util::future::Either::Right((failed, _)) => Err(failed),
+        }
+    }
+
+    async fn connect_session(&self) -> Result<Client, PgError> {
         let client = match self.ssl {
             SslMode::Disable => {
                 let (client, conn) = self
@@ -212,6 +272,7 @@ impl ConnSpec {
             PgError::query(format!("{}: setting up the session", self.display()), e)
         })?;
         self.cancel_on_interrupt(&client)?;
+        tracing::debug!(target = %self.display(), tls = ?self.ssl, "connected");
         Ok(client)
     }
 

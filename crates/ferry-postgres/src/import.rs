@@ -1479,6 +1479,7 @@ impl Visitor for Loader<'_> {
     }
 
     fn part(&mut self, table: &Table, part: &Part<'_>) -> Result<(), PgError> {
+        tracing::debug!(table = %table.display_name(), part = part.path, "loading");
         let started = Instant::now();
         let name = table.display_name();
         if self.announced.insert(table.id.clone()) {

@@ -69,6 +69,7 @@ pub(crate) async fn one_statement(
     client: &tokio_postgres::Client,
     sql: &str,
 ) -> Result<(), tokio_postgres::Error> {
+    tracing::debug!(statement = sql.lines().next().unwrap_or(""), "running");
     client.execute(sql, &[]).await.map(|_| ())
 }
 

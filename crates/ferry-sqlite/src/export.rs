@@ -80,6 +80,12 @@ fn open_error(path: &Path, source: rusqlite::Error) -> SqliteError {
 
 /// Opens a SQLite file for reading without ever writing to it.
 pub fn open_read_only(path: &Path) -> Result<Connection, SqliteError> {
+    if path.is_dir() {
+        return Err(SqliteError::Unsupported(format!(
+            "{}: a directory, not a SQLite database file",
+            path.display()
+        )));
+    }
     if !path.is_file() {
         return Err(SqliteError::NotFound {
             path: path.to_owned(),

@@ -357,6 +357,7 @@ impl Visitor for Loader<'_> {
     }
 
     fn part(&mut self, table: &Table, part: &Part<'_>) -> Result<(), SqliteError> {
+        tracing::debug!(table = %table.name, part = part.path, "loading");
         let name = table.display_name();
         if !self.reports.contains_key(&table.id) {
             self.progress.table_started(&name, None);
