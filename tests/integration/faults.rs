@@ -15,12 +15,7 @@ fn app_db() -> std::path::PathBuf {
 
 /// `app.tar` in the test directory, from `samples/app.db`.
 fn export_app(dir: &TestDir) {
-    dir.ferry()
-        .args(["export"])
-        .args([app_db()])
-        .args(["app.tar"])
-        .run()
-        .success();
+    dir.export_sample("app.tar");
 }
 
 fn staging_schemas(db: &PgDb) -> Vec<String> {

@@ -39,6 +39,17 @@ impl TestDir {
         v
     }
 
+    /// Exports `samples/app.db` to `archive` in this directory.
+    pub fn export_sample(&self, archive: &str) {
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/app.db");
+        self.ferry()
+            .args(["export"])
+            .args([sample])
+            .args([archive])
+            .run()
+            .success();
+    }
+
     /// A `ferry` command running in this directory.
     pub fn ferry(&self) -> Ferry {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));

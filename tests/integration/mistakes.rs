@@ -49,12 +49,7 @@ fn a_file_that_is_not_an_archive_is_named_for_what_it_is() {
 #[test]
 fn a_url_scheme_typo_is_not_taken_for_a_file_name() {
     let dir = TestDir::new();
-    dir.ferry()
-        .args(["export"])
-        .args([sample()])
-        .args(["app.tar"])
-        .run()
-        .success();
+    dir.export_sample("app.tar");
     for args in [
         vec!["export", "postgresq://localhost/app", "x.tar"],
         vec!["import", "app.tar", "postgresq://localhost/app"],
@@ -137,12 +132,7 @@ fn a_bad_port_says_which_part_of_the_connection_string_is_wrong() {
 #[test]
 fn importing_an_archive_onto_itself_is_refused_even_with_replace() {
     let dir = TestDir::new();
-    dir.ferry()
-        .args(["export"])
-        .args([sample()])
-        .args(["app.tar"])
-        .run()
-        .success();
+    dir.export_sample("app.tar");
     let before = std::fs::read(dir.path("app.tar")).unwrap();
     for extra in [None, Some("--replace")] {
         let mut f = dir.ferry().args(["import", "app.tar", "./app.tar"]);
@@ -186,12 +176,7 @@ fn a_missing_archive_is_the_same_failure_for_every_command() {
 fn verbose_output_is_ferrys_own_steps_and_plain_when_piped() {
     let dir = TestDir::new();
     let pg = PgDb::new("verbose");
-    dir.ferry()
-        .args(["export"])
-        .args([sample()])
-        .args(["app.tar"])
-        .run()
-        .success();
+    dir.export_sample("app.tar");
     let run = dir
         .ferry()
         .args(["-vv", "import", "app.tar", &pg.url()])
