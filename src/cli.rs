@@ -47,23 +47,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-impl Cli {
-    /// The resource limits on archives read by this run (`spec/FORMAT.md` §8).
-    pub fn limits(&self) -> ferry_archive::limits::Limits {
-        use ferry_archive::limits::{Limits, MIB};
-        let d = Limits::default();
-        Limits {
-            document_bytes: self
-                .max_manifest_mb
-                .map_or(d.document_bytes, |m| m.saturating_mul(MIB)),
-            warnings: self.max_warnings.unwrap_or(d.warnings),
-            value_bytes: self
-                .max_value_mb
-                .map_or(d.value_bytes, |m| m.saturating_mul(MIB)),
-        }
-    }
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a database into an archive.
@@ -114,6 +97,27 @@ Examples:
 Only leftovers whose run is no longer going are removed: a staging schema whose server
 session has ended, or a file whose process has exited.")]
     Cleanup(CleanupArgs),
+    /// Print a shell completion script (generated when ferry was built).
+    #[command(after_help = "\
+Examples:
+  ferry completions bash > ~/.local/share/bash-completion/completions/ferry
+  ferry completions zsh > ~/.zfunc/_ferry
+  ferry completions fish > ~/.config/fish/completions/ferry.fish")]
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page, in roff (generated when ferry was built): ferry man > ferry.1
+    Man,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
 }
 
 impl Command {

@@ -43,6 +43,26 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(a) => verify(a, quiet),
         Command::Inspect(a) => inspect(a),
         Command::Cleanup(a) => cleanup(a, quiet),
+        Command::Completions { shell } => {
+            print!("{}", completions(shell));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            print!("{}", include_str!(concat!(env!("OUT_DIR"), "/ferry.1")));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The completion scripts `build.rs` generated from this very command line.
+fn completions(shell: crate::cli::Shell) -> &'static str {
+    use crate::cli::Shell;
+    match shell {
+        Shell::Bash => include_str!(concat!(env!("OUT_DIR"), "/ferry.bash")),
+        Shell::Zsh => include_str!(concat!(env!("OUT_DIR"), "/_ferry")),
+        Shell::Fish => include_str!(concat!(env!("OUT_DIR"), "/ferry.fish")),
+        Shell::Elvish => include_str!(concat!(env!("OUT_DIR"), "/ferry.elv")),
+        Shell::Powershell => include_str!(concat!(env!("OUT_DIR"), "/_ferry.ps1")),
     }
 }
 

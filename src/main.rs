@@ -28,8 +28,16 @@ pub mod exit {
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(&cli);
-    ferry_archive::limits::set(cli.limits());
+    ferry_archive::limits::set(limits(&cli));
     let interrupted = cli.command.interrupted_message();
+    // A panic inside the Parquet decoder on a corrupt part is caught and reported as one
+    // error line naming the part; it must not also print a backtrace.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !ferry_archive::decoding() {
+            default_hook(info);
+        }
+    }));
     if let Err(e) = catch_signals() {
         eprintln!("ferry: error: cannot install the signal handlers: {e}");
         return ExitCode::from(exit::FAILURE);
@@ -53,6 +61,21 @@ fn main() -> ExitCode {
             eprintln!("ferry: error: {}", commands::printable_line(&line));
             ExitCode::from(exit::FAILURE)
         }
+    }
+}
+
+/// The resource limits on archives read by this run (`spec/FORMAT.md` §7, resource limits).
+fn limits(cli: &cli::Cli) -> ferry_archive::limits::Limits {
+    use ferry_archive::limits::{Limits, MIB};
+    let d = Limits::default();
+    Limits {
+        document_bytes: cli
+            .max_manifest_mb
+            .map_or(d.document_bytes, |m| m.saturating_mul(MIB)),
+        warnings: cli.max_warnings.unwrap_or(d.warnings),
+        value_bytes: cli
+            .max_value_mb
+            .map_or(d.value_bytes, |m| m.saturating_mul(MIB)),
     }
 }
 

@@ -237,3 +237,64 @@ fn a_server_that_never_answers_times_out_in_one_line() {
         .says("no answer within 1s");
     assert!(dir.entries().is_empty());
 }
+
+#[test]
+fn completions_and_the_man_page_describe_this_command_line() {
+    let dir = TestDir::new();
+    let bash = dir
+        .ferry()
+        .args(["completions", "bash"])
+        .run()
+        .success()
+        .stdout();
+    // The script parses, and completes subcommands and flags of this version.
+    let check = std::process::Command::new("bash")
+        .args(["-c", &format!(
+            "{bash}\nCOMP_WORDS=(ferry cl); COMP_CWORD=1; _ferry ferry cl ferry; echo \"${{COMPREPLY[@]}}\"\nCOMP_WORDS=(ferry import --skip); COMP_CWORD=2; _ferry ferry --skip import; echo \"${{COMPREPLY[@]}}\""
+        )])
+        .output()
+        .unwrap();
+    let completed = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(completed.contains("cleanup"), "{completed}");
+    assert!(completed.contains("--skip-missing-tables"), "{completed}");
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let out = dir
+            .ferry()
+            .args(["completions", shell])
+            .run()
+            .success()
+            .stdout();
+        assert!(out.contains("connect-timeout"), "{shell}: {out}");
+    }
+    let page = dir.ferry().args(["man"]).run().success().stdout();
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH ferry 1"),
+        "{page}"
+    );
+    for needle in [
+        "export",
+        "import",
+        "verify",
+        "inspect",
+        "cleanup",
+        "max\\-value\\-mb",
+    ] {
+        assert!(page.contains(needle), "{needle} missing from the man page");
+    }
+    std::fs::write(dir.path("ferry.1"), &page).unwrap();
+    let rendered = std::process::Command::new("man")
+        .args(["-l"])
+        .arg(dir.path("ferry.1"))
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "80")
+        .output()
+        .expect("man(1)");
+    assert!(rendered.status.success());
+    let text = String::from_utf8_lossy(&rendered.stdout);
+    assert!(text.contains("SYNOPSIS"), "{text}");
+}

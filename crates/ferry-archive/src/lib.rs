@@ -49,8 +49,8 @@ pub use manifest::{
     Stage, Table, Warning,
 };
 pub use reader::{
-    Batches, DetachedPart, MANIFEST, PRELUDE, Part, PartData, Visitor, read, read_manifest,
-    read_stream,
+    Batches, DetachedPart, MANIFEST, PRELUDE, Part, PartData, Visitor, decoding, read,
+    read_manifest, read_stream,
 };
 pub use report::{Comparison, ImportPlan, NoProgress, Progress, TableReport};
 pub use schema::{MANIFEST_SCHEMA, validate as validate_manifest_json};

@@ -12,7 +12,7 @@
 
 use std::sync::OnceLock;
 
-/// What a reader accepts. See `spec/FORMAT.md` §8.
+/// What a reader accepts. See `spec/FORMAT.md` §7 (resource limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest `manifest.json` or `prelude.json`, in bytes.

@@ -155,7 +155,7 @@ fn open_batches(path: &str, file: File, table: &Table, batch_size: usize) -> Res
             source,
         })?;
     Ok(Batches {
-        inner,
+        inner: Some(inner),
         path: path.to_owned(),
         columns,
         max_value: crate::limits::get().value_bytes,
@@ -167,7 +167,8 @@ fn open_batches(path: &str, file: File, table: &Table, batch_size: usize) -> Res
 /// once it is interrupted, and a value larger than the limit (`--max-value-mb`) is refused
 /// with its column and row, before a consumer copies it again.
 pub struct Batches {
-    inner: ParquetRecordBatchReader,
+    /// `None` once the decoder has failed.
+    inner: Option<ParquetRecordBatchReader>,
     path: String,
     columns: Vec<String>,
     max_value: u64,
@@ -182,12 +183,22 @@ impl Iterator for Batches {
         if let Err(e) = crate::interrupt::check() {
             return Some(Err(e));
         }
-        let batch = match self.inner.next()? {
-            Ok(b) => b,
-            Err(source) => {
+        let inner = self.inner.as_mut()?;
+        let batch = match quiet_unwind(|| inner.next()) {
+            Ok(None) => return None,
+            Ok(Some(Ok(b))) => b,
+            Ok(Some(Err(source))) => {
                 return Some(Err(ArchiveError::Arrow {
                     path: self.path.clone(),
                     source,
+                }));
+            }
+            Err(panic) => {
+                // The decoder is in an unknown state: this part is not read any further.
+                self.inner = None;
+                return Some(Err(ArchiveError::BadEntry {
+                    path: self.path.clone(),
+                    reason: format!("corrupt Parquet data: the decoder failed ({panic})"),
                 }));
             }
         };
@@ -210,6 +221,37 @@ impl Iterator for Batches {
         self.rows += batch.num_rows() as u64;
         Some(Ok(batch))
     }
+}
+
+thread_local! {
+    /// Set while this thread runs the Parquet decoder under [`quiet_unwind`]; the binary's
+    /// panic hook stays silent then (see [`decoding`]).
+    static DECODING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside the Parquet decoder, whose panics on corrupt input are
+/// caught and reported as one error naming the part. A panic hook calls this to keep such a
+/// panic off stderr.
+pub fn decoding() -> bool {
+    DECODING.with(|d| d.get())
+}
+
+/// Runs the Parquet decoder, turning a panic into an error message. The decoder is meant
+/// to return errors on corrupt input, but some corruptions (checked only after decoding, in
+/// the tar form, where the manifest with the checksums comes last) reach assertions inside
+/// arrow; a corrupt archive must give one line, never a crash.
+fn quiet_unwind<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    DECODING.with(|d| d.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    DECODING.with(|d| d.set(false));
+    result.map_err(|payload| {
+        let text = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_owned());
+        crate::clip(&text)
+    })
 }
 
 /// The longest value of a string or binary column: its row and length in bytes.
