@@ -580,3 +580,78 @@ fn a_read_only_directory_fails_in_one_line_and_changes_nothing() {
         );
     }
 }
+
+/// Entries of the system's temporary directory that a process with this pid made.
+fn temp_leftovers_of(pid: u32) -> Vec<String> {
+    let prefix = format!(".ferry-{pid}-");
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
+
+#[test]
+fn kill_9_in_every_container_form_leaves_only_what_the_next_run_sweeps() {
+    let dir = TestDir::new();
+    export_app(&dir);
+    // Export to a directory: a partial directory beside it, swept by the next export there.
+    let killed = dir
+        .ferry()
+        .args(["export"])
+        .args([app_db()])
+        .args(["out"])
+        .paused_at("export:batch");
+    killed.signal("KILL");
+    let left = leftovers(&dir, &["app.tar"]);
+    assert!(
+        left.len() == 1 && left[0].ends_with(".partial") && !dir.path("out").exists(),
+        "{left:?}"
+    );
+    dir.ferry()
+        .args(["export"])
+        .args([app_db()])
+        .args(["out"])
+        .run()
+        .success();
+    assert_same!(leftovers(&dir, &["app.tar", "out"]), Vec::<String>::new());
+
+    // Export to stdout: its parts are staged in the temporary directory.
+    let killed = dir
+        .ferry()
+        .args(["export"])
+        .args([app_db()])
+        .args(["-"])
+        .paused_at("export:batch");
+    let pid = killed.pid();
+    killed.signal("KILL");
+    assert!(
+        !temp_leftovers_of(pid).is_empty(),
+        "a staging directory in the temp dir"
+    );
+    // Import from stdin: its spool directory is in the temporary directory too.
+    let killed = dir
+        .ferry()
+        .args(["import", "-", "new.db"])
+        .stdin_file(&dir.path("app.tar"))
+        .paused_at("import:batch");
+    let pid2 = killed.pid();
+    killed.signal("KILL");
+    assert!(
+        !temp_leftovers_of(pid2).is_empty(),
+        "a spool directory in the temp dir"
+    );
+    // The next stream import sweeps both (their processes are gone), and succeeds.
+    dir.ferry()
+        .args(["import", "-", "new.db"])
+        .stdin_file(&dir.path("app.tar"))
+        .run()
+        .success();
+    assert_same!(temp_leftovers_of(pid), Vec::<String>::new());
+    assert_same!(temp_leftovers_of(pid2), Vec::<String>::new());
+    assert_same!(
+        leftovers(&dir, &["app.tar", "out", "new.db"]),
+        Vec::<String>::new()
+    );
+}

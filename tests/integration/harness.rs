@@ -199,6 +199,11 @@ impl Ferry {
 }
 
 impl Paused {
+    /// The paused process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `signal` (a `kill` name: INT, TERM, KILL) and waits for the run to end.
     pub fn signal(self, signal: &str) -> Run {
         let pid = self.child.id().to_string();
