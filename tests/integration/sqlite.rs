@@ -186,10 +186,36 @@ fn verify_against_matches_source_and_copy_and_catches_one_changed_value() {
         .args(["verify", "a.tar", "--against", "copy.db"])
         .run()
         .fails_with(3);
+    // The digest says that the table differs; the located line says where.
     assert_eq!(
         run.stdout().trim(),
-        "table st: same row count (4) but different content"
+        "table st: same row count (4) but different content\n\
+         table st, row id=1: column r: database 1.2500000000000002, archive 1.25"
     );
+
+    // A storage class changed (the text '5' where the integer 5 was), and, in a table keyed
+    // by its rowid, a row replaced by another.
+    let conn = rusqlite::Connection::open(dir.path("copy.db")).unwrap();
+    conn.execute_batch(
+        "UPDATE st SET r = 1.25, x = '1' WHERE id = 1;
+         DELETE FROM plain WHERE rowid = 1000;
+         INSERT INTO plain(rowid, a) VALUES (1001, 'other');",
+    )
+    .unwrap();
+    drop(conn);
+    let run = dir
+        .ferry()
+        .args(["verify", "a.tar", "--against", "copy.db"])
+        .run()
+        .fails_with(3);
+    let out = run.stdout();
+    for line in [
+        "table st, row id=1: column x: database '1', archive 1",
+        "table plain, row rowid=1001: only in the database",
+        "table plain, row rowid=1000: only in the archive",
+    ] {
+        assert!(out.contains(line), "{line:?} missing:\n{out}");
+    }
 }
 
 #[test]

@@ -39,14 +39,49 @@ pub fn compare(
     }
 }
 
-/// Conversions whose output is the very bytes PostgreSQL sends back for the stored value, so
-/// that the archive side can be digested exactly as the database side. Numerics (the
-/// column's scale pads them), json/jsonb (normalised) and real (rounded) are only counted.
+/// Conversions whose output is, or can be normalised to, the bytes PostgreSQL sends back for
+/// the stored value, so that the archive side is digested exactly as the database side.
+/// Numerics are compared by value: the column's scale pads the stored value, so both sides
+/// drop trailing fractional zeros (`trim_scale` on the server, the same on the archive's
+/// text). json keeps its text as given. jsonb (PostgreSQL reorders keys and rewrites
+/// numbers and escapes) and real (rounded to 24 bits) are only counted.
 fn byte_exact(conv: Conv) -> bool {
-    !matches!(
-        conv,
-        Conv::Numeric | Conv::Jsonb | Conv::Json | Conv::Float4
-    )
+    !matches!(conv, Conv::Jsonb | Conv::Float4)
+}
+
+/// The server-side expression a compared column is read through.
+fn read_as(column: &str, conv: Conv) -> String {
+    match conv {
+        Conv::Numeric => format!("pg_catalog.trim_scale({column})"),
+        _ => column.to_owned(),
+    }
+}
+
+/// The archive side of [`read_as`]: a numeric field (length word and value, as
+/// `Conv::put` wrote it at `start`) re-encoded without trailing fractional zeros.
+fn trim_numeric_field(row: &mut BytesMut, start: usize) -> Result<(), String> {
+    let len = i32::from_be_bytes(
+        row[start..start + 4]
+            .try_into()
+            .map_err(|_| "short field")?,
+    );
+    if len < 0 {
+        return Ok(()); // NULL
+    }
+    let text = crate::pgbinary::numeric_to_text(&row[start + 4..])?;
+    let trimmed = match text.split_once('.') {
+        Some((int, frac)) => {
+            let frac = frac.trim_end_matches('0');
+            if frac.is_empty() {
+                int.to_owned()
+            } else {
+                format!("{int}.{frac}")
+            }
+        }
+        None => text,
+    };
+    row.truncate(start);
+    crate::pgbinary::numeric_from_text(&trimmed, row)
 }
 
 /// A SQLite archive against the PostgreSQL database it was imported into: row counts of every
@@ -113,7 +148,12 @@ fn compare_from_sqlite(
                     row.extend_from_slice(&(fields.len() as i16).to_be_bytes());
                     for (i, _, conv) in fields {
                         let v = from_sqlite::value_at(batch.column(*i), &data[*i].1, r);
-                        if let Err(e) = conv.put(v, &mut row) {
+                        let start = row.len();
+                        let put = conv.put(v, &mut row).and_then(|()| match conv {
+                            Conv::Numeric => trim_numeric_field(&mut row, start),
+                            _ => Ok(()),
+                        });
+                        if let Err(e) = put {
                             self.error
                                 .get_or_insert(format!("table {}: {e}", table.name));
                         }
@@ -166,7 +206,11 @@ fn compare_from_sqlite(
             let select = if cols.is_empty() {
                 "1".to_owned()
             } else {
-                cols.join(", ")
+                fields
+                    .iter()
+                    .map(|f| read_as(&f.1, f.2))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             let live = copy_digest(
                 &client,

@@ -27,10 +27,26 @@ pub fn compare(
     db: &Path,
 ) -> Result<Comparison, SqliteError> {
     match manifest.source.engine.as_str() {
-        schema::ENGINE => Ok(Comparison {
-            differences: compare_same(manifest, db)?,
-            notes: Vec::new(),
-        }),
+        schema::ENGINE => {
+            let mut differences = compare_same(manifest, db)?;
+            let mut notes = Vec::new();
+            let changed: Vec<&ferry_archive::Table> = manifest
+                .tables
+                .iter()
+                .filter(|t| {
+                    differences
+                        .iter()
+                        .any(|d| d == &same_count_line(&t.name, t.rows.unwrap_or(0)))
+                })
+                .collect();
+            if !changed.is_empty() {
+                match locate(location, db, &changed) {
+                    Ok(found) => differences.extend(found),
+                    Err(e) => notes.push(format!("the differing rows could not be located: {e}")),
+                }
+            }
+            Ok(Comparison { differences, notes })
+        }
         "postgresql" => compare_from_postgres(location, manifest, db),
         other => Err(SqliteError::Unsupported(format!(
             "archives written from {other} cannot be compared with SQLite"
@@ -221,10 +237,7 @@ fn compare_same(manifest: &Manifest, db: &Path) -> Result<Vec<String>, SqliteErr
                 t.name
             ));
         } else if t.content_digest.as_deref() != Some(d.as_str()) {
-            diffs.push(format!(
-                "table {}: same row count ({rows}) but different content",
-                t.name
-            ));
+            diffs.push(same_count_line(&t.name, rows));
         }
     }
 
@@ -255,6 +268,172 @@ fn compare_same(manifest: &Manifest, db: &Path) -> Result<Vec<String>, SqliteErr
     conn.execute_batch("COMMIT")
         .ctx(|| "ending the read transaction".into())?;
     Ok(diffs)
+}
+
+fn same_count_line(table: &str, rows: u64) -> String {
+    format!("table {table}: same row count ({rows}) but different content")
+}
+
+/// Most rows named per table: enough to see the pattern, few enough to read.
+const LOCATED_ROWS: usize = 3;
+
+/// Names the rows (by key) and columns behind a digest mismatch. The digest says only
+/// *that* a table differs; to say *where*, the archive is imported into a temporary file and
+/// the two tables are compared in SQL, value and storage class alike (`quote()`), through
+/// the key the export orders by (the rowid, its alias or the primary key). This costs an
+/// import, so it runs only when a table differs.
+fn locate(
+    location: &ferry_archive::Location,
+    db: &Path,
+    tables: &[&ferry_archive::Table],
+) -> Result<Vec<String>, SqliteError> {
+    let dir = tempfile::Builder::new()
+        .prefix(ferry_archive::leftover::prefix())
+        .tempdir()
+        .ctx(|| "creating a temporary directory".into())?;
+    let copy = dir.path().join("archive.sqlite");
+    crate::import::import(
+        location,
+        &copy,
+        &crate::ImportOptions::default(),
+        &ferry_archive::NoProgress,
+    )?;
+    let conn = open_read_only(db)?;
+    conn.execute("ATTACH DATABASE ?1 AS archive", [copy.to_string_lossy()])
+        .ctx(|| "attaching the archive's copy".into())?;
+    let mut out = Vec::new();
+    for t in tables {
+        let fields: Vec<String> = t.data_fields().iter().map(|(n, _)| n.clone()).collect();
+        let key: Vec<String> = match (
+            &t.rowid,
+            t.properties.get(crate::schema::prop::ROWID_ALIAS),
+            &t.primary_key,
+        ) {
+            (Some(r), _, _) => vec![r.clone()],
+            (None, Some(alias), _) => vec![alias.as_str().unwrap_or_default().to_owned()],
+            (None, None, Some(pk)) => pk.columns.clone(),
+            _ => Vec::new(),
+        };
+        let quoted: Vec<String> = fields
+            .iter()
+            .map(|f| format!("quote({})", crate::quote(f)))
+            .collect();
+        let table = crate::quote(&t.name);
+        let side = |schema: &str| {
+            format!(
+                "SELECT {} FROM {schema}.{table}",
+                if quoted.is_empty() {
+                    "NULL".to_owned()
+                } else {
+                    quoted.join(", ")
+                }
+            )
+        };
+        let mut found = 0;
+        for (here, there, label) in [
+            ("main", "archive", "database"),
+            ("archive", "main", "archive"),
+        ] {
+            let sql = format!(
+                "{} EXCEPT {} LIMIT {}",
+                side(here),
+                side(there),
+                LOCATED_ROWS
+            );
+            let mut stmt = conn
+                .prepare(&sql)
+                .ctx(|| format!("table {}: comparing", t.name))?;
+            let rows: Vec<Vec<String>> = stmt
+                .query_map([], |r| {
+                    (0..quoted.len().max(1))
+                        .map(|i| r.get::<_, Option<String>>(i).map(Option::unwrap_or_default))
+                        .collect()
+                })
+                .ctx(|| format!("table {}: comparing", t.name))?
+                .collect::<Result<_, _>>()
+                .ctx(|| format!("table {}: comparing", t.name))?;
+            for row in rows {
+                if found >= LOCATED_ROWS {
+                    break;
+                }
+                let key_text: Vec<String> = key
+                    .iter()
+                    .filter_map(|k| {
+                        let i = fields.iter().position(|f| f == k)?;
+                        Some(format!("{k}={}", ferry_archive::clip(&row[i])))
+                    })
+                    .collect();
+                if key_text.len() != key.len() || key.is_empty() {
+                    out.push(format!(
+                        "table {}: a row only in the {label}: ({})",
+                        t.name,
+                        ferry_archive::clip(&row.join(", "))
+                    ));
+                    found += 1;
+                    continue;
+                }
+                // The same key on the other side: which columns differ, if it is there.
+                let cond: Vec<String> = key
+                    .iter()
+                    .enumerate()
+                    .map(|(n, k)| format!("quote({}) = ?{}", crate::quote(k), n + 1))
+                    .collect();
+                let key_values: Vec<&String> = key
+                    .iter()
+                    .filter_map(|k| fields.iter().position(|f| f == k).map(|i| &row[i]))
+                    .collect();
+                let lookup = format!("{} WHERE {} LIMIT 1", side(there), cond.join(" AND "));
+                let other: Option<Vec<String>> = conn
+                    .prepare(&lookup)
+                    .and_then(|mut s| {
+                        let params: Vec<&dyn rusqlite::ToSql> = key_values
+                            .iter()
+                            .map(|v| *v as &dyn rusqlite::ToSql)
+                            .collect();
+                        let mut rows = s.query(params.as_slice())?;
+                        match rows.next()? {
+                            Some(r) => Ok(Some(
+                                (0..fields.len())
+                                    .map(|i| {
+                                        r.get::<_, Option<String>>(i).map(Option::unwrap_or_default)
+                                    })
+                                    .collect::<Result<_, _>>()?,
+                            )),
+                            None => Ok(None),
+                        }
+                    })
+                    .ctx(|| format!("table {}: looking up a row", t.name))?;
+                let at = key_text.join(", ");
+                match other {
+                    None => out.push(format!("table {}, row {at}: only in the {label}", t.name)),
+                    Some(_) if label == "archive" => continue, // reported from the database side
+                    Some(o) => {
+                        let cols: Vec<String> = fields
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| row[*i] != o[*i])
+                            .map(|(i, f)| {
+                                format!(
+                                    "column {f}: database {}, archive {}",
+                                    ferry_archive::clip(&row[i]),
+                                    ferry_archive::clip(&o[i])
+                                )
+                            })
+                            .collect();
+                        out.push(format!("table {}, row {at}: {}", t.name, cols.join("; ")));
+                    }
+                }
+                found += 1;
+            }
+        }
+        if found == 0 {
+            out.push(format!(
+                "table {}: the rows differ only in ways SQL comparison cannot see (such as -0.0 and 0.0)",
+                t.name
+            ));
+        }
+    }
+    Ok(out)
 }
 
 fn table_digest(
