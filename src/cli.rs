@@ -34,7 +34,7 @@ pub struct Cli {
     /// connect_timeout, else PGCONNECT_TIMEOUT, else 30].
     #[arg(long, global = true, value_name = "SECS")]
     pub connect_timeout: Option<u64>,
-    /// Largest manifest.json or prelude.json an archive may have [default: 64].
+    /// Largest manifest.json or prelude.json an archive may have [default: 16].
     #[arg(long, global = true, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_manifest_mb: Option<u64>,
     /// Most warnings an archive's manifest may list [default: 20000].

@@ -28,7 +28,7 @@ pub const MIB: u64 = 1 << 20;
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            document_bytes: 64 * MIB,
+            document_bytes: 16 * MIB,
             warnings: 20_000,
             value_bytes: 256 * MIB,
         }
