@@ -12,28 +12,9 @@ use crate::cli::{Cli, Command, ExportArgs, ImportArgs, InspectArgs, VerifyArgs};
 use crate::endpoint::Endpoint;
 use crate::exit;
 
-/// `--connect-timeout`, for every PostgreSQL connection string of this run.
-static CONNECT_TIMEOUT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-
-/// A SOURCE or TARGET argument, with `--connect-timeout` applied to a PostgreSQL one (as
-/// libpq's `connect_timeout` parameter, which then overrides the string's own).
-fn endpoint(arg: &str) -> Result<Endpoint> {
-    Ok(match Endpoint::parse(arg)? {
-        Endpoint::Postgres(url) => match CONNECT_TIMEOUT.get() {
-            None => Endpoint::Postgres(url),
-            Some(secs) if url.contains("://") => {
-                let sep = if url.contains('?') { '&' } else { '?' };
-                Endpoint::Postgres(format!("{url}{sep}connect_timeout={secs}"))
-            }
-            Some(secs) => Endpoint::Postgres(format!("{url} connect_timeout={secs}")),
-        },
-        other => other,
-    })
-}
-
 pub fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(secs) = cli.connect_timeout {
-        let _ = CONNECT_TIMEOUT.set(secs);
+        ferry_postgres::conn::override_connect_timeout(secs);
     }
     let quiet = cli.quiet;
     let progress = crate::progress::reporter(cli.progress, quiet);
@@ -68,12 +49,22 @@ fn completions(shell: crate::cli::Shell) -> &'static str {
 
 /// `ferry cleanup`: what killed runs left behind, removed only when their run is over.
 fn cleanup(a: crate::cli::CleanupArgs, quiet: bool) -> Result<ExitCode> {
-    let removed: Vec<String> = match endpoint(&a.target)? {
-        Endpoint::Postgres(url) => ferry_postgres::cleanup(&url)
-            .context("cleanup failed")?
-            .into_iter()
-            .map(|s| format!("staging schema {s}"))
-            .collect(),
+    let removed: Vec<String> = match Endpoint::parse(&a.target)? {
+        Endpoint::Postgres(url) => {
+            let swept = ferry_postgres::cleanup(&url).context("cleanup failed")?;
+            if !swept.failed.is_empty() {
+                bail!(
+                    "could not drop {} abandoned staging schema(s): {}",
+                    swept.failed.len(),
+                    swept.failed.join("; ")
+                );
+            }
+            swept
+                .dropped
+                .into_iter()
+                .map(|s| format!("staging schema {s}"))
+                .collect()
+        }
         Endpoint::Sqlite(path) => {
             let dir = if path.is_dir() {
                 path.as_path()
@@ -113,7 +104,7 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
         file_bytes: a.write.file_mb.max(1) << 20,
         ..WriteOptions::default()
     };
-    match endpoint(&a.source)? {
+    match Endpoint::parse(&a.source)? {
         Endpoint::Sqlite(path) => {
             refuse_flags(
                 "a SQLite source",
@@ -295,7 +286,7 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
     let jobs = jobs_or_cores(a.jobs)?;
     let location = archive_for_reading(&a.archive)?;
     if a.dry_run {
-        let plan = match endpoint(&a.target)? {
+        let plan = match Endpoint::parse(&a.target)? {
             Endpoint::Sqlite(_) => ferry_sqlite::dry_run(
                 &location,
                 &ferry_sqlite::ImportOptions {
@@ -318,7 +309,7 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
         print_plan(&plan);
         return Ok(ExitCode::SUCCESS);
     }
-    match endpoint(&a.target)? {
+    match Endpoint::parse(&a.target)? {
         Endpoint::Sqlite(path) => {
             if let Location::Dir(p) | Location::Tar(p) = &location
                 && same_file(p, &path)
@@ -464,7 +455,7 @@ fn verify(a: VerifyArgs, quiet: bool) -> Result<ExitCode> {
     if let (Some(db), Some(m)) = (&a.against, &report.manifest)
         && problems.is_empty()
     {
-        let comparison = match endpoint(db)? {
+        let comparison = match Endpoint::parse(db)? {
             Endpoint::Sqlite(path) => ferry_sqlite::compare(&location, m, &path)
                 .with_context(|| format!("comparing with {}", path.display()))?,
             Endpoint::Postgres(url) => {
@@ -499,7 +490,7 @@ fn verify(a: VerifyArgs, quiet: bool) -> Result<ExitCode> {
 
 /// How messages name a database: a SQLite path, or a PostgreSQL URL without its password.
 fn display_endpoint(arg: &str) -> String {
-    match endpoint(arg) {
+    match Endpoint::parse(arg) {
         Ok(Endpoint::Sqlite(p)) => p.display().to_string(),
         Ok(Endpoint::Postgres(url)) => ferry_postgres::conn::ConnSpec::parse(&url)
             .map(|s| s.display())

@@ -244,13 +244,25 @@ fn cleanup_drops_only_staging_schemas_whose_session_has_ended() {
     let db = PgDb::new("cleanup");
     // A schema with a staging name but no owner record is not provably ferry's: kept.
     db.psql("CREATE SCHEMA ferry_stage_1_2_3");
+    // A record without a start time (its writer could not see its own, under another role)
+    // is judged by the pid alone: kept while a session has it (the checkpointer's here),
+    // dropped once none has.
+    let live_pid = db.psql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'");
+    db.psql(&format!(
+        "CREATE SCHEMA ferry_stage_1_2_4; COMMENT ON SCHEMA ferry_stage_1_2_4 IS 'ferry staging; owner backend {} started ';
+         CREATE SCHEMA ferry_stage_1_2_5; COMMENT ON SCHEMA ferry_stage_1_2_5 IS 'ferry staging; owner backend 2147483647 started ';",
+        live_pid.trim()
+    ));
     // A running import's schemas are kept while it runs.
     let running = dir
         .ferry()
         .args(["import", "app.tar", &db.url(), "--jobs", "2"])
         .paused_at("import:batch");
+    // The import swept the dead one as it started.
     let live = staging_schemas(&db);
-    assert!(live.len() > 1, "{live:?}");
+    assert!(live.len() > 3, "{live:?}");
+    assert!(!live.contains(&"ferry_stage_1_2_5".to_owned()), "{live:?}");
+    assert!(live.contains(&"ferry_stage_1_2_4".to_owned()), "{live:?}");
     dir.ferry()
         .args(["cleanup", &db.url()])
         .run()
@@ -260,10 +272,16 @@ fn cleanup_drops_only_staging_schemas_whose_session_has_ended() {
     running.signal("KILL");
     wait_for_sessions_to_end(&db);
     let run = dir.ferry().args(["cleanup", &db.url()]).run().success();
-    assert_same!(staging_schemas(&db), vec!["ferry_stage_1_2_3".to_owned()]);
+    assert_same!(
+        staging_schemas(&db),
+        vec![
+            "ferry_stage_1_2_3".to_owned(),
+            "ferry_stage_1_2_4".to_owned()
+        ]
+    );
     assert!(
         run.stderr()
-            .contains(&format!("removed {} leftover(s)", live.len() - 1))
+            .contains(&format!("removed {} leftover(s)", live.len() - 2))
     );
 }
 
@@ -654,4 +672,17 @@ fn kill_9_in_every_container_form_leaves_only_what_the_next_run_sweeps() {
         leftovers(&dir, &["app.tar", "out", "new.db"]),
         Vec::<String>::new()
     );
+}
+
+#[test]
+fn an_interrupted_verify_exits_130_not_as_a_damaged_archive() {
+    let dir = TestDir::new();
+    export_app(&dir);
+    let run = dir
+        .ferry()
+        .args(["verify", "app.tar"])
+        .paused_at("verify:part")
+        .signal("INT")
+        .fails_with(130);
+    assert_eq!(report_lines(&run), vec!["ferry: interrupted".to_owned()]);
 }

@@ -229,13 +229,25 @@ fn a_server_that_never_answers_times_out_in_one_line() {
         .fails_with(1)
         .says("cannot connect: no answer within 1s (connect_timeout");
     one_line(&run);
-    // The same through the connection string, as libpq spells it.
+    // The same through the connection string, as libpq spells it; the flag wins over it.
     dir.ferry()
         .args(["export", &format!("{url}?connect_timeout=1"), "x.tar"])
         .run()
         .fails_with(1)
         .says("no answer within 1s");
+    dir.ferry()
+        .args(["export", &format!("{url}?connect_timeout=0"), "x.tar"])
+        .args(["--connect-timeout", "1"])
+        .run()
+        .fails_with(1)
+        .says("no answer within 1s");
     assert!(dir.entries().is_empty());
+    // The flag does not turn a bare URL into a different database.
+    dir.ferry()
+        .args(["export", "postgresql://", "x.tar", "--connect-timeout", "5"])
+        .run()
+        .fails_with(1)
+        .says("names no database");
 }
 
 #[test]

@@ -1,12 +1,14 @@
 //! Files left behind by a run that was killed (kill -9, power loss): it could not remove
 //! its own partial files, so the next run does.
 //!
-//! Every temporary file and directory ferry makes is named `.ferry-<pid>-<start>-…` where
-//! `<pid>` and `<start>` identify the process that made it (`<start>` is the process start
-//! time in clock ticks since boot, read from `/proc`, so a recycled pid is not mistaken for
-//! the owner). [`sweep`] removes those whose owner is no longer running, and nothing else:
-//! a file of a run still going, or of another host sharing the directory, is left alone.
-//! Where the start time cannot be read (not Linux), the tag has `0` and the sweep removes
+//! Every temporary file and directory ferry makes is named `.ferry-<pid>-<start>-<host>-…`
+//! where `<pid>` and `<start>` identify the process that made it (`<start>` is the process
+//! start time in clock ticks since boot, read from `/proc`, so a recycled pid is not mistaken
+//! for the owner) and `<host>` the machine boot and pid namespace it ran in (a hash of
+//! `/proc/sys/kernel/random/boot_id` and `/proc/self/ns/pid`), because a pid means nothing
+//! on another host sharing the directory (NFS) or in another container sharing a volume.
+//! [`sweep`] removes the entries of this host whose owner is no longer running, and nothing
+//! else. Where these cannot be read (not Linux), the tag has `0`s and the sweep removes
 //! nothing, because it could not tell a live owner from a dead one.
 
 use std::path::{Path, PathBuf};
@@ -17,7 +19,28 @@ pub fn prefix() -> &'static str {
     static PREFIX: OnceLock<String> = OnceLock::new();
     PREFIX.get_or_init(|| {
         let pid = std::process::id();
-        format!(".ferry-{pid}-{}-", start_time(pid).unwrap_or(0))
+        format!(
+            ".ferry-{pid}-{}-{}-",
+            start_time(pid).unwrap_or(0),
+            host_tag()
+        )
+    })
+}
+
+/// This boot of this machine, in this pid namespace: 12 hex digits, or `0` if unknown.
+fn host_tag() -> &'static str {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok();
+        let ns = std::fs::read_link("/proc/self/ns/pid").ok();
+        match (boot, ns) {
+            (Some(b), Some(n)) => {
+                use sha2::Digest as _;
+                let h = sha2::Sha256::digest(format!("{}|{}", b.trim(), n.display()));
+                hex::encode(&h[..6])
+            }
+            _ => "0".to_owned(),
+        }
     })
 }
 
@@ -54,10 +77,10 @@ pub fn sweep(dir: &Path) -> Vec<PathBuf> {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some((pid, start)) = owner(name) else {
+        let Some((pid, start, host)) = owner(name) else {
             continue;
         };
-        if start == 0 || alive(pid, start) {
+        if start == 0 || host == "0" || host != host_tag() || alive(pid, start) {
             continue;
         }
         let path = entry.path();
@@ -75,15 +98,16 @@ pub fn sweep(dir: &Path) -> Vec<PathBuf> {
     removed
 }
 
-/// The owner `(pid, start)` a temporary name records, if it is one of ours.
-fn owner(name: &str) -> Option<(u32, u64)> {
+/// The owner `(pid, start, host)` a temporary name records, if it is one of ours.
+fn owner(name: &str) -> Option<(u32, u64, &str)> {
     let rest = name.strip_prefix(".ferry-")?;
-    let mut it = rest.splitn(3, '-');
+    let mut it = rest.splitn(4, '-');
     let pid = it.next()?.parse().ok()?;
     let start = it.next()?.parse().ok()?;
-    // The third piece is the random part (and suffix); it must be there.
+    let host = it.next().filter(|h| !h.is_empty())?;
+    // The fourth piece is the random part (and suffix); it must be there.
     it.next().filter(|r| !r.is_empty())?;
-    Some((pid, start))
+    Some((pid, start, host))
 }
 
 fn alive(pid: u32, start: u64) -> bool {
@@ -105,8 +129,12 @@ mod tests {
 
     #[test]
     fn owner_is_read_from_our_names_only() {
-        assert_eq!(owner(".ferry-12-345-abc.partial"), Some((12, 345)));
-        assert_eq!(owner(".ferry-12-345-"), None);
+        assert_eq!(
+            owner(".ferry-12-345-0a1b-abc.partial"),
+            Some((12, 345, "0a1b"))
+        );
+        assert_eq!(owner(".ferry-12-345-0a1b-"), None);
+        assert_eq!(owner(".ferry-12-345-abc.partial"), None);
         assert_eq!(owner(".ferry-abc.partial"), None);
         assert_eq!(owner("ferry-12-345-x"), None);
     }
@@ -117,7 +145,14 @@ mod tests {
         let mine = dir.path().join(format!("{}x.partial", prefix()));
         std::fs::write(&mine, b"live").unwrap();
         // A pid that cannot be running (above the kernel's pid_max), with a start time.
-        let dead = dir.path().join(".ferry-4294967295-77-y.partial");
+        let dead = dir
+            .path()
+            .join(format!(".ferry-4294967295-77-{}-y.partial", host_tag()));
+        // The same dead pid on another host (a shared volume): not ours to judge.
+        let elsewhere = dir
+            .path()
+            .join(".ferry-4294967295-77-ffffffffffff-z.partial");
+        std::fs::write(&elsewhere, b"other host").unwrap();
         std::fs::create_dir(&dead).unwrap();
         std::fs::write(dead.join("part.parquet"), b"x").unwrap();
         let other = dir.path().join("users.parquet");
@@ -128,6 +163,7 @@ mod tests {
             assert!(!dead.exists());
         }
         assert!(mine.exists(), "a live run's file is kept");
+        assert!(elsewhere.exists(), "another host's file is kept");
         assert!(other.exists(), "a file that is not ferry's is kept");
     }
 }

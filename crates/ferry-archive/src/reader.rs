@@ -626,14 +626,12 @@ fn not_a_tar(head: &[u8]) -> Option<String> {
     if recorded == Some(actual) {
         return None;
     }
-    let text = header
-        .iter()
-        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
-        || std::str::from_utf8(header).is_ok();
+    // A tar header pads its fields with NULs; text has none.
+    let text = !header.contains(&0) && std::str::from_utf8(header).is_ok();
     Some(if text {
         "it is text, not a tar file".into()
     } else {
-        "it is not a tar file".into()
+        "it is not a tar file (or its first header is damaged)".into()
     })
 }
 

@@ -48,14 +48,20 @@ impl Visitor for Collect {
         match result {
             Ok(()) => {
                 tracing::info!(part = part.path, rows, "part decoded");
+                crate::interrupt::pause_point("verify:part");
                 self.decoded.insert(part.path.to_owned(), rows);
             }
+            // An interruption is not a problem of the archive: the run stops.
+            Err(ArchiveError::Interrupted) => return Err(ArchiveError::Interrupted),
             Err(e) => self.problems.push(e),
         }
         Ok(())
     }
 
     fn problem(&mut self, problem: ArchiveError) -> Result<(), ArchiveError> {
+        if let ArchiveError::Interrupted = problem {
+            return Err(problem);
+        }
         self.problems.push(problem);
         Ok(())
     }
@@ -70,6 +76,7 @@ pub fn verify(location: &Location) -> Result<Report, ArchiveError> {
     };
     let manifest = match reader::read(location, &mut c) {
         Ok(m) => m,
+        Err(ArchiveError::Interrupted) => return Err(ArchiveError::Interrupted),
         Err(e) => {
             c.problems.push(e);
             None

@@ -45,8 +45,13 @@ pub fn compare(
 /// drop trailing fractional zeros (`trim_scale` on the server, the same on the archive's
 /// text). json keeps its text as given. jsonb (PostgreSQL reorders keys and rewrites
 /// numbers and escapes) and real (rounded to 24 bits) are only counted.
-fn byte_exact(conv: Conv) -> bool {
-    !matches!(conv, Conv::Jsonb | Conv::Float4)
+fn byte_exact(conv: Conv, server_version: i32) -> bool {
+    match conv {
+        Conv::Jsonb | Conv::Float4 => false,
+        // trim_scale arrived in PostgreSQL 13.
+        Conv::Numeric => server_version >= 130_000,
+        _ => true,
+    }
 }
 
 /// The server-side expression a compared column is read through.
@@ -94,6 +99,18 @@ fn compare_from_sqlite(
     schema: &str,
 ) -> Result<Comparison, PgError> {
     let plan = from_sqlite::plan(m, schema, false, &[]);
+    let server_version: i32 = crate::runtime()?.block_on(async {
+        let client = spec.connect().await?;
+        let v: String = client
+            .query_one(
+                "SELECT pg_catalog.current_setting('server_version_num')",
+                &[],
+            )
+            .await
+            .ctx(|| "reading the server version".into())?
+            .at(0)?;
+        Ok::<_, PgError>(v.parse().unwrap_or(0))
+    })?;
     let mut notes = Vec::new();
     let mut compared: HashMap<String, Vec<(usize, String, Conv)>> = HashMap::new();
     let mut diffs = Vec::new();
@@ -101,13 +118,13 @@ fn compare_from_sqlite(
         let fields: Vec<_> = tp
             .fields
             .iter()
-            .filter(|f| byte_exact(f.2))
+            .filter(|f| byte_exact(f.2, server_version))
             .cloned()
             .collect();
         let counted: Vec<&str> = tp
             .fields
             .iter()
-            .filter(|f| !byte_exact(f.2))
+            .filter(|f| !byte_exact(f.2, server_version))
             .map(|f| f.1.as_str())
             .collect();
         if !counted.is_empty() {

@@ -52,6 +52,27 @@ pub struct ConnSpec {
     pub config: Config,
     pub ssl: SslMode,
     pub root_cert: Option<PathBuf>,
+    /// How long one host may take to accept a session (None: forever).
+    pub connect_timeout: Option<std::time::Duration>,
+}
+
+static TIMEOUT_OVERRIDE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// `--connect-timeout`: seconds (0: forever) that override every connection string's own
+/// `connect_timeout` in this process. Only the first call counts.
+pub fn override_connect_timeout(secs: u64) {
+    let _ = TIMEOUT_OVERRIDE.set(secs);
+}
+
+/// The `connect_timeout` a connection string spells out, 0 included (the driver drops a 0,
+/// which libpq reads as "wait forever").
+fn spelled_timeout(arg: &str) -> Option<u64> {
+    let lower = arg.to_ascii_lowercase();
+    let at = lower.find("connect_timeout")? + "connect_timeout".len();
+    let rest = lower[at..].trim_start().strip_prefix('=')?.trim_start();
+    let rest = rest.trim_start_matches('\'');
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 impl std::fmt::Debug for ConnSpec {
@@ -135,19 +156,23 @@ impl ConnSpec {
             let db = env("PGDATABASE").unwrap_or_else(|| config.get_user().unwrap_or("").into());
             config.dbname(&db);
         }
-        if config.get_connect_timeout().is_none() {
-            // libpq waits forever by default; a script should not hang on a dead host.
-            let secs = match env("PGCONNECT_TIMEOUT") {
+        // libpq waits forever by default; a script should not hang on a dead host. The flag
+        // wins, then the string, then PGCONNECT_TIMEOUT, then ferry's default; 0 is forever.
+        let secs = match (TIMEOUT_OVERRIDE.get(), spelled_timeout(&arg)) {
+            (Some(s), _) => *s,
+            (None, Some(s)) => s,
+            (None, None) => match env("PGCONNECT_TIMEOUT") {
                 Some(s) => s.parse().map_err(|_| {
                     PgError::Config(format!(
                         "PGCONNECT_TIMEOUT {s:?} is not a number of seconds"
                     ))
                 })?,
                 None => DEFAULT_CONNECT_TIMEOUT_SECS,
-            };
-            if secs > 0 {
-                config.connect_timeout(std::time::Duration::from_secs(secs));
-            }
+            },
+        };
+        let connect_timeout = (secs > 0).then(|| std::time::Duration::from_secs(secs));
+        if let Some(t) = connect_timeout {
+            config.connect_timeout(t);
         }
         if config.get_application_name().is_none() {
             config.application_name("ferry");
@@ -164,6 +189,7 @@ impl ConnSpec {
             config,
             ssl,
             root_cert,
+            connect_timeout,
         })
     }
 
@@ -206,16 +232,29 @@ impl ConnSpec {
     /// Connects and prepares the session: UTF-8, UTC, ISO dates, exact floats in text, an
     /// empty search_path so every catalog function qualifies names fully.
     pub async fn connect(&self) -> Result<Client, PgError> {
+        self.connect_with(true).await
+    }
+
+    /// A connection for undoing an interrupted run's work (dropping its staging schemas):
+    /// it neither gives up on the interruption nor cancels its own statements because of
+    /// it, which a normal connection does.
+    pub async fn connect_for_cleanup(&self) -> Result<Client, PgError> {
+        self.connect_with(false).await
+    }
+
+    async fn connect_with(&self, interruptible: bool) -> Result<Client, PgError> {
         // The driver's connect_timeout bounds the TCP connect only; a server (or a proxy)
         // that accepts and then never answers would hang the run, and Ctrl-C with it. So the
         // whole handshake races the timeout and the interrupt flag.
-        let limit = self.config.get_connect_timeout().copied();
-        let attempt = Box::pin(self.connect_session());
+        // Per host, as libpq counts it: a list of hosts gets the limit once for each.
+        let hosts = u32::try_from(self.config.get_hosts().len().max(1)).unwrap_or(u32::MAX);
+        let limit = self.connect_timeout.map(|t| t.saturating_mul(hosts));
+        let attempt = Box::pin(self.connect_session(interruptible));
         let watch = Box::pin(async {
             let started = std::time::Instant::now();
             loop {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                if ferry_archive::interrupt::requested() {
+                if interruptible && ferry_archive::interrupt::requested() {
                     return PgError::Archive(ferry_archive::ArchiveError::Interrupted);
                 }
                 if let Some(limit) = limit
@@ -225,7 +264,7 @@ impl ConnSpec {
                         target: self.display(),
                         detail: format!(
                             "no answer within {}s (connect_timeout; --connect-timeout or PGCONNECT_TIMEOUT change it)",
-                            limit.as_secs()
+                            self.connect_timeout.map_or(0, |t| t.as_secs())
                         ),
                     };
                 }
@@ -237,7 +276,7 @@ impl ConnSpec {
         }
     }
 
-    async fn connect_session(&self) -> Result<Client, PgError> {
+    async fn connect_session(&self, interruptible: bool) -> Result<Client, PgError> {
         let client = match self.ssl {
             SslMode::Disable => {
                 let (client, conn) = self
@@ -271,7 +310,9 @@ impl ConnSpec {
         client.batch_execute(SESSION_SETUP).await.map_err(|e| {
             PgError::query(format!("{}: setting up the session", self.display()), e)
         })?;
-        self.cancel_on_interrupt(&client)?;
+        if interruptible {
+            self.cancel_on_interrupt(&client)?;
+        }
         tracing::debug!(target = %self.display(), tls = ?self.ssl, "connected");
         Ok(client)
     }
@@ -623,6 +664,19 @@ impl ServerCertVerifier for ChainOnly {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spelled_out_connect_timeout_is_read_zero_included() {
+        assert_eq!(
+            spelled_timeout("postgresql://h/db?connect_timeout=0"),
+            Some(0)
+        );
+        assert_eq!(
+            spelled_timeout("host=h connect_timeout = '7' dbname=x"),
+            Some(7)
+        );
+        assert_eq!(spelled_timeout("postgresql://h/db"), None);
+    }
 
     #[test]
     fn urls_conninfo_and_driver_suffixes() {

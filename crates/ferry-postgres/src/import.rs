@@ -108,7 +108,13 @@ pub fn import(
     let client = rt.block_on(spec.connect())?;
     // What killed imports left behind goes first, so it can neither be mistaken for the
     // target's content nor pile up.
-    let swept = rt.block_on(crate::leftover::sweep(&client))?;
+    let swept = match rt.block_on(crate::leftover::sweep(&client)) {
+        Ok(s) => s,
+        Err(e) => crate::leftover::Swept {
+            failed: vec![e.to_string()],
+            ..Default::default()
+        },
+    };
     let mut jobs = if options.data_only {
         1
     } else {
@@ -166,8 +172,9 @@ pub fn import(
     let mut dropped = drop_stage_schemas(&rt, &client, &stage_schemas);
     if dropped.is_err() {
         // The import's own connection may be what failed (the server terminated it, a
-        // network cut): the staging schemas are still reachable on a new one.
-        if let Ok(fresh) = rt.block_on(spec.connect()) {
+        // network cut), or the interruption's cancel request may have landed on one of
+        // these statements: the staging schemas are still reachable on a new connection.
+        if let Ok(fresh) = rt.block_on(spec.connect_for_cleanup()) {
             dropped = drop_stage_schemas(&rt, &fresh, &stage_schemas);
         }
     }
@@ -183,11 +190,16 @@ pub fn import(
         .map(|t| loaded.tables.remove(&t.id).unwrap_or_default())
         .collect();
     let mut notes = loaded.notes;
-    if !swept.is_empty() {
+    if !swept.dropped.is_empty() {
         notes.push(format!(
             "dropped {} staging schema(s) left by an import that was killed: {}",
-            swept.len(),
-            swept.join(", ")
+            swept.dropped.len(),
+            swept.dropped.join(", ")
+        ));
+    }
+    for f in &swept.failed {
+        notes.push(format!(
+            "a staging schema left by a killed import could not be dropped ({f}); `ferry cleanup` as its owner drops it"
         ));
     }
     if let Some((asked, used)) = capped {

@@ -58,8 +58,9 @@ pub(crate) async fn create_stage_schema(
         .await
 }
 
-/// Drops the staging schemas of imports whose server session has ended. Returns their names.
-pub async fn sweep(client: &Client) -> Result<Vec<String>, PgError> {
+/// Drops the staging schemas of imports whose server session has ended.
+pub async fn sweep(client: &Client) -> Result<Swept, PgError> {
+    let mut swept = Swept::default();
     let stages = client
         .query(
             "SELECT n.nspname, pg_catalog.obj_description(n.oid, 'pg_namespace')
@@ -69,7 +70,7 @@ pub async fn sweep(client: &Client) -> Result<Vec<String>, PgError> {
         .await
         .ctx(|| "looking for abandoned staging schemas".into())?;
     if stages.is_empty() {
-        return Ok(Vec::new());
+        return Ok(swept);
     }
     let sessions = client
         .query(
@@ -88,7 +89,6 @@ pub async fn sweep(client: &Client) -> Result<Vec<String>, PgError> {
             live.push((pid, start));
         }
     }
-    let mut dropped = Vec::new();
     for row in &stages {
         let name: String = row
             .try_get(0)
@@ -100,25 +100,46 @@ pub async fn sweep(client: &Client) -> Result<Vec<String>, PgError> {
             // No record: not provably abandoned, so not ours to drop.
             continue;
         };
-        // A session whose start time this role may not see is taken as the owner: dropping a
-        // running import's schema would be far worse than keeping an abandoned one.
-        let owner_alive = live
-            .iter()
-            .any(|(p, s)| *p == pid && s.as_deref().is_none_or(|s| s == start));
+        // A session whose start time this role may not see is taken as the owner, and so is
+        // any session with the pid when the record has no start time (its writer could not
+        // see its own, under another role): dropping a running import's schema would be far
+        // worse than keeping an abandoned one.
+        let owner_alive = live.iter().any(|(p, s)| {
+            *p == pid && (start.is_empty() || s.as_deref().is_none_or(|s| s == start))
+        });
         if owner_alive {
             continue;
         }
-        client
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {} CASCADE",
-                quote_ident(&name)
-            ))
-            .await
-            .ctx(|| format!("dropping the abandoned staging schema {name}"))?;
-        tracing::info!(schema = %name, "dropped an abandoned staging schema");
-        dropped.push(name);
+        // Never wait on locks (a schema someone is dropping by hand), and never fail the
+        // caller's run for a leftover it could not remove (another role's, a read-only
+        // server): it is reported and left for `ferry cleanup`.
+        let drop = format!(
+            "BEGIN; SET LOCAL lock_timeout = '2s'; DROP SCHEMA IF EXISTS {} CASCADE; COMMIT",
+            quote_ident(&name)
+        );
+        match client.batch_execute(&drop).await {
+            Ok(()) => {
+                tracing::info!(schema = %name, "dropped an abandoned staging schema");
+                swept.dropped.push(name);
+            }
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                swept
+                    .failed
+                    .push(format!("{name}: {}", PgError::query("DROP SCHEMA", e)));
+            }
+        }
     }
-    Ok(dropped)
+    Ok(swept)
+}
+
+/// What [`sweep`] did.
+#[derive(Debug, Default)]
+pub struct Swept {
+    /// Staging schemas of ended sessions, dropped.
+    pub dropped: Vec<String>,
+    /// Abandoned ones that could not be dropped, with the reason.
+    pub failed: Vec<String>,
 }
 
 /// The staging schemas present, whoever owns them (for the export's note).
@@ -146,7 +167,7 @@ fn parse_record(comment: &str) -> Option<(i32, &str)> {
 }
 
 /// Connects and sweeps: `ferry cleanup` on a PostgreSQL target.
-pub fn cleanup(url: &str) -> Result<Vec<String>, PgError> {
+pub fn cleanup(url: &str) -> Result<Swept, PgError> {
     let spec = crate::conn::ConnSpec::parse(url)?;
     let rt = crate::runtime()?;
     rt.block_on(async {

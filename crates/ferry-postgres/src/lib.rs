@@ -43,7 +43,7 @@ pub use compare::compare;
 pub use error::PgError;
 pub use export::{ExportOptions, ExportReport, export};
 pub use import::{ImportOptions, ImportReport, dry_run, import};
-pub use leftover::cleanup;
+pub use leftover::{Swept, cleanup};
 
 /// Prefix of this adapter's content digests (an order-independent digest of the binary COPY
 /// tuples of a table's data fields; see `ferry_archive::rowset`).
