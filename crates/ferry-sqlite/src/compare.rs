@@ -427,10 +427,21 @@ fn locate(
             }
         }
         if found == 0 {
-            out.push(format!(
-                "table {}: the rows differ only in ways SQL comparison cannot see (such as -0.0 and 0.0)",
-                t.name
-            ));
+            // The database holds what the archive's files hold. If those do not match the
+            // digest the exporter recorded, the archive was changed after export.
+            let copy_conn = open_read_only(&copy)?;
+            let (_, d) = table_digest(&copy_conn, t)?;
+            out.push(if t.content_digest.as_deref() != Some(d.as_str()) {
+                format!(
+                    "table {}: the database holds the archive's rows, but they do not match the content digest recorded at export (the archive was changed after export)",
+                    t.name
+                )
+            } else {
+                format!(
+                    "table {}: the rows differ only in ways SQL comparison cannot see (such as -0.0 and 0.0)",
+                    t.name
+                )
+            });
         }
     }
     Ok(out)
