@@ -21,11 +21,6 @@ pub fn flag() -> Arc<AtomicBool> {
     Arc::clone(&REQUESTED)
 }
 
-/// Asks for an interruption, as a signal would.
-pub fn request() {
-    REQUESTED.store(true, Ordering::SeqCst);
-}
-
 /// Whether an interruption was asked for.
 pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)

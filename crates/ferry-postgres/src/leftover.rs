@@ -113,11 +113,17 @@ pub async fn sweep(client: &Client) -> Result<Swept, PgError> {
         // Never wait on locks (a schema someone is dropping by hand), and never fail the
         // caller's run for a leftover it could not remove (another role's, a read-only
         // server): it is reported and left for `ferry cleanup`.
-        let drop = format!(
-            "BEGIN; SET LOCAL lock_timeout = '2s'; DROP SCHEMA IF EXISTS {} CASCADE; COMMIT",
-            quote_ident(&name)
-        );
-        match client.batch_execute(&drop).await {
+        // The name comes from the catalog: it runs alone, through the extended protocol.
+        let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_ident(&name));
+        let dropped = async {
+            client
+                .batch_execute("BEGIN; SET LOCAL lock_timeout = '2s'")
+                .await?;
+            client.execute(&drop, &[]).await?;
+            client.batch_execute("COMMIT").await
+        }
+        .await;
+        match dropped {
             Ok(()) => {
                 tracing::info!(schema = %name, "dropped an abandoned staging schema");
                 swept.dropped.push(name);
