@@ -152,7 +152,46 @@ pub struct ExportArgs {
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
     #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
     pub write: WriteArgs,
+}
+
+/// Which part of the source an export takes. The archive records these (`ferry inspect`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Selecting part of the database")]
+pub struct SelectArgs {
+    /// Only tables matching this glob (repeatable): `users`, `app_*`, `public.*`.
+    #[arg(short = 't', long = "table", value_name = "PATTERN")]
+    pub tables: Vec<String>,
+    /// Leave out tables matching this glob (repeatable), with the indexes, views and foreign
+    /// keys that need them; each removal is reported.
+    #[arg(short = 'T', long = "exclude-table", value_name = "PATTERN")]
+    pub exclude_tables: Vec<String>,
+    /// Keep these tables' schema but not their rows (repeatable).
+    #[arg(long = "exclude-table-data", value_name = "PATTERN")]
+    pub exclude_table_data: Vec<String>,
+    /// Only the rows of TABLE for which CONDITION (the source's SQL) holds (repeatable, one
+    /// per table), read in the export's snapshot: 'events:created_at > now() - interval '7 days''.
+    #[arg(long = "where", value_name = "TABLE:CONDITION")]
+    pub filters: Vec<String>,
+    /// Seed rows of a foreign-key-consistent subset (repeatable): the seeds, every row that
+    /// references an included row (children, grandchildren, ...) and every row an included
+    /// row references (parents, ...); tables no foreign key connects to a seed are copied
+    /// whole. --dry-run shows why each table is in.
+    #[arg(long = "subset", value_name = "TABLE:CONDITION")]
+    pub subset: Vec<String>,
+    /// Seeds given as primary-key values, one per line of FILE (repeatable).
+    #[arg(long = "subset-ids", value_name = "TABLE=FILE")]
+    pub subset_ids: Vec<String>,
+    /// Refuse, instead of reporting, rows that a --where leaves referencing rows that are
+    /// not exported.
+    #[arg(long)]
+    pub strict: bool,
+    /// Print what would be exported, table by table, with row counts from the snapshot;
+    /// write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

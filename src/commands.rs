@@ -117,6 +117,9 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
             let options = ferry_sqlite::ExportOptions {
                 batch_rows: a.write.batch_rows.max(1),
                 jobs,
+                selection: selection(&a.select)?,
+                strict: a.select.strict,
+                dry_run: a.select.dry_run,
                 ..Default::default()
             };
             let report = {
@@ -125,6 +128,10 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 r
             }
             .with_context(|| format!("export of {} failed", path.display()))?;
+            if a.select.dry_run {
+                print_export_plan(&report.manifest, &report.plan, &report.notes);
+                return Ok(ExitCode::SUCCESS);
+            }
             if !quiet {
                 eprint!("{}", printable(&summary_table(&report.tables)));
                 for w in &report.manifest.warnings {
@@ -139,6 +146,9 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 schemas: a.schemas.clone(),
                 batch_rows: a.write.batch_rows.max(1),
                 jobs,
+                selection: selection(&a.select)?,
+                strict: a.select.strict,
+                dry_run: a.select.dry_run,
                 ..Default::default()
             };
             let report = {
@@ -147,6 +157,10 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 r
             }
             .context("export failed; no archive was written")?;
+            if a.select.dry_run {
+                print_export_plan(&report.manifest, &report.plan, &report.notes);
+                return Ok(ExitCode::SUCCESS);
+            }
             if !quiet {
                 eprint!("{}", printable(&summary_table(&report.tables)));
                 for w in &report.manifest.warnings {
@@ -164,6 +178,66 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The selection options as the archive records them.
+fn selection(a: &crate::cli::SelectArgs) -> Result<ferry_archive::selection::Selection> {
+    use ferry_archive::selection::{IdSeed, Selection, TableCondition};
+    Ok(Selection {
+        tables: a.tables.clone(),
+        exclude_tables: a.exclude_tables.clone(),
+        exclude_table_data: a.exclude_table_data.clone(),
+        filters: a
+            .filters
+            .iter()
+            .map(|f| TableCondition::parse("--where", f))
+            .collect::<Result<_, _>>()?,
+        subset: a
+            .subset
+            .iter()
+            .map(|f| TableCondition::parse("--subset", f))
+            .collect::<Result<_, _>>()?,
+        subset_ids: a
+            .subset_ids
+            .iter()
+            .map(|f| IdSeed::read(f))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// `export --dry-run`: one line per table on stdout, what it would hold and why.
+fn print_export_plan(m: &Manifest, plan: &[ferry_archive::selection::PlanRow], notes: &[String]) {
+    let mut out = String::new();
+    if plan.is_empty() {
+        // A whole export: every table, all rows.
+        let _ = writeln!(out, "{:<32} {:<12} {:>12}", "TABLE", "ACTION", "ROWS");
+        for t in &m.tables {
+            let rows = t.rows.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                out,
+                "{:<32} {:<12} {rows:>12}",
+                t.display_name(),
+                "all rows"
+            );
+        }
+    } else {
+        let _ = writeln!(out, "{:<32} {:<12} {:>12}  WHY", "TABLE", "ACTION", "ROWS");
+        for r in plan {
+            let rows = r.rows.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                out,
+                "{:<32} {:<12} {rows:>12}  {}",
+                r.table,
+                r.action.describe(),
+                r.reasons.join("; ")
+            );
+        }
+    }
+    print!("{}", printable(&out));
+    for n in notes {
+        eprintln!("note: {}", printable(n));
+    }
+    eprintln!("dry run: nothing was written");
 }
 
 fn print_plan(plan: &ferry_archive::ImportPlan) {
@@ -536,6 +610,32 @@ fn describe(location: &Location, m: &Manifest) -> String {
     if !m.options.is_empty() {
         let opts: Vec<String> = m.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(out, "options   {}", opts.join(" "));
+    }
+    if let Some(s) = &m.selection {
+        let mut parts = Vec::new();
+        for (flag, list) in [
+            ("-t", &s.tables),
+            ("-T", &s.exclude_tables),
+            ("--exclude-table-data", &s.exclude_table_data),
+        ] {
+            parts.extend(list.iter().map(|p| format!("{flag} {p}")));
+        }
+        parts.extend(
+            s.filters
+                .iter()
+                .map(|f| format!("--where {}:{}", f.table, f.condition)),
+        );
+        parts.extend(
+            s.subset
+                .iter()
+                .map(|f| format!("--subset {}:{}", f.table, f.condition)),
+        );
+        parts.extend(
+            s.subset_ids
+                .iter()
+                .map(|f| format!("--subset-ids {}={} ({} ids)", f.table, f.file, f.count)),
+        );
+        let _ = writeln!(out, "selection {}", printable_line(&parts.join("  ")));
     }
     let _ = writeln!(
         out,

@@ -17,3 +17,4 @@ mod samples;
 mod spec;
 mod sqlite;
 mod sqlite_db;
+mod subset;

@@ -36,6 +36,7 @@ mod reader;
 mod report;
 pub mod rowset;
 mod schema;
+pub mod selection;
 pub mod types;
 mod verify;
 mod writer;

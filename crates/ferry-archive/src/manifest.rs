@@ -14,7 +14,7 @@ use crate::types::LogicalType;
 /// The `format` field of every manifest.
 pub const FORMAT_NAME: &str = "ferry-archive";
 /// The format version this crate writes.
-pub const FORMAT_VERSION: &str = "1.0.0";
+pub const FORMAT_VERSION: &str = "1.1.0";
 /// The major version this crate reads. A reader refuses any other major version.
 pub const FORMAT_MAJOR: u64 = 1;
 
@@ -49,6 +49,10 @@ pub struct Manifest {
     pub objects: Vec<SchemaObject>,
     #[serde(default)]
     pub warnings: Vec<Warning>,
+    /// What part of the source the export took (`-t`, `--where`, `--subset`, ...); absent
+    /// for a whole-database export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<crate::selection::Selection>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -325,6 +329,7 @@ impl Manifest {
             tables: Vec::new(),
             objects: Vec::new(),
             warnings: Vec::new(),
+            selection: None,
         }
     }
 
@@ -358,6 +363,22 @@ impl Manifest {
             })?;
         manifest.check_invariants(file)?;
         Ok(manifest)
+    }
+
+    /// Records a partial export's selection, and what it left out as warnings with code
+    /// `selection` (spec/FORMAT.md §4.11). A whole export records nothing.
+    pub fn record_selection(&mut self, selection: &crate::selection::Selection, notes: &[String]) {
+        if selection.is_empty() {
+            return;
+        }
+        self.selection = Some(selection.clone());
+        self.warnings.extend(notes.iter().map(|n| Warning {
+            code: "selection".into(),
+            table: None,
+            column: None,
+            message: n.clone(),
+            details: Default::default(),
+        }));
     }
 
     pub fn to_json(&self) -> Vec<u8> {

@@ -26,8 +26,11 @@ pub struct TableInfo {
     pub oid: u32,
     /// Wire form of each data field, in data order.
     pub wires: Vec<Wire>,
-    /// False for partitioned parents, which hold no rows of their own.
+    /// False for partitioned parents, which hold no rows of their own, and for tables
+    /// exported without their rows.
     pub has_rows: bool,
+    /// The rows to read, as a condition on the table's columns (`--where`, a subset).
+    pub filter: Option<String>,
 }
 
 pub struct Catalog {
@@ -1015,6 +1018,7 @@ async fn read_tables(
             oid: rt.oid,
             wires,
             has_rows: rt.kind == "r",
+            filter: None,
         });
     }
 

@@ -354,7 +354,7 @@ async fn compare_async(manifest: &Manifest, spec: &ConnSpec) -> Result<Vec<Strin
                 types::wire(&ti)
             })
             .collect();
-        let digest = copy_digest(&client, &copy_out_sql(t, &wires), &name).await?;
+        let digest = copy_digest(&client, &copy_out_sql(t, &wires, None), &name).await?;
         let expected = t.rows.unwrap_or(0);
         if digest.rows() != expected {
             diffs.push(format!(

@@ -25,6 +25,9 @@ use crate::pgbinary::{Decoder, RowSplitter};
 use crate::types::Wire;
 use crate::{ENGINE, quote_ident, quote_qualified};
 use ferry_archive::rowset::RowDigest;
+use ferry_archive::selection::{self, Action, PlanRow, Selection, TableName};
+
+use crate::select;
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
@@ -34,6 +37,12 @@ pub struct ExportOptions {
     pub batch_bytes: usize,
     /// Tables exported at once, each on its own connection in the same snapshot.
     pub jobs: usize,
+    /// Which tables and rows to take (`-t`, `--where`, `--subset`, ...).
+    pub selection: Selection,
+    /// Refuse rows that a `--where` leaves referencing rows that are not exported.
+    pub strict: bool,
+    /// Decide and count, write nothing.
+    pub dry_run: bool,
 }
 
 impl Default for ExportOptions {
@@ -43,6 +52,9 @@ impl Default for ExportOptions {
             batch_rows: 16_384,
             batch_bytes: 32 << 20,
             jobs: 1,
+            selection: Selection::default(),
+            strict: false,
+            dry_run: false,
         }
     }
 }
@@ -52,8 +64,10 @@ pub struct ExportReport {
     pub manifest: Manifest,
     pub tables: Vec<TableReport>,
     /// What the user should know that is not in the archive (such as staging schemas left
-    /// out).
+    /// out), and what the selection left out or found.
     pub notes: Vec<String>,
+    /// What the selection decided for each table (empty for a whole export).
+    pub plan: Vec<PlanRow>,
 }
 
 pub fn export(
@@ -115,6 +129,80 @@ async fn export_async(
             .await
             .ctx(|| "locking the tables to export".into())?;
     }
+    let mut plan = Vec::new();
+    let mut selection_notes = Vec::new();
+    if !options.selection.is_empty() {
+        let names: Vec<TableName> = cat.tables.iter().map(|t| TableName::of(&t.table)).collect();
+        let resolved = options
+            .selection
+            .resolve(&names, false)
+            .map_err(|e| PgError::Unsupported(e.to_string()))?;
+        let mut applied = select::apply(&client, &cat.tables, &resolved, options.strict).await?;
+        applied.filters(&client, &mut cat.tables, &resolved).await?;
+        let mut notes = applied.notes;
+        // Sequences owned by a table that stays out go with it, as pg_dump -T does.
+        let gone: Vec<(Option<String>, String)> = cat
+            .tables
+            .iter()
+            .zip(&applied.keep)
+            .filter(|(_, k)| !**k)
+            .map(|(t, _)| (t.table.schema.clone(), t.table.name.clone()))
+            .collect();
+        let owned: Vec<(Option<String>, String)> = cat
+            .objects
+            .iter()
+            .filter(|o| o.kind == "sequence_owned_by")
+            .filter(|o| {
+                let named =
+                    ferry_sql::check::relations(o.definition.as_deref().unwrap_or(""), false);
+                named.iter().any(|(s, n)| {
+                    gone.iter()
+                        .any(|(gs, gn)| gn == n && (s.is_none() || s == gs))
+                })
+            })
+            .map(|o| (o.schema.clone(), o.name.clone()))
+            .collect();
+        cat.objects.retain(|o| {
+            let goes = matches!(o.kind.as_str(), "sequence" | "sequence_owned_by")
+                && owned.contains(&(o.schema.clone(), o.name.clone()));
+            if goes && o.kind == "sequence" {
+                notes.push(format!(
+                    "sequence {} left out: it belongs to a table that is not exported",
+                    o.name
+                ));
+            }
+            !goes
+        });
+        notes.extend(selection::prune_records(
+            &mut cat.tables,
+            |t| &mut t.table,
+            &mut cat.objects,
+            &applied.keep,
+            &|o| {
+                o.definition
+                    .as_deref()
+                    .map(|d| ferry_sql::check::relations(d, false))
+                    .unwrap_or_default()
+            },
+        ));
+        plan = applied.plan;
+        if options.dry_run {
+            for row in plan.iter_mut().filter(|r| r.rows.is_none()) {
+                let Some(t) = cat
+                    .tables
+                    .iter()
+                    .find(|t| t.table.display_name() == row.table)
+                else {
+                    continue;
+                };
+                row.rows = Some(match row.action {
+                    Action::SchemaOnly => 0,
+                    _ => select::count(&client, t, t.filter.as_deref()).await?,
+                });
+            }
+        }
+        selection_notes = notes;
+    }
     for t in &mut cat.tables {
         demote_unrepresentable(&client, t).await?;
     }
@@ -139,6 +227,25 @@ async fn export_async(
     manifest.tables = cat.tables.iter().map(|t| t.table.clone()).collect();
     manifest.objects = cat.objects.clone();
     manifest.warnings = cat.warnings.clone();
+    manifest.record_selection(&options.selection, &selection_notes);
+    if options.dry_run {
+        if plan.is_empty() {
+            for (i, t) in cat.tables.iter().enumerate() {
+                manifest.tables[i].rows = Some(select::count(&client, t, None).await?);
+            }
+        }
+        client
+            .batch_execute("COMMIT")
+            .await
+            .ctx(|| "ending the snapshot".into())?;
+        notes.extend(selection_notes);
+        return Ok(ExportReport {
+            manifest,
+            tables: Vec::new(),
+            notes,
+            plan,
+        });
+    }
 
     let writer = ArchiveWriter::create(location, write, manifest.clone())?;
     // Row estimates, largest first: the order in which workers take tables.
@@ -207,6 +314,7 @@ async fn export_async(
         manifest,
         tables: reports,
         notes,
+        plan,
     })
 }
 
@@ -339,11 +447,15 @@ async fn demote_unrepresentable(client: &Client, t: &mut TableInfo) -> Result<()
 
 /// The `COPY ... TO STDOUT` that reads a table's data fields, shared with `verify --against`
 /// so that both compute the digest over the same bytes.
-pub(crate) fn copy_out_sql(table: &ferry_archive::Table, wires: &[Wire]) -> String {
+pub(crate) fn copy_out_sql(
+    table: &ferry_archive::Table,
+    wires: &[Wire],
+    filter: Option<&str>,
+) -> String {
     let qualified = quote_qualified(table.schema.as_deref().unwrap_or(""), &table.name);
     let fields: Vec<&ferry_archive::Column> =
         table.columns.iter().filter(|c| c.is_stored()).collect();
-    if wires.iter().all(|w| *w != Wire::AsText) {
+    if filter.is_none() && wires.iter().all(|w| *w != Wire::AsText) {
         let cols: Vec<String> = fields.iter().map(|c| quote_ident(&c.name)).collect();
         format!(
             "COPY {qualified} ({}) TO STDOUT (FORMAT binary)",
@@ -361,8 +473,9 @@ pub(crate) fn copy_out_sql(table: &ferry_archive::Table, wires: &[Wire]) -> Stri
                 }
             })
             .collect();
+        let filter = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
         format!(
-            "COPY (SELECT {} FROM ONLY {qualified}) TO STDOUT (FORMAT binary)",
+            "COPY (SELECT {} FROM ONLY {qualified}{filter}) TO STDOUT (FORMAT binary)",
             cols.join(", ")
         )
     }
@@ -387,7 +500,7 @@ async fn copy_table(
         .zip(&t.wires)
         .map(|(c, w)| Decoder::new(*w, &c.logical_type))
         .collect();
-    let sql = copy_out_sql(table, &t.wires);
+    let sql = copy_out_sql(table, &t.wires, t.filter.as_deref());
     let stream = client
         .copy_out(&sql)
         .await

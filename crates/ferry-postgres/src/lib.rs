@@ -37,6 +37,7 @@ mod leftover;
 mod load;
 mod parallel;
 pub mod pgbinary;
+mod select;
 pub mod types;
 
 pub use compare::compare;

@@ -1422,3 +1422,68 @@ mod tests {
         .unwrap();
     }
 }
+
+/// The tables and views a definition names, as (schema, name): from the syntax tree when the
+/// definition parses (`FROM`, `JOIN`, `REFERENCES`, ...), else every identifier in it, which
+/// can only over-report. Used to drop objects that would dangle when a table is left out of
+/// an export; an object wrongly taken for dangling is reported, never silently lost.
+pub fn relations(sql: &str, sqlite: bool) -> Vec<(Option<String>, String)> {
+    use sqlparser::dialect::{Dialect, SQLiteDialect};
+    let dialect: &dyn Dialect = if sqlite {
+        &SQLiteDialect {}
+    } else {
+        &PostgreSqlDialect {}
+    };
+    let fold = |i: &sqlparser::ast::Ident| match (i.quote_style, sqlite) {
+        (None, false) => i.value.to_ascii_lowercase(),
+        _ => i.value.clone(),
+    };
+    if let Ok(statements) = sqlparser::parser::Parser::parse_sql(dialect, sql) {
+        let mut out = Vec::new();
+        let _ = sqlparser::ast::visit_relations(&statements, |name| {
+            let parts: Vec<String> = name
+                .0
+                .iter()
+                .filter_map(|p| p.as_ident().map(fold))
+                .collect();
+            match parts.as_slice() {
+                [.., s, n] => out.push((Some(s.clone()), n.clone())),
+                [n] => out.push((None, n.clone())),
+                [] => {}
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        out.extend(named_tables(sql));
+        return out;
+    }
+    Tokenizer::new(dialect, sql)
+        .tokenize()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| match t {
+            Token::Word(w) => Some((None, if sqlite { w.value.clone() } else { folded(&w) })),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod relations_tests {
+    use super::relations;
+
+    #[test]
+    fn names_from_the_tree_or_every_word() {
+        let r = relations(
+            "CREATE VIEW v AS SELECT * FROM public.users u JOIN \"Orders\" o ON o.uid = u.id",
+            false,
+        );
+        assert!(
+            r.contains(&(Some("public".into()), "users".into())),
+            "{r:?}"
+        );
+        assert!(r.contains(&(None, "Orders".into())), "{r:?}");
+        assert!(!r.iter().any(|(_, n)| n == "uid"), "{r:?}");
+        let r = relations("REFRESH MATERIALIZED VIEW s.mv", false);
+        assert!(r.iter().any(|(_, n)| n == "mv"), "{r:?}");
+    }
+}

@@ -53,6 +53,11 @@ impl Digest {
 /// The `SELECT` that reads a table's data fields in digest order, from the manifest alone,
 /// so that export and verify read exactly the same way.
 pub fn select_sql(table: &ferry_archive::Table) -> String {
+    select_sql_where(table, None)
+}
+
+/// [`select_sql`] restricted to the rows a condition keeps.
+pub fn select_sql_where(table: &ferry_archive::Table, filter: Option<&str>) -> String {
     let fields: Vec<String> = table
         .data_fields()
         .iter()
@@ -79,8 +84,9 @@ pub fn select_sql(table: &ferry_archive::Table) -> String {
     } else {
         fields.join(", ")
     };
+    let filter = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
     format!(
-        "SELECT {cols} FROM main.{} ORDER BY {order}",
+        "SELECT {cols} FROM main.{}{filter} ORDER BY {order}",
         crate::quote(&table.name)
     )
 }

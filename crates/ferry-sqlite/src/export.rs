@@ -29,7 +29,9 @@ use crate::digest::{self, Digest};
 use crate::error::{Ctx, SqliteError};
 use crate::profile::Profile;
 use crate::schema::{self, TableInfo};
+use crate::select;
 use crate::types::{self, ClassCounts};
+use ferry_archive::selection::{self, Action, PlanRow, Selection};
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
@@ -41,6 +43,12 @@ pub struct ExportOptions {
     /// while the first reads (SQLite itself is read through one connection, which is what
     /// keeps the snapshot consistent).
     pub jobs: usize,
+    /// Which tables and rows to take (`-t`, `--where`, `--subset`, ...).
+    pub selection: Selection,
+    /// Refuse rows that a `--where` leaves referencing rows that are not exported.
+    pub strict: bool,
+    /// Decide and count, write nothing.
+    pub dry_run: bool,
 }
 
 impl Default for ExportOptions {
@@ -49,6 +57,9 @@ impl Default for ExportOptions {
             batch_rows: 16_384,
             batch_bytes: 32 << 20,
             jobs: 1,
+            selection: Selection::default(),
+            strict: false,
+            dry_run: false,
         }
     }
 }
@@ -57,6 +68,10 @@ impl Default for ExportOptions {
 pub struct ExportReport {
     pub manifest: Manifest,
     pub tables: Vec<TableReport>,
+    /// What the selection decided for each table (empty for a whole export).
+    pub plan: Vec<PlanRow>,
+    /// What the selection left out or found (dropped keys, dangling rows).
+    pub notes: Vec<String>,
 }
 
 /// Names why a file could not be read: a lock is not damage.
@@ -125,8 +140,44 @@ pub fn export(
     let mut info = schema::read_schema(&conn)?;
 
     let mut warnings = std::mem::take(&mut info.warnings);
+    let mut plan = Vec::new();
+    let mut notes = Vec::new();
+    if !options.selection.is_empty() {
+        let resolved = options
+            .selection
+            .resolve(&select::names(&info.tables), true)
+            .map_err(|e| SqliteError::Unsupported(e.to_string()))?;
+        let applied = select::apply(&conn, &mut info.tables, &resolved, options.strict)?;
+        plan = applied.plan;
+        notes = applied.notes;
+        notes.extend(selection::prune_records(
+            &mut info.tables,
+            |t| &mut t.table,
+            &mut info.objects,
+            &applied.keep,
+            &|o| {
+                o.definition
+                    .as_deref()
+                    .map(|d| ferry_sql::check::relations(d, true))
+                    .unwrap_or_default()
+            },
+        ));
+    }
     for t in &mut info.tables {
         assign_types(&conn, t, &mut warnings)?;
+    }
+    if !plan.is_empty() {
+        for row in &mut plan {
+            row.rows = match row.action {
+                Action::Excluded => None,
+                Action::SchemaOnly => Some(0),
+                _ => info
+                    .tables
+                    .iter()
+                    .find(|t| t.table.name == row.table)
+                    .and_then(|t| t.rows),
+            };
+        }
     }
 
     let database = path
@@ -145,6 +196,20 @@ pub fn export(
     manifest.tables = info.tables.iter().map(|t| t.table.clone()).collect();
     manifest.objects = info.objects.clone();
     manifest.warnings = warnings.clone();
+    manifest.record_selection(&options.selection, &notes);
+    if options.dry_run {
+        for (mt, t) in manifest.tables.iter_mut().zip(&info.tables) {
+            mt.rows = if t.export_rows { t.rows } else { Some(0) };
+        }
+        conn.execute_batch("COMMIT")
+            .ctx(|| "ending the read transaction".into())?;
+        return Ok(ExportReport {
+            manifest,
+            tables: Vec::new(),
+            plan,
+            notes,
+        });
+    }
 
     let writer = ArchiveWriter::create(location, write, manifest.clone())?;
     let mut reports = Vec::new();
@@ -172,6 +237,8 @@ pub fn export(
     Ok(ExportReport {
         manifest,
         tables: reports,
+        plan,
+        notes,
     })
 }
 
@@ -197,7 +264,7 @@ fn assign_types(
         .collect();
     if t.export_rows && !stored.is_empty() {
         // The same query, in the same order, as the data pass: rowid first when kept.
-        let sql = digest::select_sql(&t.table);
+        let sql = digest::select_sql_where(&t.table, t.filter.as_deref());
         let skip = usize::from(t.table.rowid.is_some());
         let label = row_labeller(&t.table);
         let name = t.table.name.clone();
@@ -372,7 +439,7 @@ fn read_table(
     let mut digest = Digest::default();
     let mut total = 0u64;
     if t.export_rows {
-        let sql = digest::select_sql(table);
+        let sql = digest::select_sql_where(table, t.filter.as_deref());
         let mut stmt = conn
             .prepare(&sql)
             .ctx(|| format!("table {}: preparing the read", table.name))?;

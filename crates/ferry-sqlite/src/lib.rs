@@ -37,6 +37,7 @@ mod guard;
 mod import;
 mod profile;
 pub mod schema;
+mod select;
 pub mod types;
 
 pub use compare::compare;

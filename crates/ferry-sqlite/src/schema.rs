@@ -40,6 +40,8 @@ pub struct TableInfo {
     pub export_rows: bool,
     /// Row count, once the class-counting scan has seen the table.
     pub rows: Option<u64>,
+    /// The rows to read, as a condition on the table's columns (`--where`, a subset).
+    pub filter: Option<String>,
 }
 
 pub struct SchemaInfo {
@@ -443,6 +445,7 @@ fn read_table(
         affinities,
         export_rows,
         rows: None,
+        filter: None,
     })
 }
 

@@ -1,0 +1,382 @@
+//! Table selection, row filters and foreign-key-consistent subsets on a PostgreSQL source.
+//!
+//! Every query runs on the exporter's connection, inside its `REPEATABLE READ, READ ONLY`
+//! snapshot, so the subset, the counts and the data agree. A row's identity is
+//! `(tableoid, ctid)`: stable inside the snapshot (the exporter holds ACCESS SHARE locks, so
+//! no VACUUM FULL or CLUSTER moves rows under it), valid for partitioned tables (whose rows
+//! live in the partitions), and it needs no temporary table, which a read-only transaction
+//! or a hot standby could not create. Key values travel as text and are cast back to the
+//! column's type by the server, so PostgreSQL's own equality decides what matches, and no
+//! value ever becomes SQL text. The data pass then reads each table
+//! `WHERE ctid = ANY('{...}'::tid[])`: a TID scan, and a list of numbers ferry formatted.
+
+use std::collections::{BTreeMap, HashSet};
+
+use ferry_archive::selection::{self, Fetched, PlanRow, Request, Resolved, Seed, Walker};
+use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
+
+use crate::catalog::TableInfo;
+use crate::error::{Ctx, PgError, RowExt};
+use crate::{quote_ident, quote_qualified};
+
+/// `(tableoid, block, offset)`.
+pub(crate) type RowId = (u32, u32, u16);
+
+fn from_clause(t: &TableInfo) -> String {
+    let q = quote_qualified(t.table.schema.as_deref().unwrap_or(""), &t.table.name);
+    // A partitioned table's rows are in its partitions: ONLY would see none.
+    if t.table.kind == "partitioned" {
+        q
+    } else {
+        format!("ONLY {q}")
+    }
+}
+
+fn parse_ctid(s: &str) -> Option<(u32, u16)> {
+    let (b, o) = s.strip_prefix('(')?.strip_suffix(')')?.split_once(',')?;
+    Some((b.parse().ok()?, o.parse().ok()?))
+}
+
+/// The type a key column's text is cast back to: the column's own type as the catalog
+/// printed it.
+fn column_type<'a>(t: &'a TableInfo, column: &str) -> Result<&'a str, PgError> {
+    t.table
+        .columns
+        .iter()
+        .find(|c| c.name == column)
+        .and_then(|c| c.declared_type.as_deref())
+        .ok_or_else(|| {
+            PgError::Unsupported(format!(
+                "table {}: no column {column} with a known type to follow a foreign key through",
+                t.table.display_name()
+            ))
+        })
+}
+
+async fn fetch(
+    client: &Client,
+    t: &TableInfo,
+    filter: Option<&str>,
+    condition: &str,
+    params: &[&(dyn ToSql + Sync)],
+    columns: &[String],
+) -> Result<Fetched<RowId, String>, PgError> {
+    ferry_archive::interrupt::check()?;
+    let mut select = vec!["tableoid::oid".to_owned(), "ctid::text".to_owned()];
+    select.extend(columns.iter().map(|c| format!("{}::text", quote_ident(c))));
+    let filter = filter.map(|f| format!(" AND ({f})")).unwrap_or_default();
+    let sql = format!(
+        "SELECT {} FROM {} WHERE ({condition}){filter}",
+        select.join(", "),
+        from_clause(t)
+    );
+    let name = t.table.display_name();
+    let rows = client
+        .query(&sql, params)
+        .await
+        .ctx(|| format!("table {name}: selecting the subset"))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let oid: u32 = r.at(0)?;
+        let ctid: String = r.at(1)?;
+        let (block, offset) = parse_ctid(&ctid).ok_or_else(|| {
+            PgError::Unsupported(format!("table {name}: unexpected ctid {ctid:?}"))
+        })?;
+        let mut values = Vec::with_capacity(columns.len());
+        for j in 0..columns.len() {
+            values.push(r.at::<Option<String>>(2 + j)?);
+        }
+        out.push(((oid, block, offset), values));
+    }
+    Ok(out)
+}
+
+/// Keys per lookup: one statement, a few arrays of text.
+const KEYS_PER_QUERY: usize = 10_000;
+
+async fn lookup(
+    client: &Client,
+    t: &TableInfo,
+    filter: Option<&str>,
+    match_columns: &[String],
+    keys: &[Vec<String>],
+    columns: &[String],
+) -> Result<Fetched<RowId, String>, PgError> {
+    let lhs: Vec<String> = match_columns.iter().map(|c| quote_ident(c)).collect();
+    let mut casts = Vec::new();
+    let mut arrays = Vec::new();
+    for (j, c) in match_columns.iter().enumerate() {
+        casts.push(format!("u.c{j}::{}", column_type(t, c)?));
+        arrays.push(format!("${}::text[]", j + 1));
+    }
+    let aliases: Vec<String> = (0..match_columns.len()).map(|j| format!("c{j}")).collect();
+    let condition = format!(
+        "({}) IN (SELECT {} FROM unnest({}) AS u({}))",
+        lhs.join(", "),
+        casts.join(", "),
+        arrays.join(", "),
+        aliases.join(", ")
+    );
+    let mut out = Vec::new();
+    for chunk in keys.chunks(KEYS_PER_QUERY) {
+        let columns_of_keys: Vec<Vec<&str>> = (0..match_columns.len())
+            .map(|j| chunk.iter().map(|k| k[j].as_str()).collect())
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> = columns_of_keys
+            .iter()
+            .map(|v| v as &(dyn ToSql + Sync))
+            .collect();
+        out.extend(fetch(client, t, filter, &condition, &params, columns).await?);
+    }
+    Ok(out)
+}
+
+/// What applying a selection decided, for the export to carry out.
+pub(crate) struct Applied {
+    pub keep: Vec<bool>,
+    pub plan: Vec<PlanRow>,
+    pub notes: Vec<String>,
+    /// The rows of each table a subset keeps, by the table's oid.
+    pub rows_by_oid: Option<BTreeMap<u32, Vec<(u32, u16)>>>,
+}
+
+impl Applied {
+    /// Turns the decisions into each table's row filter and whether its rows are read.
+    /// A partition takes its subset from whichever ancestor the walk went through.
+    pub(crate) async fn filters(
+        &mut self,
+        client: &Client,
+        tables: &mut [TableInfo],
+        resolved: &Resolved,
+    ) -> Result<(), PgError> {
+        let parents: BTreeMap<u32, u32> = client
+            .query(
+                "SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits",
+                &[],
+            )
+            .await
+            .ctx(|| "reading partitions".into())?
+            .iter()
+            .map(|r| Ok((r.at::<u32>(0)?, r.at::<u32>(1)?)))
+            .collect::<Result<_, PgError>>()?;
+        let subset_oids: HashSet<u32> = self
+            .plan
+            .iter()
+            .zip(tables.iter())
+            .filter(|(p, _)| p.action == selection::Action::Subset)
+            .map(|(_, t)| t.oid)
+            .collect();
+        for (i, t) in tables.iter_mut().enumerate() {
+            let choice = &resolved.choices[i];
+            if !choice.data {
+                t.has_rows = false;
+            }
+            t.filter = choice.filter.clone();
+            let Some(by_oid) = &self.rows_by_oid else {
+                continue;
+            };
+            let mut via = None;
+            let mut at = t.oid;
+            for _ in 0..32 {
+                if subset_oids.contains(&at) {
+                    via = Some(at);
+                    break;
+                }
+                match parents.get(&at) {
+                    Some(&p) => at = p,
+                    None => break,
+                }
+            }
+            let Some(via) = via else { continue };
+            let rows = by_oid.get(&t.oid).map(Vec::as_slice).unwrap_or(&[]);
+            if t.has_rows {
+                t.filter = Some(if rows.is_empty() {
+                    "false".to_owned()
+                } else {
+                    ctid_filter(rows)
+                });
+            }
+            let plan = &mut self.plan[i];
+            if via != t.oid && plan.action != selection::Action::Excluded {
+                plan.action = selection::Action::Subset;
+                plan.reasons = vec![format!("a partition of a table in the subset")];
+            }
+            if plan.action == selection::Action::Subset {
+                plan.rows = Some(rows.len() as u64);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Walks the subset (if any) and reports rows a `--where` leaves dangling. Sets nothing on
+/// the tables: the caller turns [`Applied`] into filters.
+pub(crate) async fn apply(
+    client: &Client,
+    tables: &[TableInfo],
+    resolved: &Resolved,
+    strict: bool,
+) -> Result<Applied, PgError> {
+    let mut notes = resolved.notes.clone();
+    let table_list: Vec<ferry_archive::Table> = tables.iter().map(|t| t.table.clone()).collect();
+    let (edges, edge_notes) = selection::edges(&table_list);
+    let filters: Vec<Option<&str>> = resolved
+        .choices
+        .iter()
+        .map(|c| c.filter.as_deref())
+        .collect();
+    let mut subset = None;
+    let mut rows_by_oid = None;
+    if !resolved.seeds.is_empty() {
+        notes.extend(edge_notes);
+        let mut w: Walker<RowId, String> = Walker::new(&table_list, &edges, &resolved.seeds);
+        while let Some(request) = w.next_request() {
+            let fetched = match request {
+                Request::Seed {
+                    table,
+                    seed: Seed::Condition(c),
+                    columns,
+                } => fetch(client, &tables[table], filters[table], &c, &[], &columns).await?,
+                Request::Seed {
+                    table,
+                    seed: Seed::Ids(ids),
+                    columns,
+                } => {
+                    let t = &tables[table];
+                    let Some(pk) = t
+                        .table
+                        .primary_key
+                        .as_ref()
+                        .filter(|k| k.columns.len() == 1)
+                    else {
+                        return Err(PgError::Unsupported(format!(
+                            "--subset-ids {}: it needs a one-column primary key; use --subset with a condition",
+                            t.table.display_name()
+                        )));
+                    };
+                    let keys: Vec<Vec<String>> = ids.into_iter().map(|i| vec![i]).collect();
+                    lookup(client, t, filters[table], &pk.columns, &keys, &columns).await?
+                }
+                Request::Lookup {
+                    table,
+                    match_columns,
+                    keys,
+                    columns,
+                } => {
+                    lookup(
+                        client,
+                        &tables[table],
+                        filters[table],
+                        &match_columns,
+                        &keys,
+                        &columns,
+                    )
+                    .await?
+                }
+            };
+            w.answer(fetched);
+        }
+        let s = w.finish();
+        // A partitioned table's set holds its partitions' rows: group by physical table.
+        let mut by_oid: BTreeMap<u32, Vec<(u32, u16)>> = BTreeMap::new();
+        let mut seen = HashSet::new();
+        for set in s.rows.iter().flatten() {
+            for &(oid, b, o) in set {
+                if seen.insert((oid, b, o)) {
+                    by_oid.entry(oid).or_default().push((b, o));
+                }
+            }
+        }
+        for v in by_oid.values_mut() {
+            v.sort_unstable();
+        }
+        rows_by_oid = Some(by_oid);
+        subset = Some(s);
+    }
+    let names: Vec<String> = tables.iter().map(|t| t.table.display_name()).collect();
+    let plan = selection::plan_rows(&names, &resolved.choices, subset.as_ref());
+    if subset.is_none() {
+        dangling(
+            client,
+            tables,
+            &resolved.choices,
+            &edges,
+            strict,
+            &mut notes,
+        )
+        .await?;
+    }
+    Ok(Applied {
+        keep: resolved.choices.iter().map(|c| c.included).collect(),
+        plan,
+        notes,
+        rows_by_oid,
+    })
+}
+
+/// The condition that reads exactly these rows of a table.
+pub(crate) fn ctid_filter(rows: &[(u32, u16)]) -> String {
+    let list: Vec<String> = rows.iter().map(|(b, o)| format!("\"({b},{o})\"")).collect();
+    format!("ctid = ANY('{{{}}}'::tid[])", list.join(","))
+}
+
+/// Rows that a `--where` (or a table exported without rows) leaves referencing a row that is
+/// not in the archive: reported per foreign key, refused under `--strict`.
+async fn dangling(
+    client: &Client,
+    tables: &[TableInfo],
+    choices: &[selection::Choice],
+    edges: &[selection::Edge],
+    strict: bool,
+    notes: &mut Vec<String>,
+) -> Result<(), PgError> {
+    for e in edges.iter().filter(|e| selection::may_dangle(e, choices)) {
+        let sql = selection::dangling_query(
+            e,
+            choices,
+            (
+                &from_clause(&tables[e.child]),
+                &from_clause(&tables[e.parent]),
+            ),
+            &|s: &str| quote_ident(s),
+            ("true", "false"),
+        );
+        let child = tables[e.child].table.display_name();
+        let n: i64 = client
+            .query_one(&sql, &[])
+            .await
+            .ctx(|| format!("table {child}: checking foreign key {}", e.name))?
+            .at(0)?;
+        if n == 0 {
+            continue;
+        }
+        let line = selection::dangling_line(e, n, &child, &tables[e.parent].table.display_name());
+        if strict {
+            return Err(PgError::Unsupported(format!("--strict: {line}")));
+        }
+        notes.push(line);
+    }
+    Ok(())
+}
+
+/// Exact row counts in the snapshot, for the plan.
+pub(crate) async fn count(
+    client: &Client,
+    t: &TableInfo,
+    filter: Option<&str>,
+) -> Result<u64, PgError> {
+    if !t.has_rows {
+        return Ok(0);
+    }
+    let filter = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
+    let n: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM {}{filter}", from_clause(t)),
+            &[],
+        )
+        .await
+        .ctx(|| format!("table {}: counting rows", t.table.display_name()))?
+        .at(0)?;
+    Ok(n as u64)
+}

@@ -1,0 +1,353 @@
+//! Table selection, row filters and foreign-key-consistent subsets on a SQLite source.
+//!
+//! Everything runs on the exporter's one connection, inside its read transaction, so the
+//! subset, the counts and the data come from the same snapshot. The walk itself is
+//! `ferry_archive::selection::walk`; this module is its SQLite half: a row's identity is its
+//! rowid (or its primary key in a WITHOUT ROWID table), and values keep their storage class,
+//! so keys compare as SQLite compares them. The rows a subset keeps are written to TEMP
+//! tables, which a read-only connection may create, and the data pass reads
+//! `WHERE rowid IN (SELECT ... FROM temp....)`: the row lists never become SQL text.
+
+use ferry_archive::selection::{
+    self, Fetched, PlanRow, Resolved, RowSource, Seed, Subset, TableName,
+};
+use rusqlite::Connection;
+use rusqlite::types::{Value, ValueRef};
+
+use crate::error::{Ctx, SqliteError};
+use crate::quote;
+use crate::schema::{TableInfo, prop};
+
+/// A SQLite value with SQLite's equality, usable as a hash key (reals by their bits).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Val {
+    Int(i64),
+    Real(u64),
+    Text(Vec<u8>),
+    Blob(Vec<u8>),
+}
+
+impl Val {
+    fn read(v: ValueRef<'_>) -> Option<Val> {
+        match v {
+            ValueRef::Null => None,
+            ValueRef::Integer(i) => Some(Val::Int(i)),
+            ValueRef::Real(f) => Some(Val::Real(f.to_bits())),
+            ValueRef::Text(t) => Some(Val::Text(t.to_vec())),
+            ValueRef::Blob(b) => Some(Val::Blob(b.to_vec())),
+        }
+    }
+
+    fn sql(&self) -> Value {
+        match self {
+            Val::Int(i) => Value::Integer(*i),
+            Val::Real(b) => Value::Real(f64::from_bits(*b)),
+            // Text is bound as text even when it is not UTF-8: SQLite stores it that way.
+            Val::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+            Val::Blob(b) => Value::Blob(b.clone()),
+        }
+    }
+}
+
+/// The columns that identify a row of `t`: its rowid (under the name the export reads it
+/// by), the INTEGER PRIMARY KEY that aliases it, or a WITHOUT ROWID table's primary key.
+fn identity(t: &ferry_archive::Table) -> Result<Vec<String>, SqliteError> {
+    if let Some(r) = &t.rowid {
+        return Ok(vec![r.clone()]);
+    }
+    if let Some(alias) = t.properties.get(prop::ROWID_ALIAS).and_then(|v| v.as_str()) {
+        return Ok(vec![alias.to_owned()]);
+    }
+    match &t.primary_key {
+        Some(pk) if !pk.columns.is_empty() => Ok(pk.columns.clone()),
+        _ => Err(SqliteError::Unsupported(format!(
+            "table {}: its rows have no readable identity (no rowid, no primary key), so it cannot take part in a subset",
+            t.name
+        ))),
+    }
+}
+
+struct Source<'a> {
+    conn: &'a Connection,
+    tables: &'a [TableInfo],
+    identity: Vec<Vec<String>>,
+    filters: Vec<Option<String>>,
+}
+
+impl Source<'_> {
+    fn fetch(
+        &self,
+        t: usize,
+        condition: &str,
+        params: &[Value],
+        columns: &[String],
+    ) -> Result<Fetched<Vec<Val>, Val>, SqliteError> {
+        ferry_archive::interrupt::check()?;
+        let table = &self.tables[t].table;
+        let id = &self.identity[t];
+        if id.is_empty() {
+            identity(table)?;
+        }
+        let cols: Vec<String> = id.iter().chain(columns).map(|c| quote(c)).collect();
+        let filter = match &self.filters[t] {
+            Some(f) => format!(" AND ({f})"),
+            None => String::new(),
+        };
+        let sql = format!(
+            "SELECT {} FROM main.{} WHERE ({condition}){filter}",
+            cols.join(", "),
+            quote(&table.name)
+        );
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sql)
+            .ctx(|| format!("table {}: preparing the subset query", table.name))?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params))
+            .ctx(|| format!("table {}: selecting the subset", table.name))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows
+            .next()
+            .ctx(|| format!("table {}: selecting the subset", table.name))?
+        {
+            let mut ident = Vec::with_capacity(id.len());
+            for j in 0..id.len() {
+                let v = r
+                    .get_ref(j)
+                    .ctx(|| format!("table {}: reading", table.name))?;
+                // A NULL in a WITHOUT ROWID key cannot happen; a rowid is never NULL.
+                ident.push(Val::read(v).unwrap_or(Val::Int(0)));
+            }
+            let mut values = Vec::with_capacity(columns.len());
+            for j in 0..columns.len() {
+                let v = r
+                    .get_ref(id.len() + j)
+                    .ctx(|| format!("table {}: reading", table.name))?;
+                values.push(Val::read(v));
+            }
+            out.push((ident, values));
+        }
+        Ok(out)
+    }
+}
+
+/// Keys per statement: well under SQLite's 32,766 parameters.
+const KEYS_PER_QUERY: usize = 500;
+
+impl RowSource for Source<'_> {
+    type Row = Vec<Val>;
+    type Value = Val;
+    type Error = SqliteError;
+
+    fn seed(
+        &mut self,
+        t: usize,
+        seed: &Seed,
+        columns: &[String],
+    ) -> Result<Fetched<Vec<Val>, Val>, SqliteError> {
+        match seed {
+            Seed::Condition(c) => self.fetch(t, c, &[], columns),
+            Seed::Ids(ids) => {
+                let key = self.identity[t].clone();
+                let table = &self.tables[t].table;
+                let key = match &table.primary_key {
+                    Some(pk) if pk.columns.len() == 1 => pk.columns.clone(),
+                    Some(_) => {
+                        return Err(SqliteError::Unsupported(format!(
+                            "--subset-ids {}: its primary key has several columns; use --subset with a condition",
+                            table.name
+                        )));
+                    }
+                    None => key,
+                };
+                // Bound as text; the key column's affinity turns '42' into 42 for the
+                // comparison, as it would in the user's own WHERE.
+                let keys: Vec<Vec<Val>> = ids
+                    .iter()
+                    .map(|s| vec![Val::Text(s.as_bytes().to_vec())])
+                    .collect();
+                self.lookup(t, &key, &keys, columns)
+            }
+        }
+    }
+
+    fn lookup(
+        &mut self,
+        t: usize,
+        match_columns: &[String],
+        keys: &[Vec<Val>],
+        columns: &[String],
+    ) -> Result<Fetched<Vec<Val>, Val>, SqliteError> {
+        let lhs = match match_columns {
+            [one] => quote(one),
+            many => format!(
+                "({})",
+                many.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        let row = format!("({})", vec!["?"; match_columns.len()].join(", "));
+        let mut out = Vec::new();
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            let condition = format!(
+                "{lhs} IN (VALUES {})",
+                vec![row.as_str(); chunk.len()].join(", ")
+            );
+            let params: Vec<Value> = chunk.iter().flatten().map(Val::sql).collect();
+            out.extend(self.fetch(t, &condition, &params, columns)?);
+        }
+        Ok(out)
+    }
+}
+
+/// What applying a selection decided, for the export to carry out.
+pub(crate) struct Applied {
+    /// Whether each table (in the original order) stays in the archive.
+    pub keep: Vec<bool>,
+    pub plan: Vec<PlanRow>,
+    pub notes: Vec<String>,
+}
+
+/// Applies a resolved selection to the tables read from the source: sets each table's row
+/// filter (its `--where`, and its subset's TEMP table) and whether its rows are read, walks
+/// the subset, and reports rows that a filter left referencing a row that is not exported.
+pub(crate) fn apply(
+    conn: &Connection,
+    tables: &mut [TableInfo],
+    resolved: &Resolved,
+    strict: bool,
+) -> Result<Applied, SqliteError> {
+    let mut notes = resolved.notes.clone();
+    for (t, c) in tables.iter_mut().zip(&resolved.choices) {
+        if !c.data {
+            t.export_rows = false;
+        }
+        t.filter = c.filter.clone();
+    }
+    let table_list: Vec<ferry_archive::Table> = tables.iter().map(|t| t.table.clone()).collect();
+    let (edges, edge_notes) = selection::edges(&table_list);
+    let subset: Option<Subset<Vec<Val>>> = if resolved.seeds.is_empty() {
+        None
+    } else {
+        notes.extend(edge_notes);
+        // A table without an identity is an error only if the walk reaches it.
+        let identities: Vec<Vec<String>> = tables
+            .iter()
+            .map(|t| identity(&t.table).unwrap_or_default())
+            .collect();
+        let mut source = Source {
+            conn,
+            tables,
+            identity: identities,
+            filters: resolved.choices.iter().map(|c| c.filter.clone()).collect(),
+        };
+        let s = selection::walk(&mut source, &table_list, &edges, &resolved.seeds)?;
+        let identities = source.identity;
+        for (i, rows) in s.rows.iter().enumerate() {
+            let Some(rows) = rows else { continue };
+            if !resolved.choices[i].data {
+                continue;
+            }
+            if identities[i].is_empty() {
+                identity(&tables[i].table)?;
+            }
+            tables[i].filter = Some(keep_rows(conn, i, &identities[i], rows)?);
+        }
+        Some(s)
+    };
+    let names: Vec<String> = tables.iter().map(|t| t.table.name.clone()).collect();
+    let plan = selection::plan_rows(&names, &resolved.choices, subset.as_ref());
+    if subset.is_none() {
+        dangling(conn, tables, &resolved.choices, &edges, strict, &mut notes)?;
+    }
+    Ok(Applied {
+        keep: resolved.choices.iter().map(|c| c.included).collect(),
+        plan,
+        notes,
+    })
+}
+
+/// Writes a subset's row identities to a TEMP table and returns the filter that reads them.
+fn keep_rows(
+    conn: &Connection,
+    i: usize,
+    identity: &[String],
+    rows: &std::collections::HashSet<Vec<Val>>,
+) -> Result<String, SqliteError> {
+    let temp = format!("ferry_subset_{i}");
+    let cols: Vec<String> = (0..identity.len()).map(|j| format!("c{j}")).collect();
+    conn.execute_batch(&format!(
+        "CREATE TEMP TABLE {} ({})",
+        quote(&temp),
+        cols.join(", ")
+    ))
+    .ctx(|| format!("creating the subset's list of rows ({temp})"))?;
+    {
+        let mut insert = conn
+            .prepare(&format!(
+                "INSERT INTO temp.{} VALUES ({})",
+                quote(&temp),
+                vec!["?"; identity.len()].join(", ")
+            ))
+            .ctx(|| format!("filling {temp}"))?;
+        for r in rows {
+            insert
+                .execute(rusqlite::params_from_iter(r.iter().map(Val::sql)))
+                .ctx(|| format!("filling {temp}"))?;
+        }
+    }
+    let lhs: Vec<String> = identity.iter().map(|c| quote(c)).collect();
+    Ok(match lhs.as_slice() {
+        [one] => format!("{one} IN (SELECT c0 FROM temp.{})", quote(&temp)),
+        _ => format!(
+            "({}) IN (SELECT {} FROM temp.{})",
+            lhs.join(", "),
+            cols.join(", "),
+            quote(&temp)
+        ),
+    })
+}
+
+/// Rows that a `--where` (or a table whose rows are left out) leaves referencing a row that
+/// is not in the archive: reported per foreign key, refused under `--strict`.
+fn dangling(
+    conn: &Connection,
+    tables: &[TableInfo],
+    choices: &[selection::Choice],
+    edges: &[selection::Edge],
+    strict: bool,
+    notes: &mut Vec<String>,
+) -> Result<(), SqliteError> {
+    for e in edges.iter().filter(|e| selection::may_dangle(e, choices)) {
+        let (child, parent) = (&tables[e.child].table.name, &tables[e.parent].table.name);
+        let sql = selection::dangling_query(
+            e,
+            choices,
+            (
+                &format!("main.{}", quote(child)),
+                &format!("main.{}", quote(parent)),
+            ),
+            &|s: &str| quote(s),
+            ("1", "0"),
+        );
+        let n: i64 = conn
+            .query_row(&sql, [], |r| r.get(0))
+            .ctx(|| format!("table {child}: checking foreign key {}", e.name))?;
+        if n == 0 {
+            continue;
+        }
+        let line = selection::dangling_line(e, n, child, parent);
+        if strict {
+            return Err(SqliteError::Check {
+                context: "--strict".into(),
+                detail: line,
+            });
+        }
+        notes.push(line);
+    }
+    Ok(())
+}
+
+/// The names selection matches against.
+pub(crate) fn names(tables: &[TableInfo]) -> Vec<TableName> {
+    tables.iter().map(|t| TableName::of(&t.table)).collect()
+}
