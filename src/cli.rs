@@ -58,7 +58,7 @@ Examples:
   ferry export app.db - | ssh host ferry import - /srv/app.db
 
 The archive appears only when the export succeeded; a failed export leaves nothing behind.")]
-    Export(ExportArgs),
+    Export(Box<ExportArgs>),
     /// Load an archive into a new SQLite file or an existing PostgreSQL database.
     #[command(after_help = "\
 Examples:
@@ -184,6 +184,17 @@ pub struct SelectArgs {
     /// Seeds given as primary-key values, one per line of FILE (repeatable).
     #[arg(long = "subset-ids", value_name = "TABLE=FILE")]
     pub subset_ids: Vec<String>,
+    /// Replace a column's values as they are written, so the secret never enters the archive
+    /// (repeatable): TABLE.COLUMN=RULE, globs allowed ('*.email=email'). RULE is null,
+    /// const:VALUE, hash (keyed, deterministic, keeps the type and uniqueness, and spreads to
+    /// every foreign key the column takes part in, so joins survive) or email (a unique
+    /// fake address).
+    #[arg(long = "mask", value_name = "TABLE.COLUMN=RULE")]
+    pub masks: Vec<String>,
+    /// The key of the hash and email masks (else FERRY_MASK_KEY). The same key gives the
+    /// same masked values; it is never written anywhere.
+    #[arg(long, value_name = "FILE")]
+    pub mask_key_file: Option<std::path::PathBuf>,
     /// Refuse, instead of reporting, rows that a --where leaves referencing rows that are
     /// not exported.
     #[arg(long)]

@@ -19,7 +19,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let quiet = cli.quiet;
     let progress = crate::progress::reporter(cli.progress, quiet);
     match cli.command {
-        Command::Export(a) => export(a, quiet, progress.as_ref()),
+        Command::Export(a) => export(*a, quiet, progress.as_ref()),
         Command::Import(a) => import(a, quiet, progress.as_ref()),
         Command::Verify(a) => verify(a, quiet),
         Command::Inspect(a) => inspect(a),
@@ -120,6 +120,7 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 selection: selection(&a.select)?,
                 strict: a.select.strict,
                 dry_run: a.select.dry_run,
+                mask_key: mask_key(&a.select)?,
                 ..Default::default()
             };
             let report = {
@@ -149,6 +150,7 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 selection: selection(&a.select)?,
                 strict: a.select.strict,
                 dry_run: a.select.dry_run,
+                mask_key: mask_key(&a.select)?,
                 ..Default::default()
             };
             let report = {
@@ -202,7 +204,28 @@ fn selection(a: &crate::cli::SelectArgs) -> Result<ferry_archive::selection::Sel
             .iter()
             .map(|f| IdSeed::read(f))
             .collect::<Result<_, _>>()?,
+        masks: a
+            .masks
+            .iter()
+            .map(|m| ferry_archive::mask::MaskSpec::parse(m))
+            .collect::<Result<_, _>>()?,
     })
+}
+
+/// The masking key: the file's bytes (one trailing newline dropped), or FERRY_MASK_KEY.
+fn mask_key(a: &crate::cli::SelectArgs) -> Result<Option<Vec<u8>>> {
+    if let Some(path) = &a.mask_key_file {
+        let mut key =
+            std::fs::read(path).with_context(|| format!("--mask-key-file {}", path.display()))?;
+        if key.ends_with(b"\n") {
+            key.pop();
+        }
+        if key.is_empty() {
+            bail!("--mask-key-file {}: the file is empty", path.display());
+        }
+        return Ok(Some(key));
+    }
+    Ok(std::env::var_os("FERRY_MASK_KEY").map(|k| k.into_encoded_bytes()))
 }
 
 /// `export --dry-run`: one line per table on stdout, what it would hold and why.
@@ -634,6 +657,11 @@ fn describe(location: &Location, m: &Manifest) -> String {
             s.subset_ids
                 .iter()
                 .map(|f| format!("--subset-ids {}={} ({} ids)", f.table, f.file, f.count)),
+        );
+        parts.extend(
+            s.masks
+                .iter()
+                .map(|m| format!("--mask {}={}", m.column, m.rule)),
         );
         let _ = writeln!(out, "selection {}", printable_line(&parts.join("  ")));
     }

@@ -7,6 +7,7 @@ mod faults;
 mod harness;
 mod hostile;
 mod limits;
+mod mask;
 mod mistakes;
 mod parallel;
 mod pg_db;

@@ -32,6 +32,7 @@ pub mod leftover;
 pub mod limits;
 mod location;
 pub mod manifest;
+pub mod mask;
 mod reader;
 mod report;
 pub mod rowset;

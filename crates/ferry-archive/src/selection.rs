@@ -52,6 +52,9 @@ pub struct Selection {
     /// `--subset-ids`: seeds given as primary-key values, one per line of a file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subset_ids: Vec<IdSeed>,
+    /// `--mask`: the rules by name, as given (the key is never recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masks: Vec<crate::mask::MaskSpec>,
 }
 
 impl Selection {

@@ -110,6 +110,7 @@ struct State {
 pub struct ArchiveWriter {
     shared: Arc<Shared>,
     prelude: Manifest,
+    masker: Option<Arc<crate::mask::Masker>>,
 }
 
 impl ArchiveWriter {
@@ -205,7 +206,11 @@ impl ArchiveWriter {
         write_synced(&shared.staging.path().join(PRELUDE), &json)
             .map_err(|e| ArchiveError::io(PRELUDE, e))?;
         shared.publish("prelude.json")?;
-        Ok(ArchiveWriter { shared, prelude })
+        Ok(ArchiveWriter {
+            shared,
+            prelude,
+            masker: None,
+        })
     }
 
     pub fn prelude(&self) -> &Manifest {
@@ -214,6 +219,11 @@ impl ArchiveWriter {
 
     pub fn options(&self) -> &WriteOptions {
         &self.shared.options
+    }
+
+    /// Masks every batch written from now on (see [`crate::mask`]).
+    pub fn set_masker(&mut self, masker: crate::mask::Masker) {
+        self.masker = (!masker.is_empty()).then(|| Arc::new(masker));
     }
 
     /// A writer for one table's data. Tables may be written concurrently from several threads.
@@ -239,6 +249,7 @@ impl ArchiveWriter {
             table_id: table_id.to_owned(),
             table_name: table.display_name(),
             schema: Arc::new(arrow_schema_for(&fields)),
+            mask: self.masker.clone(),
             part: None,
             next_part: 0,
             done: Vec::new(),
@@ -437,6 +448,7 @@ pub struct TableWriter {
     table_id: String,
     table_name: String,
     schema: SchemaRef,
+    mask: Option<Arc<crate::mask::Masker>>,
     part: Option<Part>,
     next_part: u32,
     done: Vec<DataFile>,
@@ -457,6 +469,16 @@ impl TableWriter {
                 self.schema
             )));
         }
+        let masked;
+        let batch = match &self.mask {
+            Some(m) => {
+                masked = m
+                    .apply(&self.table_id, batch)
+                    .map_err(|e| self.table_error(e.to_string()))?;
+                &masked
+            }
+            None => batch,
+        };
         if self.part.is_none() {
             self.open_part()?;
         }

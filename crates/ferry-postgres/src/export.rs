@@ -24,6 +24,7 @@ use crate::error::{Ctx, PgError, RowExt};
 use crate::pgbinary::{Decoder, RowSplitter};
 use crate::types::Wire;
 use crate::{ENGINE, quote_ident, quote_qualified};
+use ferry_archive::mask;
 use ferry_archive::rowset::RowDigest;
 use ferry_archive::selection::{self, Action, PlanRow, Selection, TableName};
 
@@ -43,6 +44,8 @@ pub struct ExportOptions {
     pub strict: bool,
     /// Decide and count, write nothing.
     pub dry_run: bool,
+    /// The key of the `hash` and `email` masks; never written anywhere.
+    pub mask_key: Option<Vec<u8>>,
 }
 
 impl Default for ExportOptions {
@@ -55,6 +58,7 @@ impl Default for ExportOptions {
             selection: Selection::default(),
             strict: false,
             dry_run: false,
+            mask_key: None,
         }
     }
 }
@@ -227,6 +231,14 @@ async fn export_async(
     manifest.tables = cat.tables.iter().map(|t| t.table.clone()).collect();
     manifest.objects = cat.objects.clone();
     manifest.warnings = cat.warnings.clone();
+    let masker = mask::prepare(
+        &mut manifest,
+        &options.selection.masks,
+        options.mask_key.clone(),
+        false,
+    )
+    .map_err(|e| PgError::Unsupported(e.to_string()))?;
+    selection_notes.extend(masker.describe());
     manifest.record_selection(&options.selection, &selection_notes);
     if options.dry_run {
         if plan.is_empty() {
@@ -247,7 +259,13 @@ async fn export_async(
         });
     }
 
-    let writer = ArchiveWriter::create(location, write, manifest.clone())?;
+    let mut writer = ArchiveWriter::create(location, write, manifest.clone())?;
+    let masked: Vec<bool> = manifest
+        .tables
+        .iter()
+        .map(|t| !masker.masked_columns(&t.id).is_empty())
+        .collect();
+    writer.set_masker(masker);
     // Row estimates, largest first: the order in which workers take tables.
     let mut order: Vec<(usize, Option<u64>)> = Vec::new();
     for (i, t) in cat.tables.iter().enumerate() {
@@ -296,7 +314,9 @@ async fn export_async(
     };
     let mut reports = vec![TableReport::default(); cat.tables.len()];
     for (i, digest, files, elapsed) in done {
-        manifest.tables[i].content_digest = Some(digest.finish(crate::DIGEST_PREFIX));
+        // The digest describes the source's rows; a masked table's archive rows differ.
+        manifest.tables[i].content_digest =
+            (!masked[i]).then(|| digest.finish(crate::DIGEST_PREFIX));
         reports[i] = TableReport {
             name: cat.tables[i].table.display_name(),
             rows: digest.rows(),

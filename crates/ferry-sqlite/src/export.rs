@@ -31,6 +31,7 @@ use crate::profile::Profile;
 use crate::schema::{self, TableInfo};
 use crate::select;
 use crate::types::{self, ClassCounts};
+use ferry_archive::mask;
 use ferry_archive::selection::{self, Action, PlanRow, Selection};
 
 #[derive(Debug, Clone)]
@@ -49,6 +50,8 @@ pub struct ExportOptions {
     pub strict: bool,
     /// Decide and count, write nothing.
     pub dry_run: bool,
+    /// The key of the `hash` and `email` masks; never written anywhere.
+    pub mask_key: Option<Vec<u8>>,
 }
 
 impl Default for ExportOptions {
@@ -60,6 +63,7 @@ impl Default for ExportOptions {
             selection: Selection::default(),
             strict: false,
             dry_run: false,
+            mask_key: None,
         }
     }
 }
@@ -196,6 +200,14 @@ pub fn export(
     manifest.tables = info.tables.iter().map(|t| t.table.clone()).collect();
     manifest.objects = info.objects.clone();
     manifest.warnings = warnings.clone();
+    let masker = mask::prepare(
+        &mut manifest,
+        &options.selection.masks,
+        options.mask_key.clone(),
+        true,
+    )
+    .map_err(|e| SqliteError::Unsupported(e.to_string()))?;
+    notes.extend(masker.describe());
     manifest.record_selection(&options.selection, &notes);
     if options.dry_run {
         for (mt, t) in manifest.tables.iter_mut().zip(&info.tables) {
@@ -211,7 +223,13 @@ pub fn export(
         });
     }
 
-    let writer = ArchiveWriter::create(location, write, manifest.clone())?;
+    let mut writer = ArchiveWriter::create(location, write, manifest.clone())?;
+    let masked: Vec<bool> = manifest
+        .tables
+        .iter()
+        .map(|t| !masker.masked_columns(&t.id).is_empty())
+        .collect();
+    writer.set_masker(masker);
     let mut reports = Vec::new();
     for (i, t) in info.tables.iter().enumerate() {
         let started = Instant::now();
@@ -222,7 +240,8 @@ pub fn export(
             export_table(&conn, t, tw, options, &|r, b| progress.advance(&name, r, b))?;
         progress.table_finished(&name);
         let mt = &mut manifest.tables[i];
-        mt.content_digest = Some(digest);
+        // The digest describes the source's rows; a masked table's archive rows differ.
+        mt.content_digest = (!masked[i]).then_some(digest);
         reports.push(TableReport {
             name: mt.display_name(),
             rows,
