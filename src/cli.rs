@@ -151,6 +151,12 @@ pub struct ExportArgs {
     /// its own connection in one shared snapshot. SQLite: reading and Parquet encoding overlap.
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
+    /// Write a JSON report of the run to FILE (- for stdout, with everything else on
+    /// stderr): counts per table, conversions, skips and warnings, the checks run, and an
+    /// overall_status of PASS or FAIL that agrees with the exit code
+    /// (spec/report.schema.json).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<String>,
     #[command(flatten)]
     pub select: SelectArgs,
     #[command(flatten)]
@@ -184,6 +190,10 @@ pub struct SelectArgs {
     /// Seeds given as primary-key values, one per line of FILE (repeatable).
     #[arg(long = "subset-ids", value_name = "TABLE=FILE")]
     pub subset_ids: Vec<String>,
+    /// Leave a column out (repeatable): TABLE.COLUMN, globs allowed ('*.user_id'), with the
+    /// keys, indexes, constraints and views that use it; each removal is reported.
+    #[arg(long = "exclude-column", value_name = "TABLE.COLUMN")]
+    pub exclude_columns: Vec<String>,
     /// Replace a column's values as they are written, so the secret never enters the archive
     /// (repeatable): TABLE.COLUMN=RULE, globs allowed ('*.email=email'). RULE is null,
     /// const:VALUE, hash (keyed, deterministic, keeps the type and uniqueness, and spreads to
@@ -245,10 +255,22 @@ pub struct ImportArgs {
     /// column's type, instead of widening the column (to text) and reporting it.
     #[arg(long)]
     pub strict: bool,
-    /// PostgreSQL: load only the rows, into tables that already exist (made by the
-    /// application's migrations), matched by name; sequences are advanced past the data.
+    /// Load only the rows, into tables that already exist (made by the application's own
+    /// schema or migrations), matched by name; sequences (PostgreSQL) and sqlite_sequence
+    /// (SQLite) are advanced past the data. A SQLite target is loaded in one transaction,
+    /// checked (foreign_key_check, integrity_check) before the commit, and kept first as
+    /// TARGET.bak-<timestamp>.
     #[arg(long, conflicts_with = "clean")]
     pub data_only: bool,
+    /// Write a JSON report of the run to FILE (- for stdout, with everything else on
+    /// stderr): counts per table, conversions, skips and warnings, the checks run, and an
+    /// overall_status of PASS or FAIL that agrees with the exit code
+    /// (spec/report.schema.json).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<String>,
+    /// With --data-only into SQLite: do not keep TARGET.bak-<timestamp>.
+    #[arg(long, requires = "data_only")]
+    pub no_backup: bool,
     /// With --data-only: skip, and report, archive tables the target does not have. Without
     /// it such an archive is refused before anything is loaded.
     #[arg(long, requires = "data_only")]
@@ -299,6 +321,13 @@ pub enum NumericAs {
 pub struct VerifyArgs {
     /// The archive to check.
     pub archive: String,
+    /// Write a JSON report of the run to FILE (- for stdout, with everything else on
+    /// stderr): counts per table, conversions, skips and warnings, the checks run, and an
+    /// overall_status of PASS or FAIL that agrees with the exit code
+    /// (spec/report.schema.json).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<String>,
+
     /// Also compare the archive with this live database (SQLite file or PostgreSQL URL),
     /// through the cross-engine mapping when it is the other engine.
     #[arg(long, value_name = "DATABASE")]

@@ -18,9 +18,61 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
     let quiet = cli.quiet;
     let progress = crate::progress::reporter(cli.progress, quiet);
-    match cli.command {
-        Command::Export(a) => export(*a, quiet, progress.as_ref()),
-        Command::Import(a) => import(a, quiet, progress.as_ref()),
+    let report_to = match &cli.command {
+        Command::Export(a) => a.report.clone().map(|r| ("export", r)),
+        Command::Import(a) => a.report.clone().map(|r| ("import", r)),
+        Command::Verify(a) => a.report.clone().map(|r| ("verify", r)),
+        _ => None,
+    };
+    let Some((command, destination)) = report_to else {
+        return dispatch(cli.command, quiet, progress.as_ref());
+    };
+    if destination == "-" && matches!(&cli.command, Command::Export(a) if a.archive == "-") {
+        bail!(
+            "--report - and an archive on stdout (-) cannot share stdout; write the report to a file"
+        );
+    }
+    crate::report::start(command, &destination);
+    let endpoints: Vec<(&str, &str)> = match &cli.command {
+        Command::Export(a) => vec![
+            ("source", a.source.as_str()),
+            ("archive", a.archive.as_str()),
+        ],
+        Command::Import(a) => vec![
+            ("archive", a.archive.as_str()),
+            ("target", a.target.as_str()),
+        ],
+        Command::Verify(a) => {
+            let mut v = vec![("archive", a.archive.as_str())];
+            v.extend(a.against.as_deref().map(|d| ("against", d)));
+            v
+        }
+        _ => Vec::new(),
+    };
+    for (role, arg) in endpoints {
+        crate::report::endpoint(role, display_endpoint(arg));
+    }
+    let outcome = dispatch(cli.command, quiet, progress.as_ref());
+    // Arguments as given, connection strings shown without their password.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .map(|a| match Endpoint::parse(&a) {
+            Ok(Endpoint::Postgres(_)) => display_endpoint(&a),
+            _ => a,
+        })
+        .collect();
+    crate::report::finish(&outcome, args)?;
+    outcome
+}
+
+fn dispatch(
+    command: Command,
+    quiet: bool,
+    progress: &dyn ferry_archive::Progress,
+) -> Result<ExitCode> {
+    match command {
+        Command::Export(a) => export(*a, quiet, progress),
+        Command::Import(a) => import(a, quiet, progress),
         Command::Verify(a) => verify(a, quiet),
         Command::Inspect(a) => inspect(a),
         Command::Cleanup(a) => cleanup(a, quiet),
@@ -129,6 +181,14 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 r
             }
             .with_context(|| format!("export of {} failed", path.display()))?;
+            report_export(
+                &a,
+                &location,
+                &report.manifest,
+                &report.tables,
+                &report.plan,
+                &[],
+            );
             if a.select.dry_run {
                 print_export_plan(&report.manifest, &report.plan, &report.notes);
                 return Ok(ExitCode::SUCCESS);
@@ -159,6 +219,14 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 r
             }
             .context("export failed; no archive was written")?;
+            report_export(
+                &a,
+                &location,
+                &report.manifest,
+                &report.tables,
+                &report.plan,
+                &report.notes,
+            );
             if a.select.dry_run {
                 print_export_plan(&report.manifest, &report.plan, &report.notes);
                 return Ok(ExitCode::SUCCESS);
@@ -180,6 +248,113 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `import --data-only` into an existing SQLite database.
+fn import_sqlite_data_only(
+    a: &ImportArgs,
+    location: &Location,
+    path: &std::path::Path,
+    quiet: bool,
+    progress: &dyn ferry_archive::Progress,
+) -> Result<ExitCode> {
+    refuse_flags(
+        "--data-only into SQLite",
+        &[
+            (
+                a.replace,
+                "--replace",
+                "--data-only loads into the file as it is",
+            ),
+            (
+                a.target_schema.is_some(),
+                "--target-schema",
+                "a SQLite file has one schema",
+            ),
+            (
+                a.strict,
+                "--strict",
+                "SQLite takes every value by the column's affinity",
+            ),
+            (
+                a.trust_archive,
+                "--trust-archive",
+                "--data-only runs no statement from the archive",
+            ),
+        ],
+    )?;
+    let options = ferry_sqlite::DataOnlyOptions {
+        skip_missing_tables: a.skip_missing_tables,
+        backup: !a.no_backup,
+        dry_run: a.dry_run,
+        numeric_real: a.numeric == crate::cli::NumericAs::Real,
+        ..Default::default()
+    };
+    let report = {
+        let r = ferry_sqlite::import_data_only(location, path, &options, progress);
+        progress.finish();
+        r
+    }
+    .with_context(|| format!("import into {} failed; it was not changed", path.display()))?;
+    {
+        use crate::report;
+        report_import(location, &path.display().to_string(), &report.tables);
+        for n in &report.notes {
+            report::event("note", n);
+        }
+        for s in &report.skipped {
+            report::event("skip", s);
+        }
+        for (name, result) in &report.checks {
+            let status = if result == "ok" {
+                report::Status::Pass
+            } else if result.starts_with("warn:") {
+                report::Status::Warn
+            } else {
+                report::Status::Fail
+            };
+            report::check(name, status, result);
+        }
+        if let Some(b) = &report.backup {
+            report::event(
+                "backup",
+                &format!("the previous file is kept as {}", b.display()),
+            );
+        }
+    }
+    if !quiet || a.dry_run {
+        eprint!("{}", printable(&summary_table(&report.tables)));
+        for n in &report.notes {
+            eprintln!("note: {}", printable(n));
+        }
+        for s in &report.skipped {
+            eprintln!("skipped: {}", printable(s));
+        }
+        if let Some(b) = &report.backup {
+            eprintln!("the previous {} is kept as {}", path.display(), b.display());
+        }
+        let checks: Vec<String> = report
+            .checks
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if a.dry_run {
+            eprintln!(
+                "dry run: loaded and checked ({}), then rolled back; {} was not changed",
+                checks.join(", "),
+                path.display()
+            );
+        } else {
+            eprintln!(
+                "imported the rows of {} into {} in {:.1}s ({})",
+                location.display(),
+                path.display(),
+                report.elapsed.as_secs_f64(),
+                checks.join(", ")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The selection options as the archive records them.
@@ -204,6 +379,7 @@ fn selection(a: &crate::cli::SelectArgs) -> Result<ferry_archive::selection::Sel
             .iter()
             .map(|f| IdSeed::read(f))
             .collect::<Result<_, _>>()?,
+        exclude_columns: a.exclude_columns.clone(),
         masks: a
             .masks
             .iter()
@@ -226,6 +402,72 @@ fn mask_key(a: &crate::cli::SelectArgs) -> Result<Option<Vec<u8>>> {
         return Ok(Some(key));
     }
     Ok(std::env::var_os("FERRY_MASK_KEY").map(|k| k.into_encoded_bytes()))
+}
+
+/// What every import hands to `--report`: endpoints and per-table counts. An import
+/// refuses to commit unless each table loaded exactly the manifest's row count, so a
+/// successful one reports them equal.
+fn report_import(location: &Location, target: &str, tables: &[TableReport]) {
+    use crate::report;
+    report::endpoint("archive", location.display().to_string());
+    report::endpoint("target", target.to_owned());
+    for t in tables {
+        report::table(&t.name, None, Some(t.rows), Some(t.rows));
+    }
+    report::check(
+        "row_counts",
+        report::Status::Pass,
+        "each table loaded the row count its manifest records",
+    );
+}
+
+/// What an export hands to `--report`.
+fn report_export(
+    a: &ExportArgs,
+    location: &Location,
+    m: &Manifest,
+    tables: &[TableReport],
+    plan: &[ferry_archive::selection::PlanRow],
+    notes: &[String],
+) {
+    use crate::report;
+    report::endpoint("source", display_endpoint(&a.source));
+    report::endpoint("archive", location.display().to_string());
+    if a.select.dry_run {
+        for r in plan {
+            report::table(&r.table, r.rows, None, None);
+            report::event(
+                "plan",
+                &format!(
+                    "{}: {} ({})",
+                    r.table,
+                    r.action.describe(),
+                    r.reasons.join("; ")
+                ),
+            );
+        }
+        if plan.is_empty() {
+            for t in &m.tables {
+                report::table(&t.display_name(), t.rows, None, None);
+            }
+        }
+    } else {
+        for t in tables {
+            // The rows read are the rows written: the writer counts both.
+            report::table(&t.name, Some(t.rows), Some(t.rows), None);
+        }
+        report::check(
+            "manifest_row_counts",
+            report::Status::Pass,
+            "every table's rows counted as written and recorded with a SHA-256 per file",
+        );
+    }
+    for w in &m.warnings {
+        report::event("warning", &w.message);
+    }
+    for n in notes {
+        report::event("note", n);
+    }
 }
 
 /// `export --dry-run`: one line per table on stdout, what it would hold and why.
@@ -256,7 +498,11 @@ fn print_export_plan(m: &Manifest, plan: &[ferry_archive::selection::PlanRow], n
             );
         }
     }
-    print!("{}", printable(&out));
+    if crate::report::on_stdout() {
+        eprint!("{}", printable(&out));
+    } else {
+        print!("{}", printable(&out));
+    }
     for n in notes {
         eprintln!("note: {}", printable(n));
     }
@@ -382,6 +628,11 @@ fn jobs_or_cores(jobs: Option<usize>) -> Result<usize> {
 fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) -> Result<ExitCode> {
     let jobs = jobs_or_cores(a.jobs)?;
     let location = archive_for_reading(&a.archive)?;
+    if a.data_only
+        && let Endpoint::Sqlite(path) = Endpoint::parse(&a.target)?
+    {
+        return import_sqlite_data_only(&a, &location, &path, quiet, progress);
+    }
     if a.dry_run {
         let plan = match Endpoint::parse(&a.target)? {
             Endpoint::Sqlite(_) => ferry_sqlite::dry_run(
@@ -430,11 +681,6 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                         "a SQLite file has one schema",
                     ),
                     (
-                        a.data_only,
-                        "--data-only",
-                        "a SQLite import builds a new file; import into PostgreSQL to load existing tables",
-                    ),
-                    (
                         a.strict,
                         "--strict",
                         "SQLite takes every value; --strict is for PostgreSQL targets",
@@ -464,6 +710,35 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
             .with_context(|| {
                 format!("import into {} failed; it was not changed", path.display())
             })?;
+            {
+                use crate::report;
+                report_import(&location, &path.display().to_string(), &report.tables);
+                for n in &report.notes {
+                    report::event("conversion", n);
+                }
+                for s in &report.skipped {
+                    report::event("skip", s);
+                }
+                report::check("integrity_check", report::Status::Pass, "ok");
+                let fk = &report.foreign_key_violations;
+                report::check(
+                    "foreign_key_check",
+                    if fk.is_empty() {
+                        report::Status::Pass
+                    } else {
+                        report::Status::Warn
+                    },
+                    &if fk.is_empty() {
+                        "ok".to_owned()
+                    } else {
+                        format!(
+                            "{} violation(s) carried over from the source, which did not enforce them: {}",
+                            fk.len(),
+                            fk.join("; ")
+                        )
+                    },
+                );
+            }
             if !quiet {
                 eprint!("{}", printable(&summary_table(&report.tables)));
                 for n in &report.notes {
@@ -516,6 +791,21 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 r
             }
             .context("import failed; the target database was not changed")?;
+            {
+                use crate::report;
+                report_import(&location, &display_endpoint(&url), &report.tables);
+                for n in &report.notes {
+                    report::event("conversion", n);
+                }
+                for s in &report.skipped {
+                    report::event("skip", s);
+                }
+                report::check(
+                    "constraints",
+                    report::Status::Pass,
+                    "every key, foreign key and check was validated by PostgreSQL before the commit",
+                );
+            }
             if !quiet {
                 eprint!("{}", printable(&summary_table(&report.tables)));
                 for n in &report.notes {
@@ -565,20 +855,78 @@ fn verify(a: VerifyArgs, quiet: bool) -> Result<ExitCode> {
         }
         problems.extend(comparison.differences);
     }
+    {
+        use crate::report as r;
+        r::endpoint("archive", location.display().to_string());
+        if let Some(m) = &report.manifest {
+            for t in &m.tables {
+                r::table(&t.display_name(), None, t.rows, None);
+            }
+        }
+        let integrity = report.problems.is_empty() && report.manifest.is_some();
+        r::check(
+            "checksums",
+            if integrity {
+                r::Status::Pass
+            } else {
+                r::Status::Fail
+            },
+            &if integrity {
+                format!(
+                    "{} files match their SHA-256, {} rows decoded",
+                    report.files_checked, report.rows_decoded
+                )
+            } else {
+                report
+                    .problems
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+        );
+        if let Some(db) = &a.against {
+            r::endpoint("against", display_endpoint(db));
+            if integrity {
+                r::check(
+                    "against",
+                    if problems.is_empty() {
+                        r::Status::Pass
+                    } else {
+                        r::Status::Fail
+                    },
+                    &if problems.is_empty() {
+                        "the database holds exactly the archive's rows (content digests match)"
+                            .to_owned()
+                    } else {
+                        problems.join("; ")
+                    },
+                );
+            }
+        }
+    }
+    // With the report on stdout, the results move to stderr.
+    let say = |line: &str| {
+        if crate::report::on_stdout() {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
     if problems.is_empty() && report.manifest.is_some() {
         let against = a
             .against
             .as_deref()
             .map(|d| format!("; {} matches it", display_endpoint(d)))
             .unwrap_or_default();
-        println!(
+        say(&format!(
             "ok: {} files, {} rows verified{against}",
             report.files_checked, report.rows_decoded
-        );
+        ));
         Ok(ExitCode::SUCCESS)
     } else {
         for p in &problems {
-            println!("{}", printable(&p.to_string()));
+            say(&printable(&p.to_string()));
         }
         eprintln!("ferry: verify found {} problem(s)", problems.len().max(1));
         Ok(ExitCode::from(exit::MISMATCH))
@@ -657,6 +1005,11 @@ fn describe(location: &Location, m: &Manifest) -> String {
             s.subset_ids
                 .iter()
                 .map(|f| format!("--subset-ids {}={} ({} ids)", f.table, f.file, f.count)),
+        );
+        parts.extend(
+            s.exclude_columns
+                .iter()
+                .map(|c| format!("--exclude-column {c}")),
         );
         parts.extend(
             s.masks

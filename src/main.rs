@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod endpoint;
 mod progress;
+mod report;
 
 use std::process::ExitCode;
 

@@ -10,6 +10,7 @@ mod limits;
 mod mask;
 mod mistakes;
 mod parallel;
+mod partial;
 mod pg_db;
 mod postgres;
 mod props;

@@ -632,7 +632,11 @@ fn flags_that_do_not_apply_are_refused_not_ignored() {
         ),
         (
             vec!["import", "a", "c.db", "--data-only"],
-            "--data-only does not apply to a SQLite target",
+            "c.db: no such database; --data-only loads into an existing database",
+        ),
+        (
+            vec!["import", "a", "c.db", "--data-only", "--strict"],
+            "--strict does not apply to --data-only into SQLite",
         ),
     ] {
         let run = dir.ferry().args(&args).run().fails_with(1).says(said);

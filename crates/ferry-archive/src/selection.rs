@@ -52,6 +52,9 @@ pub struct Selection {
     /// `--subset-ids`: seeds given as primary-key values, one per line of a file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subset_ids: Vec<IdSeed>,
+    /// `--exclude-column`: `TABLE.COLUMN` globs of columns left out, with what uses them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_columns: Vec<String>,
     /// `--mask`: the rules by name, as given (the key is never recorded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub masks: Vec<crate::mask::MaskSpec>,
@@ -168,6 +171,8 @@ pub enum SelectionError {
         count: usize,
         names: String,
     },
+    #[error("--exclude-column: {0}")]
+    Column(String),
     #[error("--subset-ids: {file}: {reason}")]
     IdFile { file: String, reason: String },
     #[error("table {table} is given twice to {option}; combine the conditions with AND")]
@@ -479,6 +484,276 @@ pub fn prune(
         }
     }
     notes
+}
+
+/// The columns `--exclude-column` patterns name: (table index, column names), in table
+/// order. A pattern that matches no column is an error.
+pub fn excluded_columns(
+    patterns: &[String],
+    tables: &[Table],
+    case_insensitive: bool,
+) -> Result<Vec<(usize, Vec<String>)>, SelectionError> {
+    let mut out: Vec<(usize, Vec<String>)> = Vec::new();
+    for p in patterns {
+        let Some((tp, cp)) = p
+            .rsplit_once('.')
+            .filter(|(t, c)| !t.is_empty() && !c.is_empty())
+        else {
+            return Err(SelectionError::Syntax {
+                option: "--exclude-column".into(),
+                arg: p.clone(),
+                expected: "TABLE.COLUMN, such as '*.user_id'",
+            });
+        };
+        let tg = Pattern::new("--exclude-column", tp, case_insensitive)?;
+        let cg = Pattern::new("--exclude-column", cp, case_insensitive)?;
+        let mut hit = false;
+        for (i, t) in tables.iter().enumerate() {
+            if !tg.matches(&TableName::of(t)) {
+                continue;
+            }
+            for c in &t.columns {
+                let name = TableName {
+                    schema: None,
+                    name: c.name.clone(),
+                };
+                if !cg.matches(&name) {
+                    continue;
+                }
+                hit = true;
+                match out.iter_mut().find(|(j, _)| *j == i) {
+                    Some((_, cols)) if !cols.contains(&c.name) => cols.push(c.name.clone()),
+                    Some(_) => {}
+                    None => out.push((i, vec![c.name.clone()])),
+                }
+            }
+        }
+        if !hit {
+            return Err(SelectionError::NoMatch {
+                option: "--exclude-column".into(),
+                pattern: p.clone(),
+                hint: String::new(),
+            });
+        }
+    }
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out)
+}
+
+/// Per table index, the data-field positions a column drop removed.
+pub type DroppedFields = Vec<(usize, Vec<usize>)>;
+
+/// Whether an object's definition (or a CHECK expression) names a column: (text, column).
+pub type Mentions = dyn Fn(&str, &str) -> bool;
+
+/// Takes columns out of the manifest's tables: `drops` lists, per table, every column that
+/// goes (the asked ones and the generated columns computed from them). The keys, checks and
+/// foreign keys that use them go too, as do the table's objects (indexes, triggers,
+/// constraints, comments) and any view whose definition names both the table and the
+/// column. A column that a foreign key of a table kept in the archive references is refused:
+/// the archive would not load. Returns, per table of `drops`, the data-field positions that
+/// went (for the adapter's own per-field records), and one note per removal.
+pub fn drop_columns(
+    tables: &mut [Table],
+    objects: &mut Vec<SchemaObject>,
+    drops: &[(usize, Vec<String>)],
+    mentions: &Mentions,
+) -> Result<(DroppedFields, Vec<String>), SelectionError> {
+    let dropped = |t: usize, c: &str| {
+        drops
+            .iter()
+            .any(|(i, cols)| *i == t && cols.iter().any(|x| x == c))
+    };
+    let refused = SelectionError::Column;
+    // References from other tables, checked first so nothing changes on a refusal.
+    let (edges, _) = edges(tables);
+    for e in &edges {
+        for (cc, pc) in e.child_columns.iter().zip(&e.parent_columns) {
+            if dropped(e.parent, pc) && !dropped(e.child, cc) && e.child != e.parent {
+                return Err(refused(format!(
+                    "{}.{pc} is referenced by foreign key {} of {}; exclude {}.{cc} too, or keep it",
+                    tables[e.parent].display_name(),
+                    e.name,
+                    tables[e.child].display_name(),
+                    tables[e.child].name
+                )));
+            }
+        }
+    }
+    let mut notes = Vec::new();
+    let mut fields_out = Vec::new();
+    for (i, cols) in drops {
+        let t = &mut tables[*i];
+        let name = t.display_name();
+        let fields: Vec<String> = t.data_fields().into_iter().map(|(n, _)| n).collect();
+        let positions: Vec<usize> = fields
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| cols.contains(n))
+            .map(|(p, _)| p)
+            .collect();
+        t.columns.retain(|c| !cols.contains(&c.name));
+        if t.columns.is_empty() {
+            return Err(refused(format!("table {name} would have no column left")));
+        }
+        for c in cols {
+            notes.push(format!("column {name}.{c} left out"));
+        }
+        let uses = |k: &[String]| k.iter().any(|c| cols.contains(c));
+        if t.primary_key.as_ref().is_some_and(|k| uses(&k.columns)) {
+            t.primary_key = None;
+            notes.push(format!(
+                "the primary key of {name} left out with its column"
+            ));
+        }
+        t.unique.retain(|k| {
+            let gone = uses(&k.columns);
+            if gone {
+                notes.push(format!(
+                    "unique key {} of {name} left out with its column",
+                    k.name.as_deref().unwrap_or("")
+                ));
+            }
+            !gone
+        });
+        t.checks.retain(|ch| {
+            let gone = cols.iter().any(|c| mentions(&ch.expression, c));
+            if gone {
+                notes.push(format!(
+                    "check {} of {name} left out: it uses a column left out",
+                    ch.name.as_deref().unwrap_or(&ch.expression)
+                ));
+            }
+            !gone
+        });
+        t.foreign_keys.retain(|fk| {
+            let gone = uses(&fk.columns);
+            if gone {
+                notes.push(format!(
+                    "foreign key {} of {name} left out with its column",
+                    fk.name
+                        .clone()
+                        .unwrap_or_else(|| format!("({})", fk.columns.join(", ")))
+                ));
+            }
+            !gone
+        });
+        let (schema, table) = (t.schema.clone(), t.name.clone());
+        objects.retain(|o| {
+            let Some(def) = o.definition.as_deref() else {
+                return true;
+            };
+            let own = o.table.as_deref() == Some(table.as_str()) && o.schema == schema;
+            let view =
+                matches!(o.kind.as_str(), "view" | "materialized_view") && mentions(def, &table);
+            if !(own || view) || !cols.iter().any(|c| mentions(def, c)) {
+                return true;
+            }
+            notes.push(format!(
+                "{} {} left out: it uses a column left out of {name}",
+                o.kind, o.name
+            ));
+            false
+        });
+        fields_out.push((*i, positions));
+    }
+    Ok((fields_out, notes))
+}
+
+/// Rewrites a table's definition without some columns: `Some((new definition, every
+/// column removed))`, `None` when the definition has no column list of its own.
+pub type RewriteDefinition =
+    dyn Fn(&str, &[String]) -> Result<Option<(String, Vec<String>)>, String>;
+
+/// `--exclude-column` on an adapter's table records: resolves the patterns, rewrites each
+/// table's definition with `rewrite` (which also finds the generated columns that go with
+/// a column), and applies [`drop_columns`]. Returns, per table record index, the data-field
+/// positions removed, and the notes.
+pub fn exclude_columns<T>(
+    records: &mut [T],
+    table: impl Fn(&mut T) -> &mut Table,
+    objects: &mut Vec<SchemaObject>,
+    patterns: &[String],
+    case_insensitive: bool,
+    rewrite: &RewriteDefinition,
+    mentions: &Mentions,
+) -> Result<(DroppedFields, Vec<String>), SelectionError> {
+    if patterns.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let mut tables: Vec<Table> = records.iter_mut().map(|r| table(r).clone()).collect();
+    let asked = excluded_columns(patterns, &tables, case_insensitive)?;
+    let mut drops = Vec::new();
+    for (i, cols) in asked {
+        let t = &mut tables[i];
+        let name = t.display_name();
+        if t.kind == "virtual" {
+            return Err(SelectionError::Column(format!(
+                "{name} is a virtual table, whose columns its module defines"
+            )));
+        }
+        let alias = <crate::facts::SqliteTableFacts as crate::Facts>::read(&t.properties)
+            .ok()
+            .and_then(|f| f.rowid_alias);
+        if let Some(a) = alias.filter(|a| cols.contains(a)) {
+            return Err(SelectionError::Column(format!(
+                "{name}.{a} is the table's INTEGER PRIMARY KEY (its rowid); it cannot be left out"
+            )));
+        }
+        let mut gone = cols.clone();
+        if let Some(def) = t.definition.clone() {
+            let rewritten = rewrite(&def, &cols)
+                .map_err(|e| SelectionError::Column(format!("{name}: its definition: {e}")))?;
+            if let Some((sql, removed)) = rewritten {
+                t.definition = Some(sql);
+                for r in removed {
+                    let actual = t.columns.iter().find(|c| {
+                        if case_insensitive {
+                            c.name.eq_ignore_ascii_case(&r)
+                        } else {
+                            c.name == r
+                        }
+                    });
+                    if let Some(c) = actual
+                        && !gone.contains(&c.name)
+                    {
+                        gone.push(c.name.clone());
+                    }
+                }
+            }
+        }
+        drops.push((i, gone));
+    }
+    let (fields, notes) = drop_columns(&mut tables, objects, &drops, mentions)?;
+    for (r, t) in records.iter_mut().zip(tables) {
+        *table(r) = t;
+    }
+    Ok((fields, notes))
+}
+
+/// Tables that migration tools keep for themselves (lower case): a `--data-only` load
+/// leaves the target's as they are, whichever engine it is.
+const MIGRATION_BOOKKEEPING: &[&str] = &[
+    "alembic_version",
+    "schema_migrations",
+    "ar_internal_metadata",
+    "_prisma_migrations",
+    "knex_migrations",
+    "knex_migrations_lock",
+    "flyway_schema_history",
+    "__diesel_schema_migrations",
+    "goose_db_version",
+    "django_migrations",
+    "_sqlx_migrations",
+    "pgmigrations",
+    "typeorm_migrations",
+    "sequelizemeta",
+    "__efmigrationshistory",
+];
+
+/// Whether a table is a migration tool's bookkeeping (ignoring ASCII case).
+pub fn is_migration_bookkeeping(name: &str) -> bool {
+    MIGRATION_BOOKKEEPING.contains(&name.to_ascii_lowercase().as_str())
 }
 
 /// One line of an export's plan (`ferry export --dry-run`), and of its report.

@@ -23,24 +23,6 @@ use crate::pgbinary::Encoder;
 use crate::types::{self, Wire};
 use crate::{quote_ident, quote_qualified};
 
-/// Tables that migration tools keep for themselves.
-const BOOKKEEPING: &[&str] = &[
-    "alembic_version",
-    "schema_migrations",
-    "ar_internal_metadata",
-    "_prisma_migrations",
-    "knex_migrations",
-    "knex_migrations_lock",
-    "flyway_schema_history",
-    "__diesel_schema_migrations",
-    "goose_db_version",
-    "django_migrations",
-    "_sqlx_migrations",
-    "pgmigrations",
-    "typeorm_migrations",
-    "sequelizemeta",
-];
-
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum FieldEnc {
     Sqlite(Conv),
@@ -160,7 +142,7 @@ pub(crate) async fn plan(
             out.notes
                 .push(format!("table {} loaded into {schema}.{name}", t.name));
         }
-        if BOOKKEEPING.contains(&name.to_ascii_lowercase().as_str()) {
+        if ferry_archive::selection::is_migration_bookkeeping(name) {
             let has_rows: bool = client
                 .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {target})"), &[])
                 .await

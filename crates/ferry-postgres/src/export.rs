@@ -166,9 +166,10 @@ async fn export_async(
             })
             .map(|o| (o.schema.clone(), o.name.clone()))
             .collect();
+        // Its value, ownership, comment and grants share its name (a relation name, unique in
+        // its schema).
         cat.objects.retain(|o| {
-            let goes = matches!(o.kind.as_str(), "sequence" | "sequence_owned_by")
-                && owned.contains(&(o.schema.clone(), o.name.clone()));
+            let goes = owned.contains(&(o.schema.clone(), o.name.clone()));
             if goes && o.kind == "sequence" {
                 notes.push(format!(
                     "sequence {} left out: it belongs to a table that is not exported",
@@ -189,6 +190,27 @@ async fn export_async(
                     .unwrap_or_default()
             },
         ));
+        let (fields, dropped) = selection::exclude_columns(
+            &mut cat.tables,
+            |t| &mut t.table,
+            &mut cat.objects,
+            &options.selection.exclude_columns,
+            false,
+            &|sql, cols| {
+                ferry_sql::rewrite::drop_columns(sql, false, cols, "the table's definition")
+                    .map(|r| r.map(|(s, d)| (s, d.columns)))
+                    .map_err(|e| e.to_string())
+            },
+            &|text, c| ferry_sql::check::mentions(text, false, c),
+        )
+        .map_err(|e| PgError::Unsupported(e.to_string()))?;
+        notes.extend(dropped);
+        // Wire forms are per data field.
+        for (i, positions) in fields {
+            for p in positions.into_iter().rev() {
+                cat.tables[i].wires.remove(p);
+            }
+        }
         plan = applied.plan;
         if options.dry_run {
             for row in plan.iter_mut().filter(|r| r.rows.is_none()) {

@@ -1487,3 +1487,24 @@ mod relations_tests {
         assert!(r.iter().any(|(_, n)| n == "mv"), "{r:?}");
     }
 }
+
+/// Whether a definition or expression names `name` as a word (an identifier or keyword
+/// token, never inside a string literal or a comment), compared as the dialect compares
+/// names. Conservative: a function or alias of the same name counts too.
+pub fn mentions(sql: &str, sqlite: bool, name: &str) -> bool {
+    use sqlparser::dialect::{Dialect, SQLiteDialect};
+    let dialect: &dyn Dialect = if sqlite {
+        &SQLiteDialect {}
+    } else {
+        &PostgreSqlDialect {}
+    };
+    let Ok(tokens) = Tokenizer::new(dialect, sql).tokenize() else {
+        // Untokenizable text: fall back to the plain substring, which can only over-report.
+        return sql.contains(name);
+    };
+    tokens.iter().any(|t| match t {
+        Token::Word(w) if sqlite => w.value.eq_ignore_ascii_case(name),
+        Token::Word(w) => folded(w) == name,
+        _ => false,
+    })
+}

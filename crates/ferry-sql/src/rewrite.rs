@@ -19,7 +19,15 @@ struct Tok {
 }
 
 fn tokens(sql: &str, what: &str) -> Result<Vec<Tok>, SqlError> {
-    let raw: Vec<TokenWithSpan> = Tokenizer::new(&PostgreSqlDialect {}, sql)
+    tokens_in(&PostgreSqlDialect {}, sql, what)
+}
+
+fn tokens_in(
+    dialect: &dyn sqlparser::dialect::Dialect,
+    sql: &str,
+    what: &str,
+) -> Result<Vec<Tok>, SqlError> {
+    let raw: Vec<TokenWithSpan> = Tokenizer::new(dialect, sql)
         .tokenize_with_location()
         .map_err(|e| SqlError::Parse {
             what: what.to_owned(),
@@ -406,5 +414,284 @@ mod tests {
             .as_deref(),
             Some("CREATE INDEX \"Ix\" ON \"ferry_stage_1\".\"events\" (a)")
         );
+    }
+}
+
+/// What [`drop_columns`] removed from a `CREATE TABLE`.
+#[derive(Debug, Default, PartialEq)]
+pub struct Dropped {
+    /// Columns removed: the ones asked for, and generated columns computed from them.
+    pub columns: Vec<String>,
+    /// Table constraints removed because they use a removed column, as written.
+    pub constraints: Vec<String>,
+}
+
+/// Removes columns from a `CREATE TABLE` statement, with every table constraint that uses
+/// them and every generated column computed from them, keeping the rest byte for byte.
+///
+/// The statement is cut into its top-level elements (column definitions and table
+/// constraints, separated by commas outside parentheses) on the tokenizer's spans, so a
+/// comma or a name inside a string, a comment or a nested expression is never taken for
+/// one. An element *uses* a column when a word token outside its `REFERENCES` clause names
+/// it (a `REFERENCES other(c)` names the other table's column). Names compare as the
+/// dialect does: SQLite without regard to ASCII case, PostgreSQL after folding unquoted
+/// words. `None` when the statement has no column list (`PARTITION OF`, `AS SELECT`).
+pub fn drop_columns(
+    sql: &str,
+    sqlite: bool,
+    columns: &[String],
+    what: &str,
+) -> Result<Option<(String, Dropped)>, SqlError> {
+    let dialect: &dyn sqlparser::dialect::Dialect = if sqlite {
+        &sqlparser::dialect::SQLiteDialect {}
+    } else {
+        &PostgreSqlDialect {}
+    };
+    let toks = tokens_in(dialect, sql, what)?;
+    let sig = significant(&toks);
+    let name_of = |w: &Word| {
+        if sqlite {
+            w.value.to_ascii_lowercase()
+        } else {
+            folded(w)
+        }
+    };
+    let wanted = |n: &str| {
+        columns.iter().any(|c| {
+            if sqlite {
+                c.eq_ignore_ascii_case(n)
+            } else {
+                c == n
+            }
+        })
+    };
+    // The column list: from the first '(' at depth 0 to its match.
+    let Some(open) = sig
+        .iter()
+        .position(|&i| matches!(toks[i].token, Token::LParen))
+    else {
+        return Ok(None);
+    };
+    if sig[..open]
+        .iter()
+        .any(|&i| is_keyword(&toks[i].token, "AS") || is_keyword(&toks[i].token, "OF"))
+    {
+        return Ok(None);
+    }
+    // Elements as ranges of `sig` indices, and the commas between them.
+    let mut elements: Vec<(usize, usize)> = Vec::new();
+    let mut depth = 0i32;
+    let mut start = open + 1;
+    let mut close = None;
+    for (k, &i) in sig.iter().enumerate().skip(open + 1) {
+        match toks[i].token {
+            Token::LParen => depth += 1,
+            Token::RParen if depth == 0 => {
+                elements.push((start, k));
+                close = Some(k);
+                break;
+            }
+            Token::RParen => depth -= 1,
+            Token::Comma if depth == 0 => {
+                elements.push((start, k));
+                start = k + 1;
+            }
+            _ => {}
+        }
+    }
+    if close.is_none() {
+        return Err(SqlError::Parse {
+            what: what.to_owned(),
+            message: "the column list does not end".into(),
+        });
+    }
+    const CONSTRAINT_WORDS: [&str; 7] = [
+        "CONSTRAINT",
+        "PRIMARY",
+        "UNIQUE",
+        "CHECK",
+        "FOREIGN",
+        "EXCLUDE",
+        "LIKE",
+    ];
+    // The words of an element that name its own table's columns: all of them but those
+    // in a REFERENCES clause (the referenced table and its columns).
+    let uses = |(a, b): (usize, usize), skip_first: bool| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut k = a + usize::from(skip_first);
+        while k < b {
+            let t = &toks[sig[k]].token;
+            if is_keyword(t, "REFERENCES") {
+                // Skip the table name and its column list.
+                k += 1;
+                while k < b && !matches!(toks[sig[k]].token, Token::LParen) {
+                    if let Token::Word(w) = &toks[sig[k]].token
+                        && w.quote_style.is_none()
+                        && ["ON", "MATCH", "DEFERRABLE", "NOT", "INITIALLY"]
+                            .iter()
+                            .any(|kw| w.value.eq_ignore_ascii_case(kw))
+                    {
+                        break;
+                    }
+                    k += 1;
+                }
+                if k < b && matches!(toks[sig[k]].token, Token::LParen) {
+                    while k < b && !matches!(toks[sig[k]].token, Token::RParen) {
+                        k += 1;
+                    }
+                }
+                k += 1;
+                continue;
+            }
+            if let Token::Word(w) = t {
+                out.push(name_of(w));
+            }
+            k += 1;
+        }
+        out
+    };
+    let mut drop = vec![false; elements.len()];
+    let mut dropped = Dropped::default();
+    // To a fixed point: a generated column computed from a dropped one goes too.
+    let mut gone: Vec<String> = Vec::new();
+    loop {
+        let mut changed = false;
+        for (e, &(a, b)) in elements.iter().enumerate() {
+            if drop[e] || a >= b {
+                continue;
+            }
+            let first = &toks[sig[a]].token;
+            let is_constraint = matches!(first, Token::Word(w) if w.quote_style.is_none()
+                && CONSTRAINT_WORDS.iter().any(|k| w.value.eq_ignore_ascii_case(k)));
+            let hit = if is_constraint {
+                uses((a, b), false)
+                    .iter()
+                    .any(|n| wanted(n) || gone.contains(n))
+            } else {
+                let Token::Word(w) = first else { continue };
+                let name = name_of(w);
+                if wanted(&name) {
+                    true
+                } else {
+                    uses((a, b), true)
+                        .iter()
+                        .any(|n| gone.contains(n) || wanted(n))
+                        && elements_generated(&toks, &sig, (a, b))
+                }
+            };
+            if !hit {
+                continue;
+            }
+            drop[e] = true;
+            changed = true;
+            let text = sql[toks[sig[a]].start..toks[sig[b - 1]].end].to_owned();
+            if is_constraint {
+                dropped.constraints.push(text);
+            } else if let Token::Word(w) = first {
+                gone.push(name_of(w));
+                dropped.columns.push(w.value.clone());
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    if drop.iter().all(|d| *d) {
+        return Err(SqlError::Parse {
+            what: what.to_owned(),
+            message: "every column would be removed".into(),
+        });
+    }
+    // Cut an element up to the start of the next one (its comma and what follows it, so a
+    // comment on the previous line stays); the elements after the last kept one from that
+    // one's end (its trailing comma) instead.
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    let last_kept = drop.iter().rposition(|d| !d).expect("one is kept");
+    for (e, &(a, b)) in elements.iter().enumerate() {
+        if !drop[e] {
+            continue;
+        }
+        let (from, to) = if e < last_kept {
+            (toks[sig[a]].start, toks[sig[elements[e + 1].0]].start)
+        } else {
+            (
+                toks[sig[elements[last_kept].1 - 1]].end,
+                toks[sig[b - 1]].end,
+            )
+        };
+        edits.push((from, to, String::new()));
+    }
+    // Adjacent cuts overlap or touch: merge them.
+    edits.sort_by_key(|e| e.0);
+    let mut merged: Vec<(usize, usize, String)> = Vec::new();
+    for e in edits {
+        match merged.last_mut() {
+            Some(last) if e.0 <= last.1 => last.1 = last.1.max(e.1),
+            _ => merged.push(e),
+        }
+    }
+    Ok(Some((splice(sql, &mut merged), dropped)))
+}
+
+/// Whether a column definition is a generated one (`GENERATED ALWAYS AS (...)`, or
+/// SQLite's bare `AS (...)`), the only kind whose words name other columns.
+fn elements_generated(toks: &[Tok], sig: &[usize], (a, b): (usize, usize)) -> bool {
+    (a..b).any(|k| {
+        is_keyword(&toks[sig[k]].token, "AS")
+            && sig
+                .get(k + 1)
+                .is_some_and(|&i| matches!(toks[i].token, Token::LParen))
+    })
+}
+
+#[cfg(test)]
+mod drop_tests {
+    use super::drop_columns;
+
+    fn cols(c: &[&str]) -> Vec<String> {
+        c.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn columns_go_with_their_constraints_and_nothing_else_changes() {
+        let sql = "CREATE TABLE notes (\n  id INTEGER PRIMARY KEY, -- the key\n  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,\n  body TEXT DEFAULT 'user_id, x',\n  owner INTEGER REFERENCES people(user_id),\n  FOREIGN KEY (user_id) REFERENCES users(id),\n  UNIQUE (body, \"USER_ID\"),\n  CHECK (length(body) > 0)\n)";
+        let (out, d) = drop_columns(sql, true, &cols(&["User_Id"]), "t")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            out,
+            "CREATE TABLE notes (\n  id INTEGER PRIMARY KEY, -- the key\n  body TEXT DEFAULT 'user_id, x',\n  owner INTEGER REFERENCES people(user_id),\n  CHECK (length(body) > 0)\n)"
+        );
+        assert_eq!(d.columns, ["user_id"]);
+        assert_eq!(d.constraints.len(), 2);
+    }
+
+    #[test]
+    fn first_and_generated_columns_and_postgresql_folding() {
+        let sql = "CREATE TABLE t (\"UserId\" integer, a integer, b integer GENERATED ALWAYS AS (\"UserId\" * 2) STORED, CONSTRAINT c CHECK (a > 0))";
+        let (out, d) = drop_columns(sql, false, &cols(&["UserId"]), "t")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            out,
+            "CREATE TABLE t (a integer, CONSTRAINT c CHECK (a > 0))"
+        );
+        assert_eq!(d.columns, ["UserId", "b"]);
+        // Unquoted PostgreSQL names fold: "userid" is not "UserId".
+        let (out, _) = drop_columns(sql, false, &cols(&["userid"]), "t")
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, sql);
+        assert!(
+            drop_columns(
+                "CREATE TABLE p PARTITION OF q FOR VALUES IN (1)",
+                false,
+                &cols(&["a"]),
+                "t"
+            )
+            .unwrap()
+            .is_none()
+        );
+        assert!(drop_columns("CREATE TABLE t (a int)", false, &cols(&["a"]), "t").is_err());
     }
 }

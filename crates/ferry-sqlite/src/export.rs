@@ -166,6 +166,29 @@ pub fn export(
                     .unwrap_or_default()
             },
         ));
+        let (fields, dropped) = selection::exclude_columns(
+            &mut info.tables,
+            |t| &mut t.table,
+            &mut info.objects,
+            &options.selection.exclude_columns,
+            true,
+            &|sql, cols| {
+                ferry_sql::rewrite::drop_columns(sql, true, cols, "the table's definition")
+                    .map(|r| r.map(|(s, d)| (s, d.columns)))
+                    .map_err(|e| e.to_string())
+            },
+            &|text, c| ferry_sql::check::mentions(text, true, c),
+        )
+        .map_err(|e| SqliteError::Unsupported(e.to_string()))?;
+        notes.extend(dropped);
+        // Affinities are per stored column, without the rowid field.
+        for (i, positions) in fields {
+            let t = &mut info.tables[i];
+            let skip = usize::from(t.table.rowid.is_some());
+            for p in positions.into_iter().rev() {
+                t.affinities.remove(p - skip);
+            }
+        }
     }
     for t in &mut info.tables {
         assign_types(&conn, t, &mut warnings)?;

@@ -260,7 +260,7 @@ fn check_row_counts(manifest: &Manifest, reports: &[TableReport]) -> Result<(), 
     Ok(())
 }
 
-fn file_kind(t: std::fs::FileType) -> &'static str {
+pub(crate) fn file_kind(t: std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if t.is_dir() {
         "a directory"
@@ -696,7 +696,7 @@ fn finish_settings(conn: &Connection, m: &Manifest) -> Result<(), SqliteError> {
     Ok(())
 }
 
-fn query_strings(conn: &Connection, sql: &str) -> Result<Vec<String>, SqliteError> {
+pub(crate) fn query_strings(conn: &Connection, sql: &str) -> Result<Vec<String>, SqliteError> {
     let mut stmt = conn.prepare(sql).ctx(|| sql.to_owned())?;
     let rows = stmt
         .query_map([], |r| r.get::<_, String>(0))
@@ -704,7 +704,7 @@ fn query_strings(conn: &Connection, sql: &str) -> Result<Vec<String>, SqliteErro
     rows.collect::<Result<_, _>>().ctx(|| sql.to_owned())
 }
 
-fn foreign_key_check(conn: &Connection) -> Result<Vec<String>, SqliteError> {
+pub(crate) fn foreign_key_check(conn: &Connection) -> Result<Vec<String>, SqliteError> {
     let mut stmt = conn
         .prepare("SELECT \"table\", rowid, parent, fkid FROM pragma_foreign_key_check")
         .ctx(|| "PRAGMA foreign_key_check".into())?;
@@ -725,7 +725,7 @@ fn foreign_key_check(conn: &Connection) -> Result<Vec<String>, SqliteError> {
 }
 
 /// A data field of a decoded batch, readable as SQLite values.
-enum Col<'a> {
+pub(crate) enum Col<'a> {
     Int(&'a arrow_array::Int64Array),
     Real(&'a arrow_array::Float64Array),
     Text(&'a arrow_array::StringArray),
@@ -740,7 +740,7 @@ enum Col<'a> {
     },
 }
 
-fn columns<'a>(
+pub(crate) fn columns<'a>(
     batch: &'a RecordBatch,
     fields: &[(String, LogicalType)],
 ) -> Result<Vec<Col<'a>>, (String, String)> {
@@ -780,7 +780,7 @@ fn columns<'a>(
 
 impl<'a> Col<'a> {
     /// The value of row `r`; an invalid `sqlite_value` (unknown class, empty slot) is an error.
-    fn value(&self, r: usize) -> Result<ValueRef<'a>, String> {
+    pub(crate) fn value(&self, r: usize) -> Result<ValueRef<'a>, String> {
         Ok(match self {
             Col::Int(a) if a.is_valid(r) => ValueRef::Integer(a.value(r)),
             Col::Real(a) if a.is_valid(r) => ValueRef::Real(a.value(r)),

@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 mod compare;
+mod data_only;
 pub mod digest;
 mod error;
 mod export;
@@ -41,6 +42,7 @@ mod select;
 pub mod types;
 
 pub use compare::compare;
+pub use data_only::{DataOnlyOptions, DataOnlyReport, import_data_only};
 pub use error::SqliteError;
 pub use export::{ExportOptions, ExportReport, export};
 pub use import::{ImportOptions, ImportReport, dry_run, import};
