@@ -459,8 +459,14 @@ async fn demote_unrepresentable(client: &Client, t: &mut TableInfo) -> Result<()
         .iter()
         .map(|(_, _, cond)| format!("coalesce(bool_or({cond}), false)"))
         .collect();
+    // Only the rows the export takes can force a column to text.
+    let filter = t
+        .filter
+        .as_deref()
+        .map(|f| format!(" WHERE {f}"))
+        .unwrap_or_default();
     let sql = format!(
-        "SELECT {} FROM ONLY {}",
+        "SELECT {} FROM ONLY {}{filter}",
         exprs.join(", "),
         quote_qualified(t.table.schema.as_deref().unwrap_or(""), &t.table.name)
     );
