@@ -157,6 +157,15 @@ pub struct ExportArgs {
     /// (spec/report.schema.json).
     #[arg(long, value_name = "FILE")]
     pub report: Option<String>,
+    /// Sign the archive with this minisign secret key (Ed25519): `prelude.json.minisig` and
+    /// `manifest.json.minisig`, which the standard minisign tool verifies. An encrypted key
+    /// takes its password from --sign-password-file or FERRY_SIGN_PASSWORD; ferry never
+    /// prompts.
+    #[arg(long, value_name = "KEYFILE")]
+    pub sign: Option<std::path::PathBuf>,
+    /// The password of the --sign key.
+    #[arg(long, value_name = "FILE", requires = "sign")]
+    pub sign_password_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub select: SelectArgs,
     #[command(flatten)]
@@ -268,6 +277,10 @@ pub struct ImportArgs {
     /// (spec/report.schema.json).
     #[arg(long, value_name = "FILE")]
     pub report: Option<String>,
+    /// Refuse, before anything changes, an archive that is not signed by this minisign
+    /// public key (a .pub file, or the key in base64).
+    #[arg(long, value_name = "PUBKEY")]
+    pub require_signature: Option<String>,
     /// With --data-only into SQLite: do not keep TARGET.bak-<timestamp>.
     #[arg(long, requires = "data_only")]
     pub no_backup: bool,
@@ -321,6 +334,10 @@ pub enum NumericAs {
 pub struct VerifyArgs {
     /// The archive to check.
     pub archive: String,
+    /// Also require the archive to be signed by this minisign public key (a .pub file, or
+    /// the key in base64).
+    #[arg(long, value_name = "PUBKEY")]
+    pub key: Option<String>,
     /// Write a JSON report of the run to FILE (- for stdout, with everything else on
     /// stderr): counts per table, conversions, skips and warnings, the checks run, and an
     /// overall_status of PASS or FAIL that agrees with the exit code

@@ -148,6 +148,23 @@ fn cleanup(a: crate::cli::CleanupArgs, quiet: bool) -> Result<ExitCode> {
 
 fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) -> Result<ExitCode> {
     let location = archive_for_writing(&a.archive)?;
+    // The key is read before the source: a wrong key fails before any work.
+    if let Some(key) = &a.sign {
+        let password = match &a.sign_password_file {
+            Some(f) => Some(
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("--sign-password-file {}", f.display()))?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            ),
+            None => std::env::var("FERRY_SIGN_PASSWORD").ok(),
+        };
+        let signer = ferry_archive::sign::Signer::from_file(key, password)?;
+        if !quiet {
+            eprintln!("signing with minisign key {}", signer.key_id());
+        }
+        ferry_archive::sign::signing(Some(signer));
+    }
     let jobs = jobs_or_cores(a.jobs)?;
     let write = WriteOptions {
         zstd_level: a.write.zstd_level,
@@ -627,6 +644,9 @@ fn jobs_or_cores(jobs: Option<usize>) -> Result<usize> {
 
 fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) -> Result<ExitCode> {
     let jobs = jobs_or_cores(a.jobs)?;
+    if let Some(key) = &a.require_signature {
+        ferry_archive::sign::require(Some(ferry_archive::sign::Verifier::parse(key)?));
+    }
     let location = archive_for_reading(&a.archive)?;
     if a.data_only
         && let Endpoint::Sqlite(path) = Endpoint::parse(&a.target)?
@@ -834,6 +854,9 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
 
 fn verify(a: VerifyArgs, quiet: bool) -> Result<ExitCode> {
     let location = archive_for_reading(&a.archive)?;
+    if let Some(key) = &a.key {
+        ferry_archive::sign::require(Some(ferry_archive::sign::Verifier::parse(key)?));
+    }
     if a.against.is_some() && location == Location::Stdio {
         bail!("--against needs an archive path, not -");
     }
@@ -978,6 +1001,17 @@ fn describe(location: &Location, m: &Manifest) -> String {
         "source    {} {}, database {}",
         m.source.engine, m.source.engine_version, m.source.database
     );
+    match ferry_archive::sign::last_signer() {
+        Some(id) => {
+            let _ = writeln!(
+                out,
+                "signed    by minisign key {id} (check it: ferry verify --key KEY.pub)"
+            );
+        }
+        None => {
+            let _ = writeln!(out, "signed    no");
+        }
+    }
     if !m.options.is_empty() {
         let opts: Vec<String> = m.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(out, "options   {}", opts.join(" "));

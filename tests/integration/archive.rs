@@ -420,8 +420,8 @@ fn verify_catches_an_edited_row_count() {
 
 #[test]
 fn verify_rejects_an_unknown_major_version() {
-    let dir = damaged(|root| edit_manifest(root, |v| v["format_version"] = "2.0.0".into()));
-    verify_fails(&dir, "a", &["manifest.json", "2.0.0", "not supported"]);
+    let dir = damaged(|root| edit_manifest(root, |v| v["format_version"] = "3.0.0".into()));
+    verify_fails(&dir, "a", &["manifest.json", "3.0.0", "not supported"]);
 }
 
 #[test]

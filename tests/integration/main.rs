@@ -16,6 +16,7 @@ mod postgres;
 mod props;
 mod realworld;
 mod samples;
+mod signing;
 mod spec;
 mod sqlite;
 mod sqlite_db;

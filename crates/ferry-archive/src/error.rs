@@ -8,6 +8,9 @@ pub enum ArchiveError {
     /// SIGINT or SIGTERM arrived; the run stopped at its next batch and undid its work.
     #[error("interrupted")]
     Interrupted,
+    /// A required signature is missing, broken or by another key (`crate::sign`).
+    #[error("signature: {0}")]
+    Signature(String),
     /// Beyond a resource limit (`crate::limits`); `flag` raises it.
     #[error("{path}: {what}, over the limit of {limit}; pass {flag} to accept more")]
     Limit {
@@ -25,7 +28,7 @@ pub enum ArchiveError {
     #[error("{file}: invalid manifest: {reason}")]
     BadManifest { file: String, reason: String },
     #[error(
-        "{file}: archive format version {found} is not supported (this ferry reads major version {supported})"
+        "{file}: archive format version {found} is not supported (this ferry reads major versions 1 to {supported})"
     )]
     UnsupportedVersion {
         file: String,

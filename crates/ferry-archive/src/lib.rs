@@ -38,6 +38,7 @@ mod report;
 pub mod rowset;
 mod schema;
 pub mod selection;
+pub mod sign;
 pub mod types;
 mod verify;
 mod writer;

@@ -16,7 +16,9 @@ pub const FORMAT_NAME: &str = "ferry-archive";
 /// The format version this crate writes.
 pub const FORMAT_VERSION: &str = "1.1.0";
 /// The major version this crate reads. A reader refuses any other major version.
-pub const FORMAT_MAJOR: u64 = 1;
+/// The newest major version this reader reads; it reads every major from 1 up to it (2.0
+/// added signature entries, spec/FORMAT.md §5).
+pub const FORMAT_MAJOR: u64 = 2;
 
 /// Which of the two documents a manifest value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -476,7 +478,7 @@ fn check_version(file: &str, value: &serde_json::Value) -> Result<(), ArchiveErr
         .next()
         .and_then(|m| m.parse::<u64>().ok());
     match major {
-        Some(FORMAT_MAJOR) => Ok(()),
+        Some(1..=FORMAT_MAJOR) => Ok(()),
         _ => Err(ArchiveError::UnsupportedVersion {
             file: file.to_owned(),
             found: version.to_owned(),

@@ -338,6 +338,7 @@ pub fn read_manifest(location: &Location) -> Result<Manifest> {
         let path = root.join(MANIFEST);
         let file = File::open(&path).map_err(|e| ArchiveError::io(path.display(), e))?;
         let bytes = read_document(MANIFEST, file)?;
+        check_signature_file(root, MANIFEST, &bytes)?;
         return Manifest::from_json(MANIFEST, &bytes);
     }
     read(location, &mut Skip)?.ok_or_else(|| ArchiveError::Truncated {
@@ -347,6 +348,45 @@ pub fn read_manifest(location: &Location) -> Result<Manifest> {
 
 /// Reads a manifest document, refusing one over the size limit before holding it: the bytes
 /// are read up to the limit and not one more.
+/// Whether `path` is one of the signature entries a 2.x archive may carry.
+fn is_signature_entry(path: &str, m: &Manifest) -> bool {
+    m.format_version.starts_with("2.")
+        && (path == format!("{PRELUDE}{}", crate::sign::SUFFIX)
+            || path == format!("{MANIFEST}{}", crate::sign::SUFFIX))
+}
+
+/// With a key required (`crate::sign::require`), checks a directory archive's document
+/// against its signature file; records who signed the manifest either way.
+fn check_signature_file(root: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let sig_path = root.join(format!("{name}{}", crate::sign::SUFFIX));
+    let sig = match std::fs::symlink_metadata(&sig_path) {
+        Ok(m) if m.file_type().is_file() => {
+            let file = File::open(&sig_path).map_err(|e| ArchiveError::io(name, e))?;
+            Some(read_document(name, file)?)
+        }
+        _ => None,
+    };
+    check_signature(name, bytes, sig.as_deref())
+}
+
+/// The one signature rule for every container: with a key required, the document must
+/// come with a valid signature by that key.
+fn check_signature(name: &str, bytes: &[u8], sig: Option<&[u8]>) -> Result<()> {
+    if name == MANIFEST {
+        crate::sign::saw_signer(sig.and_then(crate::sign::signer_of));
+    }
+    let Some(v) = crate::sign::required() else {
+        return Ok(());
+    };
+    let sig = sig.ok_or_else(|| {
+        ArchiveError::Signature(format!(
+            "{name} is not signed (no {name}{}); the archive was refused",
+            crate::sign::SUFFIX
+        ))
+    })?;
+    v.verify(name, bytes, sig).map_err(ArchiveError::Signature)
+}
+
 fn read_document(name: &str, input: impl Read) -> Result<Vec<u8>> {
     let limit = crate::limits::get().document_bytes;
     let mut bytes = Vec::new();
@@ -424,7 +464,9 @@ fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>
             _ => {}
         }
         let file = File::open(&path).map_err(|e| ArchiveError::io(name, e))?;
-        parse_doc(name, &read_document(name, file)?, stage)
+        let bytes = read_document(name, file)?;
+        check_signature_file(root, name, &bytes)?;
+        parse_doc(name, &bytes, stage)
     };
     let manifest = match load(MANIFEST, Stage::Complete) {
         Ok(m) => m,
@@ -462,6 +504,7 @@ fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>
         } else if kind.is_file()
             && rel != MANIFEST
             && rel != PRELUDE
+            && !is_signature_entry(&rel, &manifest)
             && !listed.contains(rel.as_str())
         {
             visitor.problem(ArchiveError::Unexpected { path: rel })?;
@@ -686,6 +729,11 @@ fn read_tar<V: Visitor, R: Read>(
     let entries = archive.entries().map_err(|e| ArchiveError::io(name, e))?;
     let mut prelude: Option<Manifest> = None;
     let mut manifest: Option<Manifest> = None;
+    // With a key required, the prelude waits for its signature before anyone acts on it.
+    let mut unsigned_prelude: Option<(Manifest, Vec<u8>)> = None;
+    let mut manifest_sig: Option<Vec<u8>> = None;
+    let prelude_sig_name = format!("{PRELUDE}{}", crate::sign::SUFFIX);
+    let manifest_sig_name = format!("{MANIFEST}{}", crate::sign::SUFFIX);
     let mut seen: HashMap<String, Seen> = HashMap::new();
     let mut names: HashSet<String> = HashSet::new();
     for entry in entries {
@@ -727,6 +775,47 @@ fn read_tar<V: Visitor, R: Read>(
             })?;
             continue;
         }
+        if path == prelude_sig_name || path == manifest_sig_name {
+            let bytes = match read_document(&path, &mut entry) {
+                Ok(b) => b,
+                Err(e) => {
+                    visitor.problem(e)?;
+                    return Ok(None);
+                }
+            };
+            if path == manifest_sig_name {
+                manifest_sig = Some(bytes);
+                continue;
+            }
+            let Some((p, doc)) = unsigned_prelude.take() else {
+                // Not required, or no prelude before it: a prelude signature means nothing
+                // without the document it follows.
+                if prelude.is_none() {
+                    visitor.problem(ArchiveError::BadEntry {
+                        path,
+                        reason: "a signature before prelude.json".into(),
+                    })?;
+                    return Ok(None);
+                }
+                continue;
+            };
+            if let Err(e) = check_signature(PRELUDE, &doc, Some(&bytes)) {
+                visitor.problem(e)?;
+                return Ok(None);
+            }
+            visitor.prelude(&p)?;
+            prelude = Some(p);
+            continue;
+        }
+        if let Some((p, doc)) = unsigned_prelude.take() {
+            // The entry after prelude.json is not its signature.
+            if let Err(e) = check_signature(PRELUDE, &doc, None) {
+                visitor.problem(e)?;
+                return Ok(None);
+            }
+            visitor.prelude(&p)?;
+            prelude = Some(p);
+        }
         if path == PRELUDE || path == MANIFEST {
             let bytes = match read_document(&path, &mut entry) {
                 Ok(b) => b,
@@ -737,6 +826,9 @@ fn read_tar<V: Visitor, R: Read>(
             };
             if path == PRELUDE {
                 match parse_doc(PRELUDE, &bytes, Stage::Prelude) {
+                    Ok(p) if crate::sign::required().is_some() => {
+                        unsigned_prelude = Some((p, bytes));
+                    }
                     Ok(p) => {
                         visitor.prelude(&p)?;
                         prelude = Some(p);
@@ -747,6 +839,10 @@ fn read_tar<V: Visitor, R: Read>(
                     }
                 }
             } else {
+                if let Err(e) = check_signature(MANIFEST, &bytes, manifest_sig.as_deref()) {
+                    visitor.problem(e)?;
+                    return Ok(None);
+                }
                 match parse_doc(MANIFEST, &bytes, Stage::Complete) {
                     Ok(m) => manifest = Some(m),
                     Err(e) => {

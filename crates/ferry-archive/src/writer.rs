@@ -190,6 +190,10 @@ impl ArchiveWriter {
             t.files.clear();
         }
         options.record(&mut prelude.options);
+        let signer = crate::sign::signer();
+        if signer.is_some() {
+            prelude.format_version = crate::sign::SIGNED_FORMAT_VERSION.to_owned();
+        }
         let shared = Arc::new(Shared {
             staging,
             options,
@@ -206,6 +210,9 @@ impl ArchiveWriter {
         write_synced(&shared.staging.path().join(PRELUDE), &json)
             .map_err(|e| ArchiveError::io(PRELUDE, e))?;
         shared.publish("prelude.json")?;
+        if let Some(s) = &signer {
+            shared.write_signature(s, PRELUDE, &json)?;
+        }
         Ok(ArchiveWriter {
             shared,
             prelude,
@@ -288,6 +295,10 @@ impl ArchiveWriter {
                 });
             }
         }
+        let signer = crate::sign::signer();
+        if signer.is_some() {
+            manifest.format_version = crate::sign::SIGNED_FORMAT_VERSION.to_owned();
+        }
         crate::reader::check_prelude_matches(&self.prelude, &manifest)?;
         let json = manifest.to_json();
         Manifest::from_json(MANIFEST, &json)?;
@@ -296,6 +307,10 @@ impl ArchiveWriter {
         let shared = Arc::try_unwrap(self.shared).map_err(|_| {
             ArchiveError::Aborted("a table writer is still open at finish".to_owned())
         })?;
+        // The signature goes first: nothing may follow manifest.json in a stream.
+        if let Some(s) = &signer {
+            shared.write_signature(s, MANIFEST, &json)?;
+        }
         let path = shared.staging.path().join(MANIFEST);
         write_synced(&path, &json).map_err(|e| ArchiveError::io(MANIFEST, e))?;
         shared.publish(MANIFEST)?;
@@ -347,6 +362,17 @@ impl ArchiveWriter {
 impl Shared {
     /// Hands a finished staging file to the sink. For tar sinks the file is appended and
     /// removed from staging.
+    /// Writes and publishes `document`'s signature entry.
+    fn write_signature(&self, s: &crate::sign::Signer, document: &str, bytes: &[u8]) -> Result<()> {
+        let rel = format!("{document}{}", crate::sign::SUFFIX);
+        let sig = s
+            .sign(document, bytes)
+            .map_err(|e| ArchiveError::Signature(format!("signing {document}: {e}")))?;
+        write_synced(&self.staging.path().join(&rel), &sig)
+            .map_err(|e| ArchiveError::io(&rel, e))?;
+        self.publish(&rel)
+    }
+
     fn publish(&self, rel: &str) -> Result<()> {
         let mut state = self.state.lock().expect("writer state poisoned");
         if let Sink::Tar { builder, mtime, .. } = &mut state.sink {
