@@ -53,13 +53,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         crate::report::endpoint(role, display_endpoint(arg));
     }
     let outcome = dispatch(cli.command, quiet, progress.as_ref());
-    // Arguments as given, connection strings shown without their password.
+    // Arguments as given, with any password hidden.
     let args: Vec<String> = std::env::args()
         .skip(1)
-        .map(|a| match Endpoint::parse(&a) {
-            Ok(Endpoint::Postgres(_)) => display_endpoint(&a),
-            _ => a,
-        })
+        .map(|a| crate::report::redact(&a))
         .collect();
     crate::report::finish(&outcome, args)?;
     outcome
@@ -527,14 +524,23 @@ fn print_export_plan(m: &Manifest, plan: &[ferry_archive::selection::PlanRow], n
 }
 
 fn print_plan(plan: &ferry_archive::ImportPlan) {
+    let mut out = String::new();
     for s in &plan.statements {
-        println!("{};", s.trim_end_matches(';'));
+        let _ = writeln!(out, "{};", s.trim_end_matches(';'));
     }
     for n in &plan.notes {
-        println!("-- converted: {}", printable(n));
+        let _ = writeln!(out, "-- converted: {}", printable(n));
+        crate::report::event("conversion", n);
     }
     for s in &plan.skipped {
-        println!("-- skipped: {}", printable(s));
+        let _ = writeln!(out, "-- skipped: {}", printable(s));
+        crate::report::event("skip", s);
+    }
+    // With the report on stdout, the plan moves to stderr.
+    if crate::report::on_stdout() {
+        eprint!("{out}");
+    } else {
+        print!("{out}");
     }
 }
 

@@ -67,8 +67,66 @@ pub fn on_stdout() -> bool {
 /// `source`, `target` or `archive`, as shown to the user (never with a password).
 pub fn endpoint(role: &str, shown: String) {
     with(|c| {
-        c.endpoints.insert(role.to_owned(), json!(shown));
+        c.endpoints.insert(role.to_owned(), json!(redact(&shown)));
     });
+}
+
+/// An argument with any password in it replaced by `****`: a URL's `user:password@`, and
+/// a conninfo or query `password=...`, wherever they appear in the word (`--against=URL`, a
+/// mistyped scheme). It errs on the side of hiding.
+pub fn redact(arg: &str) -> String {
+    let mut out = arg.to_owned();
+    if let Some(scheme) = out.find("://") {
+        let rest = scheme + 3;
+        let end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..end].rfind('@').map(|i| rest + i)
+            && let Some(colon) = out[rest..at].find(':').map(|i| rest + i)
+        {
+            out.replace_range(colon + 1..at, "****");
+        }
+    }
+    let mut from = 0;
+    while let Some(i) = out[from..]
+        .to_ascii_lowercase()
+        .find("password=")
+        .map(|i| from + i)
+    {
+        let start = i + "password=".len();
+        let end = out[start..]
+            .find(|c: char| c.is_whitespace() || c == '&')
+            .map_or(out.len(), |j| start + j);
+        out.replace_range(start..end, "****");
+        from = start + 4;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_hidden_wherever_they_are() {
+        for (arg, shown) in [
+            ("postgresql://u:pw@h/db", "postgresql://u:****@h/db"),
+            (
+                "--against=postgress://u:s3cr:et@h:5/db?x=1",
+                "--against=postgress://u:****@h:5/db?x=1",
+            ),
+            (
+                "host=h passfile=x password=hunter2 dbname=d",
+                "host=h passfile=x password=**** dbname=d",
+            ),
+            (
+                "postgres://h/db?password=pw&sslmode=require",
+                "postgres://h/db?password=****&sslmode=require",
+            ),
+            ("app.db", "app.db"),
+            ("postgresql://u@h/db", "postgresql://u@h/db"),
+        ] {
+            assert_eq!(redact(arg), shown, "{arg}");
+        }
+    }
 }
 
 /// One table's counts: in the source (export), in the archive, loaded (import).

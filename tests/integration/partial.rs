@@ -297,3 +297,28 @@ fn reports_validate_and_say_fail_when_the_run_fails() {
             .any(|c| c["name"] == "checksums" && c["status"] == "FAIL")
     );
 }
+
+#[test]
+fn a_conflict_rule_of_the_target_cannot_swallow_rows_silently() {
+    let dir = TestDir::new();
+    rusqlite::Connection::open(dir.path("src.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO tags VALUES (1, 'a'), (2, 'b');")
+        .unwrap();
+    dir.ferry().args(["export", "src.db", "a"]).run().success();
+    // The application's table replaces on conflict, and already holds a row with name 'b'.
+    rusqlite::Connection::open(dir.path("app.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT UNIQUE ON CONFLICT REPLACE); INSERT INTO tags VALUES (9, 'b');")
+        .unwrap();
+    dir.ferry()
+        .args(["import", "--data-only", "a", "app.db"])
+        .run()
+        .fails_with(1)
+        .says("UNIQUE constraint failed: tags.name");
+    let kept: i64 = rusqlite::Connection::open(dir.path("app.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM tags WHERE id = 9", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, 1, "the application's row is still there");
+}

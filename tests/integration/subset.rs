@@ -484,3 +484,32 @@ fn tables_and_rows_are_selected_on_postgresql_with_what_was_left_out_reported() 
         .fails_with(1)
         .says("--subset \"nosuch\" matches no table");
 }
+
+#[test]
+fn a_where_inside_a_subset_reports_the_rows_it_leaves_dangling() {
+    let dir = TestDir::new();
+    sqlite_fixture(&dir.path("app.db"));
+    let args = [
+        "export",
+        "app.db",
+        "s",
+        "--subset",
+        "users:email = 'u2@example.com'",
+        "--where",
+        "clients:id <= 10",
+    ];
+    dir.ferry()
+        .args(args)
+        .run()
+        .success()
+        .says("that are not exported (foreign key");
+    let mut strict = args.to_vec();
+    strict[2] = "t";
+    strict.push("--strict");
+    dir.ferry()
+        .args(&strict)
+        .run()
+        .fails_with(1)
+        .says("--strict");
+    assert!(!dir.path("t").exists());
+}

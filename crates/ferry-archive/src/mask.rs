@@ -210,6 +210,35 @@ impl Masker {
             }
             rules.extend(added);
         }
+        // A keyed integer permutation depends on the width: both ends of a key must share it.
+        for e in edges {
+            for (cc, pc) in e.child_columns.iter().zip(&e.parent_columns) {
+                let (Some((rc, _)), Some((rp, _))) = (
+                    rules.get(&(e.child, cc.clone())),
+                    rules.get(&(e.parent, pc.clone())),
+                ) else {
+                    continue;
+                };
+                if !rc.keyed() || !rp.keyed() {
+                    continue;
+                }
+                let ty = |t: usize, c: &str| {
+                    tables[t]
+                        .columns
+                        .iter()
+                        .find(|x| x.name == c)
+                        .map(|x| x.logical_type.display())
+                        .unwrap_or_default()
+                };
+                let (a, b) = (ty(e.child, cc), ty(e.parent, pc));
+                if a != b {
+                    return Err(MaskError::Refused(format!(
+                        "foreign key {} joins columns of different types ({a} and {b}); a hash keeps joins only between columns of one type",
+                        e.name
+                    )));
+                }
+            }
+        }
         let mut m = Masker {
             key: Vec::new(),
             ..Default::default()
@@ -237,12 +266,10 @@ impl Masker {
                 .iter()
                 .position(|(n, _)| *n == column)
                 .expect("stored columns are data fields");
-            check_type(&rule, &col.logical_type.arrow_type()).map_err(|reason| {
-                MaskError::Value {
-                    table: t.display_name(),
-                    column: column.clone(),
-                    reason,
-                }
+            check_type(&rule, col).map_err(|reason| MaskError::Value {
+                table: t.display_name(),
+                column: column.clone(),
+                reason,
             })?;
             m.applied.push((t.display_name(), column.clone(), text));
             m.fields
@@ -323,15 +350,21 @@ impl Masker {
     /// A keyed permutation of the `bits`-bit signed integers that keeps the sign: the
     /// non-negative half is cycle-walked inside itself, the negative half mirrored onto it.
     fn permute(&self, bits: u32, v: i64) -> i64 {
+        // 0 stays 0, so that a positive key stays positive (`CHECK (id > 0)`); the positives
+        // are permuted among themselves, and so are the negatives (mirrored onto 0..).
+        if v == 0 {
+            return 0;
+        }
         let (neg, mut x) = if v < 0 {
             (true, (-(v + 1)) as u64)
         } else {
             (false, v as u64)
         };
         let limit = 1u64 << (bits - 1);
+        let floor = u64::from(!neg);
         loop {
             x = self.feistel(bits, x);
-            if x < limit {
+            if (floor..limit).contains(&x) {
                 break;
             }
         }
@@ -489,38 +522,53 @@ pub fn prepare(
     Ok(masker)
 }
 
-/// Whether a rule can keep a column's type; checked before anything is read.
-fn check_type(rule: &Rule, t: &DataType) -> Result<(), String> {
-    let ok = match rule {
-        Rule::Null => true,
-        Rule::Const(_) => matches!(
-            t,
-            DataType::Utf8 | DataType::Int64 | DataType::Int32 | DataType::Int16
+/// The character limit a declared type sets (`varchar(20)`, `character(10)`), if any.
+fn declared_length(declared: Option<&str>) -> Option<usize> {
+    let d = declared?.to_ascii_lowercase();
+    if !d.contains("char") {
+        return None;
+    }
+    let open = d.find('(')?;
+    let close = d[open..].find(')')? + open;
+    d[open + 1..close].trim().parse().ok()
+}
+
+/// Whether a rule can keep a column's type and fit its declared length; checked before
+/// anything is read. Text rules apply to text columns only: a numeric, JSON or
+/// engine-specific column is text in Arrow too, but a hash is not a value it can hold.
+fn check_type(rule: &Rule, c: &crate::Column) -> Result<(), String> {
+    use crate::LogicalType as L;
+    let lt = &c.logical_type;
+    let integer = matches!(lt, L::Int16 | L::Int32 | L::Int64);
+    let (ok, width) = match rule {
+        Rule::Null => (true, None),
+        Rule::Const(v) => (
+            *lt == L::Text || integer,
+            (*lt == L::Text).then(|| v.chars().count()),
         ),
-        Rule::Email => matches!(t, DataType::Utf8),
-        Rule::Hash => matches!(
-            t,
-            DataType::Utf8
-                | DataType::Int64
-                | DataType::Int32
-                | DataType::Int16
-                | DataType::FixedSizeBinary(16)
-                | DataType::Binary
+        Rule::Email => (*lt == L::Text, Some(33)),
+        Rule::Hash => (
+            integer || matches!(lt, L::Text | L::Uuid | L::Bytes),
+            (*lt == L::Text).then_some(32),
         ),
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "the {} rule does not apply to its type ({t}); use null{}",
+    if !ok {
+        return Err(format!(
+            "the {} rule does not apply to a {} column; use null",
             rule.name(),
-            if matches!(rule, Rule::Hash | Rule::Email) {
-                " or const"
-            } else {
-                ""
-            }
-        ))
+            lt.display()
+        ));
     }
+    if let (Some(w), Some(limit)) = (width, declared_length(c.declared_type.as_deref()))
+        && w > limit
+    {
+        return Err(format!(
+            "the {} rule writes {w} characters, and the column is declared {:?}",
+            rule.name(),
+            c.declared_type.as_deref().unwrap_or("")
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -541,6 +589,7 @@ mod tests {
         for v in -3000i64..3000 {
             let p = m.permute(16, v);
             assert_eq!(p < 0, v < 0, "{v} -> {p}");
+            assert_eq!(p == 0, v == 0, "{v} -> {p}");
             assert!((i16::MIN as i64..=i16::MAX as i64).contains(&p));
             assert!(seen.insert(p), "collision at {v}");
             assert_eq!(p, m.permute(16, v), "deterministic");

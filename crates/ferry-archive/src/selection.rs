@@ -569,7 +569,7 @@ pub fn drop_columns(
     let (edges, _) = edges(tables);
     for e in &edges {
         for (cc, pc) in e.child_columns.iter().zip(&e.parent_columns) {
-            if dropped(e.parent, pc) && !dropped(e.child, cc) && e.child != e.parent {
+            if dropped(e.parent, pc) && !dropped(e.child, cc) {
                 return Err(refused(format!(
                     "{}.{pc} is referenced by foreign key {} of {}; exclude {}.{cc} too, or keep it",
                     tables[e.parent].display_name(),
@@ -639,6 +639,7 @@ pub fn drop_columns(
             !gone
         });
         let (schema, table) = (t.schema.clone(), t.name.clone());
+        let mut removed_views: Vec<String> = Vec::new();
         objects.retain(|o| {
             let Some(def) = o.definition.as_deref() else {
                 return true;
@@ -653,8 +654,32 @@ pub fn drop_columns(
                 "{} {} left out: it uses a column left out of {name}",
                 o.kind, o.name
             ));
+            if matches!(o.kind.as_str(), "view" | "materialized_view") {
+                removed_views.push(o.name.clone());
+            }
             false
         });
+        // Views on those views go too, to a fixed point.
+        while !removed_views.is_empty() {
+            let gone = std::mem::take(&mut removed_views);
+            objects.retain(|o| {
+                let Some(def) = o.definition.as_deref() else {
+                    return true;
+                };
+                let names_gone = gone.iter().any(|v| mentions(def, v) && o.name != *v);
+                if !names_gone {
+                    return true;
+                }
+                notes.push(format!(
+                    "{} {} left out: it uses a view left out",
+                    o.kind, o.name
+                ));
+                if matches!(o.kind.as_str(), "view" | "materialized_view") {
+                    removed_views.push(o.name.clone());
+                }
+                false
+            });
+        }
         fields_out.push((*i, positions));
     }
     Ok((fields_out, notes))
@@ -662,8 +687,11 @@ pub fn drop_columns(
 
 /// Rewrites a table's definition without some columns: `Some((new definition, every
 /// column removed))`, `None` when the definition has no column list of its own.
-pub type RewriteDefinition =
-    dyn Fn(&str, &[String]) -> Result<Option<(String, Vec<String>)>, String>;
+pub type RewriteDefinition = dyn Fn(&str, &[String]) -> Result<Option<Rewritten>, String>;
+
+/// A definition without some columns: (the new text, every column removed, the table
+/// constraints removed with them, as written).
+pub type Rewritten = (String, Vec<String>, Vec<String>);
 
 /// `--exclude-column` on an adapter's table records: resolves the patterns, rewrites each
 /// table's definition with `rewrite` (which also finds the generated columns that go with
@@ -684,6 +712,7 @@ pub fn exclude_columns<T>(
     let mut tables: Vec<Table> = records.iter_mut().map(|r| table(r).clone()).collect();
     let asked = excluded_columns(patterns, &tables, case_insensitive)?;
     let mut drops = Vec::new();
+    let mut constraint_notes = Vec::new();
     for (i, cols) in asked {
         let t = &mut tables[i];
         let name = t.display_name();
@@ -704,8 +733,13 @@ pub fn exclude_columns<T>(
         if let Some(def) = t.definition.clone() {
             let rewritten = rewrite(&def, &cols)
                 .map_err(|e| SelectionError::Column(format!("{name}: its definition: {e}")))?;
-            if let Some((sql, removed)) = rewritten {
+            if let Some((sql, removed, constraints)) = rewritten {
                 t.definition = Some(sql);
+                for c in constraints {
+                    constraint_notes.push(format!(
+                        "constraint `{c}` of {name} left out with its column"
+                    ));
+                }
                 for r in removed {
                     let actual = t.columns.iter().find(|c| {
                         if case_insensitive {
@@ -724,7 +758,8 @@ pub fn exclude_columns<T>(
         }
         drops.push((i, gone));
     }
-    let (fields, notes) = drop_columns(&mut tables, objects, &drops, mentions)?;
+    let (fields, mut notes) = drop_columns(&mut tables, objects, &drops, mentions)?;
+    notes.extend(constraint_notes);
     for (r, t) in records.iter_mut().zip(tables) {
         *table(r) = t;
     }

@@ -141,8 +141,11 @@ async fn export_async(
             .selection
             .resolve(&names, false)
             .map_err(|e| PgError::Unsupported(e.to_string()))?;
-        let mut applied = select::apply(&client, &cat.tables, &resolved, options.strict).await?;
+        let mut applied = select::apply(&client, &cat.tables, &resolved).await?;
         applied.filters(&client, &mut cat.tables, &resolved).await?;
+        let dangling =
+            select::check_dangling(&client, &cat.tables, &resolved, options.strict).await?;
+        applied.notes.extend(dangling);
         let mut notes = applied.notes;
         // Sequences owned by a table that stays out go with it, as pg_dump -T does.
         let gone: Vec<(Option<String>, String)> = cat
@@ -198,7 +201,7 @@ async fn export_async(
             false,
             &|sql, cols| {
                 ferry_sql::rewrite::drop_columns(sql, false, cols, "the table's definition")
-                    .map(|r| r.map(|(s, d)| (s, d.columns)))
+                    .map(|r| r.map(|(s, d)| (s, d.columns, d.constraints)))
                     .map_err(|e| e.to_string())
             },
             &|text, c| ferry_sql::check::mentions(text, false, c),

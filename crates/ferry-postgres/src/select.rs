@@ -38,20 +38,30 @@ fn parse_ctid(s: &str) -> Option<(u32, u16)> {
     Some((b.parse().ok()?, o.parse().ok()?))
 }
 
-/// The type a key column's text is cast back to: the column's own type as the catalog
-/// printed it.
-fn column_type<'a>(t: &'a TableInfo, column: &str) -> Result<&'a str, PgError> {
-    t.table
-        .columns
-        .iter()
-        .find(|c| c.name == column)
-        .and_then(|c| c.declared_type.as_deref())
-        .ok_or_else(|| {
-            PgError::Unsupported(format!(
-                "table {}: no column {column} with a known type to follow a foreign key through",
+/// The type a key column's text is cast back to: the column's own type without its
+/// modifier (a cast to `varchar(5)` or `bit(3)` would cut values, one to `numeric(4,2)`
+/// could fail), as the server names it.
+async fn column_type(client: &Client, t: &TableInfo, column: &str) -> Result<String, PgError> {
+    let row = client
+        .query_opt(
+            "SELECT pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid = $1 AND a.attname = $2 AND NOT a.attisdropped",
+            &[&t.oid, &column],
+        )
+        .await
+        .ctx(|| {
+            format!(
+                "table {}: reading the type of {column}",
                 t.table.display_name()
-            ))
-        })
+            )
+        })?;
+    match row {
+        Some(r) => r.at(0),
+        None => Err(PgError::Unsupported(format!(
+            "table {}: no column {column} to follow a foreign key through",
+            t.table.display_name()
+        ))),
+    }
 }
 
 async fn fetch(
@@ -107,7 +117,7 @@ async fn lookup(
     let mut casts = Vec::new();
     let mut arrays = Vec::new();
     for (j, c) in match_columns.iter().enumerate() {
-        casts.push(format!("u.c{j}::{}", column_type(t, c)?));
+        casts.push(format!("u.c{j}::{}", column_type(client, t, c).await?));
         arrays.push(format!("${}::text[]", j + 1));
     }
     let aliases: Vec<String> = (0..match_columns.len()).map(|j| format!("c{j}")).collect();
@@ -210,13 +220,12 @@ impl Applied {
     }
 }
 
-/// Walks the subset (if any) and reports rows a `--where` leaves dangling. Sets nothing on
-/// the tables: the caller turns [`Applied`] into filters.
+/// Walks the subset, if there is one. Sets nothing on the tables: the caller turns
+/// [`Applied`] into filters, then checks for dangling rows ([`check_dangling`]).
 pub(crate) async fn apply(
     client: &Client,
     tables: &[TableInfo],
     resolved: &Resolved,
-    strict: bool,
 ) -> Result<Applied, PgError> {
     let mut notes = resolved.notes.clone();
     let table_list: Vec<ferry_archive::Table> = tables.iter().map(|t| t.table.clone()).collect();
@@ -296,23 +305,36 @@ pub(crate) async fn apply(
     }
     let names: Vec<String> = tables.iter().map(|t| t.table.display_name()).collect();
     let plan = selection::plan_rows(&names, &resolved.choices, subset.as_ref());
-    if subset.is_none() {
-        dangling(
-            client,
-            tables,
-            &resolved.choices,
-            &edges,
-            strict,
-            &mut notes,
-        )
-        .await?;
-    }
     Ok(Applied {
         keep: resolved.choices.iter().map(|c| c.included).collect(),
         plan,
         notes,
         rows_by_oid,
     })
+}
+
+/// Rows that a filter (a `--where`, or a subset whose walk applied one) leaves pointing at
+/// rows that are not exported; run once the tables carry their final filters.
+pub(crate) async fn check_dangling(
+    client: &Client,
+    tables: &[TableInfo],
+    resolved: &Resolved,
+    strict: bool,
+) -> Result<Vec<String>, PgError> {
+    let list: Vec<ferry_archive::Table> = tables.iter().map(|t| t.table.clone()).collect();
+    let (edges, _) = selection::edges(&list);
+    let effective: Vec<selection::Choice> = resolved
+        .choices
+        .iter()
+        .zip(tables)
+        .map(|(c, t)| selection::Choice {
+            filter: t.filter.clone(),
+            ..c.clone()
+        })
+        .collect();
+    let mut notes = Vec::new();
+    dangling(client, tables, &effective, &edges, strict, &mut notes).await?;
+    Ok(notes)
 }
 
 /// The condition that reads exactly these rows of a table.

@@ -572,11 +572,26 @@ pub fn drop_columns(
                 let name = name_of(w);
                 if wanted(&name) {
                     true
-                } else {
+                } else if elements_generated(&toks, &sig, (a, b)) {
                     uses((a, b), true)
                         .iter()
                         .any(|n| gone.contains(n) || wanted(n))
-                        && elements_generated(&toks, &sig, (a, b))
+                } else {
+                    // A kept column whose own CHECK names a removed one would not load:
+                    // say so rather than guess which of the two the user meant.
+                    if let Some(n) = check_words(&toks, &sig, (a, b), &name_of)
+                        .into_iter()
+                        .find(|n| gone.contains(n) || wanted(n))
+                    {
+                        return Err(SqlError::Parse {
+                            what: what.to_owned(),
+                            message: format!(
+                                "column {} has a CHECK that uses {n}; leave it out too, or keep {n}",
+                                w.value
+                            ),
+                        });
+                    }
+                    false
                 }
             };
             if !hit {
@@ -631,6 +646,43 @@ pub fn drop_columns(
         }
     }
     Ok(Some((splice(sql, &mut merged), dropped)))
+}
+
+/// The words inside the CHECK (...) clauses of an element.
+fn check_words(
+    toks: &[Tok],
+    sig: &[usize],
+    (a, b): (usize, usize),
+    name_of: &dyn Fn(&Word) -> String,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut k = a;
+    while k < b {
+        if is_keyword(&toks[sig[k]].token, "CHECK")
+            && sig
+                .get(k + 1)
+                .is_some_and(|&i| matches!(toks[i].token, Token::LParen))
+        {
+            let mut depth = 0;
+            k += 1;
+            while k < b {
+                match &toks[sig[k]].token {
+                    Token::LParen => depth += 1,
+                    Token::RParen => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    Token::Word(w) => out.push(name_of(w)),
+                    _ => {}
+                }
+                k += 1;
+            }
+        }
+        k += 1;
+    }
+    out
 }
 
 /// Whether a column definition is a generated one (`GENERATED ALWAYS AS (...)`, or
@@ -693,5 +745,25 @@ mod drop_tests {
             .is_none()
         );
         assert!(drop_columns("CREATE TABLE t (a int)", false, &cols(&["a"]), "t").is_err());
+        // A kept column whose CHECK names a removed one is refused, not left broken.
+        let e = drop_columns(
+            "CREATE TABLE t (a INT, b INT CHECK (b > a), c DATE)",
+            true,
+            &cols(&["a"]),
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("column b has a CHECK that uses a"), "{e}");
+        // A type word is not a use: removing a column named like another column's type.
+        let (out, _) = drop_columns(
+            "CREATE TABLE t (date TEXT, due DATE)",
+            true,
+            &cols(&["date"]),
+            "t",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(out, "CREATE TABLE t (due DATE)");
     }
 }

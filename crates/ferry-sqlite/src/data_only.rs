@@ -323,10 +323,13 @@ impl Visitor for Loader<'_> {
         let names: Vec<String> = load.fields.iter().map(|(_, c, _)| quote(c)).collect();
         let params: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
         let sql = if names.is_empty() {
-            format!("INSERT INTO main.{} DEFAULT VALUES", quote(&load.target))
+            format!(
+                "INSERT OR ABORT INTO main.{} DEFAULT VALUES",
+                quote(&load.target)
+            )
         } else {
             format!(
-                "INSERT INTO main.{} ({}) VALUES ({})",
+                "INSERT OR ABORT INTO main.{} ({}) VALUES ({})",
                 quote(&load.target),
                 names.join(", "),
                 params.join(", ")
@@ -370,7 +373,9 @@ impl Visitor for Loader<'_> {
                     };
                     bound.ctx(|| format!("table {}: binding {column}", load.target))?;
                 }
-                stmt.raw_execute().map_err(|source| SqliteError::Sql {
+                // OR ABORT: a table's own ON CONFLICT REPLACE or IGNORE must not delete the
+                // application's rows or drop the archive's without a word.
+                let inserted = stmt.raw_execute().map_err(|source| SqliteError::Sql {
                     context: format!(
                         "table {}, row {} of {}: inserting",
                         load.target,
@@ -379,6 +384,14 @@ impl Visitor for Loader<'_> {
                     ),
                     source,
                 })?;
+                if inserted != 1 {
+                    return Err(SqliteError::Check {
+                        context: format!("table {}, row {} of {}", load.target, r + 1, part.path),
+                        detail: format!(
+                            "{inserted} rows inserted for one (a trigger or conflict rule of the target intervened)"
+                        ),
+                    });
+                }
             }
             ferry_archive::interrupt::pause_point("import:batch");
             rows += batch.num_rows() as u64;

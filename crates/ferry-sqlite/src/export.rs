@@ -174,7 +174,7 @@ pub fn export(
             true,
             &|sql, cols| {
                 ferry_sql::rewrite::drop_columns(sql, true, cols, "the table's definition")
-                    .map(|r| r.map(|(s, d)| (s, d.columns)))
+                    .map(|r| r.map(|(s, d)| (s, d.columns, d.constraints)))
                     .map_err(|e| e.to_string())
             },
             &|text, c| ferry_sql::check::mentions(text, true, c),

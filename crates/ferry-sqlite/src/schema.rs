@@ -571,6 +571,40 @@ fn foreign_keys(conn: &Connection, table: &str) -> Result<Vec<ForeignKey>, Sqlit
             fk.ref_columns.push(to);
         }
     }
+    // The pragma gives names as the REFERENCES clause spelled them (`REFERENCES USERS(ID)`);
+    // SQLite matches them without regard to case, so the manifest records the names the
+    // tables and columns actually have, which everything downstream compares exactly.
+    let actual_table = |name: &str| -> Option<String> {
+        conn.query_row(
+            "SELECT name FROM main.sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
+            [name],
+            |r| r.get(0),
+        )
+        .ok()
+    };
+    let actual_column = |table: &str, name: &str| -> Option<String> {
+        conn.query_row(
+            "SELECT name FROM pragma_table_xinfo(?1, 'main') WHERE name = ?2 COLLATE NOCASE",
+            [table, name],
+            |r| r.get(0),
+        )
+        .ok()
+    };
+    for (_, fk) in &mut out {
+        for c in &mut fk.columns {
+            if let Some(a) = actual_column(table, c) {
+                *c = a;
+            }
+        }
+        if let Some(t) = actual_table(&fk.ref_table) {
+            for c in &mut fk.ref_columns {
+                if let Some(a) = actual_column(&t, c) {
+                    *c = a;
+                }
+            }
+            fk.ref_table = t;
+        }
+    }
     // pragma_foreign_key_list lists constraints last-declared first.
     Ok(out.into_iter().rev().map(|(_, fk)| fk).collect())
 }

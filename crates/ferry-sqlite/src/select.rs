@@ -12,7 +12,7 @@ use ferry_archive::selection::{
     self, Fetched, PlanRow, Resolved, RowSource, Seed, Subset, TableName,
 };
 use rusqlite::Connection;
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::{ToSqlOutput, ValueRef};
 
 use crate::error::{Ctx, SqliteError};
 use crate::quote;
@@ -38,14 +38,14 @@ impl Val {
         }
     }
 
-    fn sql(&self) -> Value {
-        match self {
-            Val::Int(i) => Value::Integer(*i),
-            Val::Real(b) => Value::Real(f64::from_bits(*b)),
-            // Text is bound as text even when it is not UTF-8: SQLite stores it that way.
-            Val::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-            Val::Blob(b) => Value::Blob(b.clone()),
-        }
+    fn sql(&self) -> ToSqlOutput<'_> {
+        ToSqlOutput::Borrowed(match self {
+            Val::Int(i) => ValueRef::Integer(*i),
+            Val::Real(b) => ValueRef::Real(f64::from_bits(*b)),
+            // Text is bound as its exact bytes, UTF-8 or not, as SQLite stored it.
+            Val::Text(t) => ValueRef::Text(t),
+            Val::Blob(b) => ValueRef::Blob(b),
+        })
     }
 }
 
@@ -79,7 +79,7 @@ impl Source<'_> {
         &self,
         t: usize,
         condition: &str,
-        params: &[Value],
+        params: &[ToSqlOutput<'_>],
         columns: &[String],
     ) -> Result<Fetched<Vec<Val>, Val>, SqliteError> {
         ferry_archive::interrupt::check()?;
@@ -192,7 +192,7 @@ impl RowSource for Source<'_> {
                 "{lhs} IN (VALUES {})",
                 vec![row.as_str(); chunk.len()].join(", ")
             );
-            let params: Vec<Value> = chunk.iter().flatten().map(Val::sql).collect();
+            let params: Vec<ToSqlOutput<'_>> = chunk.iter().flatten().map(Val::sql).collect();
             out.extend(self.fetch(t, &condition, &params, columns)?);
         }
         Ok(out)
@@ -256,9 +256,18 @@ pub(crate) fn apply(
     };
     let names: Vec<String> = tables.iter().map(|t| t.table.name.clone()).collect();
     let plan = selection::plan_rows(&names, &resolved.choices, subset.as_ref());
-    if subset.is_none() {
-        dangling(conn, tables, &resolved.choices, &edges, strict, &mut notes)?;
-    }
+    // Rows a filter leaves pointing at rows that are not exported: with a subset too, whose
+    // walk applies each table's --where and whose parents may be exported without rows.
+    let effective: Vec<selection::Choice> = resolved
+        .choices
+        .iter()
+        .zip(tables.iter())
+        .map(|(c, t)| selection::Choice {
+            filter: t.filter.clone(),
+            ..c.clone()
+        })
+        .collect();
+    dangling(conn, tables, &effective, &edges, strict, &mut notes)?;
     Ok(Applied {
         keep: resolved.choices.iter().map(|c| c.included).collect(),
         plan,
