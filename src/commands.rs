@@ -882,6 +882,11 @@ fn verify(a: VerifyArgs, quiet: bool) -> Result<ExitCode> {
         for n in comparison.notes.iter().filter(|_| !quiet) {
             eprintln!("note: {}", printable(n));
         }
+        if m.selection.is_some() && !quiet {
+            eprintln!(
+                "note: this archive holds part of its source (see `ferry inspect`): compared with the whole database, the tables it filtered, subset or masked differ by design"
+            );
+        }
         problems.extend(comparison.differences);
     }
     {

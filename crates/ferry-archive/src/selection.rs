@@ -350,7 +350,30 @@ fn hint(tables: &[TableName]) -> String {
     }
 }
 
-/// The one table `name` (exact, or `schema.table`) names.
+/// `"S p"."we""ird"` as `S p.we"ird`: a name written with SQL quotes, as the plan prints
+/// it, names the same table as the bare form.
+fn unquote(name: &str) -> String {
+    if !name.contains('"') {
+        return name.to_owned();
+    }
+    let mut out = String::new();
+    let mut chars = name.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', false) => quoted = true,
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                out.push('"');
+            }
+            ('"', true) => quoted = false,
+            (c, _) => out.push(c),
+        }
+    }
+    out
+}
+
+/// The one table `name` (exact, or `schema.table`, either quoted as SQL quotes them) names.
 fn find_one(
     option: &str,
     name: &str,
@@ -364,10 +387,16 @@ fn find_one(
             a == b
         }
     };
+    let bare = unquote(name);
     let hits: Vec<usize> = tables
         .iter()
         .enumerate()
-        .filter(|(_, t)| eq(&t.name, name) || eq(&t.qualified(), name))
+        .filter(|(_, t)| {
+            eq(&t.name, name)
+                || eq(&t.qualified(), name)
+                || eq(&t.name, &bare)
+                || eq(&t.qualified(), &bare)
+        })
         .map(|(i, _)| i)
         .collect();
     match hits.len() {
@@ -1385,6 +1414,16 @@ mod tests {
         };
         let e = amb.resolve(&tables, false).unwrap_err().to_string();
         assert!(e.contains("qualify it"), "{e}");
+        let quoted = Selection {
+            filters: vec![TableCondition::parse("--where", "\"public\".\"users\":id > 1").unwrap()],
+            ..Default::default()
+        };
+        assert_eq!(
+            quoted.resolve(&tables, false).unwrap().choices[0]
+                .filter
+                .as_deref(),
+            Some("id > 1")
+        );
         let sqlite = [name(None, "Users")];
         let ok = Selection {
             tables: vec!["main.users".into()],
