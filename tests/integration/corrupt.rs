@@ -336,3 +336,98 @@ fn corrupted_archives_import_consistently_or_are_refused_in_one_line() {
         )
         .unwrap();
 }
+
+/// Rewrites the one part of a directory archive's first table through `edit`, as a valid
+/// Parquet file with the same schema, and recomputes its size and SHA-256 in the manifest.
+fn rewrite_part(
+    archive: &std::path::Path,
+    edit: impl Fn(arrow_array::RecordBatch) -> arrow_array::RecordBatch,
+) {
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let path = archive.join("data/t00001/part-000000.parquet");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<_> = reader.map(|b| edit(b.unwrap())).collect();
+    let mut out = Vec::new();
+    {
+        let mut w = ArrowWriter::try_new(&mut out, batches[0].schema(), None).unwrap();
+        for b in &batches {
+            w.write(b).unwrap();
+        }
+        w.close().unwrap();
+    }
+    std::fs::write(&path, &out).unwrap();
+    let sum = hex::encode(sha2::Sha256::digest(&out));
+    let m = archive.join("manifest.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
+    v["tables"][0]["files"][0]["sha256"] = sum.into();
+    v["tables"][0]["files"][0]["bytes"] = out.len().into();
+    std::fs::write(&m, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn a_malformed_sqlite_value_is_refused_by_both_importers_never_guessed() {
+    use arrow_array::{Array, ArrayRef, Int8Array, RecordBatch, StructArray};
+    use std::sync::Arc;
+    let dir = TestDir::new();
+    rusqlite::Connection::open(dir.path("m.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE m (id INTEGER PRIMARY KEY, v ANY);
+             INSERT INTO m VALUES (1, 42), (2, 'text'), (3, x'00ff'), (4, 2.5);",
+        )
+        .unwrap();
+    dir.ferry().args(["export", "m.db", "good"]).run().success();
+    // Two lies a checksum cannot catch: an unknown storage class, and a class whose value
+    // slot is empty (which a careless reader takes for 0 or '').
+    for (name, class, row, said) in [
+        ("unknown", 9i8, 0usize, "unknown storage class 9"),
+        ("empty", 1i8, 1usize, "class 1 without its value"),
+    ] {
+        let archive = dir.path(name);
+        crate::hostile::copy_dir(&dir.path("good"), &archive);
+        rewrite_part(&archive, |b: RecordBatch| {
+            let i = b.schema().index_of("v").unwrap();
+            let s = b.column(i).as_any().downcast_ref::<StructArray>().unwrap();
+            let mut classes: Vec<i8> = s
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int8Array>()
+                .unwrap()
+                .values()
+                .to_vec();
+            classes[row] = class;
+            let mut cols: Vec<ArrayRef> = s.columns().to_vec();
+            cols[0] = Arc::new(Int8Array::from(classes));
+            let fields = s.fields().clone();
+            let v = StructArray::new(fields, cols, s.nulls().cloned());
+            let mut all: Vec<ArrayRef> = b.columns().to_vec();
+            all[i] = Arc::new(v);
+            RecordBatch::try_new(b.schema(), all).unwrap()
+        });
+        let pg = PgDb::new("malformed");
+        let run = dir
+            .ferry()
+            .args(["import", name, &pg.url()])
+            .run()
+            .fails_with(1)
+            .says(said)
+            .says("column v");
+        assert_eq!(run.stderr().lines().count(), 1, "{}", run.stderr());
+        assert_eq!(
+            pg.psql("SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = 'public'")
+                .trim(),
+            "0"
+        );
+        let target = format!("{name}.db");
+        dir.ferry()
+            .args(["import", name, &target])
+            .run()
+            .fails_with(1)
+            .says("invalid sqlite_value");
+        assert!(!dir.path(&target).exists());
+    }
+}

@@ -164,12 +164,13 @@ fn compare_from_sqlite(
                     row.clear();
                     row.extend_from_slice(&(fields.len() as i16).to_be_bytes());
                     for (i, _, conv) in fields {
-                        let v = from_sqlite::value_at(batch.column(*i), &data[*i].1, r);
                         let start = row.len();
-                        let put = conv.put(v, &mut row).and_then(|()| match conv {
-                            Conv::Numeric => trim_numeric_field(&mut row, start),
-                            _ => Ok(()),
-                        });
+                        let put = from_sqlite::value_at(batch.column(*i), &data[*i].1, r)
+                            .and_then(|v| conv.put(v, &mut row))
+                            .and_then(|()| match conv {
+                                Conv::Numeric => trim_numeric_field(&mut row, start),
+                                _ => Ok(()),
+                            });
                         if let Err(e) = put {
                             self.error
                                 .get_or_insert(format!("table {}: {e}", table.name));

@@ -354,9 +354,11 @@ pub(crate) async fn load_part(
                 put_field_count(buf, t.fields.len());
                 for ((i, _, enc), e) in t.fields.iter().zip(&encoders) {
                     match (enc, e) {
-                        (FieldEnc::Sqlite(conv), _) => conv
-                            .put(from_sqlite::value_at(batch.column(*i), &data[*i].1, r), buf)
-                            .map_err(|reason| value_error(*i, r, reason))?,
+                        (FieldEnc::Sqlite(conv), _) => {
+                            from_sqlite::value_at(batch.column(*i), &data[*i].1, r)
+                                .and_then(|v| conv.put(v, buf))
+                                .map_err(|reason| value_error(*i, r, reason))?
+                        }
                         (FieldEnc::Native(_), Some(e)) => {
                             e.put(r, buf).map_err(|reason| value_error(*i, r, reason))?
                         }

@@ -471,33 +471,79 @@ pub enum SqlVal<'a> {
     Blob(&'a [u8]),
 }
 
-pub fn value_at<'a>(a: &'a ArrayRef, lt: &LogicalType, r: usize) -> SqlVal<'a> {
+/// Row `r` of a SQLite archive's data field. A malformed value (an unknown storage class, a
+/// class whose slot is empty, a field of another type) is an error, never a guess: reading
+/// an empty slot as 0 or `''`, or an unknown class as a blob, would load a value the source
+/// never held.
+pub fn value_at<'a>(a: &'a ArrayRef, lt: &LogicalType, r: usize) -> Result<SqlVal<'a>, String> {
     if a.is_null(r) {
-        return SqlVal::Null;
+        return Ok(SqlVal::Null);
     }
-    match lt {
-        LogicalType::Int64 => SqlVal::Int(a.as_primitive::<Int64Type>().value(r)),
-        LogicalType::Float64 => SqlVal::Real(a.as_primitive::<Float64Type>().value(r)),
-        LogicalType::Text => SqlVal::Text(a.as_string::<i32>().value(r)),
-        LogicalType::Bytes => SqlVal::Blob(a.as_binary::<i32>().value(r)),
+    let wrong = || format!("the field is not stored as a {} column", lt.display());
+    Ok(match lt {
+        LogicalType::Int64 => SqlVal::Int(
+            a.as_primitive_opt::<Int64Type>()
+                .ok_or_else(wrong)?
+                .value(r),
+        ),
+        LogicalType::Float64 => SqlVal::Real(
+            a.as_primitive_opt::<Float64Type>()
+                .ok_or_else(wrong)?
+                .value(r),
+        ),
+        LogicalType::Text => SqlVal::Text(a.as_string_opt::<i32>().ok_or_else(wrong)?.value(r)),
+        LogicalType::Bytes => SqlVal::Blob(a.as_binary_opt::<i32>().ok_or_else(wrong)?.value(r)),
         LogicalType::SqliteValue => {
-            let s = a.as_struct();
-            match s.column(0).as_primitive::<Int8Type>().value(r) {
-                sqlite_class::INTEGER => {
-                    SqlVal::Int(s.column(1).as_primitive::<Int64Type>().value(r))
+            let s = a.as_struct_opt().ok_or_else(wrong)?;
+            if s.num_columns() < 5 {
+                return Err(wrong());
+            }
+            let class = s
+                .column(0)
+                .as_primitive_opt::<Int8Type>()
+                .ok_or_else(wrong)?;
+            let slot = |i: usize| {
+                if s.column(i).is_valid(r) {
+                    Ok(s.column(i))
+                } else {
+                    Err(format!(
+                        "invalid sqlite_value: class {} without its value",
+                        class.value(r)
+                    ))
                 }
-                sqlite_class::REAL => {
-                    SqlVal::Real(s.column(2).as_primitive::<Float64Type>().value(r))
+            };
+            match class.value(r) {
+                sqlite_class::INTEGER => SqlVal::Int(
+                    slot(1)?
+                        .as_primitive_opt::<Int64Type>()
+                        .ok_or_else(wrong)?
+                        .value(r),
+                ),
+                sqlite_class::REAL => SqlVal::Real(
+                    slot(2)?
+                        .as_primitive_opt::<Float64Type>()
+                        .ok_or_else(wrong)?
+                        .value(r),
+                ),
+                sqlite_class::TEXT => {
+                    SqlVal::Text(slot(3)?.as_string_opt::<i32>().ok_or_else(wrong)?.value(r))
                 }
-                sqlite_class::TEXT => SqlVal::Text(s.column(3).as_string::<i32>().value(r)),
                 sqlite_class::TEXT_BYTES => {
-                    SqlVal::TextBytes(s.column(4).as_binary::<i32>().value(r))
+                    SqlVal::TextBytes(slot(4)?.as_binary_opt::<i32>().ok_or_else(wrong)?.value(r))
                 }
-                _ => SqlVal::Blob(s.column(4).as_binary::<i32>().value(r)),
+                sqlite_class::BLOB => {
+                    SqlVal::Blob(slot(4)?.as_binary_opt::<i32>().ok_or_else(wrong)?.value(r))
+                }
+                c => return Err(format!("invalid sqlite_value: unknown storage class {c}")),
             }
         }
-        _ => SqlVal::Null,
-    }
+        other => {
+            return Err(format!(
+                "logical type {} is not a SQLite value",
+                other.display()
+            ));
+        }
+    })
 }
 
 /// Renders any SQLite value as text (the widened form): integers and reals in their exact

@@ -159,13 +159,14 @@ impl Copier {
                         for r in 0..batch.num_rows() {
                             put_field_count(buf, plan.fields.len());
                             for (i, _, conv) in &plan.fields {
-                                let v = from_sqlite::value_at(batch.column(*i), &fields[*i].1, r);
-                                conv.put(v, buf).map_err(|reason| PgError::Value {
-                                    table: table.name.clone(),
-                                    column: fields[*i].0.clone(),
-                                    row: before + r as u64 + 1,
-                                    reason: row_hint(batch, &fields, r, table, reason),
-                                })?;
+                                from_sqlite::value_at(batch.column(*i), &fields[*i].1, r)
+                                    .and_then(|v| conv.put(v, buf))
+                                    .map_err(|reason| PgError::Value {
+                                        table: table.name.clone(),
+                                        column: fields[*i].0.clone(),
+                                        row: before + r as u64 + 1,
+                                        reason: row_hint(batch, &fields, r, table, reason),
+                                    })?;
                             }
                         }
                         Ok(())
@@ -272,7 +273,10 @@ fn row_hint(
     let Some(i) = fields.iter().position(|(n, _)| *n == key) else {
         return reason;
     };
-    match from_sqlite::as_text(from_sqlite::value_at(batch.column(i), &fields[i].1, r)) {
+    match from_sqlite::value_at(batch.column(i), &fields[i].1, r)
+        .ok()
+        .and_then(from_sqlite::as_text)
+    {
         Some(v) => format!("{reason} (row with {key} = {v})"),
         None => reason,
     }

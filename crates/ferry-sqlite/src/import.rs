@@ -645,8 +645,12 @@ fn restore_stats(conn: &Connection, m: &Manifest) -> Result<(), SqliteError> {
                 for row in rows {
                     let vals: Vec<rusqlite::types::Value> = row
                         .as_array()
-                        .map(|r| r.iter().map(json_to_sql).collect())
-                        .unwrap_or_default();
+                        .ok_or_else(|| "a row is not an array".to_owned())
+                        .and_then(|r| r.iter().map(json_to_sql).collect())
+                        .map_err(|reason| SqliteError::Refused {
+                            what: format!("the archive's {name} statistics"),
+                            reason,
+                        })?;
                     let params: Vec<String> = (1..=vals.len()).map(|i| format!("?{i}")).collect();
                     conn.execute(
                         &format!("INSERT INTO main.{name} VALUES ({})", params.join(", ")),
@@ -660,19 +664,24 @@ fn restore_stats(conn: &Connection, m: &Manifest) -> Result<(), SqliteError> {
     Ok(())
 }
 
-fn json_to_sql(v: &Value) -> rusqlite::types::Value {
+/// One value of a statistics row as the exporter wrote it; anything else is an error, not
+/// a guess (an empty blob for bad hex, NULL for an unknown object).
+fn json_to_sql(v: &Value) -> Result<rusqlite::types::Value, String> {
     use rusqlite::types::Value as V;
-    match v {
+    Ok(match v {
         Value::Null => V::Null,
-        Value::Number(n) if n.is_i64() => V::Integer(n.as_i64().unwrap_or_default()),
-        Value::Number(n) => V::Real(n.as_f64().unwrap_or_default()),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => V::Integer(i),
+            (None, Some(f)) => V::Real(f),
+            _ => return Err(format!("number {n} is neither an integer nor a real")),
+        },
         Value::String(s) => V::Text(s.clone()),
         Value::Object(o) => match o.get("blob").and_then(Value::as_str) {
-            Some(h) => V::Blob(hex::decode(h).unwrap_or_default()),
-            None => V::Null,
+            Some(h) => V::Blob(hex::decode(h).map_err(|e| format!("blob {h:?} is not hex ({e})"))?),
+            None => return Err(format!("unknown value {v}")),
         },
-        other => V::Text(other.to_string()),
-    }
+        other => return Err(format!("unknown value {other}")),
+    })
 }
 
 /// Pragmas that live in the file header and are set last: the journal mode (WAL is
