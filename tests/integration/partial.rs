@@ -322,3 +322,36 @@ fn a_conflict_rule_of_the_target_cannot_swallow_rows_silently() {
         .unwrap();
     assert_eq!(kept, 1, "the application's row is still there");
 }
+
+#[test]
+fn partitions_load_into_the_desktop_table_that_holds_them() {
+    let dir = TestDir::new();
+    let pg = PgDb::new("parts");
+    pg.psql(
+        "CREATE TABLE measure (id integer, at date NOT NULL, v numeric(6,2), PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+         CREATE TABLE measure_2025 PARTITION OF measure FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+         CREATE TABLE measure_2026 PARTITION OF measure FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+         INSERT INTO measure VALUES (1, '2025-03-01', 1.50), (2, '2026-03-01', 2.25), (3, '2026-04-01', NULL);",
+    );
+    dir.ferry().args(["export", &pg.url(), "m"]).run().success();
+    rusqlite::Connection::open(dir.path("app.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE measure (id INTEGER, at TEXT NOT NULL, v TEXT, PRIMARY KEY (id, at));",
+        )
+        .unwrap();
+    dir.ferry()
+        .args(["import", "--data-only", "m", "app.db", "--no-backup"])
+        .run()
+        .success()
+        .says("public.measure_2026 (into measure)");
+    let rows = ids_sqlite(
+        &dir.path("app.db"),
+        "SELECT id || '|' || at || '|' || coalesce(v, '-') FROM measure",
+    );
+    let want: BTreeSet<String> = ["1|2025-03-01|1.50", "2|2026-03-01|2.25", "3|2026-04-01|-"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    similar_asserts::assert_eq!(want, rows);
+}

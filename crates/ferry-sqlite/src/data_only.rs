@@ -188,17 +188,20 @@ fn plan(
             ));
             continue;
         }
-        let hits: Vec<&TargetTable> = targets
-            .iter()
-            .filter(|x| x.name.eq_ignore_ascii_case(&t.name))
-            .collect();
-        let Some(target) = hits.first() else {
+        let find = |name: &str| targets.iter().find(|x| x.name.eq_ignore_ascii_case(name));
+        // A PostgreSQL partition's rows belong in its partitioned table, as a full import
+        // puts them: SQLite has no partitions.
+        let parent = cross
+            .then(|| from_postgres::partition_parent(t, m))
+            .flatten();
+        let Some(target) = find(&t.name).or_else(|| parent.and_then(|p| find(&p.name))) else {
             missing.push(t);
             continue;
         };
-        if loads
-            .values()
-            .any(|l: &Load| l.target.eq_ignore_ascii_case(&target.name))
+        if parent.is_none()
+            && loads
+                .values()
+                .any(|l: &Load| l.target.eq_ignore_ascii_case(&target.name))
         {
             return Err(SqliteError::Unsupported(format!(
                 "table {}: the archive has two tables named {} (in different schemas); load them one at a time",
@@ -265,7 +268,10 @@ fn plan(
         );
     }
     if !missing.is_empty() {
-        let names: Vec<String> = missing.iter().map(|t| t.display_name()).collect();
+        let mut names: Vec<String> = missing.iter().take(5).map(|t| t.display_name()).collect();
+        if missing.len() > 5 {
+            names.push(format!("and {} more", missing.len() - 5));
+        }
         if !options.skip_missing_tables {
             return Err(SqliteError::Refused {
                 what: format!("table(s) {}", names.join(", ")),
@@ -515,8 +521,13 @@ pub fn import_data_only(
                 });
             }
             progress.table_finished(&t.display_name());
+            let shown = if t.name.eq_ignore_ascii_case(&load.target) {
+                load.target.clone()
+            } else {
+                format!("{} (into {})", t.display_name(), load.target)
+            };
             report.tables.push(TableReport {
-                name: load.target.clone(),
+                name: shown,
                 rows,
                 bytes: None,
                 elapsed: Duration::ZERO,
