@@ -800,6 +800,19 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                     "to replace tables that already exist, use --clean",
                 )],
             )?;
+            // Parallel loading commits staging tables as the parts arrive; a stream's manifest
+            // (and so its signature) comes last. With a key required, nothing may be written
+            // before it is checked: load in the one transaction instead.
+            let jobs = if a.require_signature.is_some() && !matches!(location, Location::Dir(_)) {
+                if jobs > 1 && !quiet {
+                    eprintln!(
+                        "note: --require-signature with a tar or stream archive loads in one transaction (--jobs 1), so nothing is written before the signature is checked"
+                    );
+                }
+                1
+            } else {
+                jobs
+            };
             let options = ferry_postgres::ImportOptions {
                 clean: a.clean,
                 target_schema: a.target_schema.clone(),
@@ -1016,7 +1029,7 @@ fn describe(location: &Location, m: &Manifest) -> String {
         Some(id) => {
             let _ = writeln!(
                 out,
-                "signed    by minisign key {id} (check it: ferry verify --key KEY.pub)"
+                "signed    claims minisign key {id} (not checked here: ferry verify ARCHIVE --key KEY.pub)"
             );
         }
         None => {

@@ -599,10 +599,10 @@ fn a_read_only_directory_fails_in_one_line_and_changes_nothing() {
     }
 }
 
-/// Entries of the system's temporary directory that a process with this pid made.
-fn temp_leftovers_of(pid: u32) -> Vec<String> {
+/// Entries of a temporary directory that a process with this pid made.
+fn temp_leftovers_of(tmp: &std::path::Path, pid: u32) -> Vec<String> {
     let prefix = format!(".ferry-{pid}-");
-    std::fs::read_dir(std::env::temp_dir())
+    std::fs::read_dir(tmp)
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -635,9 +635,14 @@ fn kill_9_in_every_container_form_leaves_only_what_the_next_run_sweeps() {
         .success();
     assert_same!(leftovers(&dir, &["app.tar", "out"]), Vec::<String>::new());
 
-    // Export to stdout: its parts are staged in the temporary directory.
+    // Export to stdout: its parts are staged in the temporary directory. A private one, so
+    // that other tests' runs (which sweep the shared one) cannot remove them first.
+    let tmp = dir.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let tmp_s = tmp.to_string_lossy().into_owned();
     let killed = dir
         .ferry()
+        .env("TMPDIR", &tmp_s)
         .args(["export"])
         .args([app_db()])
         .args(["-"])
@@ -645,31 +650,33 @@ fn kill_9_in_every_container_form_leaves_only_what_the_next_run_sweeps() {
     let pid = killed.pid();
     killed.signal("KILL");
     assert!(
-        !temp_leftovers_of(pid).is_empty(),
+        !temp_leftovers_of(&tmp, pid).is_empty(),
         "a staging directory in the temp dir"
     );
     // Import from stdin: its spool directory is in the temporary directory too.
     let killed = dir
         .ferry()
+        .env("TMPDIR", &tmp_s)
         .args(["import", "-", "new.db"])
         .stdin_file(&dir.path("app.tar"))
         .paused_at("import:batch");
     let pid2 = killed.pid();
     killed.signal("KILL");
     assert!(
-        !temp_leftovers_of(pid2).is_empty(),
+        !temp_leftovers_of(&tmp, pid2).is_empty(),
         "a spool directory in the temp dir"
     );
     // The next stream import sweeps both (their processes are gone), and succeeds.
     dir.ferry()
+        .env("TMPDIR", &tmp_s)
         .args(["import", "-", "new.db"])
         .stdin_file(&dir.path("app.tar"))
         .run()
         .success();
-    assert_same!(temp_leftovers_of(pid), Vec::<String>::new());
-    assert_same!(temp_leftovers_of(pid2), Vec::<String>::new());
+    assert_same!(temp_leftovers_of(&tmp, pid), Vec::<String>::new());
+    assert_same!(temp_leftovers_of(&tmp, pid2), Vec::<String>::new());
     assert_same!(
-        leftovers(&dir, &["app.tar", "out", "new.db"]),
+        leftovers(&dir, &["app.tar", "out", "new.db", "tmp"]),
         Vec::<String>::new()
     );
 }

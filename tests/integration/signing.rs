@@ -82,7 +82,7 @@ fn a_signed_archive_verifies_with_ferry_and_the_minisign_tool_in_every_container
         .args(["inspect", "a.tar"])
         .run()
         .success()
-        .says(&format!("signed    by minisign key {id}"));
+        .says(&format!("signed    claims minisign key {id}"));
     for archive in ["a", "a.tar"] {
         dir.ferry()
             .args(["verify", archive, "--key", &pk])

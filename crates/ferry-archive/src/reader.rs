@@ -511,6 +511,15 @@ fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>
         }
     }
 
+    let private = match crate::sign::required() {
+        Some(_) => Some(
+            tempfile::Builder::new()
+                .prefix(&crate::leftover::spool_prefix())
+                .tempdir()
+                .map_err(|e| ArchiveError::io("temporary directory", e))?,
+        ),
+        None => None,
+    };
     for table in &manifest.tables {
         for f in &table.files {
             let abs = root.join(&f.path);
@@ -527,20 +536,53 @@ fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>
                 Ok(m) if !m.file_type().is_file() => continue, // reported by the walk
                 Ok(_) => {}
             }
-            let (sha, bytes) = hash_file(&abs).map_err(|e| ArchiveError::io(&f.path, e))?;
-            if !check_file(f, &sha, bytes, visitor)? {
-                continue;
-            }
+            // With a signature required, the bytes hashed must be the bytes decoded: each part
+            // is copied into a private spool as it is hashed, never opened twice from a
+            // directory someone else may change meanwhile (a share, a symlink swap).
+            let spooled = match &private {
+                Some(dir) => {
+                    let copy = dir.path().join("part.parquet");
+                    let mut from =
+                        open_no_follow(&abs).map_err(|e| ArchiveError::io(&f.path, e))?;
+                    let (sha, bytes) = File::create(&copy)
+                        .and_then(|mut out| copy_hashed(&mut from, &mut out))
+                        .map_err(|e| ArchiveError::io(&f.path, e))?;
+                    if !check_file(f, &sha, bytes, visitor)? {
+                        continue;
+                    }
+                    Some(copy)
+                }
+                None => {
+                    let (sha, bytes) = hash_file(&abs).map_err(|e| ArchiveError::io(&f.path, e))?;
+                    if !check_file(f, &sha, bytes, visitor)? {
+                        continue;
+                    }
+                    None
+                }
+            };
             let part = Part {
                 path: &f.path,
-                file: &abs,
+                file: spooled.as_deref().unwrap_or(&abs),
                 table,
             };
             check_footer_rows(&part, f, visitor)?;
             visitor.part(table, &part)?;
+            if let Some(copy) = &spooled {
+                // A new file for every part: a visitor may hold this one open (detached).
+                std::fs::remove_file(copy).map_err(|e| ArchiveError::io(&f.path, e))?;
+            }
         }
     }
     Ok(Some(manifest))
+}
+
+/// Opens a file without following a final symbolic link.
+fn open_no_follow(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 /// True when no component of `rel` below `root` is a link (or anything but a directory
@@ -776,6 +818,18 @@ fn read_tar<V: Visitor, R: Read>(
             continue;
         }
         if path == prelude_sig_name || path == manifest_sig_name {
+            // Signature entries exist from format 2.0 on; in a 1.x archive they are foreign.
+            let version = prelude
+                .as_ref()
+                .or(unsigned_prelude.as_ref().map(|(p, _)| p))
+                .map(|p| p.format_version.as_str());
+            if version.is_some_and(|v| v.starts_with("1.")) {
+                visitor.problem(ArchiveError::BadEntry {
+                    path,
+                    reason: "a signature entry in a format 1.x archive".into(),
+                })?;
+                continue;
+            }
             let bytes = match read_document(&path, &mut entry) {
                 Ok(b) => b,
                 Err(e) => {

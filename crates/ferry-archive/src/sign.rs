@@ -73,7 +73,7 @@ impl Signer {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(encoded.trim())
                 .map_err(|e| bad(format!("its key line is not base64 ({e})")))?;
-            if raw.len() == 158 && raw[2..4] == [0, 0] {
+            if raw.len() == 158 && raw[..2] == *b"Ed" && raw[2..4] == [0, 0] {
                 let sk = SecretKey::from_bytes(&raw).map_err(|e| bad(e.to_string()))?;
                 let pk = PublicKey::from_secret_key(&sk).ok();
                 let id = key_id(sk.keynum());
@@ -159,8 +159,8 @@ impl Verifier {
     /// Checks `signature` (an entry's bytes) over `bytes` of `document`. The error says what
     /// is wrong in one line.
     pub fn verify(&self, document: &str, bytes: &[u8], signature: &[u8]) -> Result<(), String> {
-        let text = std::str::from_utf8(signature)
-            .map_err(|_| format!("{document}{SUFFIX} is not a minisign signature"))?;
+        let text = well_formed(signature)
+            .map_err(|why| format!("{document}{SUFFIX} is not a minisign signature ({why})"))?;
         let sig = SignatureBox::from_string(text)
             .map_err(|e| format!("{document}{SUFFIX} is not a minisign signature ({e})"))?;
         let signer = key_id(sig.keynum());
@@ -170,9 +170,16 @@ impl Verifier {
                 self.id
             ));
         }
-        minisign::verify(&self.pk, &sig, Cursor::new(bytes), true, false, false).map_err(|_| {
-            format!("{document} does not match its signature: it was changed after signing")
-        })?;
+        // The minisign crate slices what it is given; its panics on a crafted signature are
+        // a refusal like any other.
+        let verified = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            minisign::verify(&self.pk, &sig, Cursor::new(bytes), true, false, false)
+        }));
+        if !matches!(verified, Ok(Ok(()))) {
+            return Err(format!(
+                "{document} does not match its signature: it was changed after signing"
+            ));
+        }
         let comment = sig.trusted_comment().unwrap_or_default();
         if comment != trusted_comment(document) {
             return Err(format!(
@@ -183,9 +190,38 @@ impl Verifier {
     }
 }
 
-/// The signer key id recorded in a signature entry, for `inspect`.
+/// The shape minisign's format fixes, checked before the crate sees the text: four lines,
+/// the signature line 74 bytes (algorithm, key number, Ed25519 signature) and the global
+/// signature 64, in at most 4 KiB.
+fn well_formed(signature: &[u8]) -> Result<&str, &'static str> {
+    use base64::Engine as _;
+    if signature.len() > 4096 {
+        return Err("over 4 KiB");
+    }
+    let text = std::str::from_utf8(signature).map_err(|_| "not UTF-8")?;
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() != 4 || !lines[0].starts_with("untrusted comment: ") {
+        return Err("not four lines");
+    }
+    if !lines[2].starts_with("trusted comment: ") {
+        return Err("no trusted comment");
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let sig = b64
+        .decode(lines[1].trim())
+        .map_err(|_| "its signature is not base64")?;
+    let global = b64
+        .decode(lines[3].trim())
+        .map_err(|_| "its global signature is not base64")?;
+    if sig.len() != 74 || global.len() != 64 {
+        return Err("signatures of the wrong length");
+    }
+    Ok(text)
+}
+
+/// The key id a signature entry claims, for `inspect`; not a verification.
 pub fn signer_of(signature: &[u8]) -> Option<String> {
-    let sig = SignatureBox::from_string(std::str::from_utf8(signature).ok()?).ok()?;
+    let sig = SignatureBox::from_string(well_formed(signature).ok()?).ok()?;
     Some(key_id(sig.keynum()))
 }
 
@@ -223,14 +259,14 @@ pub const SIGNED_FORMAT_VERSION: &str = "2.0.0";
 
 /// Requires every archive this process reads to be signed by this key.
 pub fn require(verifier: Option<Verifier>) {
-    if let Ok(mut r) = REQUIRED.write() {
-        *r = verifier.map(Arc::new);
-    }
+    // A poisoned lock still holds the requirement: this must never fail open.
+    let mut r = REQUIRED.write().unwrap_or_else(|e| e.into_inner());
+    *r = verifier.map(Arc::new);
 }
 
 /// The key every archive read must be signed by, if one is required.
 pub fn required() -> Option<Arc<Verifier>> {
-    REQUIRED.read().ok().and_then(|r| r.clone())
+    REQUIRED.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 #[cfg(test)]
@@ -265,6 +301,16 @@ mod tests {
             v.verify("manifest.json", b"{}", b"junk")
                 .unwrap_err()
                 .contains("not a minisign signature")
+        );
+        // A genuine signature with its global signature cut short: refused, not a panic.
+        let text = String::from_utf8(sig.clone()).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[3] = "AAAA";
+        let cut = lines.join("\n");
+        assert!(
+            v.verify("manifest.json", b"{}", cut.as_bytes())
+                .unwrap_err()
+                .contains("wrong length")
         );
         let other = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
         let v2 = Verifier {
