@@ -225,6 +225,7 @@ pub struct SelectArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Parquet files")]
 pub struct WriteArgs {
     /// zstd compression level for the Parquet pages (1-22).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
