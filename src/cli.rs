@@ -282,6 +282,11 @@ pub struct ImportArgs {
     /// public key (a .pub file, or the key in base64).
     #[arg(long, value_name = "PUBKEY")]
     pub require_signature: Option<String>,
+    /// After the import, compare the target with the archive as `ferry verify --against`
+    /// does (every value, through the mapping across engines), and fail with exit code 3
+    /// if they differ. Needs an archive path, not -; not with --data-only.
+    #[arg(long, conflicts_with = "data_only")]
+    pub verify: bool,
     /// With --data-only into SQLite: do not keep TARGET.bak-<timestamp>.
     #[arg(long, requires = "data_only")]
     pub no_backup: bool,

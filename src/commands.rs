@@ -418,6 +418,35 @@ fn mask_key(a: &crate::cli::SelectArgs) -> Result<Option<Vec<u8>>> {
     Ok(std::env::var_os("FERRY_MASK_KEY").map(|k| k.into_encoded_bytes()))
 }
 
+/// `import --verify`: the comparison `verify --against` makes, reported as a check.
+fn after_import_check(c: ferry_archive::Comparison, target: &str, quiet: bool) -> ExitCode {
+    use crate::report;
+    for n in c.notes.iter().filter(|_| !quiet) {
+        eprintln!("note: {}", printable(n));
+    }
+    if c.differences.is_empty() {
+        report::check(
+            "against",
+            report::Status::Pass,
+            "the target holds exactly the archive's rows (as verify --against compares them)",
+        );
+        if !quiet {
+            eprintln!("verified: {target} matches the archive");
+        }
+        ExitCode::SUCCESS
+    } else {
+        report::check("against", report::Status::Fail, &c.differences.join("; "));
+        for d in &c.differences {
+            eprintln!("{}", printable(d));
+        }
+        eprintln!(
+            "ferry: the import finished, but {target} differs from the archive in {} place(s)",
+            c.differences.len()
+        );
+        ExitCode::from(exit::MISMATCH)
+    }
+}
+
 /// What every import hands to `--report`: endpoints and per-table counts. An import
 /// refuses to commit unless each table loaded exactly the manifest's row count, so a
 /// successful one reports them equal.
@@ -650,6 +679,9 @@ fn jobs_or_cores(jobs: Option<usize>) -> Result<usize> {
 
 fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) -> Result<ExitCode> {
     let jobs = jobs_or_cores(a.jobs)?;
+    if a.verify && a.archive == "-" {
+        bail!("--verify reads the archive a second time; give an archive path, not -");
+    }
     if let Some(key) = &a.require_signature {
         ferry_archive::sign::require(Some(ferry_archive::sign::Verifier::parse(key)?));
     }
@@ -789,6 +821,12 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                     report.elapsed.as_secs_f64()
                 );
             }
+            if a.verify {
+                let m = ferry_archive::read_manifest(&location)?;
+                let c = ferry_sqlite::compare(&location, &m, &path)
+                    .with_context(|| format!("comparing with {}", path.display()))?;
+                return Ok(after_import_check(c, &path.display().to_string(), quiet));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Endpoint::Postgres(url) => {
@@ -865,6 +903,12 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                     report.elapsed.as_secs_f64(),
                     report.statements
                 );
+            }
+            if a.verify {
+                let m = ferry_archive::read_manifest(&location)?;
+                let c = ferry_postgres::compare(&location, &m, &url, a.target_schema.as_deref())
+                    .context("comparing failed")?;
+                return Ok(after_import_check(c, &display_endpoint(&url), quiet));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -355,3 +355,43 @@ fn partitions_load_into_the_desktop_table_that_holds_them() {
         .collect();
     similar_asserts::assert_eq!(want, rows);
 }
+
+#[test]
+fn import_verify_compares_the_target_with_the_archive_and_reports_it() {
+    let dir = TestDir::new();
+    rusqlite::Connection::open(dir.path("src.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, n REAL, b BLOB);
+             INSERT INTO t VALUES (1, 'a', 1.5, x'00'), (2, NULL, -0.25, NULL);",
+        )
+        .unwrap();
+    dir.ferry()
+        .args(["export", "src.db", "a.tar"])
+        .run()
+        .success();
+    let pg = PgDb::new("importverify");
+    for (target, report) in [("copy.db".to_owned(), "s.json"), (pg.url(), "p.json")] {
+        dir.ferry()
+            .args(["import", "a.tar", &target, "--verify", "--report", report])
+            .run()
+            .success()
+            .says("matches the archive");
+        let doc = valid_report(&std::fs::read_to_string(dir.path(report)).unwrap());
+        assert_eq!(doc["overall_status"], "PASS");
+        assert!(
+            doc["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == "against" && c["status"] == "PASS"),
+            "{doc:#}"
+        );
+    }
+    dir.ferry()
+        .args(["import", "-", "x.db", "--verify"])
+        .stdin_file(&dir.path("a.tar"))
+        .run()
+        .fails_with(1)
+        .says("give an archive path, not -");
+}
