@@ -375,7 +375,13 @@ impl Visitor for Loader<'_> {
                                 .map_err(|reason| value_error(&data[*i].0, r, reason))?;
                             stmt.raw_bind_parameter(j + 1, ToSqlOutput::Borrowed(v))
                         }
-                        (None, None) => unreachable!("a conversion or a same-engine column"),
+                        (None, None) => {
+                            return Err(value_error(
+                                &data[*i].0,
+                                r,
+                                "no conversion for this field".into(),
+                            ));
+                        }
                     };
                     bound.ctx(|| format!("table {}: binding {column}", load.target))?;
                 }
