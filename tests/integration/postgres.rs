@@ -103,9 +103,18 @@ fn verify_against_matches_source_and_copy_and_names_a_changed_table() {
         .args(["verify", "a.tar", "--against", &dst.url()])
         .run()
         .fails_with(3);
+    // The row and the column are named, through the primary key: the archive's rows are
+    // loaded into a temporary table on a second session in the same snapshot.
     assert_eq!(
         run.stdout().trim(),
-        "table \"Other Schema\".\"MixedCase\": same row count (2) but different content"
+        "table \"Other Schema\".\"MixedCase\": same row count (2) but different content\n\
+         table \"Other Schema\".\"MixedCase\", row select=1: column from: database changed, archive where"
+    );
+    // Nothing was left behind by the comparison.
+    assert_eq!(
+        dst.psql("SELECT count(*) FROM pg_class WHERE relname LIKE 'ferry_cmp_%'")
+            .trim(),
+        "0"
     );
 }
 

@@ -28,10 +28,7 @@ pub fn compare(
 ) -> Result<Comparison, PgError> {
     let spec = ConnSpec::parse(url)?;
     match manifest.source.engine.as_str() {
-        ENGINE => Ok(Comparison {
-            differences: crate::runtime()?.block_on(compare_async(manifest, &spec))?,
-            notes: Vec::new(),
-        }),
+        ENGINE => crate::runtime()?.block_on(compare_async(location, manifest, &spec)),
         "sqlite" => compare_from_sqlite(location, manifest, &spec, schema.unwrap_or("public")),
         other => Err(PgError::Unsupported(format!(
             "archives written from {other} cannot be compared with PostgreSQL"
@@ -294,7 +291,11 @@ async fn copy_digest(
     Ok(digest)
 }
 
-async fn compare_async(manifest: &Manifest, spec: &ConnSpec) -> Result<Vec<String>, PgError> {
+async fn compare_async(
+    location: &ferry_archive::Location,
+    manifest: &Manifest,
+    spec: &ConnSpec,
+) -> Result<Comparison, PgError> {
     let client = spec.connect().await?;
     client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -302,6 +303,9 @@ async fn compare_async(manifest: &Manifest, spec: &ConnSpec) -> Result<Vec<Strin
         .ctx(|| format!("{}: starting a snapshot", spec.display()))?;
     let types = catalog::type_map(&client).await?;
     let mut diffs = Vec::new();
+    let mut notes = Vec::new();
+    // Tables whose content differs, with the wire form each field was read in.
+    let mut changed: Vec<(&ferry_archive::Table, Vec<types::Wire>)> = Vec::new();
     for t in &manifest.tables {
         let name = t.display_name();
         let qualified = quote_qualified(t.schema.as_deref().unwrap_or("public"), &t.name);
@@ -367,6 +371,13 @@ async fn compare_async(manifest: &Manifest, spec: &ConnSpec) -> Result<Vec<Strin
             diffs.push(format!(
                 "table {name}: same row count ({expected}) but different content"
             ));
+            changed.push((t, wires));
+        }
+    }
+    if !changed.is_empty() {
+        match locate(location, spec, &client, &types, &changed).await {
+            Ok(found) => diffs.extend(found),
+            Err(e) => notes.push(format!("the differing rows could not be located: {e}")),
         }
     }
     for o in manifest
@@ -409,5 +420,226 @@ async fn compare_async(manifest: &Manifest, spec: &ConnSpec) -> Result<Vec<Strin
         .batch_execute("COMMIT")
         .await
         .ctx(|| "ending the snapshot".into())?;
-    Ok(diffs)
+    Ok(Comparison {
+        differences: diffs,
+        notes,
+    })
+}
+
+/// Most rows named per table: enough to see the pattern, few enough to read.
+const LOCATED_ROWS: usize = 3;
+
+/// Names the rows (by primary key) and columns behind a digest mismatch. The digest says
+/// only *that* a table differs; to say *where*, a second session joins the first one's
+/// snapshot, loads the archive's rows into a temporary table with the importer's own
+/// encoder, and compares the two in SQL, every value as its text. Nothing outside the
+/// temporary tables is written, and the transaction is rolled back. It costs a load of each
+/// differing table, so it runs only when one differs.
+async fn locate(
+    location: &ferry_archive::Location,
+    spec: &ConnSpec,
+    first: &tokio_postgres::Client,
+    types: &HashMap<u32, catalog::RawType>,
+    changed: &[(&ferry_archive::Table, Vec<types::Wire>)],
+) -> Result<Vec<String>, PgError> {
+    let snapshot: String = first
+        .query_one("SELECT pg_catalog.pg_export_snapshot()", &[])
+        .await
+        .ctx(|| "exporting the snapshot".into())?
+        .at(0)?;
+    // The archive's parts of the differing tables, checked, and kept open past the read.
+    struct Parts<'a> {
+        wanted: &'a [(&'a ferry_archive::Table, Vec<types::Wire>)],
+        parts: Vec<(String, ferry_archive::DetachedPart)>,
+    }
+    impl Visitor for Parts<'_> {
+        type Error = PgError;
+        fn prelude(&mut self, _: &Manifest) -> Result<(), PgError> {
+            Ok(())
+        }
+        fn part(
+            &mut self,
+            table: &ferry_archive::Table,
+            part: &ferry_archive::Part<'_>,
+        ) -> Result<(), PgError> {
+            if self.wanted.iter().any(|(t, _)| t.id == table.id) {
+                self.parts.push((table.id.clone(), part.detach()?));
+            }
+            Ok(())
+        }
+    }
+    let mut visitor = Parts {
+        wanted: changed,
+        parts: Vec::new(),
+    };
+    ferry_archive::read(location, &mut visitor)?;
+    let client = spec.connect().await?;
+    client
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {}",
+            catalog::quote_literal(&snapshot)
+        ))
+        .await
+        .ctx(|| "joining the comparison's snapshot".into())?;
+    let mut out = Vec::new();
+    for (i, (t, wires)) in changed.iter().enumerate() {
+        let name = t.display_name();
+        let live = quote_qualified(t.schema.as_deref().unwrap_or("public"), &t.name);
+        let temp_name = format!("ferry_cmp_{i}");
+        let temp = format!("pg_temp.{}", crate::quote_ident(&temp_name));
+        client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE {temp} (LIKE {live}) ON COMMIT DROP"
+            ))
+            .await
+            .ctx(|| format!("table {name}: creating its comparison table"))?;
+        let plan = crate::load::plan_table(&client, types, t, &temp, &name, 1_000 + i).await?;
+        let copier = crate::load::Copier::Same(std::sync::Arc::new(plan));
+        for (_, part) in visitor.parts.iter().filter(|(id, _)| *id == t.id) {
+            copier.copy(&client, t, &temp, part, 16_384, false).await?;
+        }
+        let found = located_rows(&client, t, &live, &temp).await?;
+        if found.is_empty() {
+            // The database holds what the archive's files hold. If those do not match the
+            // digest the exporter recorded, the archive was changed after export.
+            let mut as_temp = (*t).clone();
+            as_temp.schema = Some("pg_temp".into());
+            as_temp.name = temp_name;
+            let d = copy_digest(&client, &copy_out_sql(&as_temp, wires, None), &name).await?;
+            out.push(
+                if t.content_digest.as_deref() != Some(d.finish(crate::DIGEST_PREFIX).as_str()) {
+                    format!(
+                        "table {name}: the database holds the archive's rows, but they do not match the content digest recorded at export (the archive was changed after export)"
+                    )
+                } else {
+                    format!(
+                        "table {name}: the rows differ only in ways a comparison of their text cannot see"
+                    )
+                },
+            );
+        }
+        out.extend(found);
+    }
+    client
+        .batch_execute("ROLLBACK")
+        .await
+        .ctx(|| "ending the comparison".into())?;
+    Ok(out)
+}
+
+/// The rows of `live` and `temp` (the archive's) that are not in the other, compared as
+/// text (json and other types have no equality operator), named by primary key with the
+/// columns that differ.
+async fn located_rows(
+    client: &tokio_postgres::Client,
+    t: &ferry_archive::Table,
+    live: &str,
+    temp: &str,
+) -> Result<Vec<String>, PgError> {
+    let name = t.display_name();
+    let fields: Vec<String> = t.data_fields().into_iter().map(|(n, _)| n).collect();
+    let key: Vec<String> = t
+        .primary_key
+        .as_ref()
+        .map(|k| k.columns.clone())
+        .unwrap_or_default();
+    let select = |from: &str| {
+        let cols: Vec<String> = fields
+            .iter()
+            .map(|f| format!("{}::text", crate::quote_ident(f)))
+            .collect();
+        format!(
+            "SELECT {} FROM ONLY {from}",
+            if cols.is_empty() {
+                "NULL::text".to_owned()
+            } else {
+                cols.join(", ")
+            }
+        )
+    };
+    let text_row = |r: &tokio_postgres::Row| -> Result<Vec<Option<String>>, PgError> {
+        (0..r.len()).map(|i| r.at::<Option<String>>(i)).collect()
+    };
+    let show = |v: &Option<String>| match v {
+        Some(v) => ferry_archive::clip(v),
+        None => "NULL".to_owned(),
+    };
+    let mut out = Vec::new();
+    for (here, there, label) in [(live, temp, "database"), (temp, live, "archive")] {
+        let sql = format!(
+            "{} EXCEPT ALL {} LIMIT {LOCATED_ROWS}",
+            select(here),
+            select(there)
+        );
+        let rows = client
+            .query(&sql, &[])
+            .await
+            .ctx(|| format!("table {name}: comparing"))?;
+        for row in &rows {
+            if out.len() >= LOCATED_ROWS {
+                break;
+            }
+            let row = text_row(row)?;
+            let key_at: Vec<usize> = key
+                .iter()
+                .filter_map(|k| fields.iter().position(|f| f == k))
+                .collect();
+            if key.is_empty() || key_at.len() != key.len() {
+                out.push(format!(
+                    "table {name}: a row only in the {label}: ({})",
+                    ferry_archive::clip(&row.iter().map(show).collect::<Vec<_>>().join(", "))
+                ));
+                continue;
+            }
+            let at = key
+                .iter()
+                .zip(&key_at)
+                .map(|(k, i)| format!("{k}={}", show(&row[*i])))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let cond: Vec<String> = key
+                .iter()
+                .enumerate()
+                .map(|(n, k)| {
+                    format!(
+                        "{}::text IS NOT DISTINCT FROM ${}",
+                        crate::quote_ident(k),
+                        n + 1
+                    )
+                })
+                .collect();
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = key_at
+                .iter()
+                .map(|i| &row[*i] as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect();
+            let other = client
+                .query_opt(
+                    &format!("{} WHERE {} LIMIT 1", select(there), cond.join(" AND ")),
+                    &params,
+                )
+                .await
+                .ctx(|| format!("table {name}: looking up a row"))?;
+            match other {
+                None => out.push(format!("table {name}, row {at}: only in the {label}")),
+                Some(_) if label == "archive" => {} // reported from the database side
+                Some(o) => {
+                    let o = text_row(&o)?;
+                    let cols: Vec<String> = fields
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| row[*i] != o[*i])
+                        .map(|(i, f)| {
+                            format!(
+                                "column {f}: database {}, archive {}",
+                                show(&row[i]),
+                                show(&o[i])
+                            )
+                        })
+                        .collect();
+                    out.push(format!("table {name}, row {at}: {}", cols.join("; ")));
+                }
+            }
+        }
+    }
+    Ok(out)
 }
