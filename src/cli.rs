@@ -166,6 +166,17 @@ pub struct ExportArgs {
     /// The password of the --sign key.
     #[arg(long, value_name = "FILE", requires = "sign")]
     pub sign_password_file: Option<std::path::PathBuf>,
+    /// Encrypt every entry of the archive with age to this recipient (repeatable): an age
+    /// public key (age1...), an SSH public key (ssh-ed25519 or ssh-rsa ...), or a file of
+    /// them, one per line. Only the format version and the recipients' key ids stay in the
+    /// clear. This machine needs no secret key, and cannot read the archive back. (A
+    /// --report is written in the clear.)
+    #[arg(long, value_name = "RECIPIENT")]
+    pub encrypt_to: Vec<String>,
+    /// Encrypt with the passphrase on the first line of FILE (alone, or beside
+    /// --encrypt-to).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub select: SelectArgs,
     #[command(flatten)]
@@ -282,6 +293,8 @@ pub struct ImportArgs {
     /// public key (a .pub file, or the key in base64).
     #[arg(long, value_name = "PUBKEY")]
     pub require_signature: Option<String>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     /// After the import, compare the target with the archive as `ferry verify --against`
     /// does (every value, through the mapping across engines), and fail with exit code 3
     /// if they differ. Needs an archive path, not -; not with --data-only.
@@ -344,6 +357,8 @@ pub struct VerifyArgs {
     /// the key in base64).
     #[arg(long, value_name = "PUBKEY")]
     pub key: Option<String>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     /// Write a JSON report of the run to FILE (- for stdout, with everything else on
     /// stderr): counts per table, conversions, skips and warnings, the checks run, and an
     /// overall_status of PASS or FAIL that agrees with the exit code
@@ -367,4 +382,18 @@ pub struct InspectArgs {
     /// Print the manifest as JSON instead of the report.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+/// The keys that open an encrypted archive (`ferry export --encrypt-to`).
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// Decrypt with this identity (repeatable): an age identity file (the
+    /// AGE-SECRET-KEY-1... lines age-keygen writes) or an unencrypted SSH private key.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Vec<std::path::PathBuf>,
+    /// Decrypt an archive encrypted with a passphrase: the first line of FILE.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<std::path::PathBuf>,
 }

@@ -162,6 +162,20 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
         }
         ferry_archive::sign::signing(Some(signer));
     }
+    // Encryption is set up before the source is opened, and fails closed: a recipient that
+    // does not parse stops the export before it reads a row.
+    if !a.encrypt_to.is_empty() || a.passphrase_file.is_some() {
+        let passphrase = a
+            .passphrase_file
+            .as_deref()
+            .map(ferry_archive::seal::read_passphrase)
+            .transpose()?;
+        let sealer = ferry_archive::seal::Sealer::new(&a.encrypt_to, passphrase)?;
+        if !quiet {
+            eprintln!("encrypting to {}", sealer.envelope().readers());
+        }
+        ferry_archive::seal::sealing(Some(sealer));
+    }
     let jobs = jobs_or_cores(a.jobs)?;
     let write = WriteOptions {
         zstd_level: a.write.zstd_level,
@@ -685,6 +699,7 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
     if let Some(key) = &a.require_signature {
         ferry_archive::sign::require(Some(ferry_archive::sign::Verifier::parse(key)?));
     }
+    use_keys(&a.keys)?;
     let location = archive_for_reading(&a.archive)?;
     if a.data_only
         && let Endpoint::Sqlite(path) = Endpoint::parse(&a.target)?
@@ -920,6 +935,7 @@ fn verify(a: VerifyArgs, quiet: bool) -> Result<ExitCode> {
     if let Some(key) = &a.key {
         ferry_archive::sign::require(Some(ferry_archive::sign::Verifier::parse(key)?));
     }
+    use_keys(&a.keys)?;
     if a.against.is_some() && location == Location::Stdio {
         bail!("--against needs an archive path, not -");
     }
@@ -1035,9 +1051,52 @@ fn display_endpoint(arg: &str) -> String {
     }
 }
 
+/// Reads the keys for encrypted archives (`--identity`, `--passphrase-file`).
+fn use_keys(k: &crate::cli::KeyArgs) -> Result<()> {
+    if k.identity.is_empty() && k.passphrase_file.is_none() {
+        return Ok(());
+    }
+    let passphrase = k
+        .passphrase_file
+        .as_deref()
+        .map(ferry_archive::seal::read_passphrase)
+        .transpose()?;
+    ferry_archive::seal::opening(Some(ferry_archive::seal::Opener::new(
+        &k.identity,
+        passphrase,
+    )?));
+    Ok(())
+}
+
 fn inspect(a: InspectArgs) -> Result<ExitCode> {
     let location = archive_for_reading(&a.archive)?;
-    let manifest = ferry_archive::read_manifest(&location)?;
+    use_keys(&a.keys)?;
+    let manifest = match ferry_archive::read_manifest(&location) {
+        Ok(m) => m,
+        // Without keys, an encrypted archive still says what it is and who can read it.
+        Err(err @ ferry_archive::ArchiveError::Encryption(_)) => {
+            let (false, None, Some(e)) = (
+                a.json,
+                ferry_archive::seal::opener(),
+                ferry_archive::seal::last_envelope(),
+            ) else {
+                return Err(err.into());
+            };
+            print!(
+                "archive   {}\nformat    ferry-archive {} (encrypted)\nencrypted age, to {}\ncontents  not shown: give --identity FILE{}\n",
+                location.display(),
+                e.format_version,
+                e.readers(),
+                if e.recipients.iter().any(|r| r.kind == "passphrase") {
+                    " or --passphrase-file FILE"
+                } else {
+                    ""
+                }
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e.into()),
+    };
     if a.json {
         println!(
             "{}",
@@ -1069,6 +1128,14 @@ fn describe(location: &Location, m: &Manifest) -> String {
         "source    {} {}, database {}",
         m.source.engine, m.source.engine_version, m.source.database
     );
+    if let Some(e) = ferry_archive::seal::last_envelope() {
+        let _ = writeln!(
+            out,
+            "encrypted age (format {}), to {}",
+            e.format_version,
+            e.readers()
+        );
+    }
     match ferry_archive::sign::last_signer() {
         Some(id) => {
             let _ = writeln!(

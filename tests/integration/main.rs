@@ -3,6 +3,7 @@
 mod archive;
 mod corrupt;
 mod cross;
+mod encryption;
 mod faults;
 mod harness;
 mod hostile;

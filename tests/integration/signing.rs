@@ -8,7 +8,7 @@ use crate::harness::{TestDir, edit_manifests};
 use crate::pg_db::PgDb;
 
 /// A key pair made by the real minisign tool: (secret key, public key) paths.
-fn keypair(dir: &TestDir, name: &str) -> (String, String) {
+pub(crate) fn keypair(dir: &TestDir, name: &str) -> (String, String) {
     let (sk, pk) = (format!("{name}.key"), format!("{name}.pub"));
     let out = Command::new("minisign")
         .args(["-G", "-W", "-s", &sk, "-p", &pk])

@@ -11,6 +11,10 @@ pub enum ArchiveError {
     /// A required signature is missing, broken or by another key (`crate::sign`).
     #[error("signature: {0}")]
     Signature(String),
+    /// An encrypted archive that the keys given do not open, or one that is damaged
+    /// (`crate::seal`).
+    #[error("encryption: {0}")]
+    Encryption(String),
     /// Beyond a resource limit (`crate::limits`); `flag` raises it.
     #[error("{path}: {what}, over the limit of {limit}; pass {flag} to accept more")]
     Limit {

@@ -40,7 +40,10 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 /// Copies `from` into `to`, returning the hex SHA-256 and the byte count of what was copied.
-pub fn copy_hashed(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<(String, u64)> {
+pub fn copy_hashed(
+    from: &mut (impl Read + ?Sized),
+    to: &mut impl Write,
+) -> std::io::Result<(String, u64)> {
     let mut hw = HashingWriter::new(to);
     std::io::copy(from, &mut hw)?;
     hw.flush()?;

@@ -37,6 +37,7 @@ mod reader;
 mod report;
 pub mod rowset;
 mod schema;
+pub mod seal;
 pub mod selection;
 pub mod sign;
 pub mod types;

@@ -335,10 +335,16 @@ pub fn read_manifest(location: &Location) -> Result<Manifest> {
         }
     }
     if let Location::Dir(root) = location {
-        let path = root.join(MANIFEST);
-        let file = File::open(&path).map_err(|e| ArchiveError::io(path.display(), e))?;
-        let bytes = read_document(MANIFEST, file)?;
-        check_signature_file(root, MANIFEST, &bytes)?;
+        let dir = DirArchive::unlock(root)?;
+        let path = root.join(dir.stored(MANIFEST));
+        if !path.is_file() {
+            return Err(ArchiveError::io(
+                path.display(),
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            ));
+        }
+        let bytes = read_document(MANIFEST, dir.open(MANIFEST)?)?;
+        check_signature_file(&dir, MANIFEST, &bytes)?;
         return Manifest::from_json(MANIFEST, &bytes);
     }
     read(location, &mut Skip)?.ok_or_else(|| ArchiveError::Truncated {
@@ -357,16 +363,91 @@ fn is_signature_entry(path: &str, m: &Manifest) -> bool {
 
 /// With a key required (`crate::sign::require`), checks a directory archive's document
 /// against its signature file; records who signed the manifest either way.
-fn check_signature_file(root: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    let sig_path = root.join(format!("{name}{}", crate::sign::SUFFIX));
+fn check_signature_file(dir: &DirArchive, name: &str, bytes: &[u8]) -> Result<()> {
+    let sig_name = format!("{name}{}", crate::sign::SUFFIX);
+    let sig_path = dir.root.join(dir.stored(&sig_name));
     let sig = match std::fs::symlink_metadata(&sig_path) {
-        Ok(m) if m.file_type().is_file() => {
-            let file = File::open(&sig_path).map_err(|e| ArchiveError::io(name, e))?;
-            Some(read_document(name, file)?)
-        }
+        Ok(m) if m.file_type().is_file() => Some(read_document(&sig_name, dir.open(&sig_name)?)?),
         _ => None,
     };
     check_signature(name, bytes, sig.as_deref())
+}
+
+/// A directory archive, and its keys when it is encrypted.
+struct DirArchive<'a> {
+    root: &'a Path,
+    keys: Option<crate::seal::Unsealer>,
+}
+
+impl<'a> DirArchive<'a> {
+    /// Reads the envelope, if there is one, and unlocks the archive with the keys given.
+    fn unlock(root: &'a Path) -> Result<DirArchive<'a>> {
+        crate::seal::saw_envelope(None);
+        let envelope_path = root.join(crate::seal::ENVELOPE);
+        if std::fs::symlink_metadata(&envelope_path).is_err() {
+            return Ok(DirArchive { root, keys: None });
+        }
+        let regular = |rel: &str| -> Result<File> {
+            open_no_follow(&root.join(rel)).map_err(|e| ArchiveError::io(rel, e))
+        };
+        let bytes = read_document(crate::seal::ENVELOPE, regular(crate::seal::ENVELOPE)?)?;
+        let envelope =
+            crate::seal::Envelope::from_json(&bytes).map_err(|reason| ArchiveError::BadEntry {
+                path: crate::seal::ENVELOPE.to_owned(),
+                reason,
+            })?;
+        crate::seal::saw_envelope(Some(envelope.clone()));
+        let key = match std::fs::symlink_metadata(root.join(crate::seal::KEY_ENTRY)) {
+            Ok(_) => Some(read_document(
+                crate::seal::KEY_ENTRY,
+                regular(crate::seal::KEY_ENTRY)?,
+            )?),
+            Err(_) => None,
+        };
+        let name = root.display().to_string();
+        let keys = crate::seal::unlock(&name, &envelope, key.as_deref())
+            .map_err(ArchiveError::Encryption)?;
+        Ok(DirArchive {
+            root,
+            keys: Some(keys),
+        })
+    }
+
+    /// The name `rel` is stored under.
+    fn stored(&self, rel: &str) -> String {
+        match self.keys {
+            Some(_) => format!("{rel}{}", crate::seal::SUFFIX),
+            None => rel.to_owned(),
+        }
+    }
+
+    /// Whether the file at `stored` (as found on disk) is the entry an archive may hold,
+    /// given that `allowed` says which clear names it may hold.
+    fn allows(&self, stored: &str, allowed: impl Fn(&str) -> bool) -> bool {
+        match self.keys {
+            None => allowed(stored),
+            Some(_) => {
+                stored == crate::seal::ENVELOPE
+                    || stored == crate::seal::KEY_ENTRY
+                    || stored
+                        .strip_suffix(crate::seal::SUFFIX)
+                        .is_some_and(allowed)
+            }
+        }
+    }
+
+    /// The clear bytes of entry `rel`, read without following a link.
+    fn open(&self, rel: &str) -> Result<Box<dyn Read>> {
+        let file = open_no_follow(&self.root.join(self.stored(rel)))
+            .map_err(|e| ArchiveError::io(rel, e))?;
+        match &self.keys {
+            None => Ok(Box::new(file)),
+            Some(k) => Ok(Box::new(
+                k.open(rel, std::io::BufReader::with_capacity(1 << 16, file))
+                    .map_err(ArchiveError::Encryption)?,
+            )),
+        }
+    }
 }
 
 /// The one signature rule for every container: with a key required, the document must
@@ -446,8 +527,15 @@ fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>
         )
         .into());
     }
+    let dir = match DirArchive::unlock(root) {
+        Ok(d) => d,
+        Err(e) => {
+            visitor.problem(e)?;
+            return Ok(None);
+        }
+    };
     let load = |name: &str, stage| -> Result<Manifest> {
-        let path = root.join(name);
+        let path = root.join(dir.stored(name));
         match std::fs::symlink_metadata(&path) {
             Ok(m) if !m.file_type().is_file() => {
                 return Err(ArchiveError::BadEntry {
@@ -463,9 +551,8 @@ fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>
             }
             _ => {}
         }
-        let file = File::open(&path).map_err(|e| ArchiveError::io(name, e))?;
-        let bytes = read_document(name, file)?;
-        check_signature_file(root, name, &bytes)?;
+        let bytes = read_document(name, dir.open(name)?)?;
+        check_signature_file(&dir, name, &bytes)?;
         parse_doc(name, &bytes, stage)
     };
     let manifest = match load(MANIFEST, Stage::Complete) {
@@ -502,28 +589,33 @@ fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>
                 reason: "links and special files are not allowed in an archive".into(),
             })?;
         } else if kind.is_file()
-            && rel != MANIFEST
-            && rel != PRELUDE
-            && !is_signature_entry(&rel, &manifest)
-            && !listed.contains(rel.as_str())
+            && !dir.allows(&rel, |r| {
+                r == MANIFEST
+                    || r == PRELUDE
+                    || is_signature_entry(r, &manifest)
+                    || listed.contains(r)
+            })
         {
             visitor.problem(ArchiveError::Unexpected { path: rel })?;
         }
     }
 
-    let private = match crate::sign::required() {
-        Some(_) => Some(
+    // Spooled: an encrypted part (Parquet needs to seek in the clear bytes), and any part
+    // when a signature is required.
+    let private = match crate::sign::required().is_some() || dir.keys.is_some() {
+        true => Some(
             tempfile::Builder::new()
                 .prefix(&crate::leftover::spool_prefix())
                 .tempdir()
                 .map_err(|e| ArchiveError::io("temporary directory", e))?,
         ),
-        None => None,
+        false => None,
     };
     for table in &manifest.tables {
         for f in &table.files {
-            let abs = root.join(&f.path);
-            if !plain_path(root, &f.path) {
+            let stored = dir.stored(&f.path);
+            let abs = root.join(&stored);
+            if !plain_path(root, &stored) {
                 continue; // a link on the way: reported by the walk, never followed
             }
             match std::fs::symlink_metadata(&abs) {
@@ -540,13 +632,27 @@ fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>
             // is copied into a private spool as it is hashed, never opened twice from a
             // directory someone else may change meanwhile (a share, a symlink swap).
             let spooled = match &private {
-                Some(dir) => {
-                    let copy = dir.path().join("part.parquet");
-                    let mut from =
-                        open_no_follow(&abs).map_err(|e| ArchiveError::io(&f.path, e))?;
-                    let (sha, bytes) = File::create(&copy)
+                Some(spool) => {
+                    let copy = spool.path().join("part.parquet");
+                    let mut from = match dir.open(&f.path) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            visitor.problem(e)?;
+                            continue;
+                        }
+                    };
+                    let (sha, bytes) = match File::create(&copy)
                         .and_then(|mut out| copy_hashed(&mut from, &mut out))
-                        .map_err(|e| ArchiveError::io(&f.path, e))?;
+                    {
+                        Ok(done) => done,
+                        Err(e) if dir.keys.is_some() => {
+                            // A sealed part that fails to decrypt part-way: changed or cut.
+                            visitor
+                                .problem(ArchiveError::Encryption(format!("{}: {e}", f.path)))?;
+                            continue;
+                        }
+                        Err(e) => return Err(ArchiveError::io(&f.path, e).into()),
+                    };
                     if !check_file(f, &sha, bytes, visitor)? {
                         continue;
                     }
@@ -778,6 +884,10 @@ fn read_tar<V: Visitor, R: Read>(
     let manifest_sig_name = format!("{MANIFEST}{}", crate::sign::SUFFIX);
     let mut seen: HashMap<String, Seen> = HashMap::new();
     let mut names: HashSet<String> = HashSet::new();
+    // An encrypted archive: its envelope, then (at the first sealed entry) its keys.
+    let mut sealed: Option<(crate::seal::Envelope, Option<crate::seal::Unsealer>)> = None;
+    let mut first = true;
+    crate::seal::saw_envelope(None);
     for entry in entries {
         let mut entry = match entry {
             Ok(e) => e,
@@ -817,6 +927,81 @@ fn read_tar<V: Visitor, R: Read>(
             })?;
             continue;
         }
+        let is_first = std::mem::replace(&mut first, false);
+        if path == crate::seal::ENVELOPE {
+            if !is_first {
+                visitor.problem(ArchiveError::BadEntry {
+                    path,
+                    reason: "not the first entry (an encrypted archive starts with it)".into(),
+                })?;
+                return Ok(None);
+            }
+            let envelope = read_document(&path, &mut entry).and_then(|b| {
+                crate::seal::Envelope::from_json(&b)
+                    .map_err(|reason| ArchiveError::BadEntry { path, reason })
+            });
+            match envelope {
+                Ok(e) => {
+                    crate::seal::saw_envelope(Some(e.clone()));
+                    sealed = Some((e, None));
+                }
+                Err(e) => {
+                    visitor.problem(e)?;
+                    return Ok(None);
+                }
+            }
+            continue;
+        }
+        let declared = entry.header().size().unwrap_or(0);
+        let mut clear_entry;
+        let mut sealed_entry;
+        let (path, input): (String, &mut dyn Read) = match &mut sealed {
+            None => {
+                clear_entry = entry;
+                (path, &mut clear_entry)
+            }
+            Some((envelope, keys)) => {
+                if path == crate::seal::KEY_ENTRY && keys.is_none() {
+                    let unlocked = read_document(&path, &mut entry).and_then(|b| {
+                        crate::seal::unlock(name, envelope, Some(&b))
+                            .map_err(ArchiveError::Encryption)
+                    });
+                    match unlocked {
+                        Ok(u) => *keys = Some(u),
+                        Err(e) => {
+                            visitor.problem(e)?;
+                            return Ok(None);
+                        }
+                    }
+                    continue;
+                }
+                let Some(inner) = path.strip_suffix(crate::seal::SUFFIX) else {
+                    visitor.problem(ArchiveError::BadEntry {
+                        path,
+                        reason: "a clear entry in an encrypted archive".into(),
+                    })?;
+                    continue;
+                };
+                if keys.is_none() {
+                    match crate::seal::unlock(name, envelope, None) {
+                        Ok(u) => *keys = Some(u),
+                        Err(e) => {
+                            visitor.problem(ArchiveError::Encryption(e))?;
+                            return Ok(None);
+                        }
+                    }
+                }
+                let keys = keys.as_ref().expect("unlocked above");
+                match keys.open(inner, std::io::BufReader::with_capacity(1 << 16, entry)) {
+                    Ok(r) => sealed_entry = r,
+                    Err(e) => {
+                        visitor.problem(ArchiveError::Encryption(e))?;
+                        return Ok(None);
+                    }
+                }
+                (inner.to_owned(), &mut sealed_entry)
+            }
+        };
         if path == prelude_sig_name || path == manifest_sig_name {
             // Signature entries exist from format 2.0 on; in a 1.x archive they are foreign.
             let version = prelude
@@ -830,7 +1015,7 @@ fn read_tar<V: Visitor, R: Read>(
                 })?;
                 continue;
             }
-            let bytes = match read_document(&path, &mut entry) {
+            let bytes = match read_document(&path, &mut *input) {
                 Ok(b) => b,
                 Err(e) => {
                     visitor.problem(e)?;
@@ -871,7 +1056,7 @@ fn read_tar<V: Visitor, R: Read>(
             prelude = Some(p);
         }
         if path == PRELUDE || path == MANIFEST {
-            let bytes = match read_document(&path, &mut entry) {
+            let bytes = match read_document(&path, &mut *input) {
                 Ok(b) => b,
                 Err(e) => {
                     visitor.problem(e)?;
@@ -919,9 +1104,10 @@ fn read_tar<V: Visitor, R: Read>(
             continue;
         };
         let spooled = spool.path().join("part.parquet");
-        let copied = File::create(&spooled).and_then(|mut out| copy_hashed(&mut entry, &mut out));
+        let copied = File::create(&spooled).and_then(|mut out| copy_hashed(&mut *input, &mut out));
         let (sha256, bytes) = copied.map_err(|e| ArchiveError::io(&path, e))?;
-        if bytes < entry.header().size().unwrap_or(0) {
+        // A sealed entry is shorter in the clear; age itself refuses one cut short.
+        if sealed.is_none() && bytes < declared {
             // The stream ended inside this entry: say that, not what its half-file looks like.
             visitor.problem(ArchiveError::Truncated {
                 path: name.to_owned(),

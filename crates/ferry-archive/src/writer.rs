@@ -93,6 +93,8 @@ enum Sink {
 
 struct Shared {
     staging: tempfile::TempDir,
+    /// Fixed when the archive starts, so that every entry of it is sealed alike.
+    sealer: Option<Arc<crate::seal::Sealer>>,
     options: WriteOptions,
     properties: WriterProperties,
     state: Mutex<State>,
@@ -194,8 +196,10 @@ impl ArchiveWriter {
         if signer.is_some() {
             prelude.format_version = crate::sign::SIGNED_FORMAT_VERSION.to_owned();
         }
+        let sealer = crate::seal::sealer();
         let shared = Arc::new(Shared {
             staging,
+            sealer,
             options,
             properties,
             state: Mutex::new(State {
@@ -207,9 +211,14 @@ impl ArchiveWriter {
         let json = prelude.to_json();
         // Never publish a document a reader would reject.
         Manifest::from_json(PRELUDE, &json)?;
-        write_synced(&shared.staging.path().join(PRELUDE), &json)
-            .map_err(|e| ArchiveError::io(PRELUDE, e))?;
-        shared.publish("prelude.json")?;
+        if let Some(sealer) = &shared.sealer {
+            // The one clear entry, first, so a reader knows what it holds before anything.
+            shared.write_raw(crate::seal::ENVELOPE, &sealer.envelope().to_json())?;
+            if let Some(key) = sealer.wrapped_key() {
+                shared.write_raw(crate::seal::KEY_ENTRY, key)?;
+            }
+        }
+        shared.write_entry(PRELUDE, &json)?;
         if let Some(s) = &signer {
             shared.write_signature(s, PRELUDE, &json)?;
         }
@@ -311,9 +320,7 @@ impl ArchiveWriter {
         if let Some(s) = &signer {
             shared.write_signature(s, MANIFEST, &json)?;
         }
-        let path = shared.staging.path().join(MANIFEST);
-        write_synced(&path, &json).map_err(|e| ArchiveError::io(MANIFEST, e))?;
-        shared.publish(MANIFEST)?;
+        shared.write_entry(MANIFEST, &json)?;
         let state = shared.state.into_inner().expect("writer state poisoned");
         match state.sink {
             Sink::Dir { target } => {
@@ -360,19 +367,42 @@ impl ArchiveWriter {
 }
 
 impl Shared {
-    /// Hands a finished staging file to the sink. For tar sinks the file is appended and
-    /// removed from staging.
     /// Writes and publishes `document`'s signature entry.
     fn write_signature(&self, s: &crate::sign::Signer, document: &str, bytes: &[u8]) -> Result<()> {
         let rel = format!("{document}{}", crate::sign::SUFFIX);
         let sig = s
             .sign(document, bytes)
             .map_err(|e| ArchiveError::Signature(format!("signing {document}: {e}")))?;
-        write_synced(&self.staging.path().join(&rel), &sig)
-            .map_err(|e| ArchiveError::io(&rel, e))?;
-        self.publish(&rel)
+        self.write_entry(&rel, &sig)
     }
 
+    /// The name an entry is stored under: `<rel>.age` in an encrypted archive.
+    fn stored(&self, rel: &str) -> String {
+        match self.sealer {
+            Some(_) => format!("{rel}{}", crate::seal::SUFFIX),
+            None => rel.to_owned(),
+        }
+    }
+
+    /// Writes and publishes one document entry, sealed when the archive is encrypted.
+    fn write_entry(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+        match &self.sealer {
+            Some(s) => {
+                let sealed = s.seal(bytes).map_err(|e| ArchiveError::io(rel, e))?;
+                self.write_raw(&self.stored(rel), &sealed)
+            }
+            None => self.write_raw(rel, bytes),
+        }
+    }
+
+    fn write_raw(&self, stored: &str, bytes: &[u8]) -> Result<()> {
+        write_synced(&self.staging.path().join(stored), bytes)
+            .map_err(|e| ArchiveError::io(stored, e))?;
+        self.publish(stored)
+    }
+
+    /// Hands a finished staging file to the sink. For tar sinks the file is appended and
+    /// removed from staging.
     fn publish(&self, rel: &str) -> Result<()> {
         let mut state = self.state.lock().expect("writer state poisoned");
         if let Sink::Tar { builder, mtime, .. } = &mut state.sink {
@@ -463,9 +493,43 @@ fn sync_dir(dir: &Path) {
 }
 
 struct Part {
-    writer: ArrowWriter<HashingWriter<BufWriter<File>>>,
+    writer: ArrowWriter<HashingWriter<PartOut>>,
     rel: String,
     rows: u64,
+}
+
+/// Where a part's Parquet bytes go: to its file, or through age into its file. The hash is
+/// taken before this, of the clear bytes, so a decrypted archive verifies as any other.
+enum PartOut {
+    Clear(BufWriter<File>),
+    Sealed(age::stream::StreamWriter<BufWriter<File>>),
+}
+
+impl PartOut {
+    /// Ends the part: for a sealed one, writes age's last chunk, without which it does not
+    /// decrypt.
+    fn finish(self) -> std::io::Result<BufWriter<File>> {
+        match self {
+            PartOut::Clear(w) => Ok(w),
+            PartOut::Sealed(w) => w.finish(),
+        }
+    }
+}
+
+impl Write for PartOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            PartOut::Clear(w) => w.write(buf),
+            PartOut::Sealed(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            PartOut::Clear(w) => w.flush(),
+            PartOut::Sealed(w) => w.flush(),
+        }
+    }
 }
 
 /// Streams one table's record batches into bounded, zstd-compressed Parquet parts.
@@ -554,9 +618,13 @@ impl TableWriter {
     fn open_part(&mut self) -> Result<()> {
         let rel = format!("data/{}/part-{:06}.parquet", self.table_id, self.next_part);
         self.next_part += 1;
-        let abs = self.shared.staging.path().join(&rel);
+        let abs = self.shared.staging.path().join(self.shared.stored(&rel));
         let file = File::create(&abs).map_err(|e| ArchiveError::io(&rel, e))?;
-        let out = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+        let buffered = BufWriter::with_capacity(1 << 20, file);
+        let out = HashingWriter::new(match &self.shared.sealer {
+            Some(s) => PartOut::Sealed(s.wrap(buffered).map_err(|e| ArchiveError::io(&rel, e))?),
+            None => PartOut::Clear(buffered),
+        });
         let writer = ArrowWriter::try_new(
             out,
             self.schema.clone(),
@@ -588,12 +656,14 @@ impl TableWriter {
             })?;
         let (inner, sha256, bytes) = hashing.finish();
         let file = inner
+            .finish()
+            .map_err(|e| ArchiveError::io(&rel, e))?
             .into_inner()
             .map_err(|e| ArchiveError::io(&rel, e.into_error()))?;
         // Durable before it is published: a renamed directory must not hold torn files.
         file.sync_all().map_err(|e| ArchiveError::io(&rel, e))?;
         drop(file);
-        self.shared.publish(&rel)?;
+        self.shared.publish(&self.shared.stored(&rel))?;
         tracing::debug!(part = %rel, rows = part.rows, bytes, "part written");
         self.done.push(DataFile {
             path: rel,
