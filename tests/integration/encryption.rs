@@ -382,17 +382,7 @@ for t in m["tables"]:
     n = sum(pq.read_table(root + "/" + f["path"]).num_rows for f in t["files"])
     print(t["name"], n, t["rows"], sep="\t")
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(&clear)
-        .output()
-        .expect("python3 with pyarrow (scripts/ensure-tools installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = crate::harness::python(script, &clear);
     assert!(text.lines().count() > 3, "{text}");
     for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();

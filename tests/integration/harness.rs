@@ -353,3 +353,19 @@ pub fn assert_archive_manifests_valid(archive: &Path) -> serde_json::Value {
     assert_manifest_valid(&docs["prelude.json"]);
     assert_manifest_valid(&docs["manifest.json"])
 }
+
+/// Runs a Python snippet with `path` as its one argument and returns what it printed: how a
+/// test reads an archive without ferry (pyarrow, installed by scripts/ensure-tools).
+pub fn python(script: &str, path: &Path) -> String {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .expect("python3 with pyarrow (scripts/ensure-tools installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}

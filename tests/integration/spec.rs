@@ -127,7 +127,17 @@ fn pg(name: &str) -> TypeInfo {
         base_name: name.to_owned(),
         base_kind: 'b',
         is_array: false,
+        element: None,
         typmod: -1,
+    }
+}
+
+/// An array of `element` (a `pg_catalog` base type).
+fn pg_array(element: &str) -> TypeInfo {
+    TypeInfo {
+        is_array: true,
+        element: Some(element.to_owned()),
+        ..pg(&format!("_{element}"))
     }
 }
 
@@ -156,10 +166,19 @@ fn postgresql_mapping() {
             "time / time with time zone" => vec![pg("time"), pg("timetz")],
             "timestamp / timestamp with time zone" => vec![pg("timestamp"), pg("timestamptz")],
             "json / jsonb" => vec![pg("json"), pg("jsonb")],
+            l if l.starts_with("array of") => [
+                "bool", "int2", "int4", "int8", "float4", "float8", "text", "varchar", "bpchar",
+                "name",
+            ]
+            .map(pg_array)
+            .to_vec(),
             l if l.starts_with("anything else") => vec![
+                pg_array("numeric"),
+                pg_array("date"),
                 TypeInfo {
                     is_array: true,
-                    ..pg("int4")
+                    element: None,
+                    ..pg("_mytype")
                 },
                 TypeInfo {
                     base_kind: 'c',
@@ -221,6 +240,13 @@ fn postgresql_mapping() {
                 t.base_name
             );
             let lt = serde_json::to_value(logical(w, t, false)).unwrap();
+            if let Some(e) = &t.element
+                && lt["kind"] == "list"
+            {
+                // The element maps as the scalar type does in its own row.
+                let scalar = serde_json::to_value(logical(wire(&pg(e)), &pg(e), false)).unwrap();
+                assert_eq!(lt["element"], scalar, "{label}: element {e}");
+            }
             assert_eq!(
                 lt["kind"].as_str().unwrap_or_default(),
                 nth(&logicals, i, n, label),

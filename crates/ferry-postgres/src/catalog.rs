@@ -181,12 +181,19 @@ pub fn type_info(
         }
     }
     let t = types.get(&oid);
+    let is_array = t.is_some_and(|t| t.elem != 0 && t.len == -1);
+    let element = t
+        .filter(|_| is_array)
+        .and_then(|t| types.get(&t.elem))
+        .filter(|e| e.schema == "pg_catalog" && e.kind == 'b')
+        .map(|e| e.name.clone());
     TypeInfo {
         formatted,
         base_schema: t.map(|t| t.schema.clone()).unwrap_or_default(),
         base_name: t.map(|t| t.name.clone()).unwrap_or_default(),
         base_kind: t.map(|t| t.kind).unwrap_or('b'),
-        is_array: t.is_some_and(|t| t.elem != 0 && t.len == -1),
+        is_array,
+        element,
         typmod,
     }
 }

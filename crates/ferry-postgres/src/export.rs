@@ -452,6 +452,13 @@ async fn demote_unrepresentable(client: &Client, t: &mut TableInfo) -> Result<()
                 i,
                 format!("{q} >= '294246-01-01' AND {q} <> 'infinity'"),
             )),
+            // A list has one dimension and counts from 1; any other array keeps its literal.
+            // An empty array has no dimensions (NULL here), and is an empty list.
+            LogicalType::List { .. } => checks.push((
+                field,
+                i,
+                format!("pg_catalog.array_ndims({q}) <> 1 OR pg_catalog.array_lower({q}, 1) <> 1"),
+            )),
             _ => {}
         }
     }

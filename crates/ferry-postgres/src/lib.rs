@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+mod array_text;
 pub mod catalog;
 mod compare;
 pub mod conn;
@@ -36,7 +37,7 @@ mod import;
 mod leftover;
 mod load;
 mod parallel;
-pub mod pgbinary;
+pub(crate) mod pgbinary;
 mod select;
 pub mod types;
 

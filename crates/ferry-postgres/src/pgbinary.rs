@@ -61,9 +61,11 @@ pub enum Decoder {
     Date(Date32Builder),
     Time(Time64MicrosecondBuilder),
     TimeTz(Time64MicrosecondBuilder, Int32Builder, NullBufferBuilder),
-    Ts(TimestampMicrosecondBuilder, bool),
+    Ts(TimestampMicrosecondBuilder),
     Interval(Int32Builder, Int32Builder, Int64Builder, NullBufferBuilder),
     Uuid(FixedSizeBinaryBuilder),
+    /// An array's text literal, parsed into a list.
+    List(crate::array_text::ListDecoder),
 }
 
 impl Decoder {
@@ -90,11 +92,10 @@ impl Decoder {
                 Int32Builder::new(),
                 NullBufferBuilder::new(1024),
             ),
-            (Wire::Timestamp, _) => Decoder::Ts(TimestampMicrosecondBuilder::new(), false),
-            (Wire::TimestampTz, _) => Decoder::Ts(
-                TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-                true,
-            ),
+            (Wire::Timestamp, _) => Decoder::Ts(TimestampMicrosecondBuilder::new()),
+            (Wire::TimestampTz, _) => {
+                Decoder::Ts(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+            }
             (Wire::Interval, _) => Decoder::Interval(
                 Int32Builder::new(),
                 Int32Builder::new(),
@@ -102,6 +103,9 @@ impl Decoder {
                 NullBufferBuilder::new(1024),
             ),
             (Wire::Uuid, _) => Decoder::Uuid(FixedSizeBinaryBuilder::new(16)),
+            (Wire::AsText, LogicalType::List { element }) => {
+                Decoder::List(crate::array_text::ListDecoder::new(element))
+            }
             // Numeric as text, text, json, jsonb, and everything selected as ::text.
             _ => Decoder::Text(StringBuilder::new(), wire),
         }
@@ -189,7 +193,7 @@ impl Decoder {
                 o.append_value(-be_i32(&b[8..]));
                 n.append_non_null();
             }
-            Decoder::Ts(x, _) => {
+            Decoder::Ts(x) => {
                 need(b, 8, "timestamp")?;
                 let v = be_i64(b);
                 x.append_value(if v == i64::MAX || v == i64::MIN {
@@ -209,6 +213,11 @@ impl Decoder {
             Decoder::Uuid(x) => {
                 need(b, 16, "uuid")?;
                 x.append_value(b).map_err(|e| e.to_string())?;
+            }
+            Decoder::List(x) => {
+                let s = std::str::from_utf8(b).map_err(|e| format!("text is not UTF-8: {e}"))?;
+                x.push(s)?;
+                return Ok(b.len());
             }
         }
         Ok(0)
@@ -232,7 +241,7 @@ impl Decoder {
                 o.append_value(0);
                 n.append_null();
             }
-            Decoder::Ts(x, _) => x.append_null(),
+            Decoder::Ts(x) => x.append_null(),
             Decoder::Interval(m, d, us, n) => {
                 m.append_value(0);
                 d.append_value(0);
@@ -240,6 +249,7 @@ impl Decoder {
                 n.append_null();
             }
             Decoder::Uuid(x) => x.append_null(),
+            Decoder::List(x) => x.push_null(),
         }
     }
 
@@ -271,7 +281,7 @@ impl Decoder {
                     n.finish(),
                 ))
             }
-            Decoder::Ts(x, _) => Arc::new(x.finish()),
+            Decoder::Ts(x) => Arc::new(x.finish()),
             Decoder::Interval(m, d, us, n) => {
                 let fields = match LogicalType::Interval.arrow_type() {
                     arrow_schema::DataType::Struct(f) => f,
@@ -288,6 +298,7 @@ impl Decoder {
                 ))
             }
             Decoder::Uuid(x) => Arc::new(x.finish()),
+            Decoder::List(x) => x.finish(),
         }
     }
 }
@@ -487,6 +498,8 @@ impl<'a> Encoder<'a> {
                 | (Wire::TimestampTz, L::TimestampTz)
                 | (Wire::Interval, L::Interval)
                 | (Wire::Uuid, L::Uuid)
+                // Its literal, as text (`Text` into a text staging table).
+                | (Wire::AsText | Wire::Text, L::List { .. })
         );
         if ok {
             Ok(Encoder {
@@ -509,6 +522,11 @@ impl<'a> Encoder<'a> {
         if a.is_null(r) {
             out.put_i32(-1);
             return Ok(());
+        }
+        if let (Wire::AsText | Wire::Text, LogicalType::List { element }) =
+            (self.wire, self.logical)
+        {
+            return crate::array_text::put_literal(a, element, r, out);
         }
         let int = || -> i64 {
             match self.logical {

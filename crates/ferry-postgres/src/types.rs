@@ -52,6 +52,8 @@ pub struct TypeInfo {
     pub base_kind: char,
     /// Element type oid != 0 and a variable length: an array.
     pub is_array: bool,
+    /// An array's element type, by `typname`, when it is a base type of `pg_catalog`.
+    pub element: Option<String>,
     /// typmod after resolving domains.
     pub typmod: i32,
 }
@@ -76,7 +78,14 @@ pub struct TypeInfo {
 /// | json / jsonb                            | Json / Jsonb  | json                   |
 /// | money                                   | Money         | int64 (cents)          |
 /// | oid                                     | Oid           | int64                  |
-/// | anything else (arrays, composites, ranges, inet, bit, tsvector, point, xml, ...) | AsText | engine_text |
+/// | array of bool, int2/4/8, float4/8, text, varchar, bpchar, name (1-D, lower bound 1) | AsText | list<element> |
+/// | anything else (other arrays, composites, ranges, inet, bit, tsvector, point, xml, ...) | AsText | engine_text |
+///
+/// An array travels as its text literal either way; as a `list` its elements are parsed
+/// into Arrow and printed back on import, exactly (see [`list_element`]). Whether every
+/// value of an array column is one-dimensional with lower bound 1, which a list needs, is
+/// known only from the data: the export checks it (`demote_unrepresentable`) and keeps the
+/// literal otherwise.
 pub fn wire(t: &TypeInfo) -> Wire {
     if t.is_array || t.base_kind != 'b' && t.base_kind != 'e' {
         return Wire::AsText;
@@ -124,6 +133,23 @@ pub fn numeric_typmod(typmod: i32) -> Option<(i32, i32)> {
     Some((precision, scale))
 }
 
+/// The element type of an array column archived as a `list`, or `None` for a literal.
+pub fn list_element(t: &TypeInfo) -> Option<LogicalType> {
+    if !t.is_array {
+        return None;
+    }
+    Some(match t.element.as_deref()? {
+        "bool" => LogicalType::Boolean,
+        "int2" => LogicalType::Int16,
+        "int4" => LogicalType::Int32,
+        "int8" => LogicalType::Int64,
+        "float4" => LogicalType::Float32,
+        "float8" => LogicalType::Float64,
+        "text" | "varchar" | "bpchar" | "name" => LogicalType::Text,
+        _ => return None,
+    })
+}
+
 /// The logical type a wire form is archived as. `numeric_nan` says whether a typmod'd
 /// numeric column holds NaN (which a decimal cannot).
 pub fn logical(wire: Wire, t: &TypeInfo, numeric_nan: bool) -> LogicalType {
@@ -153,9 +179,14 @@ pub fn logical(wire: Wire, t: &TypeInfo, numeric_nan: bool) -> LogicalType {
         Wire::Interval => LogicalType::Interval,
         Wire::Uuid => LogicalType::Uuid,
         Wire::Json | Wire::Jsonb => LogicalType::Json,
-        Wire::AsText => LogicalType::EngineText {
-            engine: crate::ENGINE.into(),
-            type_name: t.formatted.clone(),
+        Wire::AsText => match list_element(t) {
+            Some(element) => LogicalType::List {
+                element: Box::new(element),
+            },
+            None => LogicalType::EngineText {
+                engine: crate::ENGINE.into(),
+                type_name: t.formatted.clone(),
+            },
         },
     }
 }
@@ -171,6 +202,7 @@ mod tests {
             base_name: name.into(),
             base_kind: kind,
             is_array: array,
+            element: None,
             typmod,
         }
     }

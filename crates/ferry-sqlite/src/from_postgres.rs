@@ -53,6 +53,8 @@ pub enum Conv {
     ArrayJson {
         element: ElementKind,
     },
+    /// A list (a one-dimensional array) as the same JSON array its literal would give.
+    ListJson,
     /// A composite literal as a JSON object of its fields, each typed by its field's type
     /// (as `to_json()` gives it); a JSON array of the fields' texts when the archive does
     /// not name them.
@@ -136,7 +138,8 @@ pub fn decide(c: &ferry_archive::Column, numeric_real: bool) -> (String, Conv) {
         // Ranges, network, geometric, bit strings, text search, xml, ...: their own text,
         // under TEXT affinity so that nothing that looks like a number is converted.
         LogicalType::EngineText { .. } => ("TEXT".into(), Conv::Text),
-        LogicalType::SqliteValue | LogicalType::List { .. } => ("".into(), Conv::Text),
+        LogicalType::List { .. } => ("TEXT".into(), Conv::ListJson),
+        LogicalType::SqliteValue => ("".into(), Conv::Text),
     };
     (decl, conv)
 }
@@ -292,6 +295,7 @@ pub fn value(conv: &Conv, lt: &LogicalType, a: &ArrayRef, r: usize) -> Result<Va
             })?;
             text(j.to_string())
         }
+        Conv::ListJson => text(list_json(a, lt, r)?.to_string()),
         Conv::CompositeJson { fields } => {
             let s = a.as_string::<i32>().value(r);
             let j = parse_composite(s).ok_or_else(|| {
@@ -381,6 +385,49 @@ fn typed(raw: &str, element: ElementKind, quoted: bool) -> Json {
         },
         ElementKind::Text => json!(raw),
     }
+}
+
+/// List `r` of `a` as JSON, each element as [`typed`] makes it from PostgreSQL's literal:
+/// numbers as numbers (a float PostgreSQL prints as NaN or Infinity as that text), booleans
+/// as booleans, text as strings.
+fn list_json(a: &ArrayRef, lt: &LogicalType, r: usize) -> Result<Json, String> {
+    let LogicalType::List { element } = lt else {
+        return Err(format!("a {} column is not a list", lt.display()));
+    };
+    let values = a.as_list::<i32>().value(r);
+    let float = |f: f64| {
+        if f.is_finite() {
+            json!(f)
+        } else if f.is_nan() {
+            json!("NaN")
+        } else if f > 0.0 {
+            json!("Infinity")
+        } else {
+            json!("-Infinity")
+        }
+    };
+    (0..values.len())
+        .map(|i| {
+            if values.is_null(i) {
+                return Ok(Json::Null);
+            }
+            Ok(match element.as_ref() {
+                LogicalType::Boolean => json!(values.as_boolean().value(i)),
+                LogicalType::Int16 => json!(values.as_primitive::<Int16Type>().value(i)),
+                LogicalType::Int32 => json!(values.as_primitive::<Int32Type>().value(i)),
+                LogicalType::Int64 => json!(values.as_primitive::<Int64Type>().value(i)),
+                // Through its shortest text, as PostgreSQL prints a real: 1.1, not 1.100000023841858.
+                LogicalType::Float32 => {
+                    let f = values.as_primitive::<Float32Type>().value(i);
+                    float(f.to_string().parse::<f64>().unwrap_or(f as f64))
+                }
+                LogicalType::Float64 => float(values.as_primitive::<Float64Type>().value(i)),
+                LogicalType::Text => json!(values.as_string::<i32>().value(i)),
+                other => return Err(format!("a list of {} is not converted", other.display())),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Json::Array)
 }
 
 /// True when the array value at `r` carries explicit bounds (`[0:2]={...}`), which only
