@@ -396,11 +396,15 @@ fn sqlite_to_postgresql_types() {
                 false,
                 None,
             )],
-            "11" => vec![(
-                sqlite_col(Some("boolean"), LogicalType::Int64, Some(fits.clone())),
-                false,
-                None,
-            )],
+            "11" => [LogicalType::Int64, LogicalType::Text, LogicalType::Boolean]
+                .map(|lt| {
+                    (
+                        sqlite_col(Some("boolean"), lt, Some(fits.clone())),
+                        false,
+                        None,
+                    )
+                })
+                .to_vec(),
             "12" => vec![(
                 sqlite_col(Some("timestamp"), LogicalType::Text, Some(fits.clone())),
                 false,
@@ -458,8 +462,9 @@ fn sqlite_to_postgresql_types() {
                 false,
                 None,
             )],
-            "25" => vec![(
-                sqlite_col(Some("text"), LogicalType::Boolean, None),
+            "25" => vec![(sqlite_col(None, LogicalType::Boolean, None), false, None)],
+            "26" => vec![(
+                sqlite_col(Some("text"), LogicalType::Date, None),
                 false,
                 None,
             )],

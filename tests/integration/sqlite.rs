@@ -723,3 +723,69 @@ fn new_files_take_the_umask_and_a_replaced_database_keeps_its_mode_and_owner() {
     assert_eq!(mode(&dir.path("b.db")), 0o640);
     assert_eq!(std::fs::metadata(dir.path("b.db")).unwrap().gid(), 4242);
 }
+
+#[test]
+fn boolean_columns_of_zeros_and_ones_are_arrow_booleans_and_stay_integers() {
+    let dir = TestDir::new();
+    rusqlite::Connection::open(dir.path("app.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, done BOOLEAN, active BOOL NOT NULL,
+                             level BOOLEAN, word BOOLEAN);
+             INSERT INTO t VALUES (1, 1, 0, 2, 'yes'), (2, 0, 1, 0, 'no'), (3, NULL, 1, 1, NULL);",
+        )
+        .unwrap();
+    dir.ferry()
+        .args(["export", "app.db", "a", "-q"])
+        .run()
+        .success();
+    let m = assert_archive_manifests_valid(&dir.path("a"));
+    let kind = |col: &str| {
+        m["tables"][0]["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == col)
+            .unwrap()["type"]["kind"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(kind("done"), "boolean");
+    assert_eq!(kind("active"), "boolean");
+    assert_eq!(kind("level"), "int64", "a 2 is not a flag");
+    assert_eq!(kind("word"), "text");
+    // Back into SQLite: the INTEGERs 0 and 1, storage class and all.
+    dir.ferry()
+        .args(["import", "a", "b.db", "-q"])
+        .run()
+        .success();
+    assert_same!(dump(&dir.path("b.db")), dump(&dir.path("app.db")));
+    // Read without ferry: Arrow booleans.
+    let part = dir
+        .path("a")
+        .join(m["tables"][0]["files"][0]["path"].as_str().unwrap());
+    let seen = crate::harness::python(
+        "import sys, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1]); \
+         print(t.schema.field('done').type, t.column('done').to_pylist())",
+        &part,
+    );
+    assert_eq!(seen, "bool [True, False, None]\n");
+    // Into PostgreSQL: boolean columns.
+    let pg = crate::pg_db::PgDb::new("flags");
+    dir.ferry()
+        .args(["import", "a", &pg.url(), "-q"])
+        .run()
+        .success();
+    assert_eq!(
+        pg.psql(
+            "SELECT string_agg(format('%s:%s:%s', done, active, level), ' ' ORDER BY id) FROM t"
+        )
+        .trim(),
+        "t:f:2 f:t:0 :t:1"
+    );
+    dir.ferry()
+        .args(["verify", "a", "--against", &pg.url()])
+        .run()
+        .success();
+}

@@ -23,8 +23,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::{
-    Array, ArrayRef, BinaryArray, FixedSizeBinaryArray, Int16Array, Int32Array, Int64Array,
-    RecordBatch, StringArray, new_null_array,
+    Array, ArrayRef, BinaryArray, BooleanArray, FixedSizeBinaryArray, Int16Array, Int32Array,
+    Int64Array, RecordBatch, StringArray, new_null_array,
 };
 use arrow_schema::DataType;
 use hmac::{Hmac, Mac};
@@ -403,6 +403,18 @@ impl Masker {
                                 .map_err(|_| format!("const:{v} does not fit the column"))?,
                         )),
                     }
+                }
+                DataType::Boolean => {
+                    let b = match v.to_ascii_lowercase().as_str() {
+                        "true" | "t" | "1" => true,
+                        "false" | "f" | "0" => false,
+                        _ => return Err(format!("const:{v} is not a boolean")),
+                    };
+                    Arc::new(BooleanArray::from(
+                        (0..len)
+                            .map(|i| a.is_valid(i).then_some(b))
+                            .collect::<Vec<_>>(),
+                    ))
                 }
                 t => return Err(format!("const does not apply to a {t} column")),
             },

@@ -222,7 +222,9 @@ pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
                 _ => done("numeric", Conv::Numeric),
             }
         }
-        ("boolean", LogicalType::Int64 | LogicalType::Text) if has_profile => {
+        ("boolean", LogicalType::Int64 | LogicalType::Text | LogicalType::Boolean)
+            if has_profile =>
+        {
             done("boolean", Conv::Bool)
         }
         ("timestamp" | "timestamptz", _) if has_profile => {
@@ -283,6 +285,7 @@ pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
         (_, LogicalType::Text) => done("text", Conv::Text { widen: false }),
         (_, LogicalType::Bytes) => done("bytea", Conv::Bytea),
         (_, LogicalType::Int64) => done("bigint", Conv::Int8),
+        (_, LogicalType::Boolean) => done("boolean", Conv::Bool),
         (_, LogicalType::Float64) => done("double precision", Conv::Float8),
         (h, other) => widen(format!(
             "no mapping for hint {h:?} with values of type {}; loaded as text",
@@ -481,6 +484,8 @@ pub fn value_at<'a>(a: &'a ArrayRef, lt: &LogicalType, r: usize) -> Result<SqlVa
     }
     let wrong = || format!("the field is not stored as a {} column", lt.display());
     Ok(match lt {
+        // A BOOLEAN column of 0s and 1s: the INTEGER it was.
+        LogicalType::Boolean => SqlVal::Int(a.as_boolean_opt().ok_or_else(wrong)?.value(r) as i64),
         LogicalType::Int64 => SqlVal::Int(
             a.as_primitive_opt::<Int64Type>()
                 .ok_or_else(wrong)?

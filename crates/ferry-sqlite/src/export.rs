@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_array::builder::{
-    BinaryBuilder, Float64Builder, Int8Builder, Int64Builder, StringBuilder,
+    BinaryBuilder, BooleanBuilder, Float64Builder, Int8Builder, Int64Builder, StringBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch, StructArray};
 use arrow_buffer::NullBufferBuilder;
@@ -350,10 +350,18 @@ fn assign_types(
         .first()
         .map(|c| c.null + c.integer + c.real + c.text + c.blob);
     for (j, &ci) in stored.iter().enumerate() {
-        let (lt, misfit) = types::choose(t.affinities[j], &counts[j]);
+        let (mut lt, misfit) = types::choose(t.affinities[j], &counts[j]);
         let col = &mut t.table.columns[ci];
-        col.logical_type = lt;
         let mut profile = profiles[j].to_facts();
+        if types::flags(
+            col.hint.as_deref(),
+            &lt,
+            profile.integer_min,
+            profile.integer_max,
+        ) {
+            lt = LogicalType::Boolean;
+        }
+        col.logical_type = lt;
         profile.classes = counts[j]
             .as_json()
             .into_iter()
@@ -543,6 +551,7 @@ fn build_batch(
 /// One Arrow builder per data field, chosen by its logical type. `append` returns the bytes
 /// of variable-length data it took, for batch sizing.
 enum ColumnBuilder {
+    Bool(BooleanBuilder),
     Int(Int64Builder),
     Real(Float64Builder),
     Text(StringBuilder),
@@ -562,6 +571,7 @@ struct ValueBuilder {
 impl ColumnBuilder {
     fn new(lt: &LogicalType) -> Result<Self, String> {
         Ok(match lt {
+            LogicalType::Boolean => ColumnBuilder::Bool(BooleanBuilder::new()),
             LogicalType::Int64 => ColumnBuilder::Int(Int64Builder::new()),
             LogicalType::Float64 => ColumnBuilder::Real(Float64Builder::new()),
             LogicalType::Text => ColumnBuilder::Text(StringBuilder::new()),
@@ -591,6 +601,8 @@ impl ColumnBuilder {
             ))
         };
         match (self, v) {
+            (ColumnBuilder::Bool(b), ValueRef::Null) => b.append_null(),
+            (ColumnBuilder::Bool(b), ValueRef::Integer(i @ (0 | 1))) => b.append_value(i == 1),
             (ColumnBuilder::Int(b), ValueRef::Null) => b.append_null(),
             (ColumnBuilder::Int(b), ValueRef::Integer(i)) => b.append_value(i),
             (ColumnBuilder::Real(b), ValueRef::Null) => b.append_null(),
@@ -611,6 +623,7 @@ impl ColumnBuilder {
                 return Ok(x.len());
             }
             (ColumnBuilder::Value(b), v) => return Ok(b.append(v)),
+            (ColumnBuilder::Bool(_), _) => return misfit("boolean (0 or 1)"),
             (ColumnBuilder::Int(_), _) => return misfit("int64"),
             (ColumnBuilder::Real(_), _) => return misfit("float64"),
             (ColumnBuilder::Text(_), _) => return misfit("text"),
@@ -621,6 +634,7 @@ impl ColumnBuilder {
 
     fn finish(&mut self) -> ArrayRef {
         match self {
+            ColumnBuilder::Bool(b) => Arc::new(b.finish()),
             ColumnBuilder::Int(b) => Arc::new(b.finish()),
             ColumnBuilder::Real(b) => Arc::new(b.finish()),
             ColumnBuilder::Text(b) => Arc::new(b.finish()),

@@ -735,6 +735,8 @@ pub(crate) fn foreign_key_check(conn: &Connection) -> Result<Vec<String>, Sqlite
 
 /// A data field of a decoded batch, readable as SQLite values.
 pub(crate) enum Col<'a> {
+    /// A BOOLEAN column of 0s and 1s (see `types::flags`).
+    Bool(&'a arrow_array::BooleanArray),
     Int(&'a arrow_array::Int64Array),
     Real(&'a arrow_array::Float64Array),
     Text(&'a arrow_array::StringArray),
@@ -758,6 +760,7 @@ pub(crate) fn columns<'a>(
         .zip(batch.columns())
         .map(|((name, lt), a)| {
             Ok(match lt {
+                LogicalType::Boolean => Col::Bool(a.as_boolean()),
                 LogicalType::Int64 => Col::Int(a.as_primitive::<Int64Type>()),
                 LogicalType::Float64 => Col::Real(a.as_primitive::<Float64Type>()),
                 LogicalType::Text => Col::Text(a.as_string::<i32>()),
@@ -791,6 +794,7 @@ impl<'a> Col<'a> {
     /// The value of row `r`; an invalid `sqlite_value` (unknown class, empty slot) is an error.
     pub(crate) fn value(&self, r: usize) -> Result<ValueRef<'a>, String> {
         Ok(match self {
+            Col::Bool(a) if a.is_valid(r) => ValueRef::Integer(a.value(r) as i64),
             Col::Int(a) if a.is_valid(r) => ValueRef::Integer(a.value(r)),
             Col::Real(a) if a.is_valid(r) => ValueRef::Real(a.value(r)),
             Col::Text(a) if a.is_valid(r) => ValueRef::Text(a.value(r).as_bytes()),

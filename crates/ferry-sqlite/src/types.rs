@@ -174,6 +174,15 @@ pub fn choose(affinity: Affinity, c: &ClassCounts) -> (LogicalType, Option<Misfi
     }
 }
 
+/// A column declared BOOL or BOOLEAN (hint `boolean`) whose values are all the INTEGERs 0
+/// and 1 is archived as `boolean`, which Arrow readers understand, instead of `int64`. It
+/// is exact: the import binds false and true as the INTEGERs 0 and 1 again.
+pub fn flags(hint: Option<&str>, chosen: &LogicalType, min: Option<i64>, max: Option<i64>) -> bool {
+    hint == Some("boolean")
+        && *chosen == LogicalType::Int64
+        && matches!((min, max), (Some(lo), Some(hi)) if lo >= 0 && hi <= 1)
+}
+
 fn by_affinity(affinity: Affinity) -> LogicalType {
     match affinity {
         Affinity::Integer => LogicalType::Int64,
@@ -287,6 +296,18 @@ mod tests {
             blob,
             ..ClassCounts::default()
         }
+    }
+
+    #[test]
+    fn boolean_columns_of_zeros_and_ones_are_flags() {
+        use LogicalType as L;
+        assert!(flags(Some("boolean"), &L::Int64, Some(0), Some(1)));
+        assert!(flags(Some("boolean"), &L::Int64, Some(1), Some(1)));
+        assert!(!flags(Some("boolean"), &L::Int64, Some(0), Some(2)));
+        assert!(!flags(Some("boolean"), &L::Int64, Some(-1), Some(1)));
+        assert!(!flags(Some("boolean"), &L::Text, None, None));
+        assert!(!flags(Some("boolean"), &L::Int64, None, None));
+        assert!(!flags(Some("integer"), &L::Int64, Some(0), Some(1)));
     }
 
     /// One case per row of the table on `choose`.
