@@ -28,11 +28,13 @@ fn trusted_comment(document: &str) -> String {
     format!("ferry-archive {document}")
 }
 
-/// A key's id as minisign prints it (`minisign -V` says "key ID ..."): 16 hex digits.
+/// A key's id as minisign prints it in a public key's comment line: the key number in
+/// upper-case hex, without leading zeros (`%" PRIX64 "` in minisign's C source), so that a
+/// key number whose first hex digit is 0 (one key in sixteen) reads as the tool shows it.
 pub fn key_id(keynum: &[u8]) -> String {
     let mut b = [0u8; 8];
     b.copy_from_slice(&keynum[..8.min(keynum.len())]);
-    format!("{:016X}", u64::from_le_bytes(b))
+    format!("{:X}", u64::from_le_bytes(b))
 }
 
 #[derive(Debug, thiserror::Error)]
