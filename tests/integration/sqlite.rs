@@ -740,35 +740,16 @@ fn boolean_columns_of_zeros_and_ones_are_arrow_booleans_and_stay_integers() {
         .run()
         .success();
     let m = assert_archive_manifests_valid(&dir.path("a"));
-    let kind = |col: &str| {
-        m["tables"][0]["columns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == col)
-            .unwrap()["type"]["kind"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let kind = |col: &str| kind_of(&m, col);
     assert_eq!(kind("done"), "boolean");
     assert_eq!(kind("active"), "boolean");
     assert_eq!(kind("level"), "int64", "a 2 is not a flag");
     assert_eq!(kind("word"), "text");
-    // Back into SQLite: the INTEGERs 0 and 1, storage class and all.
-    dir.ferry()
-        .args(["import", "a", "b.db", "-q"])
-        .run()
-        .success();
-    assert_same!(dump(&dir.path("b.db")), dump(&dir.path("app.db")));
-    // Read without ferry: Arrow booleans.
-    let part = dir
-        .path("a")
-        .join(m["tables"][0]["files"][0]["path"].as_str().unwrap());
-    let seen = crate::harness::python(
-        "import sys, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1]); \
-         print(t.schema.field('done').type, t.column('done').to_pylist())",
-        &part,
+    // Back into SQLite: the INTEGERs 0 and 1, storage class and all; pyarrow sees booleans.
+    let seen = back_and_read(
+        &dir,
+        &m,
+        "print(t.schema.field('done').type, t.column('done').to_pylist())",
     );
     assert_eq!(seen, "bool [True, False, None]\n");
     // Into PostgreSQL: boolean columns.
@@ -788,4 +769,90 @@ fn boolean_columns_of_zeros_and_ones_are_arrow_booleans_and_stay_integers() {
         .args(["verify", "a", "--against", &pg.url()])
         .run()
         .success();
+}
+
+#[test]
+fn datetime_text_in_sqlites_own_form_is_an_arrow_timestamp_and_prints_back_the_same() {
+    let dir = TestDir::new();
+    rusqlite::Connection::open(dir.path("app.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE ev (id INTEGER PRIMARY KEY, at DATETIME, fine TIMESTAMP, day DATE,
+                              mixed DATETIME, zoned DATETIME);
+             INSERT INTO ev VALUES
+               (1, '2024-05-01 13:45:00', '2024-05-01 13:45:00.5', '2024-05-01',
+                '2024-05-01 13:45:00', '2024-05-01 13:45:00+02:00'),
+               (2, '1999-12-31 23:59:59', '0001-01-01 00:00:00.000001', '0001-01-01',
+                '2024-05-01T13:45:00', '2024-05-01 13:45:00Z'),
+               (3, NULL, NULL, NULL, NULL, NULL);",
+        )
+        .unwrap();
+    dir.ferry()
+        .args(["export", "app.db", "a", "-q"])
+        .run()
+        .success();
+    let m = assert_archive_manifests_valid(&dir.path("a"));
+    let kind = |col: &str| kind_of(&m, col);
+    assert_eq!(kind("at"), "timestamp");
+    assert_eq!(kind("fine"), "timestamp");
+    assert_eq!(kind("day"), "date");
+    assert_eq!(kind("mixed"), "text", "two forms of writing a time");
+    assert_eq!(kind("zoned"), "text", "a zone");
+    // Back into SQLite: the same TEXT, byte for byte; pyarrow sees timestamps and dates.
+    let seen = back_and_read(
+        &dir,
+        &m,
+        "print(t.schema.field('at').type, t.schema.field('day').type); \
+         print(t.column('fine')[0].as_py(), t.column('day')[1].as_py())",
+    );
+    assert_eq!(
+        seen,
+        "timestamp[us] date32[day]\n2024-05-01 13:45:00.500000 0001-01-01\n"
+    );
+    // Into PostgreSQL: timestamp and date columns, and verify agrees.
+    let pg = crate::pg_db::PgDb::new("stamps");
+    dir.ferry()
+        .args(["import", "a", &pg.url(), "-q"])
+        .run()
+        .success();
+    assert_eq!(
+        pg.psql("SELECT string_agg(format('%s|%s|%s', at, fine, day), ' ; ' ORDER BY id) FROM ev")
+            .trim(),
+        "2024-05-01 13:45:00|2024-05-01 13:45:00.5|2024-05-01 ; \
+         1999-12-31 23:59:59|0001-01-01 00:00:00.000001|0001-01-01 ; ||"
+    );
+    dir.ferry()
+        .args(["verify", "a", "--against", &pg.url()])
+        .run()
+        .success();
+}
+
+/// The logical type kind of column `col` of the manifest's first table.
+fn kind_of(m: &serde_json::Value, col: &str) -> String {
+    m["tables"][0]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == col)
+        .unwrap()["type"]["kind"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Imports archive `a` into `b.db`, checks it equals `app.db` exactly, and returns what
+/// `print_` (Python, with the first part of the first table as `t`) printed.
+fn back_and_read(dir: &TestDir, m: &serde_json::Value, print_: &str) -> String {
+    dir.ferry()
+        .args(["import", "a", "b.db", "-q"])
+        .run()
+        .success();
+    assert_same!(dump(&dir.path("b.db")), dump(&dir.path("app.db")));
+    let part = dir
+        .path("a")
+        .join(m["tables"][0]["files"][0]["path"].as_str().unwrap());
+    crate::harness::python(
+        &format!("import sys, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1]); {print_}"),
+        &part,
+    )
 }

@@ -205,6 +205,22 @@ pub fn julian_to_micros(j: f64) -> Option<i64> {
     Some(((j - JULIAN_UNIX_EPOCH) * DAY_US as f64).round() as i64)
 }
 
+/// `s` as a timestamp when it is exactly what [`format_timestamp`] prints for it (no zone,
+/// a space before the time, seconds always, a fraction only without trailing zeros): the
+/// form SQLite's `datetime()` and `CURRENT_TIMESTAMP` write. Printing the timestamp back
+/// gives `s` byte for byte, so a column of such text can travel as timestamps exactly.
+pub fn canonical_timestamp(s: &str) -> Option<i64> {
+    let t = parse_timestamp(s)?;
+    (!t.zoned && format_timestamp(t.micros) == s).then_some(t.micros)
+}
+
+/// `s` as days since 1970 when it is exactly what [`format_date`] prints for it
+/// (`YYYY-MM-DD`, as SQLite's `date()` and `CURRENT_DATE` write).
+pub fn canonical_date(s: &str) -> Option<i32> {
+    let d = parse_date(s)?;
+    (format_date(d) == s).then_some(d)
+}
+
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]` (trailing zeros of the fraction dropped).
 pub fn format_timestamp(micros: i64) -> String {
     let days = micros.div_euclid(DAY_US);

@@ -472,6 +472,10 @@ pub enum SqlVal<'a> {
     Text(&'a str),
     TextBytes(&'a [u8]),
     Blob(&'a [u8]),
+    /// TEXT that was `datetime()`'s form, as microseconds since 1970 (a `timestamp` column).
+    Stamp(i64),
+    /// TEXT that was `date()`'s form, as days since 1970 (a `date` column).
+    Day(i32),
 }
 
 /// Row `r` of a SQLite archive's data field. A malformed value (an unknown storage class, a
@@ -486,6 +490,16 @@ pub fn value_at<'a>(a: &'a ArrayRef, lt: &LogicalType, r: usize) -> Result<SqlVa
     Ok(match lt {
         // A BOOLEAN column of 0s and 1s: the INTEGER it was.
         LogicalType::Boolean => SqlVal::Int(a.as_boolean_opt().ok_or_else(wrong)?.value(r) as i64),
+        LogicalType::Timestamp => SqlVal::Stamp(
+            a.as_primitive_opt::<arrow_array::types::TimestampMicrosecondType>()
+                .ok_or_else(wrong)?
+                .value(r),
+        ),
+        LogicalType::Date => SqlVal::Day(
+            a.as_primitive_opt::<arrow_array::types::Date32Type>()
+                .ok_or_else(wrong)?
+                .value(r),
+        ),
         LogicalType::Int64 => SqlVal::Int(
             a.as_primitive_opt::<Int64Type>()
                 .ok_or_else(wrong)?
@@ -560,6 +574,8 @@ pub fn as_text(v: SqlVal<'_>) -> Option<String> {
         SqlVal::Real(f) => real_text(f),
         SqlVal::Text(t) => t.to_owned(),
         SqlVal::TextBytes(b) | SqlVal::Blob(b) => format!("\\x{}", hex::encode(b)),
+        SqlVal::Stamp(us) => convert::format_timestamp(us),
+        SqlVal::Day(d) => convert::format_date(d),
     })
 }
 
@@ -641,6 +657,10 @@ impl Conv {
             }
             Conv::Text { widen } => match (v, widen) {
                 (SqlVal::Text(t), _) => put_text(out, t),
+                // The text it was.
+                (v @ (SqlVal::Stamp(_) | SqlVal::Day(_)), _) => {
+                    put_text(out, &as_text(v).unwrap_or_default())
+                }
                 (other, true) => put_text(out, &as_text(other).unwrap_or_default()),
                 _ => return bad("text"),
             },
@@ -670,6 +690,8 @@ impl Conv {
                     SqlVal::Text(t) => convert::parse_timestamp(t).map(|t| t.micros),
                     SqlVal::Int(i) => convert::epoch_to_micros(i, unit),
                     SqlVal::Real(f) => convert::julian_to_micros(f),
+                    SqlVal::Stamp(us) => Some(us),
+                    SqlVal::Day(d) => Some(d as i64 * 86_400_000_000),
                     _ => None,
                 }
                 .ok_or_else(|| {
@@ -690,6 +712,8 @@ impl Conv {
                     SqlVal::Text(t) => convert::parse_timestamp(t).map(|t| t.micros),
                     SqlVal::Int(i) => convert::epoch_to_micros(i, unit),
                     SqlVal::Real(f) => convert::julian_to_micros(f),
+                    SqlVal::Stamp(us) => Some(us),
+                    SqlVal::Day(d) => Some(d as i64 * 86_400_000_000),
                     _ => None,
                 }
                 .ok_or_else(|| {

@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use ferry_archive::{Location, Manifest, Part, PartData, Progress, Table, TableReport, Visitor};
 use rusqlite::Connection;
-use rusqlite::types::ToSqlOutput;
 
 use crate::error::{Ctx, SqliteError};
 use crate::from_postgres::{self, Conv};
@@ -373,7 +372,7 @@ impl Visitor for Loader<'_> {
                             let v = cols[*i]
                                 .value(r)
                                 .map_err(|reason| value_error(&data[*i].0, r, reason))?;
-                            stmt.raw_bind_parameter(j + 1, ToSqlOutput::Borrowed(v))
+                            stmt.raw_bind_parameter(j + 1, v)
                         }
                         (None, None) => {
                             return Err(value_error(

@@ -11,10 +11,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Float64Builder, Int8Builder, Int64Builder, StringBuilder,
+    BinaryBuilder, BooleanBuilder, Date32Builder, Float64Builder, Int8Builder, Int64Builder,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch, StructArray};
 use arrow_buffer::NullBufferBuilder;
+use ferry_archive::convert;
 use ferry_archive::facts::{Facts, SqliteColumnFacts};
 use ferry_archive::types::{sqlite_class, sqlite_value_fields};
 use ferry_archive::{
@@ -361,6 +363,14 @@ fn assign_types(
         ) {
             lt = LogicalType::Boolean;
         }
+        if let Some(t) = types::natural_time(
+            col.hint.as_deref(),
+            &lt,
+            counts[j].text,
+            profiles[j].canonical_time_text(),
+        ) {
+            lt = t;
+        }
         col.logical_type = lt;
         profile.classes = counts[j]
             .as_json()
@@ -552,6 +562,10 @@ fn build_batch(
 /// of variable-length data it took, for batch sizing.
 enum ColumnBuilder {
     Bool(BooleanBuilder),
+    /// DATETIME text in `datetime()`'s form (see `types::natural_time`).
+    Stamp(TimestampMicrosecondBuilder),
+    /// DATE text in `date()`'s form.
+    Day(Date32Builder),
     Int(Int64Builder),
     Real(Float64Builder),
     Text(StringBuilder),
@@ -572,6 +586,8 @@ impl ColumnBuilder {
     fn new(lt: &LogicalType) -> Result<Self, String> {
         Ok(match lt {
             LogicalType::Boolean => ColumnBuilder::Bool(BooleanBuilder::new()),
+            LogicalType::Timestamp => ColumnBuilder::Stamp(TimestampMicrosecondBuilder::new()),
+            LogicalType::Date => ColumnBuilder::Day(Date32Builder::new()),
             LogicalType::Int64 => ColumnBuilder::Int(Int64Builder::new()),
             LogicalType::Float64 => ColumnBuilder::Real(Float64Builder::new()),
             LogicalType::Text => ColumnBuilder::Text(StringBuilder::new()),
@@ -601,6 +617,26 @@ impl ColumnBuilder {
             ))
         };
         match (self, v) {
+            (ColumnBuilder::Stamp(b), ValueRef::Null) => b.append_null(),
+            (ColumnBuilder::Stamp(b), ValueRef::Text(t)) => {
+                match std::str::from_utf8(t)
+                    .ok()
+                    .and_then(convert::canonical_timestamp)
+                {
+                    Some(us) => b.append_value(us),
+                    None => return misfit("timestamp text"),
+                }
+            }
+            (ColumnBuilder::Day(b), ValueRef::Null) => b.append_null(),
+            (ColumnBuilder::Day(b), ValueRef::Text(t)) => {
+                match std::str::from_utf8(t)
+                    .ok()
+                    .and_then(convert::canonical_date)
+                {
+                    Some(d) => b.append_value(d),
+                    None => return misfit("date text"),
+                }
+            }
             (ColumnBuilder::Bool(b), ValueRef::Null) => b.append_null(),
             (ColumnBuilder::Bool(b), ValueRef::Integer(i @ (0 | 1))) => b.append_value(i == 1),
             (ColumnBuilder::Int(b), ValueRef::Null) => b.append_null(),
@@ -624,6 +660,8 @@ impl ColumnBuilder {
             }
             (ColumnBuilder::Value(b), v) => return Ok(b.append(v)),
             (ColumnBuilder::Bool(_), _) => return misfit("boolean (0 or 1)"),
+            (ColumnBuilder::Stamp(_), _) => return misfit("timestamp text"),
+            (ColumnBuilder::Day(_), _) => return misfit("date text"),
             (ColumnBuilder::Int(_), _) => return misfit("int64"),
             (ColumnBuilder::Real(_), _) => return misfit("float64"),
             (ColumnBuilder::Text(_), _) => return misfit("text"),
@@ -635,6 +673,8 @@ impl ColumnBuilder {
     fn finish(&mut self) -> ArrayRef {
         match self {
             ColumnBuilder::Bool(b) => Arc::new(b.finish()),
+            ColumnBuilder::Stamp(b) => Arc::new(b.finish()),
+            ColumnBuilder::Day(b) => Arc::new(b.finish()),
             ColumnBuilder::Int(b) => Arc::new(b.finish()),
             ColumnBuilder::Real(b) => Arc::new(b.finish()),
             ColumnBuilder::Text(b) => Arc::new(b.finish()),

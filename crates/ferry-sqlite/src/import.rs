@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int8Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
+use ferry_archive::convert;
 use ferry_archive::types::sqlite_class;
 use ferry_archive::{
     Location, LogicalType, Manifest, Part, PartData, Progress, Table, TableReport, Visitor,
@@ -431,7 +432,7 @@ impl Loader<'_> {
                         row: format!("{} of {}", r + 1, part.path),
                         reason,
                     })?;
-                    stmt.raw_bind_parameter(j + 1, ToSqlOutput::Borrowed(v))
+                    stmt.raw_bind_parameter(j + 1, v)
                         .ctx(|| format!("table {}: binding {}", table.name, fields[j].0))?;
                 }
                 execute_row(stmt, &table.name, part, || {
@@ -504,7 +505,7 @@ fn row_label(
         table.rowid.is_some(),
         cols.first().and_then(|c| c.value(r).ok()),
     ) {
-        (true, Some(ValueRef::Integer(i))) => format!("rowid {i}"),
+        (true, Some(ToSqlOutput::Borrowed(ValueRef::Integer(i)))) => format!("rowid {i}"),
         (_, Some(v)) => format!("row with {} = {v:?}", fields[0].0),
         _ => format!("row {r}"),
     }
@@ -737,6 +738,10 @@ pub(crate) fn foreign_key_check(conn: &Connection) -> Result<Vec<String>, Sqlite
 pub(crate) enum Col<'a> {
     /// A BOOLEAN column of 0s and 1s (see `types::flags`).
     Bool(&'a arrow_array::BooleanArray),
+    /// DATETIME text in `datetime()`'s form, as timestamps (see `types::natural_time`).
+    Stamp(&'a arrow_array::TimestampMicrosecondArray),
+    /// DATE text in `date()`'s form, as dates.
+    Day(&'a arrow_array::Date32Array),
     Int(&'a arrow_array::Int64Array),
     Real(&'a arrow_array::Float64Array),
     Text(&'a arrow_array::StringArray),
@@ -761,6 +766,10 @@ pub(crate) fn columns<'a>(
         .map(|((name, lt), a)| {
             Ok(match lt {
                 LogicalType::Boolean => Col::Bool(a.as_boolean()),
+                LogicalType::Timestamp => {
+                    Col::Stamp(a.as_primitive::<arrow_array::types::TimestampMicrosecondType>())
+                }
+                LogicalType::Date => Col::Day(a.as_primitive::<arrow_array::types::Date32Type>()),
                 LogicalType::Int64 => Col::Int(a.as_primitive::<Int64Type>()),
                 LogicalType::Float64 => Col::Real(a.as_primitive::<Float64Type>()),
                 LogicalType::Text => Col::Text(a.as_string::<i32>()),
@@ -792,8 +801,15 @@ pub(crate) fn columns<'a>(
 
 impl<'a> Col<'a> {
     /// The value of row `r`; an invalid `sqlite_value` (unknown class, empty slot) is an error.
-    pub(crate) fn value(&self, r: usize) -> Result<ValueRef<'a>, String> {
-        Ok(match self {
+    /// A timestamp or date is printed back into the TEXT it was.
+    pub(crate) fn value(&self, r: usize) -> Result<ToSqlOutput<'a>, String> {
+        let text = |s: String| Ok(ToSqlOutput::Owned(rusqlite::types::Value::Text(s)));
+        match self {
+            Col::Stamp(a) if a.is_valid(r) => return text(convert::format_timestamp(a.value(r))),
+            Col::Day(a) if a.is_valid(r) => return text(convert::format_date(a.value(r))),
+            _ => {}
+        }
+        Ok(ToSqlOutput::Borrowed(match self {
             Col::Bool(a) if a.is_valid(r) => ValueRef::Integer(a.value(r) as i64),
             Col::Int(a) if a.is_valid(r) => ValueRef::Integer(a.value(r)),
             Col::Real(a) if a.is_valid(r) => ValueRef::Real(a.value(r)),
@@ -815,7 +831,7 @@ impl<'a> Col<'a> {
                 c => return Err(format!("invalid sqlite_value: class {c} without its value")),
             },
             _ => ValueRef::Null,
-        })
+        }))
     }
 }
 

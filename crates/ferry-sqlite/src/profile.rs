@@ -35,6 +35,8 @@ pub struct Profile {
     decimal_scale: usize,
     decimal_int_digits: usize,
     non_numeric: u64,
+    /// TEXT values in the exact form `datetime()` (or, for a date hint, `date()`) prints.
+    canonical_time_text: u64,
 }
 
 /// The hints whose conversion this module checks.
@@ -139,6 +141,13 @@ impl Profile {
                 Some(ts) if midnight(ts.micros) => {
                     self.iso_text += 1;
                     self.iso_zoned += ts.zoned as u64;
+                    let s = std::str::from_utf8(t).unwrap_or_default();
+                    let canonical = if date_only {
+                        convert::canonical_date(s).is_some()
+                    } else {
+                        convert::canonical_timestamp(s).is_some()
+                    };
+                    self.canonical_time_text += canonical as u64;
                     true
                 }
                 _ => false,
@@ -184,6 +193,12 @@ impl Profile {
         self.decimal_int_digits = self
             .decimal_int_digits
             .max(int.trim_start_matches('0').len());
+    }
+
+    /// TEXT values in the exact form SQLite's `datetime()` (for a `date` hint, `date()`)
+    /// prints, which can travel as timestamps (dates) and print back the same.
+    pub fn canonical_time_text(&self) -> u64 {
+        self.canonical_time_text
     }
 
     /// The profile as the archive carries it (`ferry_archive::facts::ValueProfile`); the

@@ -183,6 +183,27 @@ pub fn flags(hint: Option<&str>, chosen: &LogicalType, min: Option<i64>, max: Op
         && matches!((min, max), (Some(lo), Some(hi)) if lo >= 0 && hi <= 1)
 }
 
+/// A column declared DATETIME or TIMESTAMP (hint `timestamp`) whose values are all TEXT in
+/// the exact form SQLite's `datetime()` prints (`2024-05-01 13:45:00`, a fraction without
+/// trailing zeros) is archived as `timestamp`; one declared DATE whose values are all
+/// `date()`'s `YYYY-MM-DD`, as `date`. Exact: the import prints them back in that form, the
+/// same bytes. A column mixing forms, or holding anything else, stays `text`.
+pub fn natural_time(
+    hint: Option<&str>,
+    chosen: &LogicalType,
+    text: u64,
+    canonical: u64,
+) -> Option<LogicalType> {
+    if *chosen != LogicalType::Text || text == 0 || canonical != text {
+        return None;
+    }
+    match hint {
+        Some("timestamp") => Some(LogicalType::Timestamp),
+        Some("date") => Some(LogicalType::Date),
+        _ => None,
+    }
+}
+
 fn by_affinity(affinity: Affinity) -> LogicalType {
     match affinity {
         Affinity::Integer => LogicalType::Int64,
@@ -296,6 +317,21 @@ mod tests {
             blob,
             ..ClassCounts::default()
         }
+    }
+
+    #[test]
+    fn uniform_datetime_text_is_a_timestamp() {
+        use LogicalType as L;
+        assert_eq!(
+            natural_time(Some("timestamp"), &L::Text, 3, 3),
+            Some(L::Timestamp)
+        );
+        assert_eq!(natural_time(Some("date"), &L::Text, 3, 3), Some(L::Date));
+        assert_eq!(natural_time(Some("timestamp"), &L::Text, 3, 2), None);
+        assert_eq!(natural_time(Some("timestamptz"), &L::Text, 3, 3), None);
+        assert_eq!(natural_time(Some("timestamp"), &L::Int64, 0, 0), None);
+        assert_eq!(natural_time(Some("timestamp"), &L::Text, 0, 0), None);
+        assert_eq!(natural_time(None, &L::Text, 3, 3), None);
     }
 
     #[test]
