@@ -174,6 +174,11 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
         if !quiet {
             eprintln!("encrypting to {}", sealer.envelope().readers());
         }
+        if let Some(r) = &a.report {
+            eprintln!(
+                "note: the report ({r}) names tables and counts, and is not encrypted; keep it with the same care"
+            );
+        }
         ferry_archive::seal::sealing(Some(sealer));
     }
     let jobs = jobs_or_cores(a.jobs)?;

@@ -75,6 +75,13 @@ pub fn endpoint(role: &str, shown: String) {
 /// a conninfo or query `password=...`, wherever they appear in the word (`--against=URL`, a
 /// mistyped scheme). It errs on the side of hiding.
 pub fn redact(arg: &str) -> String {
+    // A secret key given by mistake (an age identity, a private key's text) is hidden whole.
+    if ["AGE-SECRET-KEY-", "-----BEGIN"]
+        .iter()
+        .any(|m| arg.to_ascii_uppercase().contains(m))
+    {
+        return "****".into();
+    }
     let mut out = arg.to_owned();
     if let Some(scheme) = out.find("://") {
         let rest = scheme + 3;
@@ -120,6 +127,10 @@ mod tests {
             (
                 "postgres://h/db?password=pw&sslmode=require",
                 "postgres://h/db?password=****&sslmode=require",
+            ),
+            (
+                "--encrypt-to=AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQ",
+                "****",
             ),
             ("app.db", "app.db"),
             ("postgresql://u@h/db", "postgresql://u@h/db"),

@@ -404,16 +404,22 @@ fn encryption_fails_closed_before_the_source_is_read() {
         std::process::id()
     );
     for (flags, said) in [
-        (vec!["--encrypt-to", "age1notakey"], "not an age recipient"),
+        (
+            vec!["--encrypt-to", "age1notakey"],
+            "not a valid age public key",
+        ),
         (
             vec!["--encrypt-to", "ssh-ed25519 AAAAbroken"],
-            "not an age recipient",
+            "not an SSH public key",
         ),
         (
             vec!["--encrypt-to", "empty-recipients"],
             "no recipient in the file",
         ),
-        (vec!["--encrypt-to", "no-such-file"], "not an age recipient"),
+        (
+            vec!["--encrypt-to", "no-such-file"],
+            "neither an age or SSH public key nor a file",
+        ),
         (vec!["--passphrase-file", "empty-pass"], "empty"),
         (
             vec!["--encrypt-to", &a, "--passphrase-file", "no-such-file"],
@@ -473,20 +479,7 @@ fn a_changed_or_rearranged_encrypted_archive_is_refused_before_anything_is_writt
         ("no-envelope", "missing"),
         ("cut", "data/t00002/part-000000.parquet"),
     ] {
-        let target = format!("{archive}.db");
-        let run = dir
-            .ferry()
-            .args(["import", archive, &target, "--identity", &a_id])
-            .run()
-            .fails_with(1)
-            .says(said);
-        assert_eq!(
-            run.stderr().lines().count(),
-            1,
-            "{archive}: {}",
-            run.stderr()
-        );
-        assert!(!dir.path(&target).exists(), "{archive}");
+        refused(&dir, archive, &a_id, said);
         assert_ne!(
             dir.ferry()
                 .args(["verify", archive, "--identity", &a_id])
@@ -496,4 +489,277 @@ fn a_changed_or_rearranged_encrypted_archive_is_refused_before_anything_is_writt
             "{archive}"
         );
     }
+}
+
+/// Rewrites tar `from` into `to` with its entries as `arrange` orders (and may drop or
+/// change) them: (name, bytes) in, (name, bytes) out.
+fn retar(
+    from: &Path,
+    to: &Path,
+    arrange: impl FnOnce(Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)>,
+) {
+    use std::io::Read;
+    let mut entries = Vec::new();
+    let mut archive = tar::Archive::new(std::fs::File::open(from).unwrap());
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().display().to_string();
+        let mut bytes = Vec::new();
+        e.read_to_end(&mut bytes).unwrap();
+        entries.push((name, bytes));
+    }
+    let mut out = tar::Builder::new(std::fs::File::create(to).unwrap());
+    for (name, bytes) in arrange(entries) {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(&name).unwrap();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        out.append(&h, bytes.as_slice()).unwrap();
+    }
+    out.finish().unwrap();
+}
+
+#[test]
+fn a_rearranged_or_cut_encrypted_stream_is_refused_in_one_line() {
+    let dir = TestDir::new();
+    let (a_id, a) = age_key(&dir, "alice");
+    build_torture(&dir.path("src.db"));
+    std::fs::write(dir.path("pass"), "open sesame\n").unwrap();
+    dir.ferry()
+        .args([
+            "export",
+            "src.db",
+            "enc.tar",
+            "-q",
+            "--encrypt-to",
+            &a,
+            "--passphrase-file",
+            "pass",
+        ])
+        .run()
+        .success();
+    let src = dir.path("enc.tar");
+    retar(&src, &dir.path("late-envelope.tar"), |mut e| {
+        e.swap(0, 2);
+        e
+    });
+    retar(&src, &dir.path("late-key.tar"), |mut e| {
+        e.swap(1, 2);
+        e
+    });
+    retar(&src, &dir.path("clear-entry.tar"), |mut e| {
+        e.insert(
+            3,
+            ("data/t00001/part-000009.parquet".into(), b"PAR1".to_vec()),
+        );
+        e
+    });
+    retar(&src, &dir.path("dotdot.tar"), |mut e| {
+        e.insert(3, ("data/t00001/...age".into(), b"x".to_vec()));
+        e
+    });
+    let bytes = std::fs::read(&src).unwrap();
+    std::fs::write(dir.path("cut.tar"), &bytes[..bytes.len() / 2]).unwrap();
+    for (archive, said) in [
+        (
+            "late-envelope.tar",
+            "an encrypted entry, but the archive does not start with encryption.json",
+        ),
+        ("late-key.tar", "key.age: not right after encryption.json"),
+        ("clear-entry.tar", "a clear entry in an encrypted archive"),
+        ("dotdot.tar", "data/t00001/..."),
+        ("cut.tar", "enc"),
+    ] {
+        let target = refused(&dir, archive, &a_id, said);
+        // From stdin too.
+        let run = dir
+            .ferry()
+            .args(["import", "-", &target, "--identity", &a_id])
+            .stdin_file(&dir.path(archive))
+            .run()
+            .fails_with(1);
+        assert_eq!(
+            run.stderr().lines().count(),
+            1,
+            "{archive}: {}",
+            run.stderr()
+        );
+        assert!(!dir.path(&target).exists(), "{archive} from stdin");
+    }
+    // The intact stream opens from stdin with the passphrase, and verifies after loading.
+    dir.ferry()
+        .args(["import", "-", "ok.db", "-q", "--passphrase-file", "pass"])
+        .stdin_file(&src)
+        .run()
+        .success();
+    assert_eq!(dump(&dir.path("ok.db")), dump(&dir.path("src.db")));
+    dir.ferry()
+        .args([
+            "import",
+            "enc.tar",
+            "ok2.db",
+            "-q",
+            "--passphrase-file",
+            "pass",
+            "--verify",
+        ])
+        .run()
+        .success();
+    dir.ferry()
+        .args([
+            "import",
+            "enc.tar",
+            "ok3.db",
+            "--passphrase-file",
+            "pass",
+            "--dry-run",
+        ])
+        .run()
+        .success();
+    assert!(!dir.path("ok3.db").exists());
+}
+
+#[test]
+fn ssh_keys_encrypt_and_decrypt_and_no_secret_is_ever_echoed() {
+    let dir = TestDir::new();
+    build_torture(&dir.path("src.db"));
+    for (kind, bits) in [("ed25519", None), ("rsa", Some("2048"))] {
+        let key = format!("id_{kind}");
+        let mut cmd = Command::new("ssh-keygen");
+        cmd.args(["-q", "-t", kind, "-N", "", "-C", "ops@example", "-f", &key]);
+        if let Some(b) = bits {
+            cmd.args(["-b", b]);
+        }
+        assert!(cmd.current_dir(dir.root()).status().unwrap().success());
+        let archive = format!("{kind}.tar");
+        dir.ferry()
+            .args([
+                "export",
+                "src.db",
+                &archive,
+                "-q",
+                "--encrypt-to",
+                &format!("{key}.pub"),
+            ])
+            .run()
+            .success();
+        // inspect shows the fingerprint ssh-keygen prints.
+        let out = Command::new("ssh-keygen")
+            .args(["-l", "-f", &format!("{key}.pub")])
+            .current_dir(dir.root())
+            .output()
+            .unwrap();
+        let fingerprint = String::from_utf8(out.stdout)
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .to_owned();
+        dir.ferry()
+            .args(["inspect", &archive])
+            .run()
+            .success()
+            .says(&format!("ssh-{kind} {fingerprint}"));
+        let db = format!("{kind}.db");
+        dir.ferry()
+            .args(["import", &archive, &db, "-q", "--identity", &key])
+            .run()
+            .success();
+        assert_eq!(dump(&dir.path(&db)), dump(&dir.path("src.db")), "{kind}");
+    }
+    // A secret given where a public key belongs is named by file and line, never shown.
+    let (secret, _) = age_key(&dir, "alice");
+    let secret_text = std::fs::read_to_string(dir.path(&secret)).unwrap();
+    let secret_line = secret_text
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap();
+    for arg in [secret.as_str(), secret_line, "id_ed25519"] {
+        let run = dir
+            .ferry()
+            .args([
+                "export",
+                "src.db",
+                "x.tar",
+                "--encrypt-to",
+                arg,
+                "--report",
+                "r.json",
+            ])
+            .run()
+            .fails_with(1)
+            .says("secret key");
+        for out in [
+            run.stdout(),
+            run.stderr(),
+            std::fs::read_to_string(dir.path("r.json")).unwrap_or_default(),
+        ] {
+            assert!(!out.contains("AGE-SECRET-KEY-1"), "{out}");
+            assert!(!out.contains("PRIVATE KEY"), "{out}");
+            assert!(!out.contains(&secret_line[20..40]), "{out}");
+        }
+        assert!(!dir.path("x.tar").exists());
+    }
+}
+
+#[test]
+fn a_required_signature_is_still_required_of_an_encrypted_archive() {
+    let dir = TestDir::new();
+    let (a_id, a) = age_key(&dir, "alice");
+    let (_, pk) = crate::signing::keypair(&dir, "sign");
+    build_torture(&dir.path("src.db"));
+    for archive in ["u", "u.tar"] {
+        dir.ferry()
+            .args(["export", "src.db", archive, "-q", "--encrypt-to", &a])
+            .run()
+            .success();
+        let run = dir
+            .ferry()
+            .args([
+                "import",
+                archive,
+                "x.db",
+                "--identity",
+                &a_id,
+                "--require-signature",
+                &pk,
+            ])
+            .run()
+            .fails_with(1)
+            .says("is not signed");
+        assert_eq!(run.stderr().lines().count(), 1, "{}", run.stderr());
+        assert!(!dir.path("x.db").exists());
+    }
+    // Without a key, a directory archive still says what it is; --json says what is needed.
+    dir.ferry()
+        .args(["inspect", "u"])
+        .run()
+        .success()
+        .says("contents  not shown: give --identity FILE");
+    dir.ferry()
+        .args(["inspect", "u", "--json"])
+        .run()
+        .fails_with(1)
+        .says("give --identity FILE");
+}
+
+/// Imports `archive` with identity `id` into `<archive>.db` and checks it is refused in one
+/// line that says `said`, with nothing written; returns the target's name.
+fn refused(dir: &TestDir, archive: &str, id: &str, said: &str) -> String {
+    let target = format!("{archive}.db");
+    let run = dir
+        .ferry()
+        .args(["import", archive, &target, "--identity", id])
+        .run()
+        .fails_with(1)
+        .says(said);
+    assert_eq!(
+        run.stderr().lines().count(),
+        1,
+        "{archive}: {}",
+        run.stderr()
+    );
+    assert!(!dir.path(&target).exists(), "{archive}");
+    target
 }

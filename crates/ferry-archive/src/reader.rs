@@ -645,7 +645,7 @@ fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>
                         .and_then(|mut out| copy_hashed(&mut from, &mut out))
                     {
                         Ok(done) => done,
-                        Err(e) if dir.keys.is_some() => {
+                        Err(e) if crate::seal::is_decrypt_error(&e) => {
                             // A sealed part that fails to decrypt part-way: changed or cut.
                             visitor
                                 .problem(ArchiveError::Encryption(format!("{}: {e}", f.path)))?;
@@ -956,6 +956,16 @@ fn read_tar<V: Visitor, R: Read>(
         let mut clear_entry;
         let mut sealed_entry;
         let (path, input): (String, &mut dyn Read) = match &mut sealed {
+            None if path.ends_with(crate::seal::SUFFIX) => {
+                visitor.problem(ArchiveError::BadEntry {
+                    path,
+                    reason: format!(
+                        "an encrypted entry, but the archive does not start with {}",
+                        crate::seal::ENVELOPE
+                    ),
+                })?;
+                return Ok(None);
+            }
             None => {
                 clear_entry = entry;
                 (path, &mut clear_entry)
@@ -975,6 +985,16 @@ fn read_tar<V: Visitor, R: Read>(
                     }
                     continue;
                 }
+                if path == crate::seal::KEY_ENTRY {
+                    visitor.problem(ArchiveError::BadEntry {
+                        path,
+                        reason: format!(
+                            "not right after {} (where the archive's key must be)",
+                            crate::seal::ENVELOPE
+                        ),
+                    })?;
+                    return Ok(None);
+                }
                 let Some(inner) = path.strip_suffix(crate::seal::SUFFIX) else {
                     visitor.problem(ArchiveError::BadEntry {
                         path,
@@ -982,6 +1002,10 @@ fn read_tar<V: Visitor, R: Read>(
                     })?;
                     continue;
                 };
+                if let Err(reason) = check_entry_path(inner) {
+                    visitor.problem(ArchiveError::BadEntry { path, reason })?;
+                    continue;
+                }
                 if keys.is_none() {
                     match crate::seal::unlock(name, envelope, None) {
                         Ok(u) => *keys = Some(u),
@@ -1105,7 +1129,14 @@ fn read_tar<V: Visitor, R: Read>(
         };
         let spooled = spool.path().join("part.parquet");
         let copied = File::create(&spooled).and_then(|mut out| copy_hashed(&mut *input, &mut out));
-        let (sha256, bytes) = copied.map_err(|e| ArchiveError::io(&path, e))?;
+        let (sha256, bytes) = match copied {
+            Ok(done) => done,
+            Err(e) if crate::seal::is_decrypt_error(&e) => {
+                visitor.problem(ArchiveError::Encryption(format!("{path}: {e}")))?;
+                return Ok(None);
+            }
+            Err(e) => return Err(ArchiveError::io(&path, e).into()),
+        };
         // A sealed entry is shorter in the clear; age itself refuses one cut short.
         if sealed.is_none() && bytes < declared {
             // The stream ended inside this entry: say that, not what its half-file looks like.

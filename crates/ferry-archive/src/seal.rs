@@ -26,6 +26,7 @@
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use age::secrecy::{ExposeSecret, SecretString};
@@ -42,12 +43,18 @@ pub const KEY_ENTRY: &str = "key.age";
 /// version they would have in the clear.
 pub const ENCRYPTED_FORMAT_VERSION: &str = "3.0.0";
 const CIPHER: &str = "age-encryption.org/v1";
+/// scrypt's work factor (log2 N) for `key.age`: 256 MiB and about a second, once per archive.
+const SCRYPT_LOG_N: u8 = 18;
+/// The most a reader spends on a `key.age` it is given: 2^20 (1 GiB), so that a crafted one
+/// cannot ask for minutes and gigabytes.
+const SCRYPT_MAX_LOG_N: u8 = 20;
+/// The most of an entry read before its age header has ended: a crafted header with one
+/// endless line, or millions of them, is refused instead of read.
+const HEADER_CAP: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
-    #[error(
-        "{0}: not an age recipient (give age1..., an ssh-ed25519 or ssh-rsa public key, or a file of them)"
-    )]
+    #[error("{0}")]
     BadRecipient(String),
     #[error("{path}: {reason}")]
     BadIdentity { path: String, reason: String },
@@ -59,8 +66,10 @@ pub enum SealError {
 
 /// What `encryption.json` says: the only clear text of an encrypted archive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Envelope {
+    /// `ferry-archive`, as in the manifest.
+    #[serde(default)]
+    pub format: String,
     pub format_version: String,
     pub encryption: String,
     /// Who can read it, by key id: an age recipient as itself, an SSH key by its SHA256
@@ -69,7 +78,6 @@ pub struct Envelope {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RecipientId {
     #[serde(rename = "type")]
     pub kind: String,
@@ -93,16 +101,33 @@ impl Envelope {
         v
     }
 
+    /// Reads `encryption.json`. As for the manifest (spec/FORMAT.md §5), the format and
+    /// the major version are checked first, and members this version does not know are
+    /// ignored.
     pub fn from_json(bytes: &[u8]) -> Result<Envelope, String> {
         let e: Envelope = serde_json::from_slice(bytes).map_err(|e| format!("not valid: {e}"))?;
-        if !e.format_version.starts_with("3.") {
+        if e.format != "ferry-archive" {
+            return Err(format!(
+                "format {:?} is not ferry-archive",
+                crate::clip(&e.format)
+            ));
+        }
+        let major = e
+            .format_version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse::<u64>().ok());
+        if major != Some(3) {
             return Err(format!(
                 "format version {} is not one this ferry reads (3.x)",
-                e.format_version
+                crate::clip(&e.format_version)
             ));
         }
         if e.encryption != CIPHER {
-            return Err(format!("encryption {:?} is not {CIPHER}", e.encryption));
+            return Err(format!(
+                "encryption {:?} is not {CIPHER}",
+                crate::clip(&e.encryption)
+            ));
         }
         Ok(e)
     }
@@ -120,6 +145,8 @@ impl Envelope {
 
 type BoxedRecipient = Box<dyn age::Recipient + Send + Sync>;
 type BoxedIdentity = Box<dyn age::Identity + Send + Sync>;
+/// A `key.age` already opened: its SHA-256, and the archive key it held.
+type Unlocked = ([u8; 32], Arc<Vec<BoxedIdentity>>);
 
 /// Encrypts the archive being written.
 pub struct Sealer {
@@ -146,8 +173,8 @@ impl Sealer {
         let mut boxed: Vec<BoxedRecipient> = Vec::new();
         let mut ids = Vec::new();
         for arg in recipients {
-            for line in recipient_lines(arg)? {
-                let (r, id) = parse_recipient(&line)?;
+            for (line, at) in recipient_lines(arg)? {
+                let (r, id) = parse_recipient(&line, &at)?;
                 if !ids.contains(&id) {
                     boxed.push(r);
                     ids.push(id);
@@ -161,13 +188,19 @@ impl Sealer {
             }
             let key = age::x25519::Identity::generate();
             boxed.push(Box::new(key.to_public()));
-            let text = format!(
+            let text = SecretString::from(format!(
                 "# the key of one ferry archive; its entries decrypt with: age -d -i THIS_FILE\n{}\n",
                 key.to_string().expose_secret()
+            ));
+            let mut scrypt = age::scrypt::Recipient::new(pass);
+            scrypt.set_work_factor(SCRYPT_LOG_N);
+            let enc =
+                age::Encryptor::with_recipients(std::iter::once(&scrypt as &dyn age::Recipient))
+                    .map_err(|e| SealError::Setup(e.to_string()))?;
+            wrapped_key = Some(
+                seal_with(enc, text.expose_secret().as_bytes())
+                    .map_err(|e| SealError::Setup(e.to_string()))?,
             );
-            let enc = age::Encryptor::with_user_passphrase(pass);
-            wrapped_key =
-                Some(seal_with(enc, text.as_bytes()).map_err(|e| SealError::Setup(e.to_string()))?);
             ids.push(RecipientId {
                 kind: "passphrase".into(),
                 id: None,
@@ -179,6 +212,7 @@ impl Sealer {
         let sealer = Sealer {
             recipients: boxed,
             envelope: Envelope {
+                format: "ferry-archive".into(),
                 format_version: ENCRYPTED_FORMAT_VERSION.into(),
                 encryption: CIPHER.into(),
                 recipients: ids,
@@ -227,35 +261,59 @@ fn seal_with(enc: age::Encryptor, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-fn recipient_lines(arg: &str) -> Result<Vec<String>, SealError> {
+/// The recipients `arg` names: itself, or the lines of a file. Errors describe a bad
+/// recipient by where it is, never by its text: a secret key or a passphrase given here by
+/// mistake must not end up on a terminal or in a report.
+fn recipient_lines(arg: &str) -> Result<Vec<(String, String)>, SealError> {
     let arg = arg.trim();
     if arg.starts_with("age1") || arg.starts_with("ssh-") {
-        return Ok(vec![arg.to_owned()]);
+        return Ok(vec![(arg.to_owned(), "--encrypt-to".to_owned())]);
+    }
+    if looks_secret(arg) {
+        return Err(SealError::BadRecipient(
+            "--encrypt-to: a secret key; give its public key (age-keygen -y, or the .pub file)"
+                .into(),
+        ));
     }
     let path = Path::new(arg);
     if !path.is_file() {
-        return Err(SealError::BadRecipient(arg.to_owned()));
+        return Err(SealError::BadRecipient(format!(
+            "--encrypt-to {:?}: neither an age or SSH public key nor a file of them",
+            crate::clip(arg)
+        )));
     }
     let text = std::fs::read_to_string(path)
-        .map_err(|e| SealError::BadRecipient(format!("{arg} ({e})")))?;
-    let lines: Vec<String> = text
+        .map_err(|e| SealError::BadRecipient(format!("--encrypt-to {arg}: {e}")))?;
+    let lines: Vec<(String, String)> = text
         .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_owned)
+        .enumerate()
+        .map(|(i, l)| (l.trim(), i + 1))
+        .filter(|(l, _)| !l.is_empty() && !l.starts_with('#'))
+        .map(|(l, n)| (l.to_owned(), format!("--encrypt-to {arg}, line {n}")))
         .collect();
     if lines.is_empty() {
         return Err(SealError::BadRecipient(format!(
-            "{arg} (no recipient in the file)"
+            "--encrypt-to {arg}: no recipient in the file"
         )));
     }
     Ok(lines)
 }
 
-fn parse_recipient(s: &str) -> Result<(BoxedRecipient, RecipientId), SealError> {
+/// A secret age identity or a private key file's first line.
+fn looks_secret(s: &str) -> bool {
+    s.starts_with("AGE-SECRET-KEY-") || s.starts_with("-----BEGIN")
+}
+
+fn parse_recipient(s: &str, at: &str) -> Result<(BoxedRecipient, RecipientId), SealError> {
+    let bad = |what: &str| SealError::BadRecipient(format!("{at}: {what}"));
+    if looks_secret(s) {
+        return Err(bad(
+            "a secret key; give its public key (age-keygen -y, or the .pub file)",
+        ));
+    }
     if s.starts_with("age1") {
         let r = age::x25519::Recipient::from_str(s)
-            .map_err(|_| SealError::BadRecipient(s.to_owned()))?;
+            .map_err(|_| bad("not a valid age public key (age1...)"))?;
         let id = RecipientId {
             kind: "x25519".into(),
             id: Some(r.to_string()),
@@ -264,17 +322,17 @@ fn parse_recipient(s: &str) -> Result<(BoxedRecipient, RecipientId), SealError> 
     }
     if s.starts_with("ssh-") {
         let r = age::ssh::Recipient::from_str(s)
-            .map_err(|e| SealError::BadRecipient(format!("{s} ({e:?})")))?;
+            .map_err(|_| bad("not an SSH public key age supports (ssh-ed25519 or ssh-rsa)"))?;
         let mut fields = s.split_whitespace();
         let kind = fields.next().unwrap_or("ssh").to_owned();
         let blob = fields.next().unwrap_or("");
         let id = RecipientId {
             kind,
-            id: Some(ssh_fingerprint(blob).ok_or_else(|| SealError::BadRecipient(s.to_owned()))?),
+            id: Some(ssh_fingerprint(blob).ok_or_else(|| bad("an SSH key that is not base64"))?),
         };
         return Ok((Box::new(r), id));
     }
-    Err(SealError::BadRecipient(s.to_owned()))
+    Err(bad("not an age or SSH public key"))
 }
 
 /// The fingerprint `ssh-keygen -l` prints: SHA256 of the key blob, base64 without padding.
@@ -297,6 +355,8 @@ pub struct Opener {
     /// Each identity's recipient where it can be known, for messages.
     names: Vec<String>,
     passphrase: Option<SecretString>,
+    /// The last `key.age` opened (by SHA-256) and the key it held.
+    unlocked: std::sync::Mutex<Option<Unlocked>>,
 }
 
 impl std::fmt::Debug for Opener {
@@ -358,6 +418,7 @@ impl Opener {
             identities,
             names,
             passphrase,
+            unlocked: std::sync::Mutex::new(None),
         })
     }
 
@@ -371,7 +432,22 @@ impl Opener {
     ) -> Result<Unsealer, String> {
         let mut extra: Vec<BoxedIdentity> = Vec::new();
         if let (Some(pass), Some(wrapped)) = (&self.passphrase, key_entry) {
-            let scrypt = age::scrypt::Identity::new(pass.clone());
+            // The same archive read twice in one run (import --verify) costs one scrypt.
+            use sha2::Digest as _;
+            let digest: [u8; 32] = sha2::Sha256::digest(wrapped).into();
+            let cached = self.unlocked.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((d, ids)) = cached.as_ref()
+                && *d == digest
+            {
+                return Ok(Unsealer {
+                    opener: self.names.clone(),
+                    extra: ids.clone(),
+                    readers: envelope.readers(),
+                });
+            }
+            drop(cached);
+            let mut scrypt = age::scrypt::Identity::new(pass.clone());
+            scrypt.set_max_work_factor(SCRYPT_MAX_LOG_N);
             let text = open_with(wrapped, std::iter::once(&scrypt as &dyn age::Identity))
                 .map_err(|e| {
                     // A wrong passphrase fails the stanza's AEAD, which age reports as a
@@ -382,9 +458,12 @@ impl Opener {
                     };
                     format!("{name}: the passphrase does not open {KEY_ENTRY} (a wrong passphrase, or a damaged file: {why})")
                 })?;
-            let text = String::from_utf8(text)
-                .map_err(|_| format!("{name}: {KEY_ENTRY} does not hold an age identity"))?;
+            let text = SecretString::from(
+                String::from_utf8(text)
+                    .map_err(|_| format!("{name}: {KEY_ENTRY} does not hold an age identity"))?,
+            );
             for line in text
+                .expose_secret()
                 .lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -393,8 +472,19 @@ impl Opener {
                     .map_err(|_| format!("{name}: {KEY_ENTRY} does not hold an age identity"))?;
                 extra.push(Box::new(id));
             }
+            let extra = Arc::new(extra);
+            *self.unlocked.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((digest, extra.clone()));
+            return Ok(Unsealer {
+                opener: self.names.clone(),
+                extra,
+                readers: envelope.readers(),
+            });
         } else if self.identities.is_empty() {
             return Err(match (&self.passphrase, envelope.has_passphrase()) {
+                (Some(_), true) => format!(
+                    "{name} has no {KEY_ENTRY} (missing, or not right after {ENVELOPE}), so the passphrase cannot open it; give --identity FILE"
+                ),
                 (Some(_), false) => format!(
                     "{name} is encrypted to {} and not with a passphrase; give --identity FILE",
                     envelope.readers()
@@ -433,10 +523,11 @@ fn open_with<'a>(
     bytes: &[u8],
     ids: impl Iterator<Item = &'a dyn age::Identity>,
 ) -> Result<Vec<u8>, Opened> {
-    let d = age::Decryptor::new_buffered(bytes).map_err(|e| Opened::Other(e.to_string()))?;
+    let d = age::Decryptor::new_buffered(HeaderCap::new(bytes))
+        .map_err(|e| Opened::Other(first_line(&e)))?;
     let mut r = d.decrypt(ids).map_err(|e| match e {
         age::DecryptError::NoMatchingKeys => Opened::NoMatch,
-        e => Opened::Other(e.to_string()),
+        e => Opened::Other(first_line(&e)),
     })?;
     let mut out = Vec::new();
     r.read_to_end(&mut out)
@@ -455,10 +546,16 @@ pub(crate) struct Unsealer {
 impl Unsealer {
     /// A reader of `entry`'s clear bytes. A wrong key, a changed byte or a cut-off entry is
     /// an error naming the entry.
-    pub(crate) fn open<R: BufRead>(&self, entry: &str, input: R) -> Result<Clear<R>, String> {
+    pub(crate) fn open<R: BufRead>(
+        &self,
+        entry: &str,
+        input: R,
+    ) -> Result<Clear<HeaderCap<R>>, String> {
         let opener = opener().ok_or_else(|| format!("{entry}: no key to decrypt it"))?;
-        let d = age::Decryptor::new_buffered(input)
-            .map_err(|e| format!("{entry}{SUFFIX} is not an age file ({e})"))?;
+        let capped = HeaderCap::new(input);
+        let cap = capped.left.clone();
+        let d = age::Decryptor::new_buffered(capped)
+            .map_err(|e| format!("{entry}{SUFFIX} is not an age file ({})", first_line(&e)))?;
         if d.is_scrypt() {
             // Only key.age is under the passphrase; an entry that is would make every part
             // cost a second of scrypt, and no ferry writes one.
@@ -469,7 +566,10 @@ impl Unsealer {
         let ids = opener
             .all()
             .chain(self.extra.iter().map(|i| i.as_ref() as &dyn age::Identity));
-        d.decrypt(ids).map(|inner| Clear { inner }).map_err(|e| match e {
+        let opened = d.decrypt(ids);
+        // The header is read: the payload is bounded by the container, not by the cap.
+        cap.store(u64::MAX, Ordering::Relaxed);
+        opened.map(|inner| Clear { inner }).map_err(|e| match e {
             age::DecryptError::NoMatchingKeys => {
                 if self.opener.is_empty() && self.extra.is_empty() {
                     format!("{entry}: no key was given")
@@ -481,9 +581,83 @@ impl Unsealer {
                     )
                 }
             }
-            e => format!("{entry}{SUFFIX}: {e}"),
+            e => format!("{entry}{SUFFIX}: {}", first_line(&e)),
         })
     }
+}
+
+/// The first line of an error: some of age's messages go on with advice ("Have you tried
+/// upgrading...") that is not ferry's to give, and a message here is one line.
+fn first_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_owned()
+}
+
+/// A reader that refuses to give more than [`HEADER_CAP`] bytes until `left` is lifted
+/// (set to `u64::MAX`) after the age header is parsed.
+pub(crate) struct HeaderCap<R> {
+    inner: R,
+    left: Arc<AtomicU64>,
+}
+
+impl<R> HeaderCap<R> {
+    fn new(inner: R) -> HeaderCap<R> {
+        HeaderCap {
+            inner,
+            left: Arc::new(AtomicU64::new(HEADER_CAP)),
+        }
+    }
+}
+
+impl<R: BufRead> BufRead for HeaderCap<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        let left = self.left.load(Ordering::Relaxed);
+        if left == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "an age header of more than 1 MiB",
+            ));
+        }
+        let buf = self.inner.fill_buf()?;
+        let n = (buf.len() as u64).min(left) as usize;
+        Ok(&buf[..n])
+    }
+
+    fn consume(&mut self, n: usize) {
+        let left = self.left.load(Ordering::Relaxed);
+        if left != u64::MAX {
+            self.left
+                .store(left.saturating_sub(n as u64), Ordering::Relaxed);
+        }
+        self.inner.consume(n);
+    }
+}
+
+impl<R: BufRead> Read for HeaderCap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// The error a [`Clear`] reader gives when its entry does not decrypt, so that readers can
+/// tell a damaged entry from a failing disk.
+#[derive(Debug)]
+struct DecryptFailed(String);
+
+impl std::fmt::Display for DecryptFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DecryptFailed {}
+
+/// Whether `e` came from an entry that does not decrypt (changed, cut short).
+pub(crate) fn is_decrypt_error(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|r| r.is::<DecryptFailed>())
 }
 
 /// An entry's clear bytes. age authenticates each 64 KiB chunk and marks the last, so a
@@ -497,7 +671,10 @@ impl<R: BufRead> Read for Clear<R> {
         self.inner.read(buf).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
-                format!("does not decrypt: the entry was changed or cut short ({e})"),
+                DecryptFailed(format!(
+                    "does not decrypt: the entry was changed or cut short ({})",
+                    first_line(&e)
+                )),
             )
         })
     }
@@ -505,10 +682,14 @@ impl<R: BufRead> Read for Clear<R> {
 
 /// Reads a passphrase file: its first line, without the line ending.
 pub fn read_passphrase(path: &Path) -> Result<SecretString, SealError> {
-    let text = std::fs::read_to_string(path).map_err(|e| SealError::Passphrase {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
+    let text =
+        SecretString::from(
+            std::fs::read_to_string(path).map_err(|e| SealError::Passphrase {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?,
+        );
+    let text = text.expose_secret();
     let line = text.lines().next().unwrap_or("");
     if line.is_empty() {
         return Err(SealError::Passphrase {
@@ -608,6 +789,46 @@ mod tests {
     }
 
     #[test]
+    fn a_passphrase_entry_and_an_endless_header_are_refused() {
+        let a = age::x25519::Identity::generate();
+        let file = std::env::temp_dir().join(format!("ferry-seal-test-{}", std::process::id()));
+        std::fs::write(&file, format!("{}\n", a.to_string().expose_secret())).unwrap();
+        opening(Some(
+            Opener::new(std::slice::from_ref(&file), None).unwrap(),
+        ));
+        let _ = std::fs::remove_file(&file);
+        let envelope = Envelope {
+            format: "ferry-archive".into(),
+            format_version: "3.0.0".into(),
+            encryption: CIPHER.into(),
+            recipients: vec![],
+        };
+        let keys = unlock("test", &envelope, None).unwrap();
+        // An entry under a passphrase would cost a scrypt per entry: no ferry writes one.
+        let mut r = age::scrypt::Recipient::new(SecretString::from("pw".to_owned()));
+        r.set_work_factor(10);
+        let enc =
+            age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient)).unwrap();
+        let sealed = seal_with(enc, b"x").unwrap();
+        let err = keys.open("prelude.json", &sealed[..]).err().unwrap();
+        assert!(err.contains("encrypted with a passphrase"), "{err}");
+        // A header line that never ends is cut off at the cap, not read to the end.
+        let mut endless = b"age-encryption.org/v1\n-> X25519 ".to_vec();
+        endless.extend(std::iter::repeat_n(b'A', 3 << 20));
+        let err = keys.open("prelude.json", &endless[..]).err().unwrap();
+        assert!(err.contains("more than 1 MiB"), "{err}");
+        // The right key opens a proper entry.
+        let sealer = Sealer::new(&[a.to_public().to_string()], None).unwrap();
+        let sealed = sealer.seal(b"clear").unwrap();
+        let mut out = Vec::new();
+        keys.open("prelude.json", &sealed[..])
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, b"clear");
+    }
+
+    #[test]
     fn bad_recipients_fail_at_setup() {
         for bad in ["age1nope", "ssh-ed25519 AAAA", "/no/such/file", ""] {
             assert!(Sealer::new(&[bad.to_owned()], None).is_err(), "{bad}");
@@ -619,6 +840,7 @@ mod tests {
     #[test]
     fn envelope_versions() {
         let e = Envelope {
+            format: "ferry-archive".into(),
             format_version: "3.0.0".into(),
             encryption: CIPHER.into(),
             recipients: vec![],

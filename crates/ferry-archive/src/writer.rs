@@ -427,7 +427,12 @@ impl Shared {
     }
 }
 
+/// The tar entries' mtime: the export's time, or 0 in an encrypted archive, whose clear
+/// text is only its version and recipients.
 fn created_mtime(m: &Manifest) -> u64 {
+    if crate::seal::sealer().is_some() {
+        return 0;
+    }
     chrono::DateTime::parse_from_rfc3339(&m.created_at)
         .map(|t| t.timestamp().max(0) as u64)
         .unwrap_or(0)
