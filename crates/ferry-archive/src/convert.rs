@@ -209,16 +209,47 @@ pub fn julian_to_micros(j: f64) -> Option<i64> {
 /// a space before the time, seconds always, a fraction only without trailing zeros): the
 /// form SQLite's `datetime()` and `CURRENT_TIMESTAMP` write. Printing the timestamp back
 /// gives `s` byte for byte, so a column of such text can travel as timestamps exactly.
+///
+/// It runs once per value in the profile scan and again in the export, so it reads the
+/// bytes in place instead of parsing and printing (the tests hold it to exactly that).
 pub fn canonical_timestamp(s: &str) -> Option<i64> {
-    let t = parse_timestamp(s)?;
-    (!t.zoned && format_timestamp(t.micros) == s).then_some(t.micros)
+    let b = s.as_bytes();
+    if b.len() < 19 || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let days = canonical_date(&s[..10])? as i64;
+    let two = |i: usize| -> Option<i64> {
+        let (h, l) = (b[i], b[i + 1]);
+        (h.is_ascii_digit() && l.is_ascii_digit()).then(|| ((h - b'0') * 10 + (l - b'0')) as i64)
+    };
+    let (h, m, sec) = (two(11)?, two(14)?, two(17)?);
+    if h > 23 || m > 59 || sec > 59 {
+        return None;
+    }
+    let mut micros = 0;
+    if b.len() > 19 {
+        // `.` and one to six digits, the last not 0: the fraction as format_time prints it.
+        let frac = &b[20..];
+        if b[19] != b'.'
+            || frac.is_empty()
+            || frac.len() > 6
+            || !frac.iter().all(u8::is_ascii_digit)
+            || frac.ends_with(b"0")
+        {
+            return None;
+        }
+        for (i, d) in frac.iter().enumerate() {
+            micros += (d - b'0') as i64 * 10_i64.pow(5 - i as u32);
+        }
+    }
+    Some(days * DAY_US + ((h * 60 + m) * 60 + sec) * 1_000_000 + micros)
 }
 
 /// `s` as days since 1970 when it is exactly what [`format_date`] prints for it
-/// (`YYYY-MM-DD`, as SQLite's `date()` and `CURRENT_DATE` write).
+/// (`YYYY-MM-DD`, as SQLite's `date()` and `CURRENT_DATE` write): four-digit years, which
+/// [`parse_date`] requires and [`format_date`] prints for years 0 to 9999.
 pub fn canonical_date(s: &str) -> Option<i32> {
-    let d = parse_date(s)?;
-    (format_date(d) == s).then_some(d)
+    parse_date(s)
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]` (trailing zeros of the fraction dropped).
@@ -395,6 +426,52 @@ pub fn canonical_decimal(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_text_is_exactly_what_the_formatters_print() {
+        let samples = [
+            "2024-05-01 13:45:00",
+            "2024-05-01 13:45:00.5",
+            "2024-05-01 13:45:00.500",
+            "0001-01-01 00:00:00.000001",
+            "9999-12-31 23:59:59.999999",
+            "0000-01-01 00:00:00",
+            "2024-02-29 12:00:00",
+            "2023-02-29 12:00:00",
+            "2024-05-01T13:45:00",
+            "2024-05-01 13:45",
+            "2024-05-01 24:00:00",
+            "2024-05-01 13:45:60",
+            "2024-05-01 13:45:00.",
+            "2024-05-01 13:45:00.1234567",
+            "2024-05-01 13:45:00Z",
+            "2024-05-01 13:45:00+02:00",
+            "2024-5-01 13:45:00",
+            "+2024-05-01 13:45:00",
+        ];
+        for s in samples {
+            let slow = parse_timestamp(s)
+                .filter(|t| !t.zoned && format_timestamp(t.micros) == s)
+                .map(|t| t.micros);
+            assert_eq!(canonical_timestamp(s), slow, "{s}");
+        }
+        // Every second of a day and a spread of fractions agree with printing.
+        for us in (0..DAY_US).step_by(1_234_567_891) {
+            let t = 19_000 * DAY_US + us;
+            assert_eq!(canonical_timestamp(&format_timestamp(t)), Some(t), "{t}");
+        }
+        for s in [
+            "2024-05-01",
+            "0000-01-01",
+            "9999-12-31",
+            "2024-02-30",
+            "2024-5-1",
+            "20240501",
+        ] {
+            let slow = parse_date(s).filter(|d| format_date(*d) == s);
+            assert_eq!(canonical_date(s), slow, "{s}");
+        }
+    }
 
     #[test]
     fn timestamps_in_every_form_sqlite_apps_use() {
