@@ -40,6 +40,7 @@ mod schema;
 pub mod seal;
 pub mod selection;
 pub mod sign;
+pub mod sqlite_value;
 pub mod types;
 mod verify;
 mod writer;

@@ -8,13 +8,10 @@
 
 use std::collections::HashMap;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int8Type, Int64Type};
-use arrow_array::{Array, ArrayRef};
+use arrow_array::ArrayRef;
 use bytes::{BufMut, BytesMut};
 use ferry_archive::convert::{self, EpochUnit};
 use ferry_archive::facts::{Facts, SqliteColumnFacts, SqliteTableFacts, ValueProfile};
-use ferry_archive::types::sqlite_class;
 use ferry_archive::{Column, LogicalType, Manifest, Table};
 use sha2::Digest;
 
@@ -463,106 +460,14 @@ pub fn translate_default(expr: &str, pg_type: &str, conv: Conv) -> Option<String
     Some(out)
 }
 
-/// One SQLite value, from whichever Arrow form the archive gives it.
-#[derive(Debug, Clone, Copy)]
-pub enum SqlVal<'a> {
-    Null,
-    Int(i64),
-    Real(f64),
-    Text(&'a str),
-    TextBytes(&'a [u8]),
-    Blob(&'a [u8]),
-    /// TEXT that was `datetime()`'s form, as microseconds since 1970 (a `timestamp` column).
-    Stamp(i64),
-    /// TEXT that was `date()`'s form, as days since 1970 (a `date` column).
-    Day(i32),
-}
+/// One SQLite value: the archive's own reader's (`ferry_archive::sqlite_value`), so that
+/// this importer and the SQLite one read a field the same way.
+pub use ferry_archive::sqlite_value::SqliteValue as SqlVal;
 
 /// Row `r` of a SQLite archive's data field. A malformed value (an unknown storage class, a
-/// class whose slot is empty, a field of another type) is an error, never a guess: reading
-/// an empty slot as 0 or `''`, or an unknown class as a blob, would load a value the source
-/// never held.
+/// class whose slot is empty, a field of another type) is an error, never a guess.
 pub fn value_at<'a>(a: &'a ArrayRef, lt: &LogicalType, r: usize) -> Result<SqlVal<'a>, String> {
-    if a.is_null(r) {
-        return Ok(SqlVal::Null);
-    }
-    let wrong = || format!("the field is not stored as a {} column", lt.display());
-    Ok(match lt {
-        // A BOOLEAN column of 0s and 1s: the INTEGER it was.
-        LogicalType::Boolean => SqlVal::Int(a.as_boolean_opt().ok_or_else(wrong)?.value(r) as i64),
-        LogicalType::Timestamp => SqlVal::Stamp(
-            a.as_primitive_opt::<arrow_array::types::TimestampMicrosecondType>()
-                .ok_or_else(wrong)?
-                .value(r),
-        ),
-        LogicalType::Date => SqlVal::Day(
-            a.as_primitive_opt::<arrow_array::types::Date32Type>()
-                .ok_or_else(wrong)?
-                .value(r),
-        ),
-        LogicalType::Int64 => SqlVal::Int(
-            a.as_primitive_opt::<Int64Type>()
-                .ok_or_else(wrong)?
-                .value(r),
-        ),
-        LogicalType::Float64 => SqlVal::Real(
-            a.as_primitive_opt::<Float64Type>()
-                .ok_or_else(wrong)?
-                .value(r),
-        ),
-        LogicalType::Text => SqlVal::Text(a.as_string_opt::<i32>().ok_or_else(wrong)?.value(r)),
-        LogicalType::Bytes => SqlVal::Blob(a.as_binary_opt::<i32>().ok_or_else(wrong)?.value(r)),
-        LogicalType::SqliteValue => {
-            let s = a.as_struct_opt().ok_or_else(wrong)?;
-            if s.num_columns() < 5 {
-                return Err(wrong());
-            }
-            let class = s
-                .column(0)
-                .as_primitive_opt::<Int8Type>()
-                .ok_or_else(wrong)?;
-            let slot = |i: usize| {
-                if s.column(i).is_valid(r) {
-                    Ok(s.column(i))
-                } else {
-                    Err(format!(
-                        "invalid sqlite_value: class {} without its value",
-                        class.value(r)
-                    ))
-                }
-            };
-            match class.value(r) {
-                sqlite_class::INTEGER => SqlVal::Int(
-                    slot(1)?
-                        .as_primitive_opt::<Int64Type>()
-                        .ok_or_else(wrong)?
-                        .value(r),
-                ),
-                sqlite_class::REAL => SqlVal::Real(
-                    slot(2)?
-                        .as_primitive_opt::<Float64Type>()
-                        .ok_or_else(wrong)?
-                        .value(r),
-                ),
-                sqlite_class::TEXT => {
-                    SqlVal::Text(slot(3)?.as_string_opt::<i32>().ok_or_else(wrong)?.value(r))
-                }
-                sqlite_class::TEXT_BYTES => {
-                    SqlVal::TextBytes(slot(4)?.as_binary_opt::<i32>().ok_or_else(wrong)?.value(r))
-                }
-                sqlite_class::BLOB => {
-                    SqlVal::Blob(slot(4)?.as_binary_opt::<i32>().ok_or_else(wrong)?.value(r))
-                }
-                c => return Err(format!("invalid sqlite_value: unknown storage class {c}")),
-            }
-        }
-        other => {
-            return Err(format!(
-                "logical type {} is not a SQLite value",
-                other.display()
-            ));
-        }
-    })
+    ferry_archive::sqlite_value::SqliteColumn::new(a, lt)?.get(r)
 }
 
 /// Renders any SQLite value as text (the widened form): integers and reals in their exact
@@ -570,12 +475,11 @@ pub fn value_at<'a>(a: &'a ArrayRef, lt: &LogicalType, r: usize) -> Result<SqlVa
 pub fn as_text(v: SqlVal<'_>) -> Option<String> {
     Some(match v {
         SqlVal::Null => return None,
-        SqlVal::Int(i) => i.to_string(),
+        SqlVal::Integer(i) => i.to_string(),
         SqlVal::Real(f) => real_text(f),
         SqlVal::Text(t) => t.to_owned(),
         SqlVal::TextBytes(b) | SqlVal::Blob(b) => format!("\\x{}", hex::encode(b)),
-        SqlVal::Stamp(us) => convert::format_timestamp(us),
-        SqlVal::Day(d) => convert::format_date(d),
+        v @ (SqlVal::Timestamp(_) | SqlVal::Date(_)) => v.printed().unwrap_or_default(),
     })
 }
 
@@ -611,7 +515,7 @@ impl Conv {
         };
         match self {
             Conv::Int2 | Conv::Int4 | Conv::Int8 => {
-                let SqlVal::Int(i) = v else {
+                let SqlVal::Integer(i) = v else {
                     return bad("an integer");
                 };
                 match self {
@@ -635,7 +539,7 @@ impl Conv {
             }
             Conv::Float8 => {
                 let f = match v {
-                    SqlVal::Int(i) => i as f64,
+                    SqlVal::Integer(i) => i as f64,
                     SqlVal::Real(f) => f,
                     _ => return bad("double precision"),
                 };
@@ -644,7 +548,7 @@ impl Conv {
             }
             Conv::Numeric => {
                 let text = match v {
-                    SqlVal::Int(i) => i.to_string(),
+                    SqlVal::Integer(i) => i.to_string(),
                     SqlVal::Real(f) if f.is_finite() => {
                         convert::canonical_decimal(&format!("{f:?}")).ok_or("bad real")?
                     }
@@ -658,7 +562,7 @@ impl Conv {
             Conv::Text { widen } => match (v, widen) {
                 (SqlVal::Text(t), _) => put_text(out, t),
                 // The text it was.
-                (v @ (SqlVal::Stamp(_) | SqlVal::Day(_)), _) => {
+                (v @ (SqlVal::Timestamp(_) | SqlVal::Date(_)), _) => {
                     put_text(out, &as_text(v).unwrap_or_default())
                 }
                 (other, true) => put_text(out, &as_text(other).unwrap_or_default()),
@@ -675,8 +579,8 @@ impl Conv {
             }
             Conv::Bool => {
                 let b = match v {
-                    SqlVal::Int(0) => false,
-                    SqlVal::Int(1) => true,
+                    SqlVal::Integer(0) => false,
+                    SqlVal::Integer(1) => true,
                     SqlVal::Text(t) => {
                         convert::bool_word(t).ok_or_else(|| format!("'{t}' is not a boolean"))?
                     }
@@ -688,10 +592,10 @@ impl Conv {
             Conv::Timestamp { unit, .. } => {
                 let micros = match v {
                     SqlVal::Text(t) => convert::parse_timestamp(t).map(|t| t.micros),
-                    SqlVal::Int(i) => convert::epoch_to_micros(i, unit),
+                    SqlVal::Integer(i) => convert::epoch_to_micros(i, unit),
                     SqlVal::Real(f) => convert::julian_to_micros(f),
-                    SqlVal::Stamp(us) => Some(us),
-                    SqlVal::Day(d) => Some(d as i64 * 86_400_000_000),
+                    SqlVal::Timestamp(us) => Some(us),
+                    SqlVal::Date(d) => Some(d as i64 * 86_400_000_000),
                     _ => None,
                 }
                 .ok_or_else(|| {
@@ -710,10 +614,10 @@ impl Conv {
             Conv::Date { unit } => {
                 let micros = match v {
                     SqlVal::Text(t) => convert::parse_timestamp(t).map(|t| t.micros),
-                    SqlVal::Int(i) => convert::epoch_to_micros(i, unit),
+                    SqlVal::Integer(i) => convert::epoch_to_micros(i, unit),
                     SqlVal::Real(f) => convert::julian_to_micros(f),
-                    SqlVal::Stamp(us) => Some(us),
-                    SqlVal::Day(d) => Some(d as i64 * 86_400_000_000),
+                    SqlVal::Timestamp(us) => Some(us),
+                    SqlVal::Date(d) => Some(d as i64 * 86_400_000_000),
                     _ => None,
                 }
                 .ok_or_else(|| {
@@ -746,7 +650,7 @@ impl Conv {
             }
             Conv::Float4 => {
                 let f = match v {
-                    SqlVal::Int(i) => i as f64,
+                    SqlVal::Integer(i) => i as f64,
                     SqlVal::Real(f) => f,
                     _ => return bad("real"),
                 };
@@ -1784,17 +1688,17 @@ mod tests {
             unit: EpochUnit::Millis,
             zoned: false,
         }
-        .put(SqlVal::Int(1_700_000_000_123), &mut b)
+        .put(SqlVal::Integer(1_700_000_000_123), &mut b)
         .unwrap();
         assert_eq!(b.len(), 12);
         assert!(
             Conv::Bool
-                .put(SqlVal::Int(2), &mut BytesMut::new())
+                .put(SqlVal::Integer(2), &mut BytesMut::new())
                 .is_err()
         );
         assert!(
             Conv::Int2
-                .put(SqlVal::Int(70000), &mut BytesMut::new())
+                .put(SqlVal::Integer(70000), &mut BytesMut::new())
                 .is_err()
         );
         assert_eq!(as_text(SqlVal::Real(0.1)).as_deref(), Some("0.1"));

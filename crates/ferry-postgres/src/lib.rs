@@ -25,7 +25,7 @@
 #![forbid(unsafe_code)]
 
 mod array_text;
-pub mod catalog;
+pub(crate) mod catalog;
 mod compare;
 pub mod conn;
 mod copy_in;

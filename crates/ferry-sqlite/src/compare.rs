@@ -54,31 +54,6 @@ pub fn compare(
     }
 }
 
-/// One canonical encoding of a SQLite value, for row digests (as in `digest`).
-fn encode(v: ValueRef<'_>, out: &mut Vec<u8>) {
-    match v {
-        ValueRef::Null => out.push(0),
-        ValueRef::Integer(i) => {
-            out.push(1);
-            out.extend_from_slice(&i.to_be_bytes());
-        }
-        ValueRef::Real(f) => {
-            out.push(2);
-            out.extend_from_slice(&f.to_bits().to_be_bytes());
-        }
-        ValueRef::Text(t) => {
-            out.push(3);
-            out.extend_from_slice(&(t.len() as u64).to_be_bytes());
-            out.extend_from_slice(t);
-        }
-        ValueRef::Blob(b) => {
-            out.push(4);
-            out.extend_from_slice(&(b.len() as u64).to_be_bytes());
-            out.extend_from_slice(b);
-        }
-    }
-}
-
 /// A PostgreSQL archive against the SQLite database it was imported into: every value of
 /// every table, converted on the archive side exactly as the import converts it, compared as
 /// an order-independent digest per SQLite table (partitions are summed into their parent).
@@ -116,7 +91,9 @@ fn compare_from_postgres(
                     row.clear();
                     for (i, _, conv) in fields {
                         match from_postgres::value(conv, &data[*i].1, batch.column(*i), r) {
-                            Ok(v) => encode(ValueRef::from(&v), &mut row),
+                            Ok(v) => crate::digest::encode(ValueRef::from(&v), |b| {
+                                row.extend_from_slice(b)
+                            }),
                             Err(e) => self.problems.push(format!("table {}: {e}", table.name)),
                         }
                     }
@@ -159,9 +136,9 @@ fn compare_from_postgres(
         while let Some(r) = rows.next().ctx(|| format!("table {target}: reading"))? {
             row.clear();
             for i in 0..cols.len() {
-                encode(
+                crate::digest::encode(
                     r.get_ref(i).ctx(|| format!("table {target}: reading"))?,
-                    &mut row,
+                    |b| row.extend_from_slice(b),
                 );
             }
             live.row(&row);

@@ -369,8 +369,7 @@ impl Visitor for Loader<'_> {
                             stmt.raw_bind_parameter(j + 1, v)
                         }
                         (None, Some(cols)) => {
-                            let v = cols[*i]
-                                .value(r)
+                            let v = crate::import::bindable(&cols[*i], r)
                                 .map_err(|reason| value_error(&data[*i].0, r, reason))?;
                             stmt.raw_bind_parameter(j + 1, v)
                         }

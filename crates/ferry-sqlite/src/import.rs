@@ -10,11 +10,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int8Type, Int64Type};
-use arrow_array::{Array, RecordBatch};
-use ferry_archive::convert;
-use ferry_archive::types::sqlite_class;
+use arrow_array::RecordBatch;
+use ferry_archive::sqlite_value::{SqliteColumn, SqliteValue};
 use ferry_archive::{
     Location, LogicalType, Manifest, Part, PartData, Progress, Table, TableReport, Visitor,
 };
@@ -426,7 +423,7 @@ impl Loader<'_> {
             })?;
             for r in 0..batch.num_rows() {
                 for (j, c) in cols.iter().enumerate() {
-                    let v = c.value(r).map_err(|reason| SqliteError::Value {
+                    let v = bindable(c, r).map_err(|reason| SqliteError::Value {
                         table: table.name.clone(),
                         column: fields[j].0.clone(),
                         row: format!("{} of {}", r + 1, part.path),
@@ -496,16 +493,16 @@ fn execute_row(
 }
 
 fn row_label(
-    cols: &[Col<'_>],
+    cols: &[SqliteColumn<'_>],
     fields: &[(String, LogicalType)],
     r: usize,
     table: &Table,
 ) -> String {
     match (
         table.rowid.is_some(),
-        cols.first().and_then(|c| c.value(r).ok()),
+        cols.first().and_then(|c| c.get(r).ok()),
     ) {
-        (true, Some(ToSqlOutput::Borrowed(ValueRef::Integer(i)))) => format!("rowid {i}"),
+        (true, Some(SqliteValue::Integer(i))) => format!("rowid {i}"),
         (_, Some(v)) => format!("row with {} = {v:?}", fields[0].0),
         _ => format!("row {r}"),
     }
@@ -734,105 +731,34 @@ pub(crate) fn foreign_key_check(conn: &Connection) -> Result<Vec<String>, Sqlite
         .ctx(|| "PRAGMA foreign_key_check".into())
 }
 
-/// A data field of a decoded batch, readable as SQLite values.
-pub(crate) enum Col<'a> {
-    /// A BOOLEAN column of 0s and 1s (see `types::flags`).
-    Bool(&'a arrow_array::BooleanArray),
-    /// DATETIME text in `datetime()`'s form, as timestamps (see `types::natural_time`).
-    Stamp(&'a arrow_array::TimestampMicrosecondArray),
-    /// DATE text in `date()`'s form, as dates.
-    Day(&'a arrow_array::Date32Array),
-    Int(&'a arrow_array::Int64Array),
-    Real(&'a arrow_array::Float64Array),
-    Text(&'a arrow_array::StringArray),
-    Blob(&'a arrow_array::BinaryArray),
-    Value {
-        nulls: &'a arrow_array::StructArray,
-        class: &'a arrow_array::Int8Array,
-        integer: &'a arrow_array::Int64Array,
-        real: &'a arrow_array::Float64Array,
-        text: &'a arrow_array::StringArray,
-        blob: &'a arrow_array::BinaryArray,
-    },
-}
-
+/// The data fields of a decoded batch, each read through the archive's one validated
+/// reader of SQLite values (`ferry_archive::sqlite_value`).
 pub(crate) fn columns<'a>(
     batch: &'a RecordBatch,
     fields: &[(String, LogicalType)],
-) -> Result<Vec<Col<'a>>, (String, String)> {
+) -> Result<Vec<SqliteColumn<'a>>, (String, String)> {
     fields
         .iter()
         .zip(batch.columns())
-        .map(|((name, lt), a)| {
-            Ok(match lt {
-                LogicalType::Boolean => Col::Bool(a.as_boolean()),
-                LogicalType::Timestamp => {
-                    Col::Stamp(a.as_primitive::<arrow_array::types::TimestampMicrosecondType>())
-                }
-                LogicalType::Date => Col::Day(a.as_primitive::<arrow_array::types::Date32Type>()),
-                LogicalType::Int64 => Col::Int(a.as_primitive::<Int64Type>()),
-                LogicalType::Float64 => Col::Real(a.as_primitive::<Float64Type>()),
-                LogicalType::Text => Col::Text(a.as_string::<i32>()),
-                LogicalType::Bytes => Col::Blob(a.as_binary::<i32>()),
-                LogicalType::SqliteValue => {
-                    let s = a.as_struct();
-                    Col::Value {
-                        nulls: s,
-                        class: s.column(0).as_primitive::<Int8Type>(),
-                        integer: s.column(1).as_primitive::<Int64Type>(),
-                        real: s.column(2).as_primitive::<Float64Type>(),
-                        text: s.column(3).as_string::<i32>(),
-                        blob: s.column(4).as_binary::<i32>(),
-                    }
-                }
-                other => {
-                    return Err((
-                        name.clone(),
-                        format!(
-                            "logical type {} cannot be loaded into SQLite yet",
-                            other.display()
-                        ),
-                    ));
-                }
-            })
-        })
+        .map(|((name, lt), a)| SqliteColumn::new(a, lt).map_err(|reason| (name.clone(), reason)))
         .collect()
 }
 
-impl<'a> Col<'a> {
-    /// The value of row `r`; an invalid `sqlite_value` (unknown class, empty slot) is an error.
-    /// A timestamp or date is printed back into the TEXT it was.
-    pub(crate) fn value(&self, r: usize) -> Result<ToSqlOutput<'a>, String> {
-        let text = |s: String| Ok(ToSqlOutput::Owned(rusqlite::types::Value::Text(s)));
-        match self {
-            Col::Stamp(a) if a.is_valid(r) => return text(convert::format_timestamp(a.value(r))),
-            Col::Day(a) if a.is_valid(r) => return text(convert::format_date(a.value(r))),
-            _ => {}
-        }
-        Ok(ToSqlOutput::Borrowed(match self {
-            Col::Bool(a) if a.is_valid(r) => ValueRef::Integer(a.value(r) as i64),
-            Col::Int(a) if a.is_valid(r) => ValueRef::Integer(a.value(r)),
-            Col::Real(a) if a.is_valid(r) => ValueRef::Real(a.value(r)),
-            Col::Text(a) if a.is_valid(r) => ValueRef::Text(a.value(r).as_bytes()),
-            Col::Blob(a) if a.is_valid(r) => ValueRef::Blob(a.value(r)),
-            Col::Value {
-                nulls,
-                class,
-                integer,
-                real,
-                text,
-                blob,
-            } if nulls.is_valid(r) => match class.value(r) {
-                sqlite_class::INTEGER if integer.is_valid(r) => ValueRef::Integer(integer.value(r)),
-                sqlite_class::REAL if real.is_valid(r) => ValueRef::Real(real.value(r)),
-                sqlite_class::TEXT if text.is_valid(r) => ValueRef::Text(text.value(r).as_bytes()),
-                sqlite_class::TEXT_BYTES if blob.is_valid(r) => ValueRef::Text(blob.value(r)),
-                sqlite_class::BLOB if blob.is_valid(r) => ValueRef::Blob(blob.value(r)),
-                c => return Err(format!("invalid sqlite_value: class {c} without its value")),
-            },
-            _ => ValueRef::Null,
-        }))
+/// Row `r` of a field, as SQLite binds it: a timestamp or date printed back into the TEXT
+/// it was, every other value borrowed from the batch.
+pub(crate) fn bindable<'a>(c: &SqliteColumn<'a>, r: usize) -> Result<ToSqlOutput<'a>, String> {
+    let v = c.get(r)?;
+    if let Some(text) = v.printed() {
+        return Ok(ToSqlOutput::Owned(rusqlite::types::Value::Text(text)));
     }
+    Ok(ToSqlOutput::Borrowed(match v {
+        SqliteValue::Null | SqliteValue::Timestamp(_) | SqliteValue::Date(_) => ValueRef::Null,
+        SqliteValue::Integer(i) => ValueRef::Integer(i),
+        SqliteValue::Real(f) => ValueRef::Real(f),
+        SqliteValue::Text(t) => ValueRef::Text(t.as_bytes()),
+        SqliteValue::TextBytes(b) => ValueRef::Text(b),
+        SqliteValue::Blob(b) => ValueRef::Blob(b),
+    }))
 }
 
 /// Creates the SQLite tables for a PostgreSQL archive: columns by the mapping, keys, unique

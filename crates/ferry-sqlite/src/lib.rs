@@ -30,14 +30,14 @@
 
 mod compare;
 mod data_only;
-pub mod digest;
+pub(crate) mod digest;
 mod error;
 mod export;
 pub mod from_postgres;
 mod guard;
 mod import;
 mod profile;
-pub mod schema;
+pub(crate) mod schema;
 mod select;
 pub mod types;
 
