@@ -395,3 +395,45 @@ fn import_verify_compares_the_target_with_the_archive_and_reports_it() {
         .fails_with(1)
         .says("give an archive path, not -");
 }
+
+#[test]
+fn every_value_error_names_the_rows_key() {
+    let dir = TestDir::new();
+    // PostgreSQL → PostgreSQL, data only, into a narrower column: the same-engine encoder.
+    let src = PgDb::new("rowkey_src");
+    src.psql(
+        "CREATE TABLE t (tenant int, code text, n int, PRIMARY KEY (tenant, code));
+         INSERT INTO t VALUES (1, 'a', 5), (2, 'b', 70000);",
+    );
+    dir.ferry()
+        .args(["export", &src.url(), "pg", "-q"])
+        .run()
+        .success();
+    let dst = PgDb::new("rowkey_dst");
+    dst.psql("CREATE TABLE t (tenant int, code text, n smallint, PRIMARY KEY (tenant, code));");
+    dir.ferry()
+        .args(["import", "pg", &dst.url(), "--data-only"])
+        .run()
+        .fails_with(1)
+        .says("70000 does not fit smallint (row with tenant = 2, code = b)");
+    assert_eq!(dst.psql("SELECT count(*) FROM t").trim(), "0");
+    // SQLite → PostgreSQL, data only, into a column that cannot hold text.
+    rusqlite::Connection::open(dir.path("app.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE u (id INTEGER PRIMARY KEY, n);
+             INSERT INTO u VALUES (1, 1), (7, 'seven');",
+        )
+        .unwrap();
+    dir.ferry()
+        .args(["export", "app.db", "lite", "-q"])
+        .run()
+        .success();
+    let dst2 = PgDb::new("rowkey_dst2");
+    dst2.psql("CREATE TABLE u (id bigint PRIMARY KEY, n integer);");
+    dir.ferry()
+        .args(["import", "lite", &dst2.url(), "--data-only"])
+        .run()
+        .fails_with(1)
+        .says("(row with id = 7)");
+}

@@ -35,6 +35,7 @@ pub mod manifest;
 pub mod mask;
 mod reader;
 mod report;
+pub mod rowkey;
 pub mod rowset;
 mod schema;
 pub mod seal;

@@ -338,7 +338,7 @@ pub(crate) async fn load_part(
                 table: t.target.clone(),
                 column: data[i].0.clone(),
                 row: before + r as u64 + 1,
-                reason,
+                reason: ferry_archive::rowkey::with_key(reason, table, batch, r),
             };
             let encoders: Vec<Option<Encoder<'_>>> = t
                 .fields
@@ -362,7 +362,9 @@ pub(crate) async fn load_part(
                         (FieldEnc::Native(_), Some(e)) => {
                             e.put(r, buf).map_err(|reason| value_error(*i, r, reason))?
                         }
-                        (FieldEnc::Native(_), None) => unreachable!("native fields have encoders"),
+                        (FieldEnc::Native(_), None) => {
+                            return Err(value_error(*i, r, "no encoder for this field".into()));
+                        }
                     }
                 }
             }

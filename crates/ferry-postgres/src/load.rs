@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
 use ferry_archive::{LogicalType, PartData, Table};
 use tokio_postgres::Client;
 
@@ -165,7 +164,9 @@ impl Copier {
                                         table: table.name.clone(),
                                         column: fields[*i].0.clone(),
                                         row: before + r as u64 + 1,
-                                        reason: row_hint(batch, &fields, r, table, reason),
+                                        reason: ferry_archive::rowkey::with_key(
+                                            reason, table, batch, r,
+                                        ),
                                     })?;
                             }
                         }
@@ -220,7 +221,7 @@ async fn copy_same(
                 table: plan.name.clone(),
                 column: fields[j].0.clone(),
                 row: before + r + 1,
-                reason,
+                reason: ferry_archive::rowkey::with_key(reason, table, batch, r as usize),
             };
             let encoders: Vec<Encoder<'_>> = batch
                 .columns()
@@ -253,31 +254,4 @@ async fn copy_same(
             .ctx(|| format!("table {}: moving {} from staging", plan.name, part.path()))?;
     }
     Ok(rows)
-}
-
-/// Adds the row's key to a conversion error, so the message names the row.
-fn row_hint(
-    batch: &RecordBatch,
-    fields: &[(String, LogicalType)],
-    r: usize,
-    table: &Table,
-    reason: String,
-) -> String {
-    let key = table.rowid.clone().or_else(|| {
-        table
-            .primary_key
-            .as_ref()
-            .and_then(|k| k.columns.first().cloned())
-    });
-    let Some(key) = key else { return reason };
-    let Some(i) = fields.iter().position(|(n, _)| *n == key) else {
-        return reason;
-    };
-    match from_sqlite::value_at(batch.column(i), &fields[i].1, r)
-        .ok()
-        .and_then(from_sqlite::as_text)
-    {
-        Some(v) => format!("{reason} (row with {key} = {v})"),
-        None => reason,
-    }
 }

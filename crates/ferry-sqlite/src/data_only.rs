@@ -352,7 +352,7 @@ impl Visitor for Loader<'_> {
                 table: name.clone(),
                 column: column.to_owned(),
                 row: format!("{} of {}", r + 1, part.path),
-                reason,
+                reason: ferry_archive::rowkey::with_key(reason, table, &batch, r),
             };
             // A SQLite archive: values keep their storage class.
             let same = if load.fields.iter().all(|(_, _, c)| c.is_none()) {

@@ -427,7 +427,7 @@ impl Loader<'_> {
                         table: table.name.clone(),
                         column: fields[j].0.clone(),
                         row: format!("{} of {}", r + 1, part.path),
-                        reason,
+                        reason: ferry_archive::rowkey::with_key(reason, table, batch, r),
                     })?;
                     stmt.raw_bind_parameter(j + 1, v)
                         .ctx(|| format!("table {}: binding {}", table.name, fields[j].0))?;
@@ -464,7 +464,7 @@ impl Loader<'_> {
                             table: table.display_name(),
                             column: data[*i].0.clone(),
                             row: format!("{} of {}", r + 1, part.path),
-                            reason,
+                            reason: ferry_archive::rowkey::with_key(reason, table, batch, r),
                         },
                     )?;
                     stmt.raw_bind_parameter(j + 1, v)
