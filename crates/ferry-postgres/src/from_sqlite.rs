@@ -15,11 +15,8 @@ use ferry_archive::facts::{Facts, SqliteColumnFacts, SqliteTableFacts, ValueProf
 use ferry_archive::{Column, LogicalType, Manifest, Table};
 use sha2::Digest;
 
-use crate::pgbinary::numeric_from_text;
+use crate::pgbinary::{numeric_from_text, put_date, put_text, put_timestamp};
 use crate::{quote_ident, quote_qualified};
-
-const DAYS_2000: i64 = 10_957;
-const MICROS_2000: i64 = 946_684_800_000_000;
 
 /// How one SQLite value becomes one PostgreSQL field.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -495,11 +492,6 @@ fn real_text(f: f64) -> String {
     }
 }
 
-fn put_text(out: &mut BytesMut, s: &str) {
-    out.put_i32(s.len() as i32);
-    out.put_slice(s.as_bytes());
-}
-
 impl Conv {
     /// Writes one field. Errors name the value; the caller adds table, column and row.
     pub fn put(self, v: SqlVal<'_>, out: &mut BytesMut) -> Result<(), String> {
@@ -560,12 +552,12 @@ impl Conv {
                 numeric_from_text(&text, out)?;
             }
             Conv::Text { widen } => match (v, widen) {
-                (SqlVal::Text(t), _) => put_text(out, t),
+                (SqlVal::Text(t), _) => put_text(out, t)?,
                 // The text it was.
                 (v @ (SqlVal::Timestamp(_) | SqlVal::Date(_)), _) => {
-                    put_text(out, &as_text(v).unwrap_or_default())
+                    put_text(out, &as_text(v).unwrap_or_default())?
                 }
-                (other, true) => put_text(out, &as_text(other).unwrap_or_default()),
+                (other, true) => put_text(out, &as_text(other).unwrap_or_default())?,
                 _ => return bad("text"),
             },
             Conv::Bytea => {
@@ -604,12 +596,7 @@ impl Conv {
                         ferry_archive::clip(&format!("{v:?}"))
                     )
                 })?;
-                out.put_i32(8);
-                out.put_i64(
-                    micros
-                        .checked_sub(MICROS_2000)
-                        .ok_or("timestamp out of range")?,
-                );
+                put_timestamp(out, micros)?;
             }
             Conv::Date { unit } => {
                 let micros = match v {
@@ -629,8 +616,7 @@ impl Conv {
                         "{v:?} has a time of day; a date column would drop it"
                     ));
                 }
-                out.put_i32(4);
-                out.put_i32((days - DAYS_2000) as i32);
+                put_date(out, days)?;
             }
             Conv::Time => {
                 let SqlVal::Text(t) = v else {
@@ -646,7 +632,7 @@ impl Conv {
                 };
                 serde_json::from_str::<serde::de::IgnoredAny>(t)
                     .map_err(|e| format!("'{t}' is not JSON: {e}"))?;
-                put_text(out, t);
+                put_text(out, t)?;
             }
             Conv::Float4 => {
                 let f = match v {

@@ -581,11 +581,7 @@ impl<'a> Encoder<'a> {
                 }
                 _ => numeric_from_text(a.as_string::<i32>().value(r), out)?,
             },
-            Wire::Text | Wire::Json | Wire::AsText => {
-                let s = a.as_string::<i32>().value(r);
-                out.put_i32(field_len(s.len())?);
-                out.put_slice(s.as_bytes());
-            }
+            Wire::Text | Wire::Json | Wire::AsText => put_text(out, a.as_string::<i32>().value(r))?,
             Wire::Jsonb => {
                 let s = a.as_string::<i32>().value(r);
                 out.put_i32(field_len(s.len() + 1)?);
@@ -597,16 +593,7 @@ impl<'a> Encoder<'a> {
                 out.put_i32(field_len(b.len())?);
                 out.put_slice(b);
             }
-            Wire::Date => {
-                let d = a.as_primitive::<Date32Type>().value(r);
-                out.put_i32(4);
-                out.put_i32(if d == i32::MAX || d == i32::MIN {
-                    d
-                } else {
-                    d.checked_sub(DAYS_2000)
-                        .ok_or_else(|| format!("date {d} is before PostgreSQL's range"))?
-                });
-            }
+            Wire::Date => put_date(out, a.as_primitive::<Date32Type>().value(r) as i64)?,
             Wire::Time => {
                 out.put_i32(8);
                 out.put_i64(a.as_primitive::<Time64MicrosecondType>().value(r));
@@ -618,14 +605,7 @@ impl<'a> Encoder<'a> {
                 out.put_i32(-s.column(1).as_primitive::<Int32Type>().value(r));
             }
             Wire::Timestamp | Wire::TimestampTz => {
-                let v = a.as_primitive::<TimestampMicrosecondType>().value(r);
-                out.put_i32(8);
-                out.put_i64(if v == i64::MAX || v == i64::MIN {
-                    v
-                } else {
-                    v.checked_sub(MICROS_2000)
-                        .ok_or_else(|| format!("timestamp {v} is before PostgreSQL's range"))?
-                });
+                put_timestamp(out, a.as_primitive::<TimestampMicrosecondType>().value(r))?
             }
             Wire::Interval => {
                 let s = a.as_struct();
@@ -641,6 +621,40 @@ impl<'a> Encoder<'a> {
         }
         Ok(())
     }
+}
+
+/// A text field: its UTF-8 bytes with their length.
+pub(crate) fn put_text(out: &mut BytesMut, s: &str) -> Result<(), String> {
+    out.put_i32(field_len(s.len())?);
+    out.put_slice(s.as_bytes());
+    Ok(())
+}
+
+/// A timestamp field from microseconds since 1970: shifted to PostgreSQL's epoch of 2000,
+/// except the infinity sentinels, which are the same on both sides.
+pub(crate) fn put_timestamp(out: &mut BytesMut, v: i64) -> Result<(), String> {
+    out.put_i32(8);
+    out.put_i64(if v == i64::MAX || v == i64::MIN {
+        v
+    } else {
+        v.checked_sub(MICROS_2000)
+            .ok_or_else(|| format!("timestamp {v} is before PostgreSQL's range"))?
+    });
+    Ok(())
+}
+
+/// A date field from days since 1970, shifted likewise (`i32::MAX`/`MIN` are infinity).
+pub(crate) fn put_date(out: &mut BytesMut, d: i64) -> Result<(), String> {
+    let shifted = if d == i32::MAX as i64 || d == i32::MIN as i64 {
+        d
+    } else {
+        d - DAYS_2000 as i64
+    };
+    let shifted =
+        i32::try_from(shifted).map_err(|_| format!("date {d} is beyond PostgreSQL's range"))?;
+    out.put_i32(4);
+    out.put_i32(shifted);
+    Ok(())
 }
 
 /// Splits a binary COPY stream into rows, across whatever chunk boundaries it arrives in.
