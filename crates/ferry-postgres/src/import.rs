@@ -147,9 +147,7 @@ pub fn import(
             reports: HashMap::new(),
             announced: HashSet::new(),
             statements: 0,
-            remap: None,
-            cross: None,
-            data_only: None,
+            mode: Mode::Pending,
             deferred: Vec::new(),
             skipped: Vec::new(),
             notes: Vec::new(),
@@ -380,6 +378,42 @@ struct Candidate {
     schema: String,
 }
 
+/// What an import does with its archive, decided when the prelude arrives.
+enum Mode {
+    /// Before the prelude.
+    Pending,
+    /// A PostgreSQL archive, replayed as it is, or under another schema (`--target-schema`:
+    /// the archive's schema and the target's).
+    Replay { remap: Option<(String, String)> },
+    /// A SQLite archive, through the cross-engine plan.
+    FromSqlite(from_sqlite::CrossPlan),
+    /// `--data-only`: the rows, into tables the target already has.
+    DataOnly(data_only::DataOnly),
+}
+
+impl Mode {
+    fn remap(&self) -> Option<&(String, String)> {
+        match self {
+            Mode::Replay { remap } => remap.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn cross(&self) -> Option<&from_sqlite::CrossPlan> {
+        match self {
+            Mode::FromSqlite(plan) => Some(plan),
+            _ => None,
+        }
+    }
+
+    fn data_only(&self) -> Option<&data_only::DataOnly> {
+        match self {
+            Mode::DataOnly(plan) => Some(plan),
+            _ => None,
+        }
+    }
+}
+
 struct Loader<'a> {
     rt: &'a Runtime,
     /// The import transaction's connection.
@@ -395,12 +429,7 @@ struct Loader<'a> {
     /// Tables whose first part has arrived.
     announced: HashSet<String>,
     statements: usize,
-    /// (from, to) schema names when --target-schema applies.
-    remap: Option<(String, String)>,
-    /// The plan for an archive from SQLite.
-    cross: Option<from_sqlite::CrossPlan>,
-    /// The plan for --data-only.
-    data_only: Option<data_only::DataOnly>,
+    mode: Mode,
     /// Pre-data statements that need a staged table; run once it is published.
     deferred: Vec<(String, String)>,
     skipped: Vec<String>,
@@ -455,8 +484,8 @@ impl Loader<'_> {
             })
             .collect();
         let mut notes = self
-            .cross
-            .as_ref()
+            .mode
+            .cross()
             .map(|c| c.notes.clone())
             .unwrap_or_default();
         notes.append(&mut self.notes);
@@ -473,14 +502,14 @@ impl Loader<'_> {
 
     fn schema_of(&self, t: &Table) -> String {
         let s = t.schema.clone().unwrap_or_else(|| "public".into());
-        match &self.remap {
+        match self.mode.remap() {
             Some((from, to)) if *from == s => to.clone(),
             _ => s,
         }
     }
 
     fn remapped_name(&self, t: &Table) -> String {
-        match self.cross.as_ref().and_then(|c| c.tables.get(&t.id)) {
+        match self.mode.cross().and_then(|c| c.tables.get(&t.id)) {
             Some(plan) => plan.target.clone(),
             None => format!("{}.{}", self.schema_of(t), t.name),
         }
@@ -489,7 +518,7 @@ impl Loader<'_> {
     /// An archive is data: each definition must be one statement of its entry's kind,
     /// naming its entry's object (in the schema it is imported into), before anything runs.
     fn check_definitions(&self, m: &Manifest) -> Result<(), PgError> {
-        let remapped = |s: &str| match &self.remap {
+        let remapped = |s: &str| match self.mode.remap() {
             Some((from, to)) if from == s => to.clone(),
             _ => s.to_owned(),
         };
@@ -713,7 +742,7 @@ impl Loader<'_> {
 
     /// Rewrites schema-qualified names in a DDL statement for --target-schema.
     fn sql(&self, sql: &str) -> String {
-        match &self.remap {
+        match self.mode.remap() {
             // Text the tokenizer cannot read stays as it is; the definition check then
             // refuses it, since it does not name the remapped schema.
             Some((from, to)) => ferry_sql::rewrite::remap_schema(sql, from, to, "definition")
@@ -1016,7 +1045,7 @@ impl Loader<'_> {
         // would still name the source schema's objects; with --clean, the import
         // transaction drops and recreates objects that staged indexes could point at. Both
         // load in the import transaction.
-        if self.remap.is_none() && clashes.is_empty() {
+        if self.mode.remap().is_none() && clashes.is_empty() {
             self.stage(candidates, &published).await?;
         }
         self.begin(&clashes).await?;
@@ -1099,7 +1128,7 @@ impl Loader<'_> {
     /// The schema an archived object goes into (after --target-schema).
     fn object_schema(&self, o: &ferry_archive::SchemaObject) -> String {
         let schema = o.schema.clone().unwrap_or_else(|| "public".into());
-        match &self.remap {
+        match self.mode.remap() {
             Some((from, to)) if *from == schema => to.clone(),
             _ => schema,
         }
@@ -1239,7 +1268,7 @@ impl Loader<'_> {
             self.plans
                 .insert(id.clone(), Copier::Cross(Arc::new(tp.clone())));
         }
-        self.cross = Some(plan);
+        self.mode = Mode::FromSqlite(plan);
         Ok(())
     }
 
@@ -1250,7 +1279,7 @@ impl Loader<'_> {
             let mut staged: Vec<(&String, &Staged)> = st.tables.iter().collect();
             staged.sort_by_key(|(id, _)| *id);
             for (_, s) in staged {
-                if self.cross.is_some() {
+                if self.mode.cross().is_some() {
                     unclash_index_names(self.client, s).await?;
                 }
                 let sql = format!(
@@ -1274,7 +1303,7 @@ impl Loader<'_> {
     async fn post_data(&mut self, m: &Manifest) -> Result<(), PgError> {
         for t in &m.tables {
             let got = self.reports.get(&t.id).map_or(0, |r| r.rows);
-            let loaded_here = self.data_only.as_ref().is_none_or(|p| p.loads(&t.id));
+            let loaded_here = self.mode.data_only().is_none_or(|p| p.loads(&t.id));
             if loaded_here && Some(got) != t.rows && !t.properties.contains_key("content") {
                 return Err(PgError::Check {
                     context: format!("table {}", t.display_name()),
@@ -1283,8 +1312,8 @@ impl Loader<'_> {
             }
         }
         let commit = format!("{}: committing the import", self.spec.display());
-        if let Some(plan) = self.data_only.take() {
-            let mut notes = data_only::finish(self.client, &plan).await?;
+        if let Mode::DataOnly(plan) = &self.mode {
+            let mut notes = data_only::finish(self.client, plan).await?;
             self.notes.append(&mut plan.notes.clone());
             self.notes.append(&mut notes);
             self.skipped.extend(plan.skipped.iter().cloned());
@@ -1297,7 +1326,7 @@ impl Loader<'_> {
             .map(|s| s.built.clone())
             .unwrap_or_default();
         self.statements += built.len();
-        if let Some(cross) = self.cross.take() {
+        if let Mode::FromSqlite(cross) = &self.mode {
             for (i, step) in cross.post.iter().enumerate() {
                 if built.contains(&i) {
                     continue;
@@ -1320,7 +1349,6 @@ impl Loader<'_> {
                 }
             }
             self.skipped.extend(cross.skipped.iter().cloned());
-            self.cross = Some(cross);
             return commit_import(self.client, commit).await;
         }
         for (i, o) in m.objects.iter().enumerate() {
@@ -1453,7 +1481,7 @@ impl Visitor for Loader<'_> {
                 };
                 data_only::plan(client, prelude, &schema, mode).await
             })?;
-            self.data_only = Some(plan);
+            self.mode = Mode::DataOnly(plan);
             return Ok(());
         }
         match prelude.source.engine.as_str() {
@@ -1468,6 +1496,7 @@ impl Visitor for Loader<'_> {
                 )));
             }
         }
+        self.mode = Mode::Replay { remap: None };
         if let Some(to) = &self.options.target_schema {
             let schemas: Vec<String> = prelude
                 .settings
@@ -1475,7 +1504,11 @@ impl Visitor for Loader<'_> {
                 .and_then(|v| serde_json::from_value(v.clone()).ok())
                 .unwrap_or_default();
             match schemas.as_slice() {
-                [from] => self.remap = Some((from.clone(), to.clone())),
+                [from] => {
+                    self.mode = Mode::Replay {
+                        remap: Some((from.clone(), to.clone())),
+                    }
+                }
                 other => {
                     return Err(PgError::Config(format!(
                         "--target-schema needs a single-schema archive; this one has {} ({})",
@@ -1498,7 +1531,7 @@ impl Visitor for Loader<'_> {
             self.progress.table_started(&name, None);
         }
         let rt = self.rt;
-        if let Some(plan) = &self.data_only {
+        if let Mode::DataOnly(plan) = &self.mode {
             let rows = rt.block_on(data_only::load_part(
                 self.client,
                 plan,
