@@ -139,7 +139,7 @@ pub async fn sweep(client: &Client) -> Result<Swept, PgError> {
     Ok(swept)
 }
 
-/// What [`sweep`] did.
+/// What `sweep` did.
 #[derive(Debug, Default)]
 pub struct Swept {
     /// Staging schemas of ended sessions, dropped.

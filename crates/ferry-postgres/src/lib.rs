@@ -3,7 +3,7 @@
 //! * **Export** ([`export()`]) reads one snapshot (`REPEATABLE READ, READ ONLY, DEFERRABLE`):
 //!   the catalog into the manifest (portable form plus the server's own DDL), and every
 //!   table's rows through `COPY ... TO STDOUT (FORMAT binary)`, decoded field by field into
-//!   Arrow builders ([`pgbinary`]). Types with an exact natural Arrow form use it; every other
+//!   Arrow builders (`pgbinary`). Types with an exact natural Arrow form use it; every other
 //!   type travels as its text form, named in the manifest ([`types`]).
 //! * **Import** ([`import()`]) replays pre-data DDL, loads rows through
 //!   `COPY ... FROM STDIN (FORMAT binary)` encoded straight from Arrow arrays, then post-data

@@ -78,7 +78,7 @@ pub struct TypeInfo {
 /// | json / jsonb                            | Json / Jsonb  | json                   |
 /// | money                                   | Money         | int64 (cents)          |
 /// | oid                                     | Oid           | int64                  |
-/// | array of bool, int2/4/8, float4/8, text, varchar, bpchar, name (1-D, lower bound 1) | AsText | list<element> |
+/// | array of bool, int2/4/8, float4/8, text, varchar, bpchar, name (1-D, lower bound 1) | AsText | `list<element>` |
 /// | anything else (other arrays, composites, ranges, inet, bit, tsvector, point, xml, ...) | AsText | engine_text |
 ///
 /// An array travels as its text literal either way; as a `list` its elements are parsed
