@@ -24,6 +24,8 @@ use ferry_archive::facts::{Facts, PgColumnFacts, PgTableFacts};
 
 use crate::quote;
 
+pub(crate) mod ddl;
+
 /// How one archived value becomes one SQLite value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Conv {

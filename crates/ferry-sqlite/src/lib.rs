@@ -17,8 +17,12 @@
 //! * **Compare** ([`compare()`]) recomputes each table's content digest from a live database.
 //!
 //! The type mapping lives in [`types`]; `spec/types.md` mirrors it. The importer and the
-//! exporter share only the archive format (and [`digest`], which defines the digest both
-//! sides of `verify --against` compute).
+//! exporter share only the archive format (and `digest`, which defines the digest both
+//! sides of `verify --against` compute). Archives from PostgreSQL come in through
+//! [`from_postgres`]: its types and values there, its schema (tables, keys, indexes, views,
+//! triggers, sequences) in `from_postgres::ddl`, as the PostgreSQL adapter keeps SQLite
+//! archives in its `from_sqlite`. Archive values are read through
+//! `ferry_archive::sqlite_value`, the one reader both adapters share.
 //!
 //! An archive is data: every statement built from archive text is prepared under SQLite's
 //! authorizer (`guard`), which refuses `ATTACH`, `PRAGMA`, transactions and the like, and
