@@ -492,6 +492,19 @@ fn real_text(f: f64) -> String {
     }
 }
 
+/// A SQLite value that means a point in time, as microseconds since 1970: ISO text, an epoch
+/// integer in `unit`, a julian day, or a timestamp or date the archive carries as such.
+fn micros_of(v: SqlVal<'_>, unit: EpochUnit) -> Option<i64> {
+    match v {
+        SqlVal::Text(t) => convert::parse_timestamp(t).map(|t| t.micros),
+        SqlVal::Integer(i) => convert::epoch_to_micros(i, unit),
+        SqlVal::Real(f) => convert::julian_to_micros(f),
+        SqlVal::Timestamp(us) => Some(us),
+        SqlVal::Date(d) => (d as i64).checked_mul(86_400_000_000),
+        _ => None,
+    }
+}
+
 impl Conv {
     /// Writes one field. Errors name the value; the caller adds table, column and row.
     pub fn put(self, v: SqlVal<'_>, out: &mut BytesMut) -> Result<(), String> {
@@ -582,15 +595,7 @@ impl Conv {
                 out.put_u8(b as u8);
             }
             Conv::Timestamp { unit, .. } => {
-                let micros = match v {
-                    SqlVal::Text(t) => convert::parse_timestamp(t).map(|t| t.micros),
-                    SqlVal::Integer(i) => convert::epoch_to_micros(i, unit),
-                    SqlVal::Real(f) => convert::julian_to_micros(f),
-                    SqlVal::Timestamp(us) => Some(us),
-                    SqlVal::Date(d) => Some(d as i64 * 86_400_000_000),
-                    _ => None,
-                }
-                .ok_or_else(|| {
+                let micros = micros_of(v, unit).ok_or_else(|| {
                     format!(
                         "{} is not a date and time",
                         ferry_archive::clip(&format!("{v:?}"))
@@ -599,15 +604,7 @@ impl Conv {
                 put_timestamp(out, micros)?;
             }
             Conv::Date { unit } => {
-                let micros = match v {
-                    SqlVal::Text(t) => convert::parse_timestamp(t).map(|t| t.micros),
-                    SqlVal::Integer(i) => convert::epoch_to_micros(i, unit),
-                    SqlVal::Real(f) => convert::julian_to_micros(f),
-                    SqlVal::Timestamp(us) => Some(us),
-                    SqlVal::Date(d) => Some(d as i64 * 86_400_000_000),
-                    _ => None,
-                }
-                .ok_or_else(|| {
+                let micros = micros_of(v, unit).ok_or_else(|| {
                     format!("{} is not a date", ferry_archive::clip(&format!("{v:?}")))
                 })?;
                 let days = micros.div_euclid(86_400_000_000);
