@@ -620,26 +620,12 @@ struct RawTable {
     acl: Option<String>,
 }
 
-#[allow(clippy::too_many_lines)]
-async fn read_tables(
+/// The fields of composite types, so that an importer into an engine without them can
+/// name each field (PostgreSQL → SQLite writes JSON objects, as to_json() would).
+async fn composite_fields(
     client: &Client,
-    schemas: &[String],
-    types: &HashMap<u32, RawType>,
-    objects: &mut Vec<SchemaObject>,
-    warnings: &mut Vec<Warning>,
-) -> Result<(Vec<TableInfo>, Vec<SchemaObject>), PgError> {
-    let mut post: Vec<SchemaObject> = Vec::new();
-    // money is archived as its raw integer in the currency's smallest unit; how many
-    // fraction digits that unit has depends on lc_monetary, so each money column records
-    // it, and an importer that wants the amount (SQLite) divides exactly.
-    let money_scale: i32 = client
-        .query_one("SELECT pg_catalog.scale(1::money::numeric)", &[])
-        .await
-        .ctx(|| "reading the money scale of lc_monetary".into())?
-        .at(0)?;
-    // The fields of composite types, so that an importer into an engine without them can
-    // name each field (PostgreSQL → SQLite writes JSON objects, as to_json() would).
-    let mut composite_fields: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
+) -> Result<HashMap<(String, String), Vec<(String, String)>>, PgError> {
+    let mut fields: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
     for r in client
         .query(
             "SELECT n.nspname, t.typname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)
@@ -652,12 +638,22 @@ async fn read_tables(
         .await
         .ctx(|| "reading composite types' fields".into())?
     {
-        composite_fields
+        fields
             .entry((r.at(0)?, r.at(1)?))
             .or_default()
             .push((r.at(2)?, r.at(3)?));
     }
-    // Sequences that are not identity sequences.
+    Ok(fields)
+}
+
+/// Sequences that are not identity sequences (their definitions, pre-data), and every
+/// sequence's position and comment (post-data).
+async fn read_sequences(
+    client: &Client,
+    schemas: &[String],
+    objects: &mut Vec<SchemaObject>,
+    post: &mut Vec<SchemaObject>,
+) -> Result<(), PgError> {
     let q = format!(
         "WITH ns AS ({NS})
          SELECT ns.nspname, c.relname, c.oid::regclass::text,
@@ -724,6 +720,28 @@ async fn read_tables(
             ));
         }
     }
+    Ok(())
+}
+
+#[allow(clippy::too_many_lines)]
+async fn read_tables(
+    client: &Client,
+    schemas: &[String],
+    types: &HashMap<u32, RawType>,
+    objects: &mut Vec<SchemaObject>,
+    warnings: &mut Vec<Warning>,
+) -> Result<(Vec<TableInfo>, Vec<SchemaObject>), PgError> {
+    let mut post: Vec<SchemaObject> = Vec::new();
+    // money is archived as its raw integer in the currency's smallest unit; how many
+    // fraction digits that unit has depends on lc_monetary, so each money column records
+    // it, and an importer that wants the amount (SQLite) divides exactly.
+    let money_scale: i32 = client
+        .query_one("SELECT pg_catalog.scale(1::money::numeric)", &[])
+        .await
+        .ctx(|| "reading the money scale of lc_monetary".into())?
+        .at(0)?;
+    let composite_fields = composite_fields(client).await?;
+    read_sequences(client, schemas, objects, &mut post).await?;
     let q = format!(
         "WITH ns AS ({NS})
          SELECT pg_catalog.format('ALTER SEQUENCE %s OWNED BY %s.%I', s.oid::regclass::text, t.oid::regclass::text, a.attname),

@@ -86,7 +86,19 @@ fn wider(a: (&'static str, Conv), b: (&'static str, Conv)) -> (&'static str, Con
     if rank(a.1) >= rank(b.1) { a } else { b }
 }
 
-/// The SQLite → PostgreSQL type mapping. One row per arm; `spec/types.md` mirrors it.
+/// A decision without a note: the column's type and its conversion.
+fn done(t: &str, conv: Conv) -> Decision {
+    Decision {
+        pg_type: t.to_owned(),
+        conv,
+        note: None,
+        misfits: Vec::new(),
+    }
+}
+
+/// The SQLite → PostgreSQL type mapping, rows 1 to 5 here (what is special about the column:
+/// the rowid, NUL bytes, no values, several storage classes, values that do not fit the hint),
+/// rows 6 to 26 in [`by_hint`]. `spec/types.md` mirrors them.
 pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
     let hint = c.hint.as_deref().unwrap_or("");
     let prof = match profile(c) {
@@ -118,12 +130,6 @@ pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
         })
         .unwrap_or_default();
     let has_profile = p.is_some();
-    let done = |t: &str, conv: Conv| Decision {
-        pg_type: t.to_owned(),
-        conv,
-        note: None,
-        misfits: Vec::new(),
-    };
     let widen = |why: String| Decision {
         pg_type: "text".into(),
         conv: Conv::Text { widen: true },
@@ -181,6 +187,19 @@ pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
         ));
     }
     let base = hint.split('(').next().unwrap_or("");
+    by_hint(c, hint, base, p, has_profile, &widen)
+}
+
+/// Rows 6 to 26 of the table in spec/types.md ("Types"): with nothing special about the
+/// column (rows 1 to 5, above), its hint and archived type decide its PostgreSQL type.
+fn by_hint(
+    c: &Column,
+    hint: &str,
+    base: &str,
+    p: Option<&ValueProfile>,
+    has_profile: bool,
+    widen: &dyn Fn(String) -> Decision,
+) -> Decision {
     match (base, &c.logical_type) {
         // Integers: wide enough for the declared type and for the data.
         ("smallint" | "integer" | "bigint", LogicalType::Int64) | ("", LogicalType::Int64) => {
