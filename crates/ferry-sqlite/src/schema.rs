@@ -217,56 +217,56 @@ fn read_settings(conn: &Connection) -> Result<BTreeMap<String, Value>, SqliteErr
     Ok(s)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn read_table(
-    conn: &Connection,
-    id: String,
-    name: &str,
-    is_virtual: bool,
-    without_rowid: bool,
-    strict: bool,
-    sql: String,
-    sequence: Option<i64>,
-    warnings: &mut Vec<ferry_archive::Warning>,
-) -> Result<TableInfo, SqliteError> {
-    let parsed = if is_virtual {
-        ferry_sql::sqlite::TableFacts::default()
-    } else {
-        ferry_sql::sqlite::create_table(&sql, &format!("table {name}")).unwrap_or_else(|e| {
-            warnings.push(unparsed(name, &e));
-            Default::default()
-        })
-    };
-    struct XInfo {
-        name: String,
-        decl: String,
-        notnull: bool,
-        default: Option<String>,
-        pk: i64,
-        hidden: i64,
-    }
-    let mut xinfo = Vec::new();
-    {
-        let mut stmt = conn
-            .prepare("SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1, 'main') ORDER BY cid")
-            .ctx(|| format!("table {name}: reading columns"))?;
-        let rows = stmt
-            .query_map([name], |r| {
-                Ok(XInfo {
-                    name: r.get(0)?,
-                    decl: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                    notnull: r.get::<_, i64>(2)? != 0,
-                    default: r.get(3)?,
-                    pk: r.get(4)?,
-                    hidden: r.get(5)?,
-                })
-            })
-            .ctx(|| format!("table {name}: reading columns"))?;
-        for r in rows {
-            xinfo.push(r.ctx(|| format!("table {name}: reading columns"))?);
-        }
-    }
+/// A row of `pragma_table_xinfo`: one column, hidden ones included.
+struct XInfo {
+    name: String,
+    decl: String,
+    notnull: bool,
+    default: Option<String>,
+    pk: i64,
+    hidden: i64,
+}
 
+fn table_xinfo(conn: &Connection, name: &str) -> Result<Vec<XInfo>, SqliteError> {
+    let mut stmt = conn
+        .prepare("SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1, 'main') ORDER BY cid")
+        .ctx(|| format!("table {name}: reading columns"))?;
+    let rows = stmt
+        .query_map([name], |r| {
+            Ok(XInfo {
+                name: r.get(0)?,
+                decl: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                notnull: r.get::<_, i64>(2)? != 0,
+                default: r.get(3)?,
+                pk: r.get(4)?,
+                hidden: r.get(5)?,
+            })
+        })
+        .ctx(|| format!("table {name}: reading columns"))?;
+    let mut xinfo = Vec::new();
+    for r in rows {
+        xinfo.push(r.ctx(|| format!("table {name}: reading columns"))?);
+    }
+    Ok(xinfo)
+}
+
+/// A table's columns as the manifest describes them, from `pragma_table_xinfo` and the
+/// parsed `CREATE TABLE` (collations, generated expressions, column CHECKs).
+struct Described {
+    columns: Vec<Column>,
+    /// The affinity of each stored column, in order.
+    affinities: Vec<Affinity>,
+    /// Table and column CHECK constraints.
+    checks: Vec<Check>,
+    autoincrement: bool,
+}
+
+fn describe_columns(
+    xinfo: &[XInfo],
+    parsed: &ferry_sql::sqlite::TableFacts,
+    is_virtual: bool,
+    strict: bool,
+) -> Described {
     let mut columns = Vec::new();
     let mut affinities = Vec::new();
     let mut checks: Vec<Check> = parsed
@@ -278,7 +278,7 @@ fn read_table(
         })
         .collect();
     let mut autoincrement = false;
-    for x in &xinfo {
+    for x in xinfo {
         if is_virtual && x.hidden == 1 {
             continue;
         }
@@ -323,6 +323,41 @@ fn read_table(
         }
         columns.push(c);
     }
+    Described {
+        columns,
+        affinities,
+        checks,
+        autoincrement,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn read_table(
+    conn: &Connection,
+    id: String,
+    name: &str,
+    is_virtual: bool,
+    without_rowid: bool,
+    strict: bool,
+    sql: String,
+    sequence: Option<i64>,
+    warnings: &mut Vec<ferry_archive::Warning>,
+) -> Result<TableInfo, SqliteError> {
+    let parsed = if is_virtual {
+        ferry_sql::sqlite::TableFacts::default()
+    } else {
+        ferry_sql::sqlite::create_table(&sql, &format!("table {name}")).unwrap_or_else(|e| {
+            warnings.push(unparsed(name, &e));
+            Default::default()
+        })
+    };
+    let xinfo = table_xinfo(conn, name)?;
+    let Described {
+        columns,
+        affinities,
+        checks,
+        autoincrement,
+    } = describe_columns(&xinfo, &parsed, is_virtual, strict);
 
     let mut pk: Vec<(i64, String)> = xinfo
         .iter()
