@@ -22,6 +22,36 @@ pub(crate) struct Cross {
     pub(crate) skipped: Vec<String>,
 }
 
+/// Sequence values by (schema, name): the same name may live in several schemas.
+fn sequence_values(m: &Manifest) -> HashMap<(String, String), i64> {
+    m.objects
+        .iter()
+        .filter(|o| o.kind == "sequence_value")
+        .filter_map(|o| {
+            let v = o.properties.get("last_value")?.as_str()?.parse().ok()?;
+            Some(((o.schema.clone().unwrap_or_default(), o.name.clone()), v))
+        })
+        .collect()
+}
+
+/// Each enum type's labels, by its `regtype` name, for the CHECK that keeps a column to them.
+fn enum_labels(m: &Manifest) -> HashMap<String, Vec<String>> {
+    m.objects
+        .iter()
+        .filter_map(|o| {
+            let labels = o.properties.get("labels")?.as_array()?;
+            let name = o.properties.get("regtype")?.as_str()?.to_owned();
+            Some((
+                name,
+                labels
+                    .iter()
+                    .filter_map(|l| l.as_str().map(str::to_owned))
+                    .collect(),
+            ))
+        })
+        .collect()
+}
+
 /// Creates the SQLite tables for a PostgreSQL archive: columns by the mapping, keys, unique
 /// and foreign keys, and the CHECK constraints that SQLite can parse.
 pub(crate) fn cross_pre_data(
@@ -42,31 +72,8 @@ pub(crate) fn cross_pre_data(
     let (names, mut notes) = from_postgres::table_names(m);
     let mut skipped = Vec::new();
     let mut carried_sequences = HashSet::new();
-    // Sequence values by (schema, name): the same name may live in several schemas.
-    let sequences: HashMap<(String, String), i64> = m
-        .objects
-        .iter()
-        .filter(|o| o.kind == "sequence_value")
-        .filter_map(|o| {
-            let v = o.properties.get("last_value")?.as_str()?.parse().ok()?;
-            Some(((o.schema.clone().unwrap_or_default(), o.name.clone()), v))
-        })
-        .collect();
-    let enums: HashMap<String, Vec<String>> = m
-        .objects
-        .iter()
-        .filter_map(|o| {
-            let labels = o.properties.get("labels")?.as_array()?;
-            let name = o.properties.get("regtype")?.as_str()?.to_owned();
-            Some((
-                name,
-                labels
-                    .iter()
-                    .filter_map(|l| l.as_str().map(str::to_owned))
-                    .collect(),
-            ))
-        })
-        .collect();
+    let sequences = sequence_values(m);
+    let enums = enum_labels(m);
     let name_of =
         |t: &Table| names[&(t.schema.clone().unwrap_or_default(), t.name.clone())].clone();
     // Expressions inside a table name only its own columns.
