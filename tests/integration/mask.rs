@@ -247,3 +247,67 @@ fn a_sqlite_integer_key_is_permuted_consistently_across_its_references() {
         "the reference spelled in another case follows the key"
     );
 }
+
+#[test]
+fn a_constant_masks_timestamps_dates_and_flags_in_their_own_type() {
+    let dir = TestDir::new();
+    rusqlite::Connection::open(dir.path("app.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE people (id INTEGER PRIMARY KEY, born DATE, seen DATETIME, vip BOOLEAN);
+             INSERT INTO people VALUES (1, '1980-02-03', '2024-05-01 13:45:00', 1),
+                                       (2, '1991-12-30', '2024-05-02 08:00:00', 0),
+                                       (3, NULL, NULL, NULL);",
+        )
+        .unwrap();
+    dir.ferry()
+        .args([
+            "export",
+            "app.db",
+            "a",
+            "-q",
+            "--mask",
+            "people.born=const:2000-01-01",
+            "--mask",
+            "people.seen=const:2000-01-01 00:00:00",
+            "--mask",
+            "people.vip=const:false",
+        ])
+        .run()
+        .success();
+    dir.ferry()
+        .args(["import", "a", "b.db", "-q"])
+        .run()
+        .success();
+    let rows: Vec<String> = rusqlite::Connection::open(dir.path("b.db"))
+        .unwrap()
+        .prepare(
+            "SELECT quote(born) || ' ' || quote(seen) || ' ' || quote(vip) FROM people ORDER BY id",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            "'2000-01-01' '2000-01-01 00:00:00' 0",
+            "'2000-01-01' '2000-01-01 00:00:00' 0",
+            "NULL NULL NULL"
+        ]
+    );
+    // A constant the column cannot hold is refused before anything is written.
+    dir.ferry()
+        .args([
+            "export",
+            "app.db",
+            "bad",
+            "--mask",
+            "people.seen=const:yesterday",
+        ])
+        .run()
+        .fails_with(1)
+        .says("const:yesterday is not a timestamp value");
+    assert!(!dir.path("bad").exists());
+}

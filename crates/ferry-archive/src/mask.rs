@@ -23,8 +23,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, FixedSizeBinaryArray, Int16Array, Int32Array,
-    Int64Array, RecordBatch, StringArray, new_null_array,
+    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, FixedSizeBinaryArray, Int16Array,
+    Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array,
 };
 use arrow_schema::DataType;
 use hmac::{Hmac, Mac};
@@ -404,6 +404,29 @@ impl Masker {
                         )),
                     }
                 }
+                // A timestamp or date column (PostgreSQL's, or SQLite DATETIME text carried
+                // as one): the constant is written as the column writes its values.
+                DataType::Timestamp(_, tz) => {
+                    let t = crate::convert::parse_timestamp(v)
+                        .ok_or_else(|| format!("const:{v} is not a date and time"))?;
+                    Arc::new(
+                        TimestampMicrosecondArray::from(
+                            (0..len)
+                                .map(|i| a.is_valid(i).then_some(t.micros))
+                                .collect::<Vec<_>>(),
+                        )
+                        .with_timezone_opt(tz.clone()),
+                    )
+                }
+                DataType::Date32 => {
+                    let d = crate::convert::parse_date(v)
+                        .ok_or_else(|| format!("const:{v} is not a date (YYYY-MM-DD)"))?;
+                    Arc::new(Date32Array::from(
+                        (0..len)
+                            .map(|i| a.is_valid(i).then_some(d))
+                            .collect::<Vec<_>>(),
+                    ))
+                }
                 DataType::Boolean => {
                     let b = match v.to_ascii_lowercase().as_str() {
                         "true" | "t" | "1" => true,
@@ -554,10 +577,28 @@ fn check_type(rule: &Rule, c: &crate::Column) -> Result<(), String> {
     let integer = matches!(lt, L::Int16 | L::Int32 | L::Int64);
     let (ok, width) = match rule {
         Rule::Null => (true, None),
-        Rule::Const(v) => (
-            *lt == L::Text || integer,
-            (*lt == L::Text).then(|| v.chars().count()),
-        ),
+        Rule::Const(v) => {
+            // The constant must be a value of the column's own type, said now, before the
+            // source is read.
+            let parses = match lt {
+                L::Boolean => matches!(
+                    v.to_ascii_lowercase().as_str(),
+                    "true" | "t" | "1" | "false" | "f" | "0"
+                ),
+                L::Date => crate::convert::parse_date(v).is_some(),
+                L::Timestamp | L::TimestampTz => crate::convert::parse_timestamp(v).is_some(),
+                _ => true,
+            };
+            if !parses {
+                return Err(format!("const:{v} is not a {} value", lt.display()));
+            }
+            (
+                *lt == L::Text
+                    || integer
+                    || matches!(lt, L::Boolean | L::Date | L::Timestamp | L::TimestampTz),
+                (*lt == L::Text).then(|| v.chars().count()),
+            )
+        }
         Rule::Email => (*lt == L::Text, Some(33)),
         Rule::Hash => (
             integer || matches!(lt, L::Text | L::Uuid | L::Bytes),
