@@ -629,9 +629,23 @@ fn postgresql_to_sqlite_types() {
                 ],
                 false,
             ),
-            "`engine_text` of an array type (`…[]`)" => {
-                (vec![col(engine("integer[]"), "int4", Some("array"))], false)
-            }
+            "`list` (a one-dimensional array)" => (
+                vec![col(
+                    LogicalType::List {
+                        element: Box::new(LogicalType::Int32),
+                    },
+                    "_int4",
+                    Some("array"),
+                )],
+                false,
+            ),
+            l if l.starts_with("`engine_text` of an array type") => (
+                vec![
+                    col(engine("integer[]"), "_int4", Some("array")),
+                    col(engine("intlist"), "_int4", None),
+                ],
+                false,
+            ),
             "`engine_text` with hint `composite`" => (
                 vec![col(engine("public.address"), "address", Some("composite"))],
                 false,

@@ -586,7 +586,10 @@ fn check_type(rule: &Rule, c: &crate::Column) -> Result<(), String> {
                     "true" | "t" | "1" | "false" | "f" | "0"
                 ),
                 L::Date => crate::convert::parse_date(v).is_some(),
-                L::Timestamp | L::TimestampTz => crate::convert::parse_timestamp(v).is_some(),
+                // Without a zone: written exactly as given (`YYYY-MM-DD HH:MM:SS`), never
+                // shifted or reformatted. With one: any ISO form, kept as the same instant.
+                L::Timestamp => crate::convert::canonical_timestamp(v).is_some(),
+                L::TimestampTz => crate::convert::parse_timestamp(v).is_some(),
                 _ => true,
             };
             if !parses {

@@ -270,6 +270,24 @@ fn widest_value(col: &dyn arrow_array::Array) -> Option<(usize, u64)> {
         DataType::LargeUtf8 => widest(col.as_string::<i64>().value_offsets()),
         DataType::Binary => widest(col.as_binary::<i32>().value_offsets()),
         DataType::LargeBinary => widest(col.as_binary::<i64>().value_offsets()),
+        // A list of strings (a PostgreSQL text[]): the bytes of each row's elements together,
+        // as the literal it was carried as before.
+        DataType::List(f) if f.data_type() == &DataType::Utf8 => {
+            let list = col.as_list::<i32>();
+            let strings = list.values().as_string::<i32>().value_offsets();
+            list.value_offsets()
+                .windows(2)
+                .enumerate()
+                .map(|(row, w)| {
+                    let (from, to) = (w[0].max(0) as usize, w[1].max(0) as usize);
+                    let bytes = strings
+                        .get(to)
+                        .zip(strings.get(from))
+                        .map_or(0, |(t, f)| t - f);
+                    (row, bytes.max(0) as u64)
+                })
+                .max_by_key(|&(_, len)| len)
+        }
         _ => None,
     }
 }

@@ -158,8 +158,9 @@ impl ListDecoder {
     }
 }
 
-/// Writes the literal of list `r` of `a` (every element quoted, which `array_in` accepts
-/// for every element type) as a text COPY field.
+/// Writes the literal of list `r` of `a` as a text COPY field, quoting an element only where
+/// `array_out` does (empty, `NULL`, braces, quotes, backslashes, commas, white space), so
+/// that the literal is the one PostgreSQL printed and no longer than it.
 pub(crate) fn put_literal(
     a: &ArrayRef,
     element: &LogicalType,
@@ -203,6 +204,10 @@ pub(crate) fn put_literal(
                 ));
             }
         };
+        if !needs_quotes(&text) {
+            s.push_str(&text);
+            continue;
+        }
         s.push('"');
         for c in text.chars() {
             if c == '"' || c == '\\' {
@@ -216,6 +221,18 @@ pub(crate) fn put_literal(
     out.put_i32(i32::try_from(s.len()).map_err(|_| "an array literal over 2 GiB".to_owned())?);
     out.put_slice(s.as_bytes());
     Ok(())
+}
+
+/// Whether `array_out` would quote this element.
+fn needs_quotes(text: &str) -> bool {
+    text.is_empty()
+        || text.eq_ignore_ascii_case("NULL")
+        || text.chars().any(|c| {
+            matches!(
+                c,
+                '{' | '}' | '"' | '\\' | ',' | ' ' | '\t' | '\n' | '\r' | '\u{0b}' | '\u{0c}'
+            )
+        })
 }
 
 /// A float as PostgreSQL reads it back exactly: Rust's shortest round-trip digits, and the
@@ -260,7 +277,7 @@ mod tests {
         let a = d.finish();
         let mut out = BytesMut::new();
         put_literal(&a, &LogicalType::Text, 0, &mut out).unwrap();
-        assert_eq!(&out[4..], br#"{"a","b c",NULL,"NULL","q\"uo\\te",""}"#);
+        assert_eq!(&out[4..], br#"{a,"b c",NULL,"NULL","q\"uo\\te",""}"#);
         assert_eq!(
             parse(std::str::from_utf8(&out[4..]).unwrap())
                 .unwrap()

@@ -135,7 +135,9 @@ pub fn numeric_typmod(typmod: i32) -> Option<(i32, i32)> {
 
 /// The element type of an array column archived as a `list`, or `None` for a literal.
 pub fn list_element(t: &TypeInfo) -> Option<LogicalType> {
-    if !t.is_array {
+    // A true array type is named after its element with a leading underscore; int2vector
+    // and oidvector also have an element type but print as `1 2`, not as an array literal.
+    if !t.is_array || !t.base_name.starts_with('_') {
         return None;
     }
     Some(match t.element.as_deref()? {

@@ -126,6 +126,20 @@ pub fn decide(c: &ferry_archive::Column, numeric_real: bool) -> (String, Conv) {
             let element = element_kind(type_name.trim_end_matches("[]"));
             ("TEXT".into(), Conv::ArrayJson { element })
         }
+        // A domain over an array (`intlist`): its base type (`_int4`) says it is one, so it
+        // is a JSON array whether the export carried it as a list or as its literal.
+        LogicalType::EngineText { .. } if pg_type.starts_with('_') => {
+            let element = element_kind(match &pg_type[1..] {
+                "int2" => "smallint",
+                "int4" => "integer",
+                "int8" => "bigint",
+                "float4" => "real",
+                "float8" => "double precision",
+                "bool" => "boolean",
+                other => other,
+            });
+            ("TEXT".into(), Conv::ArrayJson { element })
+        }
         LogicalType::EngineText { .. } if hint == "composite" => {
             let fields = facts.composite_fields.map(|fs| {
                 fs.into_iter()
