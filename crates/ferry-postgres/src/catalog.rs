@@ -723,7 +723,6 @@ async fn read_sequences(
     Ok(())
 }
 
-#[allow(clippy::too_many_lines)]
 async fn read_tables(
     client: &Client,
     schemas: &[String],
@@ -732,16 +731,62 @@ async fn read_tables(
     warnings: &mut Vec<Warning>,
 ) -> Result<(Vec<TableInfo>, Vec<SchemaObject>), PgError> {
     let mut post: Vec<SchemaObject> = Vec::new();
-    // money is archived as its raw integer in the currency's smallest unit; how many
-    // fraction digits that unit has depends on lc_monetary, so each money column records
-    // it, and an importer that wants the amount (SQLite) divides exactly.
-    let money_scale: i32 = client
+    let ctx = ColumnContext {
+        types,
+        money_scale: money_scale(client).await?,
+        composite_fields: composite_fields(client).await?,
+    };
+    read_sequences(client, schemas, objects, &mut post).await?;
+    read_sequence_ownership(client, schemas, &mut post).await?;
+    let raw = read_raw_tables(client, schemas, warnings).await?;
+    let oids: Vec<u32> = raw.iter().map(|t| t.oid).collect();
+    let mut cols = columns(client, &oids).await?;
+    warn_not_carried(client, &oids, warnings).await?;
+    let mut checks = read_checks(client, &oids).await?;
+    let mut tables = Vec::new();
+    for (i, rt) in raw.iter().enumerate() {
+        let rc = cols.remove(&rt.oid).unwrap_or_default();
+        let ch = checks.remove(&rt.oid).unwrap_or_default();
+        tables.push(table_info(i, rt, &rc, ch, &ctx, &mut post));
+    }
+    read_constraints(client, &oids, &mut tables, &mut post).await?;
+    read_views(client, schemas, objects, &mut post).await?;
+    read_indexes_and_triggers(client, schemas, &mut post).await?;
+    // Materialized views are filled last, once everything they read is loaded.
+    let refresh: Vec<SchemaObject> = post
+        .iter()
+        .filter(|o| o.kind == "refresh")
+        .cloned()
+        .collect();
+    post.retain(|o| o.kind != "refresh");
+    post.extend(refresh);
+    Ok((tables, post))
+}
+
+/// money is archived as its raw integer in the currency's smallest unit; how many fraction
+/// digits that unit has depends on lc_monetary, so each money column records it, and an
+/// importer that wants the amount (SQLite) divides exactly.
+async fn money_scale(client: &Client) -> Result<i32, PgError> {
+    client
         .query_one("SELECT pg_catalog.scale(1::money::numeric)", &[])
         .await
         .ctx(|| "reading the money scale of lc_monetary".into())?
-        .at(0)?;
-    let composite_fields = composite_fields(client).await?;
-    read_sequences(client, schemas, objects, &mut post).await?;
+        .at(0)
+}
+
+/// What a column's archive facts need beyond the column itself.
+struct ColumnContext<'a> {
+    types: &'a HashMap<u32, RawType>,
+    money_scale: i32,
+    composite_fields: HashMap<(String, String), Vec<(String, String)>>,
+}
+
+/// Sequences owned by a column, set after the tables exist.
+async fn read_sequence_ownership(
+    client: &Client,
+    schemas: &[String],
+    post: &mut Vec<SchemaObject>,
+) -> Result<(), PgError> {
     let q = format!(
         "WITH ns AS ({NS})
          SELECT pg_catalog.format('ALTER SEQUENCE %s OWNED BY %s.%I', s.oid::regclass::text, t.oid::regclass::text, a.attname),
@@ -771,7 +816,16 @@ async fn read_tables(
             ),
         );
     }
+    Ok(())
+}
 
+/// Ordinary and partitioned tables, partitions after their parents. Foreign tables are
+/// warned about and left out.
+async fn read_raw_tables(
+    client: &Client,
+    schemas: &[String],
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<RawTable>, PgError> {
     let q = format!(
         "WITH ns AS ({NS})
          SELECT c.oid, ns.nspname, c.relname, c.relkind::text, c.relpersistence = 'u',
@@ -817,9 +871,16 @@ async fn read_tables(
         }
         raw.push(t);
     }
-    let oids: Vec<u32> = raw.iter().map(|t| t.oid).collect();
-    let mut cols = columns(client, &oids).await?;
-    // What ferry does not carry is said in the manifest, never dropped silently.
+    Ok(raw)
+}
+
+/// What ferry does not carry is said in the manifest, never dropped silently: row-level
+/// security and (non-partition) inheritance.
+async fn warn_not_carried(
+    client: &Client,
+    oids: &[u32],
+    warnings: &mut Vec<Warning>,
+) -> Result<(), PgError> {
     for r in client
         .query(
             "SELECT c.oid::regclass::text, c.relrowsecurity,
@@ -857,8 +918,14 @@ async fn read_tables(
             });
         }
     }
+    Ok(())
+}
 
-    let mut checks: HashMap<u32, Vec<(String, String, bool)>> = HashMap::new();
+/// A table's own check constraints: (name, definition, validated), by table oid.
+type Checks = HashMap<u32, Vec<(String, String, bool)>>;
+
+async fn read_checks(client: &Client, oids: &[u32]) -> Result<Checks, PgError> {
+    let mut checks: Checks = HashMap::new();
     for r in client
         .query(
             "SELECT conrelid, conname, pg_catalog.pg_get_constraintdef(oid), convalidated
@@ -873,192 +940,188 @@ async fn read_tables(
             .or_default()
             .push((r.at(1)?, r.at(2)?, r.at(3)?));
     }
+    Ok(checks)
+}
 
-    let mut tables = Vec::new();
-    for (i, rt) in raw.iter().enumerate() {
-        let rc = cols.remove(&rt.oid).unwrap_or_default();
-        let qualified = quote_qualified(&rt.schema, &rt.name);
-        let mut defs = Vec::new();
-        let mut columns = Vec::new();
-        let mut wires = Vec::new();
-        for c in &rc {
-            let ti = type_info(types, c.type_oid, c.typmod, c.formatted.clone());
-            let wire = types::wire(&ti);
-            let mut col = Column::new(&c.name, types::logical(wire, &ti, false), !c.not_null);
-            col.declared_type = Some(c.formatted.clone());
-            col.hint = hint(&ti);
-            col.collation = c.collation_name.clone().filter(|_| c.collate.is_some());
-            // Facts other engines' importers read: declared in ferry_archive::facts.
-            let mut facts = PgColumnFacts {
-                pg_type: Some(ti.base_name.clone()),
-                enum_type: (wire == Wire::Text && ti.base_kind == 'e').then(|| c.formatted.clone()),
-                money_scale: (wire == Wire::Money).then_some(money_scale as u32),
-                composite_fields: (ti.base_kind == 'c' && !ti.is_array)
-                    .then(|| {
-                        composite_fields
-                            .get(&(ti.base_schema.clone(), ti.base_name.clone()))
-                            .cloned()
-                    })
-                    .flatten(),
-                ..Default::default()
-            };
-            let mut def = format!("{} {}", quote_ident(&c.name), c.formatted);
-            if let Some(coll) = &c.collate {
-                def.push_str(&format!(" COLLATE {coll}"));
-            }
-            if c.generated == "s" {
-                let expr = c.default.clone().unwrap_or_default();
-                def.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED"));
-                col.generated = Some(Generated {
-                    expression: expr,
-                    stored: true,
-                });
-            } else if let Some(d) = &c.default {
-                def.push_str(&format!(" DEFAULT {d}"));
-                col.default = Some(d.clone());
-            }
-            if !c.identity.is_empty() {
-                let how = if c.identity == "a" {
-                    "ALWAYS"
-                } else {
-                    "BY DEFAULT"
-                };
-                def.push_str(&format!(
-                    " GENERATED {how} AS IDENTITY ({})",
-                    c.identity_options.clone().unwrap_or_default()
-                ));
-                facts.identity = Some(
-                    if c.identity == "a" {
-                        "always"
-                    } else {
-                        "by default"
-                    }
-                    .into(),
-                );
-                facts.sequence = c.identity_sequence.clone();
-            }
-            facts.write(&mut col.properties);
-            if c.not_null {
-                def.push_str(" NOT NULL");
-            }
-            if let Some(cm) = &c.comment {
-                post.push(comment(
-                    Some(&rt.schema),
-                    &rt.name,
-                    Some(&rt.name),
-                    format!("COLUMN {qualified}.{}", quote_ident(&c.name)),
-                    cm,
-                ));
-            }
-            if col.is_stored() {
-                wires.push(wire);
-            }
-            defs.push(def);
-            columns.push(col);
-        }
-        let mut table_checks = Vec::new();
-        for (name, def, valid) in checks.remove(&rt.oid).unwrap_or_default() {
-            table_checks.push(Check {
-                name: Some(name.clone()),
-                expression: def.trim_start_matches("CHECK ").to_owned(),
-            });
-            if valid && rt.partition_of.is_none() {
-                defs.push(format!("CONSTRAINT {} {def}", quote_ident(&name)));
-            } else {
-                // NOT VALID checks, and a partition's own checks (its DDL is PARTITION OF,
-                // which takes no column list), are added after the data.
-                post.push(object(
-                    "constraint",
-                    Some(&rt.schema),
-                    &name,
-                    Some(&rt.name),
-                    format!(
-                        "ALTER TABLE {qualified} ADD CONSTRAINT {} {def}",
-                        quote_ident(&name)
-                    ),
-                    POST,
-                ));
-            }
-        }
-        let mut ddl = match (&rt.partition_of, &rt.partition_bound) {
-            (Some(parent), Some(bound)) => {
-                format!("CREATE TABLE {qualified} PARTITION OF {parent} {bound}")
-            }
-            _ => format!(
-                "CREATE {}TABLE {qualified} (\n    {}\n)",
-                if rt.unlogged { "UNLOGGED " } else { "" },
-                defs.join(",\n    ")
-            ),
-        };
-        if let Some(k) = &rt.partition_key {
-            ddl.push_str(&format!(" PARTITION BY {k}"));
-        }
-        if let Some(o) = &rt.options {
-            ddl.push_str(&format!(" WITH ({o})"));
-        }
-        if let Some(cm) = &rt.comment {
+/// One table's manifest entry and its CREATE TABLE; comments and the checks that must wait
+/// for the data go to `post`.
+fn table_info(
+    i: usize,
+    rt: &RawTable,
+    rc: &[RawColumn],
+    checks: Vec<(String, String, bool)>,
+    ctx: &ColumnContext<'_>,
+    post: &mut Vec<SchemaObject>,
+) -> TableInfo {
+    let qualified = quote_qualified(&rt.schema, &rt.name);
+    let mut defs = Vec::new();
+    let mut columns = Vec::new();
+    let mut wires = Vec::new();
+    for c in rc {
+        let (col, wire, def) = column_of(c, ctx);
+        if let Some(cm) = &c.comment {
             post.push(comment(
                 Some(&rt.schema),
                 &rt.name,
                 Some(&rt.name),
-                format!("TABLE {qualified}"),
+                format!("COLUMN {qualified}.{}", quote_ident(&c.name)),
                 cm,
             ));
         }
-        let mut properties = BTreeMap::new();
-        properties.insert("owner".into(), json!(rt.owner));
-        if let Some(acl) = &rt.acl {
-            properties.insert("acl".into(), json!(acl));
+        if col.is_stored() {
+            wires.push(wire);
         }
-        if rt.unlogged {
-            properties.insert("unlogged".into(), json!(true));
-        }
-        PgTableFacts {
-            partition_of: rt.partition_of.clone(),
-        }
-        .write(&mut properties);
-        tables.push(TableInfo {
-            table: Table {
-                id: format!("t{:05}", i + 1),
-                schema: Some(rt.schema.clone()),
-                name: rt.name.clone(),
-                kind: if rt.kind == "p" {
-                    "partitioned"
-                } else {
-                    "table"
-                }
-                .into(),
-                columns,
-                rowid: None,
-                primary_key: None,
-                unique: Vec::new(),
-                checks: table_checks,
-                foreign_keys: Vec::new(),
-                definition: Some(ddl),
-                properties,
-                rows: None,
-                content_digest: None,
-                files: Vec::new(),
-            },
-            oid: rt.oid,
-            wires,
-            has_rows: rt.kind == "r",
-            filter: None,
-        });
+        defs.push(def);
+        columns.push(col);
     }
+    let mut table_checks = Vec::new();
+    for (name, def, valid) in checks {
+        table_checks.push(Check {
+            name: Some(name.clone()),
+            expression: def.trim_start_matches("CHECK ").to_owned(),
+        });
+        if valid && rt.partition_of.is_none() {
+            defs.push(format!("CONSTRAINT {} {def}", quote_ident(&name)));
+        } else {
+            // NOT VALID checks, and a partition's own checks (its DDL is PARTITION OF,
+            // which takes no column list), are added after the data.
+            post.push(object(
+                "constraint",
+                Some(&rt.schema),
+                &name,
+                Some(&rt.name),
+                format!(
+                    "ALTER TABLE {qualified} ADD CONSTRAINT {} {def}",
+                    quote_ident(&name)
+                ),
+                POST,
+            ));
+        }
+    }
+    let ddl = create_table(rt, &qualified, &defs);
+    if let Some(cm) = &rt.comment {
+        post.push(comment(
+            Some(&rt.schema),
+            &rt.name,
+            Some(&rt.name),
+            format!("TABLE {qualified}"),
+            cm,
+        ));
+    }
+    let mut properties = BTreeMap::new();
+    properties.insert("owner".into(), json!(rt.owner));
+    if let Some(acl) = &rt.acl {
+        properties.insert("acl".into(), json!(acl));
+    }
+    if rt.unlogged {
+        properties.insert("unlogged".into(), json!(true));
+    }
+    PgTableFacts {
+        partition_of: rt.partition_of.clone(),
+    }
+    .write(&mut properties);
+    TableInfo {
+        table: Table {
+            id: format!("t{:05}", i + 1),
+            schema: Some(rt.schema.clone()),
+            name: rt.name.clone(),
+            kind: if rt.kind == "p" {
+                "partitioned"
+            } else {
+                "table"
+            }
+            .into(),
+            columns,
+            rowid: None,
+            primary_key: None,
+            unique: Vec::new(),
+            checks: table_checks,
+            foreign_keys: Vec::new(),
+            definition: Some(ddl),
+            properties,
+            rows: None,
+            content_digest: None,
+            files: Vec::new(),
+        },
+        oid: rt.oid,
+        wires,
+        has_rows: rt.kind == "r",
+        filter: None,
+    }
+}
 
-    read_constraints(client, &oids, &mut tables, &mut post).await?;
-    read_views(client, schemas, objects, &mut post).await?;
-    read_indexes_and_triggers(client, schemas, &mut post).await?;
-    // Materialized views are filled last, once everything they read is loaded.
-    let refresh: Vec<SchemaObject> = post
-        .iter()
-        .filter(|o| o.kind == "refresh")
-        .cloned()
-        .collect();
-    post.retain(|o| o.kind != "refresh");
-    post.extend(refresh);
-    Ok((tables, post))
+fn create_table(rt: &RawTable, qualified: &str, defs: &[String]) -> String {
+    let mut ddl = match (&rt.partition_of, &rt.partition_bound) {
+        (Some(parent), Some(bound)) => {
+            format!("CREATE TABLE {qualified} PARTITION OF {parent} {bound}")
+        }
+        _ => format!(
+            "CREATE {}TABLE {qualified} (\n    {}\n)",
+            if rt.unlogged { "UNLOGGED " } else { "" },
+            defs.join(",\n    ")
+        ),
+    };
+    if let Some(k) = &rt.partition_key {
+        ddl.push_str(&format!(" PARTITION BY {k}"));
+    }
+    if let Some(o) = &rt.options {
+        ddl.push_str(&format!(" WITH ({o})"));
+    }
+    ddl
+}
+
+/// One column: its manifest entry (with the facts other engines' importers read, declared
+/// in ferry_archive::facts), how it travels, and its definition in CREATE TABLE.
+fn column_of(c: &RawColumn, ctx: &ColumnContext<'_>) -> (Column, Wire, String) {
+    let ti = type_info(ctx.types, c.type_oid, c.typmod, c.formatted.clone());
+    let wire = types::wire(&ti);
+    let mut col = Column::new(&c.name, types::logical(wire, &ti, false), !c.not_null);
+    col.declared_type = Some(c.formatted.clone());
+    col.hint = hint(&ti);
+    col.collation = c.collation_name.clone().filter(|_| c.collate.is_some());
+    let mut facts = PgColumnFacts {
+        pg_type: Some(ti.base_name.clone()),
+        enum_type: (wire == Wire::Text && ti.base_kind == 'e').then(|| c.formatted.clone()),
+        money_scale: (wire == Wire::Money).then_some(ctx.money_scale as u32),
+        composite_fields: (ti.base_kind == 'c' && !ti.is_array)
+            .then(|| {
+                ctx.composite_fields
+                    .get(&(ti.base_schema.clone(), ti.base_name.clone()))
+                    .cloned()
+            })
+            .flatten(),
+        ..Default::default()
+    };
+    let mut def = format!("{} {}", quote_ident(&c.name), c.formatted);
+    if let Some(coll) = &c.collate {
+        def.push_str(&format!(" COLLATE {coll}"));
+    }
+    if c.generated == "s" {
+        let expr = c.default.clone().unwrap_or_default();
+        def.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED"));
+        col.generated = Some(Generated {
+            expression: expr,
+            stored: true,
+        });
+    } else if let Some(d) = &c.default {
+        def.push_str(&format!(" DEFAULT {d}"));
+        col.default = Some(d.clone());
+    }
+    if !c.identity.is_empty() {
+        let always = c.identity == "a";
+        let how = if always { "ALWAYS" } else { "BY DEFAULT" };
+        def.push_str(&format!(
+            " GENERATED {how} AS IDENTITY ({})",
+            c.identity_options.clone().unwrap_or_default()
+        ));
+        facts.identity = Some(if always { "always" } else { "by default" }.into());
+        facts.sequence = c.identity_sequence.clone();
+    }
+    facts.write(&mut col.properties);
+    if c.not_null {
+        def.push_str(" NOT NULL");
+    }
+    (col, wire, def)
 }
 
 fn hint(t: &TypeInfo) -> Option<String> {

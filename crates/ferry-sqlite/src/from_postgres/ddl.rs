@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use ferry_archive::facts::{Facts, PgColumnFacts};
-use ferry_archive::{LogicalType, Manifest, Table};
+use ferry_archive::{Column, LogicalType, Manifest, Table};
 use rusqlite::Connection;
 
 use crate::error::{Ctx, SqliteError};
@@ -69,144 +69,239 @@ pub(crate) fn cross_pre_data(
          PRAGMA cache_size = -131072; PRAGMA foreign_keys = OFF; BEGIN",
     )
     .ctx(|| "setting up the load".into())?;
-    let (names, mut notes) = from_postgres::table_names(m);
-    let mut skipped = Vec::new();
-    let mut carried_sequences = HashSet::new();
-    let sequences = sequence_values(m);
-    let enums = enum_labels(m);
-    let name_of =
-        |t: &Table| names[&(t.schema.clone().unwrap_or_default(), t.name.clone())].clone();
-    // Expressions inside a table name only its own columns.
-    let no_rename = |_: Option<&str>, _: &str| None;
-    let no_ctx = ferry_sql::to_sqlite::Context {
-        relation: &no_rename,
-        numeric_text: &[],
+    let (names, notes) = from_postgres::table_names(m);
+    let mut pd = PreData {
+        conn,
+        m,
+        numeric_real,
+        names,
+        notes,
+        skipped: Vec::new(),
+        carried_sequences: HashSet::new(),
+        sequences: sequence_values(m),
+        enums: enum_labels(m),
     };
     for t in &m.tables {
         if let Some(parent) = from_postgres::partition_parent(t, m) {
-            notes.push(format!(
+            pd.notes.push(format!(
                 "partition {} is loaded into the table of {}",
                 t.display_name(),
                 parent.display_name()
             ));
             continue;
         }
-        let target = name_of(t);
+        pd.table(guard, t)?;
+    }
+    pd.not_carried();
+    let loads = from_postgres::loads(m, &pd.names, numeric_real);
+    Ok(Cross {
+        loads,
+        names: pd.names,
+        notes: pd.notes,
+        skipped: pd.skipped,
+    })
+}
+
+/// Expressions inside a table name only its own columns.
+fn no_rename(_: Option<&str>, _: &str) -> Option<String> {
+    None
+}
+
+/// The pre-data as it is made, table by table.
+struct PreData<'a> {
+    conn: &'a Connection,
+    m: &'a Manifest,
+    numeric_real: bool,
+    names: HashMap<(String, String), String>,
+    notes: Vec<String>,
+    skipped: Vec<String>,
+    /// Sequences that became a table's AUTOINCREMENT, so not reported as dropped.
+    carried_sequences: HashSet<(String, String)>,
+    sequences: HashMap<(String, String), i64>,
+    enums: HashMap<String, Vec<String>>,
+}
+
+/// What one table's columns decided: the definitions, and whether a column became the
+/// AUTOINCREMENT rowid alias (with the sequence's position, when archived).
+#[derive(Default)]
+struct Columns {
+    defs: Vec<String>,
+    aliased: bool,
+    sequence_value: Option<i64>,
+}
+
+impl PreData<'_> {
+    fn name_of(&self, t: &Table) -> String {
+        self.names[&(t.schema.clone().unwrap_or_default(), t.name.clone())].clone()
+    }
+
+    fn table(&mut self, guard: &Guard, t: &Table) -> Result<(), SqliteError> {
+        let target = self.name_of(t);
         let pk_single = t
             .primary_key
             .as_ref()
             .filter(|k| k.columns.len() == 1)
-            .map(|k| k.columns[0].clone());
-        let mut defs = Vec::new();
-        let mut sequence_value = None;
-        let mut aliased = false;
+            .map(|k| k.columns[0].as_str());
+        let mut cols = Columns::default();
         for c in &t.columns {
-            let (mut decl, _) = from_postgres::decide(c, numeric_real);
-            let integer = matches!(
-                c.logical_type,
-                LogicalType::Int16 | LogicalType::Int32 | LogicalType::Int64
-            );
-            let facts = PgColumnFacts::read(&c.properties).unwrap_or_default();
-            let seq_name = facts
-                .sequence
-                .clone()
-                .or_else(|| c.default.as_deref().and_then(nextval_sequence));
-            let mut def;
-            if integer && pk_single.as_deref() == Some(c.name.as_str()) && seq_name.is_some() {
-                def = format!(
-                    "{} INTEGER PRIMARY KEY AUTOINCREMENT",
-                    crate::quote(&c.name)
-                );
-                aliased = true;
-                let seq = seq_name.unwrap_or_default();
-                let key = sequence_key(&seq, t.schema.as_deref().unwrap_or("public"));
-                sequence_value = sequences.get(&key).copied();
-                carried_sequences.insert(key);
-                notes.push(format!(
-                    "{target}.{}: identity/serial column becomes INTEGER PRIMARY KEY AUTOINCREMENT",
-                    c.name
-                ));
-            } else {
-                if facts.identity.is_some() {
-                    skipped.push(format!(
-                        "identity of {target}.{}: only a single-column integer primary key can be AUTOINCREMENT in SQLite; new rows need explicit values",
-                        c.name
-                    ));
-                }
-                if let Some(g) = &c.generated {
-                    // PostgreSQL recomputes stored values, so the archive has none; SQLite
-                    // recomputes them too when the expression translates.
-                    let what = format!("generated column {target}.{}", c.name);
-                    let expr =
-                        match ferry_sql::to_sqlite::expr_to_sqlite(&g.expression, &what, &no_ctx) {
-                            Ok(e) => e,
-                            Err(e) => {
-                                skipped.push(format!("{e}; the column was left out"));
-                                continue;
-                            }
-                        };
-                    if sqlite_accepts(conn, t, &expr) {
-                        let decl = if decl.is_empty() {
-                            "TEXT".to_owned()
-                        } else {
-                            decl
-                        };
-                        defs.push(format!(
-                            "{} {decl} GENERATED ALWAYS AS ({expr}) STORED",
-                            crate::quote(&c.name)
-                        ));
-                    } else {
-                        skipped.push(format!(
-                            "generated column {target}.{}: ({}) does not translate to SQLite; left out",
-                            c.name, g.expression
-                        ));
-                    }
-                    continue;
-                }
-                if decl.is_empty() {
-                    decl = "TEXT".into();
-                }
-                def = format!("{} {decl}", crate::quote(&c.name));
-                if !c.nullable {
-                    def.push_str(" NOT NULL");
-                }
-                if let Some(d) = c.default.as_deref().filter(|_| c.generated.is_none()) {
-                    let exact_numeric = !numeric_real
-                        && matches!(
-                            c.logical_type,
-                            LogicalType::Decimal { .. } | LogicalType::Numeric
-                        );
-                    match translate_pg_default(d, &c.logical_type, &target, &c.name) {
-                        // Exact numerics live in TEXT columns: keep the default's digits.
-                        Some(x) if exact_numeric && x.parse::<f64>().is_ok() => {
-                            def.push_str(&format!(" DEFAULT '{x}'"))
-                        }
-                        Some(x) => def.push_str(&format!(" DEFAULT {x}")),
-                        None if d.starts_with("nextval(") => skipped.push(format!(
-                            "default of {target}.{} ({d}): SQLite has sequences only for an INTEGER PRIMARY KEY AUTOINCREMENT; new rows need explicit values",
-                            c.name
-                        )),
-                        None => skipped.push(format!(
-                            "default of {target}.{} ({d}) does not translate; dropped",
-                            c.name
-                        )),
-                    }
-                }
-                let labels = facts.enum_type.as_deref().and_then(|e| enums.get(e));
-                if let Some(labels) = labels {
-                    let list: Vec<String> = labels
-                        .iter()
-                        .map(|l| format!("'{}'", l.replace('\'', "''")))
-                        .collect();
-                    def.push_str(&format!(
-                        " CHECK ({} IN ({}))",
-                        crate::quote(&c.name),
-                        list.join(", ")
-                    ));
-                }
+            if let Some(def) = self.column(t, c, &target, pk_single, &mut cols) {
+                cols.defs.push(def);
             }
-            defs.push(def);
         }
+        let mut defs = cols.defs;
+        self.keys(t, cols.aliased, &mut defs);
+        self.checks(t, &target, &mut defs);
+        let sql = format!(
+            "CREATE TABLE main.{} (\n  {}\n)",
+            crate::quote(&target),
+            defs.join(",\n  ")
+        );
+        let what = format!("table {target}");
+        guard.run(
+            self.conn,
+            &sql,
+            Expect {
+                kind: "table",
+                name: &target,
+                what: &what,
+            },
+        )?;
+        if let Some(seq) = cols.sequence_value {
+            self.conn
+                .execute(
+                    "INSERT INTO main.sqlite_sequence(name, seq) VALUES (?1, ?2)",
+                    rusqlite::params![target, seq],
+                )
+                .ctx(|| format!("table {target}: setting its sequence"))?;
+        }
+        Ok(())
+    }
+
+    /// One column's definition, or None when it is left out (reported).
+    fn column(
+        &mut self,
+        t: &Table,
+        c: &Column,
+        target: &str,
+        pk_single: Option<&str>,
+        cols: &mut Columns,
+    ) -> Option<String> {
+        let (decl, _) = from_postgres::decide(c, self.numeric_real);
+        let integer = matches!(
+            c.logical_type,
+            LogicalType::Int16 | LogicalType::Int32 | LogicalType::Int64
+        );
+        let facts = PgColumnFacts::read(&c.properties).unwrap_or_default();
+        let seq_name = facts
+            .sequence
+            .clone()
+            .or_else(|| c.default.as_deref().and_then(nextval_sequence));
+        if let Some(seq) = seq_name.filter(|_| integer && pk_single == Some(c.name.as_str())) {
+            cols.aliased = true;
+            let key = sequence_key(&seq, t.schema.as_deref().unwrap_or("public"));
+            cols.sequence_value = self.sequences.get(&key).copied();
+            self.carried_sequences.insert(key);
+            self.notes.push(format!(
+                "{target}.{}: identity/serial column becomes INTEGER PRIMARY KEY AUTOINCREMENT",
+                c.name
+            ));
+            return Some(format!(
+                "{} INTEGER PRIMARY KEY AUTOINCREMENT",
+                crate::quote(&c.name)
+            ));
+        }
+        if facts.identity.is_some() {
+            self.skipped.push(format!(
+                "identity of {target}.{}: only a single-column integer primary key can be AUTOINCREMENT in SQLite; new rows need explicit values",
+                c.name
+            ));
+        }
+        let decl = if decl.is_empty() { "TEXT".into() } else { decl };
+        if c.generated.is_some() {
+            return self.generated_column(t, c, target, &decl);
+        }
+        let mut def = format!("{} {decl}", crate::quote(&c.name));
+        if !c.nullable {
+            def.push_str(" NOT NULL");
+        }
+        if let Some(d) = c.default.as_deref() {
+            self.default_clause(c, d, target, &mut def);
+        }
+        let labels = facts.enum_type.as_deref().and_then(|e| self.enums.get(e));
+        if let Some(labels) = labels {
+            let list: Vec<String> = labels
+                .iter()
+                .map(|l| format!("'{}'", l.replace('\'', "''")))
+                .collect();
+            def.push_str(&format!(
+                " CHECK ({} IN ({}))",
+                crate::quote(&c.name),
+                list.join(", ")
+            ));
+        }
+        Some(def)
+    }
+
+    /// PostgreSQL recomputes stored values, so the archive has none; SQLite recomputes them
+    /// too when the expression translates.
+    fn generated_column(
+        &mut self,
+        t: &Table,
+        c: &Column,
+        target: &str,
+        decl: &str,
+    ) -> Option<String> {
+        let g = c.generated.as_ref()?;
+        let what = format!("generated column {target}.{}", c.name);
+        let ctx = ferry_sql::to_sqlite::Context {
+            relation: &no_rename,
+            numeric_text: &[],
+        };
+        let expr = match ferry_sql::to_sqlite::expr_to_sqlite(&g.expression, &what, &ctx) {
+            Ok(e) => e,
+            Err(e) => {
+                self.skipped.push(format!("{e}; the column was left out"));
+                return None;
+            }
+        };
+        if !sqlite_accepts(self.conn, t, &expr) {
+            self.skipped.push(format!(
+                "generated column {target}.{}: ({}) does not translate to SQLite; left out",
+                c.name, g.expression
+            ));
+            return None;
+        }
+        Some(format!(
+            "{} {decl} GENERATED ALWAYS AS ({expr}) STORED",
+            crate::quote(&c.name)
+        ))
+    }
+
+    fn default_clause(&mut self, c: &Column, d: &str, target: &str, def: &mut String) {
+        let exact_numeric = !self.numeric_real
+            && matches!(
+                c.logical_type,
+                LogicalType::Decimal { .. } | LogicalType::Numeric
+            );
+        match translate_pg_default(d, &c.logical_type, target, &c.name) {
+            // Exact numerics live in TEXT columns: keep the default's digits.
+            Some(x) if exact_numeric && x.parse::<f64>().is_ok() => {
+                def.push_str(&format!(" DEFAULT '{x}'"))
+            }
+            Some(x) => def.push_str(&format!(" DEFAULT {x}")),
+            None if d.starts_with("nextval(") => self.skipped.push(format!(
+                "default of {target}.{} ({d}): SQLite has sequences only for an INTEGER PRIMARY KEY AUTOINCREMENT; new rows need explicit values",
+                c.name
+            )),
+            None => self.skipped.push(format!(
+                "default of {target}.{} ({d}) does not translate; dropped",
+                c.name
+            )),
+        }
+    }
+
+    /// Primary key (unless a column became the rowid alias), unique and foreign keys.
+    fn keys(&self, t: &Table, aliased: bool, defs: &mut Vec<String>) {
         if let Some(pk) = t.primary_key.as_ref().filter(|_| !aliased) {
             defs.push(format!("PRIMARY KEY ({})", quoted_list(&pk.columns)));
         }
@@ -214,7 +309,8 @@ pub(crate) fn cross_pre_data(
             defs.push(format!("UNIQUE ({})", quoted_list(&u.columns)));
         }
         for fk in &t.foreign_keys {
-            let ref_name = names
+            let ref_name = self
+                .names
                 .get(&(
                     fk.ref_schema.clone().unwrap_or_default(),
                     fk.ref_table.clone(),
@@ -235,103 +331,89 @@ pub(crate) fn cross_pre_data(
                 }
             ));
         }
+    }
+
+    /// The CHECK constraints SQLite can compile; the rest are reported.
+    fn checks(&mut self, t: &Table, target: &str, defs: &mut Vec<String>) {
         let numeric_text: Vec<String> = t
             .columns
             .iter()
             .filter(|c| {
-                from_postgres::decide(c, numeric_real).1
+                from_postgres::decide(c, self.numeric_real).1
                     == from_postgres::Conv::Decimal { real: false }
             })
             .map(|c| c.name.clone())
             .collect();
+        let ctx = ferry_sql::to_sqlite::Context {
+            relation: &no_rename,
+            numeric_text: &numeric_text,
+        };
         for ck in &t.checks {
             let what = format!("check {} on {target}", ck.name.as_deref().unwrap_or("?"));
-            let numeric_ctx = ferry_sql::to_sqlite::Context {
-                relation: &no_rename,
-                numeric_text: &numeric_text,
+            let expr = match ferry_sql::to_sqlite::expr_to_sqlite(&ck.expression, &what, &ctx) {
+                Ok(e) => e,
+                Err(e) => {
+                    self.skipped.push(format!("{e}; the check was not created"));
+                    continue;
+                }
             };
-            let expr =
-                match ferry_sql::to_sqlite::expr_to_sqlite(&ck.expression, &what, &numeric_ctx) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        skipped.push(format!("{e}; the check was not created"));
-                        continue;
-                    }
-                };
-            if sqlite_accepts(conn, t, &expr) {
+            if sqlite_accepts(self.conn, t, &expr) {
                 defs.push(format!("CHECK ({expr})"));
             } else {
-                skipped.push(format!(
+                self.skipped.push(format!(
                     "check {} on {target}: ({}) does not translate to SQLite",
                     ck.name.as_deref().unwrap_or("?"),
                     ck.expression
                 ));
             }
         }
-        let sql = format!(
-            "CREATE TABLE main.{} (\n  {}\n)",
-            crate::quote(&target),
-            defs.join(",\n  ")
-        );
-        let what = format!("table {target}");
-        guard.run(
-            conn,
-            &sql,
-            Expect {
-                kind: "table",
-                name: &target,
-                what: &what,
-            },
-        )?;
-        if let Some(seq) = sequence_value {
-            conn.execute(
-                "INSERT INTO main.sqlite_sequence(name, seq) VALUES (?1, ?2)",
-                rusqlite::params![target, seq],
-            )
-            .ctx(|| format!("table {target}: setting its sequence"))?;
+    }
+
+    /// The archive's objects that SQLite has no place for, each reported with the reason.
+    fn not_carried(&mut self) {
+        for o in &self.m.objects {
+            let why = match o.kind.as_str() {
+                "function" | "procedure" | "aggregate" => {
+                    Some("user-defined functions, procedures and aggregates do not exist in SQLite")
+                }
+                "trigger" => Some("PL/pgSQL triggers do not translate to SQLite"),
+                "materialized_view" => Some("SQLite has no materialized views"),
+                "sequence"
+                    if self
+                        .carried_sequences
+                        .contains(&(o.schema.clone().unwrap_or_default(), o.name.clone())) =>
+                {
+                    None
+                }
+                "sequence" => Some("standalone sequences do not exist in SQLite"),
+                "type" => Some("SQLite has no user-defined types (enums become CHECK constraints)"),
+                "extension" | "collation" => Some("not applicable to SQLite"),
+                "rule" => Some("SQLite has no rules (a rule's effect can be written as a trigger)"),
+                "constraint"
+                    if o.definition
+                        .as_deref()
+                        .is_some_and(|d| d.contains(" EXCLUDE ")) =>
+                {
+                    Some("SQLite has no exclusion constraints")
+                }
+                _ => None,
+            };
+            if let Some(why) = why {
+                self.skipped
+                    .push(format!("{} {}: {why}", o.kind.replace('_', " "), o.name));
+            }
+        }
+        let comments = self
+            .m
+            .objects
+            .iter()
+            .filter(|o| o.kind == "comment")
+            .count();
+        if comments > 0 {
+            self.skipped
+                .push(format!("{comments} comment(s): SQLite has no comments"));
         }
     }
-    let loads = from_postgres::loads(m, &names, numeric_real);
-    for o in &m.objects {
-        let why = match o.kind.as_str() {
-            "function" | "procedure" | "aggregate" => {
-                Some("user-defined functions, procedures and aggregates do not exist in SQLite")
-            }
-            "trigger" => Some("PL/pgSQL triggers do not translate to SQLite"),
-            "materialized_view" => Some("SQLite has no materialized views"),
-            "sequence"
-                if carried_sequences
-                    .contains(&(o.schema.clone().unwrap_or_default(), o.name.clone())) =>
-            {
-                None
-            }
-            "sequence" => Some("standalone sequences do not exist in SQLite"),
-            "type" => Some("SQLite has no user-defined types (enums become CHECK constraints)"),
-            "extension" | "collation" => Some("not applicable to SQLite"),
-            "rule" => Some("SQLite has no rules (a rule's effect can be written as a trigger)"),
-            "constraint"
-                if o.definition
-                    .as_deref()
-                    .is_some_and(|d| d.contains(" EXCLUDE ")) =>
-            {
-                Some("SQLite has no exclusion constraints")
-            }
-            _ => None,
-        };
-        if let Some(why) = why {
-            skipped.push(format!("{} {}: {why}", o.kind.replace('_', " "), o.name));
-        }
-    }
-    let comments = m.objects.iter().filter(|o| o.kind == "comment").count();
-    if comments > 0 {
-        skipped.push(format!("{comments} comment(s): SQLite has no comments"));
-    }
-    Ok(Cross {
-        loads,
-        names,
-        notes,
-        skipped,
-    })
 }
 
 /// Whether SQLite can compile `expr` against the table's columns (prepared, never run).

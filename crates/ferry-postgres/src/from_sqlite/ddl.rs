@@ -1,0 +1,962 @@
+//! The DDL of a SQLite archive in PostgreSQL, decided from the manifest alone: names first
+//! (folded and shortened as PostgreSQL needs them), then every column's type (see
+//! [`super::decide`]), then the statements in the order they run: tables before the data;
+//! defaults, identities, generated columns, keys, indexes, foreign keys, checks, views and
+//! triggers after it. Each statement passes the same guard as a PostgreSQL archive's own
+//! before it is kept.
+
+use std::collections::HashMap;
+
+use ferry_archive::facts::{Facts, SqliteTableFacts};
+use ferry_archive::manifest::{Check, ForeignKey, SchemaObject};
+use ferry_archive::{Column, Manifest, Table};
+
+use super::{Conv, Decision, TablePlan, decide, leak, pg_names, shorten, translate_default, wider};
+use crate::{quote_ident, quote_qualified};
+
+/// One DDL statement of the plan.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// What it does, for messages.
+    pub what: String,
+    pub sql: String,
+    /// The archive id of the one table this statement creates or changes, when it touches
+    /// no other object: such a step may run while the table is still being staged.
+    pub table: Option<String>,
+    /// For a foreign key: the archive ids of the referencing and the referenced table.
+    pub foreign_key: Option<(String, String)>,
+}
+
+impl Step {
+    fn global(what: String, sql: String) -> Self {
+        Step {
+            what,
+            sql,
+            table: None,
+            foreign_key: None,
+        }
+    }
+
+    fn on(table: &Table, what: String, sql: String) -> Self {
+        Step {
+            what,
+            sql,
+            table: Some(table.id.clone()),
+            foreign_key: None,
+        }
+    }
+}
+
+/// Everything an import of a SQLite archive will do, decided from the prelude alone.
+#[derive(Debug, Default)]
+pub struct CrossPlan {
+    pub pre: Vec<Step>,
+    /// Post-data statements; each may fail and is then reported, not fatal.
+    pub post: Vec<Step>,
+    pub tables: HashMap<String, TablePlan>,
+    /// Conversions and renames, for the report and --dry-run.
+    pub notes: Vec<String>,
+    /// Objects that were not carried over, with the reason.
+    pub skipped: Vec<String>,
+    /// --strict findings: values that would not convert.
+    pub refusals: Vec<String>,
+}
+
+/// `foreign`: the target's other schemas (empty when not known, as for --dry-run); no
+/// statement may name anything in them.
+pub fn plan(m: &Manifest, schema: &str, strict: bool, foreign: &[String]) -> CrossPlan {
+    let mut pl = Planner::new(m, schema, strict);
+    pl.tables();
+    pl.keys();
+    pl.indexes();
+    pl.constraints();
+    pl.views_and_triggers();
+    pl.guard(foreign);
+    pl.p
+}
+
+/// The plan as it is built. Names and column decisions are fixed first, for the whole
+/// archive, because a statement of one table names the columns of another.
+struct Planner<'m> {
+    m: &'m Manifest,
+    schema: &'m str,
+    strict: bool,
+    /// SQLite table name → PostgreSQL table name.
+    table_names: HashMap<String, String>,
+    /// SQLite table name → (SQLite column name → PostgreSQL column name).
+    col_names: HashMap<String, HashMap<String, String>>,
+    /// (SQLite table, SQLite column) → its type and conversion.
+    decisions: HashMap<(String, String), Decision>,
+    /// The SQLite exporter's table facts; unreadable ones are reported and not used.
+    facts: HashMap<&'m str, SqliteTableFacts>,
+    /// Column defaults and generated columns, set after the data is in.
+    defaults: Vec<Step>,
+    generated: Vec<Step>,
+    p: CrossPlan,
+}
+
+impl<'m> Planner<'m> {
+    fn new(m: &'m Manifest, schema: &'m str, strict: bool) -> Self {
+        let mut p = CrossPlan::default();
+        p.pre.push(Step::global(
+            format!("schema {schema}"),
+            format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)),
+        ));
+        let table_names = pg_names(m.tables.iter().map(|t| t.name.as_str()));
+        for (orig, new) in &table_names {
+            if orig != new && orig.to_lowercase() != *new {
+                p.notes.push(format!("table {orig} renamed to {new}"));
+            }
+        }
+        let facts = m
+            .tables
+            .iter()
+            .map(|t| {
+                let f = SqliteTableFacts::read(&t.properties).unwrap_or_else(|e| {
+                    p.notes.push(format!(
+                        "table {}: its rowid alias and sqlite_sequence are unreadable ({e}); not carried",
+                        t.name
+                    ));
+                    SqliteTableFacts::default()
+                });
+                (t.name.as_str(), f)
+            })
+            .collect();
+        let mut pl = Planner {
+            m,
+            schema,
+            strict,
+            table_names,
+            col_names: HashMap::new(),
+            decisions: HashMap::new(),
+            facts,
+            defaults: Vec::new(),
+            generated: Vec::new(),
+            p,
+        };
+        pl.decide_all();
+        pl
+    }
+
+    /// Every column is decided before any statement, so that a foreign key column can take
+    /// the type of the column it references (an INTEGER PRIMARY KEY becomes bigint; its
+    /// references follow).
+    fn decide_all(&mut self) {
+        let m = self.m;
+        for t in &m.tables {
+            let alias = self.facts[t.name.as_str()].rowid_alias.as_deref();
+            for c in &t.columns {
+                self.decisions.insert(
+                    (t.name.clone(), c.name.clone()),
+                    decide(c, alias == Some(c.name.as_str()), self.strict),
+                );
+            }
+        }
+        for t in &m.tables {
+            for fk in &t.foreign_keys {
+                let ref_cols = self.referenced_columns(fk);
+                for (col, rc) in fk.columns.iter().zip(&ref_cols) {
+                    self.widen_to(&t.name, col, &fk.ref_table, rc);
+                }
+            }
+        }
+    }
+
+    /// The columns a foreign key references: its own list, else the referenced table's key.
+    fn referenced_columns(&self, fk: &ForeignKey) -> Vec<String> {
+        if !fk.ref_columns.is_empty() {
+            return fk.ref_columns.clone();
+        }
+        self.m
+            .tables
+            .iter()
+            .find(|r| r.name == fk.ref_table)
+            .and_then(|r| r.primary_key.as_ref())
+            .map(|k| k.columns.clone())
+            .unwrap_or_default()
+    }
+
+    /// An integer referencing column takes the wider of its own and the referenced type.
+    fn widen_to(&mut self, table: &str, col: &str, ref_table: &str, ref_col: &str) {
+        let key = (ref_table.to_owned(), ref_col.to_owned());
+        let Some(target) = self.decisions.get(&key).cloned() else {
+            return;
+        };
+        let Some(d) = self.decisions.get_mut(&(table.to_owned(), col.to_owned())) else {
+            return;
+        };
+        let ints = [Conv::Int2, Conv::Int4, Conv::Int8];
+        if ints.contains(&d.conv) && ints.contains(&target.conv) {
+            let (pg_type, conv) = wider(
+                (leak(&d.pg_type), d.conv),
+                (leak(&target.pg_type), target.conv),
+            );
+            d.pg_type = pg_type.to_owned();
+            d.conv = conv;
+        }
+    }
+
+    fn tname(&self, n: &str) -> String {
+        self.table_names
+            .get(n)
+            .cloned()
+            .unwrap_or_else(|| shorten(n))
+    }
+
+    /// A SQLite table's target, quoted and qualified.
+    fn target(&self, n: &str) -> String {
+        quote_qualified(self.schema, &self.tname(n))
+    }
+
+    /// CREATE TABLE for every table; defaults, identities and generated columns after the
+    /// data, in that order.
+    fn tables(&mut self) {
+        let m = self.m;
+        for t in &m.tables {
+            self.table(t);
+        }
+        let defaults = std::mem::take(&mut self.defaults);
+        self.p.post.splice(0..0, defaults);
+        let generated = std::mem::take(&mut self.generated);
+        self.p.post.extend(generated);
+    }
+
+    fn table(&mut self, t: &Table) {
+        let target = self.target(&t.name);
+        let cols = pg_names(t.columns.iter().map(|c| c.name.as_str()));
+        let alias = self.facts[t.name.as_str()].rowid_alias.clone();
+        let data_fields = t.data_fields();
+        if t.kind == "virtual" {
+            self.p.skipped.push(format!(
+                "virtual table {}: its full-text or spatial index is not recreated; its columns are loaded as a plain table",
+                t.name
+            ));
+        }
+        if t.rowid.is_some() {
+            self.p.notes.push(format!(
+                "table {}: SQLite rowids are not kept (no INTEGER PRIMARY KEY; PostgreSQL has no rowid)",
+                t.name
+            ));
+        }
+        let mut defs = Vec::new();
+        let mut fields = Vec::new();
+        for c in &t.columns {
+            let col = cols[&c.name].clone();
+            let d = self.decisions[&(t.name.clone(), c.name.clone())].clone();
+            if let Some(n) = &d.note {
+                self.p.notes.push(format!("{}.{}: {n}", t.name, c.name));
+            }
+            if self.strict {
+                for ex in &d.misfits {
+                    self.p
+                        .refusals
+                        .push(format!("table {}, column {}, {ex}", t.name, c.name));
+                }
+            }
+            if c.generated.is_some() {
+                self.generated_column(t, c, &col, &cols, &d);
+                continue;
+            }
+            if !col.eq_ignore_ascii_case(&c.name) {
+                self.p
+                    .notes
+                    .push(format!("column {}.{} renamed to {col}", t.name, c.name));
+            }
+            let is_alias = alias.as_deref() == Some(c.name.as_str());
+            defs.push(self.column_def(t, c, &col, &d, is_alias));
+            if let Some(i) = data_fields.iter().position(|(n, _)| *n == c.name) {
+                fields.push((i, quote_ident(&col), d.conv));
+            }
+        }
+        self.p.pre.push(Step::on(
+            t,
+            format!("table {}", t.name),
+            format!("CREATE TABLE {target} (\n    {}\n)", defs.join(",\n    ")),
+        ));
+        self.p.tables.insert(
+            t.id.clone(),
+            TablePlan {
+                target: target.clone(),
+                schema: self.schema.to_owned(),
+                name: self.tname(&t.name),
+                fields,
+            },
+        );
+        self.col_names.insert(t.name.clone(), cols);
+        if let Some(a) = &alias {
+            let step = self.identity(t, a);
+            self.p.post.push(step);
+        }
+    }
+
+    /// One column's definition; its default, when it translates, is set after the data.
+    fn column_def(
+        &mut self,
+        t: &Table,
+        c: &Column,
+        col: &str,
+        d: &Decision,
+        alias: bool,
+    ) -> String {
+        let mut def = format!("{} {}", quote_ident(col), d.pg_type);
+        if alias {
+            def.push_str(" GENERATED BY DEFAULT AS IDENTITY");
+        } else if let Some(dflt) = &c.default {
+            // Set after the table exists, each behind its own savepoint: a default that
+            // PostgreSQL refuses for the column's type is reported, not fatal.
+            match translate_default(dflt, &d.pg_type, d.conv) {
+                Some(x) => self.defaults.push(Step::on(
+                    t,
+                    format!("default of {}.{} ({dflt})", t.name, c.name),
+                    format!(
+                        "ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {x}",
+                        self.target(&t.name),
+                        quote_ident(col)
+                    ),
+                )),
+                None => self.p.skipped.push(format!(
+                    "default of {}.{} ({dflt}) does not translate; dropped",
+                    t.name, c.name
+                )),
+            }
+        }
+        if !c.nullable {
+            def.push_str(" NOT NULL");
+        }
+        def
+    }
+
+    /// A generated column is recomputed by PostgreSQL once the rows are in (added last, so
+    /// it is the table's last column); reported if the expression does not translate.
+    fn generated_column(
+        &mut self,
+        t: &Table,
+        c: &Column,
+        col: &str,
+        cols: &HashMap<String, String>,
+        d: &Decision,
+    ) {
+        let Some(g) = &c.generated else { return };
+        let ty = if d.pg_type == "text" && c.hint.is_none() {
+            "text"
+        } else {
+            d.pg_type.as_str()
+        };
+        let what = format!("generated column {}.{}", t.name, c.name);
+        let renames = Renames::new(
+            cols.iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .chain(self.table_names.iter().map(|(k, v)| (k.clone(), v.clone()))),
+        );
+        let names: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
+        let ctx = ferry_sql::translate::Context {
+            rename: &|n| renames.get(n),
+            columns: Some(&names),
+            bools: &[],
+        };
+        match ferry_sql::translate::expr_to_pg(&g.expression, &what, &ctx) {
+            Ok(expr) => self.generated.push(Step::on(
+                t,
+                what,
+                format!(
+                    "ALTER TABLE {} ADD COLUMN {} {ty} GENERATED ALWAYS AS ({expr}) STORED",
+                    self.target(&t.name),
+                    quote_ident(col),
+                ),
+            )),
+            Err(e) => self.p.skipped.push(format!("{e}; the column was left out")),
+        }
+    }
+
+    /// The identity of a rowid alias continues after the highest key or sqlite_sequence.
+    fn identity(&self, t: &Table, alias: &str) -> Step {
+        let target = self.target(&t.name);
+        let pg_col = &self.col_names[&t.name][alias];
+        let col = quote_ident(pg_col);
+        let seq = self.facts[t.name.as_str()].sqlite_sequence.unwrap_or(0);
+        Step::global(
+            format!("identity of {}.{alias}", t.name),
+            format!(
+                "SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence({}, {}), greatest(v, 1), v > 0) FROM (SELECT greatest(coalesce(max({col}), 0), {seq}) AS v FROM {target}) s",
+                crate::catalog::quote_literal(&target),
+                crate::catalog::quote_literal(pg_col)
+            ),
+        )
+    }
+
+    /// A SQLite table's columns as their PostgreSQL names, quoted, for a column list.
+    fn qcols(&self, t: &str, cols: &[String]) -> String {
+        cols.iter()
+            .map(|c| {
+                quote_ident(
+                    self.col_names
+                        .get(t)
+                        .and_then(|m| m.get(c))
+                        .map(String::as_str)
+                        .unwrap_or(c),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Primary keys and unique constraints.
+    fn keys(&mut self) {
+        let m = self.m;
+        for t in &m.tables {
+            if let Some(pk) = &t.primary_key {
+                let step = Step::on(
+                    t,
+                    format!("primary key of {}", t.name),
+                    format!(
+                        "ALTER TABLE {} ADD PRIMARY KEY ({})",
+                        self.target(&t.name),
+                        self.qcols(&t.name, &pk.columns)
+                    ),
+                );
+                self.p.post.push(step);
+            }
+            for u in &t.unique {
+                self.unique(t, &u.columns);
+            }
+        }
+    }
+
+    fn unique(&mut self, t: &Table, columns: &[String]) {
+        let target = self.target(&t.name);
+        let nocase: Vec<&Column> = t
+            .columns
+            .iter()
+            .filter(|c| columns.contains(&c.name) && is_nocase(c))
+            .collect();
+        if nocase.is_empty() {
+            let step = Step::on(
+                t,
+                format!("unique constraint on {}", t.name),
+                format!(
+                    "ALTER TABLE {target} ADD UNIQUE ({})",
+                    self.qcols(&t.name, columns)
+                ),
+            );
+            self.p.post.push(step);
+            return;
+        }
+        // UNIQUE on a NOCASE column compares case-insensitively in SQLite: a unique
+        // index on lower(column) keeps that here (a constraint cannot hold expressions).
+        let keys: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                let q = self.qcols(&t.name, std::slice::from_ref(c));
+                if nocase.iter().any(|n| &n.name == c) {
+                    format!("(lower({q}))")
+                } else {
+                    q
+                }
+            })
+            .collect();
+        let name = shorten(&format!(
+            "{}_{}_key",
+            self.tname(&t.name),
+            columns.join("_").to_lowercase()
+        ));
+        self.p.notes.push(format!(
+            "unique constraint on {}({}): NOCASE, so it becomes a unique index on lower(...)",
+            t.name,
+            columns.join(", ")
+        ));
+        self.p.post.push(Step::on(
+            t,
+            format!("unique constraint on {}", t.name),
+            format!(
+                "CREATE UNIQUE INDEX {} ON {target} ({})",
+                quote_ident(&name),
+                keys.join(", ")
+            ),
+        ));
+    }
+
+    /// SQLite spells booleans 0 and 1; PostgreSQL compares a boolean only with true/false.
+    /// A table's own boolean columns for its checks and indexes; all of them for views.
+    fn bools_of(&self, table: Option<&str>) -> Vec<String> {
+        self.decisions
+            .iter()
+            .filter(|((t, _), d)| d.conv == Conv::Bool && table.is_none_or(|x| x == t))
+            .filter_map(|((t, c), _)| self.col_names.get(t)?.get(c).cloned())
+            .collect()
+    }
+
+    /// SQLite names in a table's expressions → the names its columns and the tables have here.
+    fn renames_of(&self, t: &str) -> Renames {
+        Renames::new(
+            self.col_names
+                .get(t)
+                .into_iter()
+                .flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())))
+                .chain(self.table_names.iter().map(|(k, v)| (k.clone(), v.clone()))),
+        )
+    }
+
+    /// Every table and column name, for views and triggers that may name any of them.
+    fn all_renames(&self) -> Renames {
+        Renames::new(
+            self.table_names
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .chain(
+                    self.col_names
+                        .values()
+                        .flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone()))),
+                ),
+        )
+    }
+
+    fn table_named(&self, t: &str) -> Option<&'m Table> {
+        self.m.tables.iter().find(|x| x.name == t)
+    }
+
+    fn columns_of(&self, t: &str) -> Vec<String> {
+        self.table_named(t)
+            .map(|x| x.columns.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn nocase_of(&self, t: &str) -> Vec<String> {
+        self.table_named(t)
+            .map(|x| {
+                x.columns
+                    .iter()
+                    .filter(|c| is_nocase(c))
+                    .map(|c| c.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn indexes(&mut self) {
+        let m = self.m;
+        for o in m.objects.iter().filter(|o| o.kind == "index") {
+            let Some(table) = m
+                .tables
+                .iter()
+                .find(|t| Some(t.name.as_str()) == o.table.as_deref())
+            else {
+                self.p
+                    .skipped
+                    .push(format!("index {}: its table is not in the archive", o.name));
+                continue;
+            };
+            self.index(o, table);
+        }
+    }
+
+    fn index(&mut self, o: &SchemaObject, table: &Table) {
+        let renames = self.renames_of(&table.name);
+        let cols = self.columns_of(&table.name);
+        let bools = self.bools_of(Some(&table.name));
+        let ctx = ferry_sql::translate::Context {
+            rename: &|n| renames.get(n),
+            columns: Some(&cols),
+            bools: &bools,
+        };
+        let what = format!("index {}", o.name);
+        let parsed = ferry_sql::translate::index_to_pg(
+            o.definition.as_deref().unwrap_or(""),
+            &what,
+            &ctx,
+            &self.nocase_of(&table.name),
+        );
+        match parsed {
+            Ok(ix) if ix.table.eq_ignore_ascii_case(&table.name) => {
+                let mut sql = format!(
+                    "CREATE {}INDEX {} ON {} ({})",
+                    if ix.unique { "UNIQUE " } else { "" },
+                    quote_ident(&shorten(&o.name.to_lowercase())),
+                    self.target(&table.name),
+                    ix.keys.join(", ")
+                );
+                if let Some(w) = &ix.predicate {
+                    sql.push_str(&format!(" WHERE {w}"));
+                }
+                if ix.keys.iter().any(|k| k.starts_with("(lower(")) {
+                    self.p.notes.push(format!(
+                        "{what}: COLLATE NOCASE keys become lower(...), so it stays case-insensitive"
+                    ));
+                }
+                self.p.post.push(Step::on(table, what, sql));
+            }
+            Ok(ix) => self.p.skipped.push(format!(
+                "{what}: its definition is on table {}, not {}; refused",
+                ix.table, table.name
+            )),
+            Err(e) => self
+                .p
+                .skipped
+                .push(format!("{e}; the index was not created")),
+        }
+    }
+
+    /// Foreign keys and checks, table by table.
+    fn constraints(&mut self) {
+        let m = self.m;
+        for t in &m.tables {
+            self.foreign_keys(t);
+            for (i, ck) in t.checks.iter().enumerate() {
+                self.check(t, i, ck);
+            }
+        }
+    }
+
+    fn foreign_keys(&mut self, t: &Table) {
+        let target = self.target(&t.name);
+        let mut used = std::collections::HashSet::new();
+        for fk in &t.foreign_keys {
+            let base = format!("{}_{}_fkey", self.tname(&t.name), fk.columns.join("_"));
+            let mut name = shorten(&base);
+            let mut n = 1;
+            while !used.insert(name.clone()) {
+                name = shorten(&format!("{base}{n}"));
+                n += 1;
+            }
+            let refs = if fk.ref_columns.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", self.qcols(&fk.ref_table, &fk.ref_columns))
+            };
+            let mut step = Step::global(
+                format!("foreign key {name}"),
+                format!(
+                    "ALTER TABLE {target} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {}{refs} ON UPDATE {} ON DELETE {}",
+                    quote_ident(&name),
+                    self.qcols(&t.name, &fk.columns),
+                    self.target(&fk.ref_table),
+                    fk.on_update,
+                    fk.on_delete
+                ),
+            );
+            step.foreign_key = self
+                .table_named(&fk.ref_table)
+                .map(|r| (t.id.clone(), r.id.clone()));
+            self.p.post.push(step);
+        }
+    }
+
+    fn check(&mut self, t: &Table, i: usize, ck: &Check) {
+        let name = ck
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}_check{}", self.tname(&t.name), i + 1));
+        let what = format!("check {name} on {}", t.name);
+        let renames = self.renames_of(&t.name);
+        let cols = self.columns_of(&t.name);
+        let bools = self.bools_of(Some(&t.name));
+        let ctx = ferry_sql::translate::Context {
+            rename: &|n| renames.get(n),
+            columns: Some(&cols),
+            bools: &bools,
+        };
+        match ferry_sql::translate::expr_to_pg(&ck.expression, &what, &ctx) {
+            Ok(expr) => {
+                let step = Step::on(
+                    t,
+                    what,
+                    format!(
+                        "ALTER TABLE {} ADD CONSTRAINT {} CHECK ({expr})",
+                        self.target(&t.name),
+                        quote_ident(&shorten(&name)),
+                    ),
+                );
+                self.p.post.push(step);
+            }
+            Err(e) => self
+                .p
+                .skipped
+                .push(format!("{e}; the check was not created")),
+        }
+    }
+
+    fn views_and_triggers(&mut self) {
+        let m = self.m;
+        let renames = self.all_renames();
+        for o in &m.objects {
+            match o.kind.as_str() {
+                "view" => self.view(o, &renames),
+                "trigger" => self.trigger(o, &renames),
+                _ => {}
+            }
+        }
+    }
+
+    fn view(&mut self, o: &SchemaObject, renames: &Renames) {
+        let what = format!("view {}", o.name);
+        let bools = self.bools_of(None);
+        let ctx = ferry_sql::translate::Context {
+            rename: &|n| renames.get(n),
+            columns: None,
+            bools: &bools,
+        };
+        match ferry_sql::translate::view_to_pg(o.definition.as_deref().unwrap_or(""), &what, &ctx) {
+            Ok((columns, body)) => self.p.post.push(Step::global(
+                what,
+                format!(
+                    "CREATE VIEW {}{} AS {body}",
+                    quote_qualified(self.schema, &shorten(&o.name.to_lowercase())),
+                    if columns.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", columns.join(", "))
+                    },
+                ),
+            )),
+            Err(e) => self
+                .p
+                .skipped
+                .push(format!("{e}; the view was not created")),
+        }
+    }
+
+    fn trigger(&mut self, o: &SchemaObject, renames: &Renames) {
+        let bools = self.bools_of(o.table.as_deref());
+        let ctx = ferry_sql::translate::Context {
+            rename: &|n| renames.get(n),
+            columns: None,
+            bools: &bools,
+        };
+        let m = self.m;
+        let key_of = |t: &str| -> Vec<String> {
+            m.tables
+                .iter()
+                .find(|x| x.name.eq_ignore_ascii_case(t))
+                .and_then(|x| x.primary_key.as_ref())
+                .map(|k| k.columns.clone())
+                .unwrap_or_default()
+        };
+        let what = format!("trigger {}", o.name);
+        let translated = ferry_sql::trigger::sqlite_trigger(
+            o.definition.as_deref().unwrap_or(""),
+            &what,
+            &ctx,
+            &key_of,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|trig| {
+            plpgsql_trigger(
+                &trig,
+                self.schema,
+                &|n| self.tname(n),
+                &|t, c| {
+                    let d = self.decisions.get(&(t.to_owned(), c.to_owned()))?;
+                    let pg = self.col_names.get(t)?.get(c)?.clone();
+                    Some((pg, d.pg_type.clone(), d.conv))
+                },
+                &|t| {
+                    m.tables
+                        .iter()
+                        .find(|x| x.name.eq_ignore_ascii_case(t))
+                        .map(|x| {
+                            (
+                                x.name.clone(),
+                                x.columns.iter().map(|c| c.name.clone()).collect(),
+                            )
+                        })
+                },
+            )
+        });
+        match translated {
+            Ok((function, trigger, shape)) => {
+                self.p.notes.push(format!(
+                    "{what}: translated to a PL/pgSQL trigger ({shape})"
+                ));
+                self.p
+                    .post
+                    .push(Step::global(format!("{what} (its function)"), function));
+                self.p.post.push(Step::global(what, trigger));
+            }
+            Err(why) => self
+                .p
+                .skipped
+                .push(format!("{why}; recreate it as a PL/pgSQL trigger")),
+        }
+    }
+
+    /// Whatever the archive's text became, no statement reaches outside the target schema
+    /// or calls a server function that touches files, sessions or settings.
+    fn guard(&mut self, foreign: &[String]) {
+        let allowed = vec![self.schema.to_owned()];
+        let mut refused = Vec::new();
+        for steps in [&mut self.p.pre, &mut self.p.post] {
+            steps.retain(|step| {
+                match ferry_sql::check::check_pg_statement(&step.sql, &step.what, &allowed, foreign)
+                {
+                    Ok(()) => true,
+                    Err(e) => {
+                        refused.push(format!("{e}; refused, not created"));
+                        false
+                    }
+                }
+            });
+        }
+        self.p.skipped.extend(refused);
+    }
+}
+
+fn is_nocase(c: &Column) -> bool {
+    c.collation
+        .as_deref()
+        .is_some_and(|k| k.eq_ignore_ascii_case("NOCASE"))
+}
+
+/// What a SQLite column became: (PostgreSQL name, type, conversion).
+type ColumnFacts<'a> = dyn Fn(&str, &str) -> Option<(String, String, Conv)> + 'a;
+/// A SQLite table's exact name and its columns, by a name written in any case.
+type TableColumns<'a> = dyn Fn(&str) -> Option<(String, Vec<String>)> + 'a;
+
+/// A recognised SQLite trigger as a PL/pgSQL function and the trigger that calls it:
+/// (CREATE FUNCTION, CREATE TRIGGER, the shape's name). Every value is translated for its
+/// target column's type, as a default would be.
+fn plpgsql_trigger(
+    trig: &ferry_sql::trigger::Trigger,
+    schema: &str,
+    tname: &dyn Fn(&str) -> String,
+    column: &ColumnFacts<'_>,
+    table_columns: &TableColumns<'_>,
+) -> Result<(String, String, &'static str), String> {
+    use ferry_sql::trigger::Action;
+    let what = format!("trigger {}", trig.name);
+    let (table, _) = table_columns(&trig.table)
+        .ok_or_else(|| format!("{what}: its table {} is not in the archive", trig.table))?;
+    let value = |t: &str, c: &str, expr: &str| -> Result<(String, String), String> {
+        let (pg, pg_type, conv) =
+            column(t, c).ok_or_else(|| format!("{what}: column {t}.{c} is not in the archive"))?;
+        let v = translate_default(expr, &pg_type, conv)
+            .ok_or_else(|| format!("{what}: {expr} does not translate"))?;
+        Ok((pg, v))
+    };
+    let finish = "IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;\n  RETURN NEW;";
+    let (body, shape) = match &trig.action {
+        Action::Touch(sets) => {
+            let mut lines = Vec::new();
+            for (c, expr) in sets {
+                let (pg, v) = value(&table, c, expr)?;
+                lines.push(format!("NEW.{} := {v};", quote_ident(&pg)));
+            }
+            lines.push("RETURN NEW;".into());
+            (
+                lines.join("\n  "),
+                "sets columns of the updated row before it is written",
+            )
+        }
+        Action::Audit(inserts) => {
+            let mut lines = Vec::new();
+            for i in inserts {
+                let (target, all) = table_columns(&i.table)
+                    .ok_or_else(|| format!("{what}: table {} is not in the archive", i.table))?;
+                let cols = i.columns.clone().unwrap_or(all);
+                if cols.len() != i.values.len() {
+                    return Err(format!(
+                        "{what}: {} values for {} columns",
+                        i.values.len(),
+                        cols.len()
+                    ));
+                }
+                let mut names = Vec::new();
+                let mut values = Vec::new();
+                for (c, expr) in cols.iter().zip(&i.values) {
+                    let (pg, v) = value(&target, c, expr)?;
+                    names.push(quote_ident(&pg));
+                    values.push(v);
+                }
+                lines.push(format!(
+                    "INSERT INTO {} ({}) VALUES ({});",
+                    quote_qualified(schema, &tname(&target)),
+                    names.join(", "),
+                    values.join(", ")
+                ));
+            }
+            lines.push(if trig.timing == "AFTER" {
+                "RETURN NULL;".into()
+            } else {
+                finish.into()
+            });
+            (lines.join("\n  "), "inserts into another table")
+        }
+        Action::Guard { condition, message } => {
+            let act = match message {
+                Some(m) => format!(
+                    "RAISE EXCEPTION USING MESSAGE = {}",
+                    crate::catalog::quote_literal(m)
+                ),
+                None => "RETURN NULL".into(),
+            };
+            let guard = match condition {
+                Some(c) => format!("IF {c} THEN\n    {act};\n  END IF;"),
+                None => format!("{act};"),
+            };
+            let end = if trig.timing == "AFTER" {
+                "RETURN NULL;"
+            } else {
+                finish
+            };
+            (format!("{guard}\n  {end}"), "a RAISE guard")
+        }
+    };
+    let mut tag = "ferry".to_owned();
+    while body.contains(&format!("${tag}$")) {
+        tag.push('_');
+    }
+    let function = quote_qualified(
+        schema,
+        &shorten(&format!("{}_{}", tname(&table), trig.name.to_lowercase())),
+    );
+    let create_function = format!(
+        "CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS ${tag}$\nBEGIN\n  {body}\nEND\n${tag}$"
+    );
+    let create_trigger = format!(
+        "CREATE TRIGGER {} {} {} ON {} FOR EACH ROW{} EXECUTE FUNCTION {function}()",
+        quote_ident(&shorten(&trig.name.to_lowercase())),
+        trig.timing,
+        trig.events.join(" OR "),
+        quote_qualified(schema, &tname(&table)),
+        trig.when
+            .as_ref()
+            .map(|w| format!(" WHEN ({w})"))
+            .unwrap_or_default()
+    );
+    Ok((create_function, create_trigger, shape))
+}
+
+/// SQLite names and the PostgreSQL names they became, looked up as the translation of an
+/// expression needs them: exact name first, then case-insensitively, else lower-cased as
+/// PostgreSQL folds an unquoted name.
+struct Renames {
+    exact: HashMap<String, String>,
+    folded: HashMap<String, String>,
+}
+
+impl Renames {
+    fn new(pairs: impl Iterator<Item = (String, String)>) -> Self {
+        let mut exact = HashMap::new();
+        let mut folded = HashMap::new();
+        for (k, v) in pairs {
+            folded.entry(k.to_lowercase()).or_insert_with(|| v.clone());
+            exact.insert(k, v);
+        }
+        Renames { exact, folded }
+    }
+
+    fn get(&self, name: &str) -> String {
+        self.exact
+            .get(name)
+            .or_else(|| self.folded.get(&name.to_lowercase()))
+            .cloned()
+            .unwrap_or_else(|| name.to_lowercase())
+    }
+}
+
+/// Tables the archive names, for conflict checks: (schema, table) in the target.
+pub fn target_tables(m: &Manifest, schema: &str) -> Vec<String> {
+    let names = pg_names(m.tables.iter().map(|t| t.name.as_str()));
+    m.tables
+        .iter()
+        .map(|t| quote_qualified(schema, &names[&t.name]))
+        .collect()
+}
