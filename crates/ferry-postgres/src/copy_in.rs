@@ -1,29 +1,46 @@
 //! The one loop that streams an archive part into `COPY ... FROM STDIN (FORMAT binary)`:
 //! header, rows batch by batch in ~1 MiB messages, trailer, and a check that the server
-//! took every row. Callers only say how a batch's rows are encoded.
+//! took every row. Callers only say, per field, how its values are encoded: as the
+//! PostgreSQL wire form the exporter read ([`Encoder`]), or as a SQLite value through its
+//! conversion ([`Conv::put`]). Every value error names the table, column, row and the row's
+//! key, whichever import mode loads it.
 
-use arrow_array::RecordBatch;
+use arrow_array::{ArrayRef, RecordBatch};
 use bytes::{Bytes, BytesMut};
-use ferry_archive::PartData;
+use ferry_archive::{LogicalType, PartData, Table};
 use futures_util::SinkExt;
 use tokio_postgres::Client;
 
 use crate::error::{Ctx, PgError};
-use crate::pgbinary::put_header;
+use crate::from_sqlite::{self, Conv};
+use crate::pgbinary::{Encoder, put_header};
+use crate::types::Wire;
+
+/// How one archive field becomes one COPY field.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FieldEnc {
+    /// A SQLite value, through its conversion.
+    Sqlite(Conv),
+    /// A PostgreSQL archive's value, in this wire form.
+    Native(Wire),
+}
 
 /// Rows encoded between checks of the message buffer.
 const SLICE_ROWS: usize = 1024;
 
-/// Streams `part` into `sql` (a `COPY ... FROM STDIN (FORMAT binary)`). `encode(batch,
-/// rows_before, buf)` appends every row of the batch, field count included.
+/// Streams `part` of `table` into `sql` (a `COPY ... FROM STDIN (FORMAT binary)` into
+/// `target`, which names it in messages), one COPY field per entry of `fields`: (the
+/// archive's data field index, its encoding).
 pub(crate) async fn copy_part(
     client: &Client,
     sql: &str,
     target: &str,
+    table: &Table,
+    fields: &[(usize, FieldEnc)],
     part: &impl PartData,
     batch_rows: usize,
-    mut encode: impl FnMut(&RecordBatch, u64, &mut BytesMut) -> Result<(), PgError>,
 ) -> Result<u64, PgError> {
+    let data = table.data_fields();
     let sink = client
         .copy_in::<_, Bytes>(sql)
         .await
@@ -40,7 +57,14 @@ pub(crate) async fn copy_part(
         let mut offset = 0;
         while offset < batch.num_rows() {
             let len = (batch.num_rows() - offset).min(SLICE_ROWS);
-            encode(&batch.slice(offset, len), rows, &mut buf)?;
+            let rows_of = Rows {
+                target,
+                table,
+                data: &data,
+                batch: &batch.slice(offset, len),
+                before: rows,
+            };
+            rows_of.encode(fields, &mut buf)?;
             rows += len as u64;
             offset += len;
             if buf.len() >= 1 << 20 {
@@ -68,7 +92,70 @@ pub(crate) async fn copy_part(
     Ok(rows)
 }
 
-/// The field count that starts every row.
-pub(crate) fn put_field_count(buf: &mut BytesMut, n: usize) {
-    buf.extend_from_slice(&(n as i16).to_be_bytes());
+/// A slice of a part's rows, with what its errors name.
+struct Rows<'a> {
+    target: &'a str,
+    table: &'a Table,
+    /// The table's data fields: (name, logical type).
+    data: &'a [(String, LogicalType)],
+    batch: &'a RecordBatch,
+    /// Rows of the part before this slice, so errors give the row's number in the part.
+    before: u64,
+}
+
+/// One field's encoder for one slice.
+enum Writer<'a> {
+    Native(Encoder<'a>),
+    Sqlite {
+        array: &'a ArrayRef,
+        logical: &'a LogicalType,
+        conv: Conv,
+    },
+}
+
+impl Rows<'_> {
+    fn value_error(&self, field: usize, r: usize, reason: String) -> PgError {
+        PgError::Value {
+            table: self.target.to_owned(),
+            column: self.data[field].0.clone(),
+            row: self.before + r as u64 + 1,
+            reason: ferry_archive::rowkey::with_key(reason, self.table, self.batch, r),
+        }
+    }
+
+    /// The one COPY row loop: every row of the slice, field count first.
+    fn encode(&self, fields: &[(usize, FieldEnc)], buf: &mut BytesMut) -> Result<(), PgError> {
+        let writers = fields
+            .iter()
+            .map(|&(i, enc)| {
+                let (array, logical) = (self.batch.column(i), &self.data[i].1);
+                Ok(match enc {
+                    FieldEnc::Native(w) => Writer::Native(
+                        Encoder::new(array, w, logical).map_err(|e| self.value_error(i, 0, e))?,
+                    ),
+                    FieldEnc::Sqlite(conv) => Writer::Sqlite {
+                        array,
+                        logical,
+                        conv,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, PgError>>()?;
+        let count = (fields.len() as i16).to_be_bytes();
+        for r in 0..self.batch.num_rows() {
+            buf.extend_from_slice(&count);
+            for (&(i, _), w) in fields.iter().zip(&writers) {
+                match w {
+                    Writer::Native(e) => e.put(r, buf),
+                    Writer::Sqlite {
+                        array,
+                        logical,
+                        conv,
+                    } => from_sqlite::value_at(array, logical, r).and_then(|v| conv.put(v, buf)),
+                }
+                .map_err(|reason| self.value_error(i, r, reason))?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -16,18 +16,11 @@ use ferry_archive::{Manifest, Part, Table};
 use tokio_postgres::Client;
 
 use crate::catalog;
-use crate::copy_in::{copy_part, put_field_count};
+use crate::copy_in::{FieldEnc, copy_part};
 use crate::error::{Ctx, PgError, RowExt};
-use crate::from_sqlite::{self, Conv};
-use crate::pgbinary::Encoder;
-use crate::types::{self, Wire};
+use crate::from_sqlite;
+use crate::types;
 use crate::{quote_ident, quote_qualified};
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum FieldEnc {
-    Sqlite(Conv),
-    Native(Wire),
-}
 
 pub(crate) struct DoTable {
     target: String,
@@ -326,52 +319,8 @@ pub(crate) async fn load_part(
         t.staging,
         cols.join(", ")
     );
-    let data = table.data_fields();
-    copy_part(
-        client,
-        &sql,
-        &t.target,
-        part,
-        batch_rows,
-        |batch, before, buf| {
-            let value_error = |i: usize, r: usize, reason: String| PgError::Value {
-                table: t.target.clone(),
-                column: data[i].0.clone(),
-                row: before + r as u64 + 1,
-                reason: ferry_archive::rowkey::with_key(reason, table, batch, r),
-            };
-            let encoders: Vec<Option<Encoder<'_>>> = t
-                .fields
-                .iter()
-                .map(|(i, _, enc)| match enc {
-                    FieldEnc::Native(w) => Encoder::new(batch.column(*i), *w, &data[*i].1)
-                        .map(Some)
-                        .map_err(|reason| value_error(*i, 0, reason)),
-                    FieldEnc::Sqlite(_) => Ok(None),
-                })
-                .collect::<Result<_, _>>()?;
-            for r in 0..batch.num_rows() {
-                put_field_count(buf, t.fields.len());
-                for ((i, _, enc), e) in t.fields.iter().zip(&encoders) {
-                    match (enc, e) {
-                        (FieldEnc::Sqlite(conv), _) => {
-                            from_sqlite::value_at(batch.column(*i), &data[*i].1, r)
-                                .and_then(|v| conv.put(v, buf))
-                                .map_err(|reason| value_error(*i, r, reason))?
-                        }
-                        (FieldEnc::Native(_), Some(e)) => {
-                            e.put(r, buf).map_err(|reason| value_error(*i, r, reason))?
-                        }
-                        (FieldEnc::Native(_), None) => {
-                            return Err(value_error(*i, r, "no encoder for this field".into()));
-                        }
-                    }
-                }
-            }
-            Ok(())
-        },
-    )
-    .await
+    let fields: Vec<(usize, FieldEnc)> = t.fields.iter().map(|(i, _, e)| (*i, *e)).collect();
+    copy_part(client, &sql, &t.target, table, &fields, part, batch_rows).await
 }
 
 /// Moves the staged rows into the real tables, parents first, then advances every identity

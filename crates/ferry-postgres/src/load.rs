@@ -10,10 +10,9 @@ use ferry_archive::{LogicalType, PartData, Table};
 use tokio_postgres::Client;
 
 use crate::catalog::{self, RawType};
-use crate::copy_in::{copy_part, put_field_count};
+use crate::copy_in::{FieldEnc, copy_part};
 use crate::error::{Ctx, PgError, RowExt};
-use crate::from_sqlite::{self, TablePlan};
-use crate::pgbinary::Encoder;
+use crate::from_sqlite::TablePlan;
 use crate::quote_ident;
 use crate::types::{self, Wire};
 
@@ -147,33 +146,12 @@ impl Copier {
             Copier::Cross(plan) => {
                 let cols: Vec<&str> = plan.fields.iter().map(|(_, c, _)| c.as_str()).collect();
                 let sql = format!("COPY {into} ({}) FROM STDIN ({options})", cols.join(", "));
-                let fields = table.data_fields();
-                copy_part(
-                    client,
-                    &sql,
-                    &plan.target,
-                    part,
-                    batch_rows,
-                    |batch, before, buf| {
-                        for r in 0..batch.num_rows() {
-                            put_field_count(buf, plan.fields.len());
-                            for (i, _, conv) in &plan.fields {
-                                from_sqlite::value_at(batch.column(*i), &fields[*i].1, r)
-                                    .and_then(|v| conv.put(v, buf))
-                                    .map_err(|reason| PgError::Value {
-                                        table: table.name.clone(),
-                                        column: fields[*i].0.clone(),
-                                        row: before + r as u64 + 1,
-                                        reason: ferry_archive::rowkey::with_key(
-                                            reason, table, batch, r,
-                                        ),
-                                    })?;
-                            }
-                        }
-                        Ok(())
-                    },
-                )
-                .await
+                let fields: Vec<(usize, FieldEnc)> = plan
+                    .fields
+                    .iter()
+                    .map(|(i, _, conv)| (*i, FieldEnc::Sqlite(*conv)))
+                    .collect();
+                copy_part(client, &sql, &plan.target, table, &fields, part, batch_rows).await
             }
         }
     }
@@ -209,40 +187,12 @@ async fn copy_same(
         "COPY {copy_into} ({}) FROM STDIN ({options})",
         plan.columns.join(", ")
     );
-    let fields = table.data_fields();
-    let rows = copy_part(
-        client,
-        &sql,
-        &plan.name,
-        part,
-        batch_rows,
-        |batch, before, buf| {
-            let value_error = |j: usize, r: u64, reason: String| PgError::Value {
-                table: plan.name.clone(),
-                column: fields[j].0.clone(),
-                row: before + r + 1,
-                reason: ferry_archive::rowkey::with_key(reason, table, batch, r as usize),
-            };
-            let encoders: Vec<Encoder<'_>> = batch
-                .columns()
-                .iter()
-                .zip(&fields)
-                .zip(&wires)
-                .enumerate()
-                .map(|(j, ((a, (_, lt)), w))| {
-                    Encoder::new(a, *w, lt).map_err(|e| value_error(j, 0, e))
-                })
-                .collect::<Result<_, _>>()?;
-            for r in 0..batch.num_rows() {
-                put_field_count(buf, encoders.len());
-                for (j, e) in encoders.iter().enumerate() {
-                    e.put(r, buf).map_err(|e| value_error(j, r as u64, e))?;
-                }
-            }
-            Ok(())
-        },
-    )
-    .await?;
+    let fields: Vec<(usize, FieldEnc)> = wires
+        .into_iter()
+        .enumerate()
+        .map(|(j, w)| (j, FieldEnc::Native(w)))
+        .collect();
+    let rows = copy_part(client, &sql, &plan.name, table, &fields, part, batch_rows).await?;
     if let Some(stage) = &plan.text_stage {
         client
             .batch_execute(&format!(
