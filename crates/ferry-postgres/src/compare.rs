@@ -2,6 +2,7 @@
 //! content digest of every table, recomputed from the live database with the exporter's own
 //! `COPY`, inside one snapshot; plus every sequence's value.
 
+use ferry_archive::sqlite_value::SqliteColumn;
 use ferry_archive::{Manifest, PartData};
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -157,12 +158,25 @@ fn compare_from_sqlite(
             let mut row = BytesMut::new();
             for batch in part.batches(16_384)? {
                 let batch = batch?;
+                let columns = fields
+                    .iter()
+                    .map(|(i, _, _)| SqliteColumn::new(batch.column(*i), &data[*i].1))
+                    .collect::<Result<Vec<_>, String>>();
+                let columns = match columns {
+                    Ok(c) => c,
+                    Err(e) => {
+                        self.error
+                            .get_or_insert(format!("table {}: {e}", table.name));
+                        continue;
+                    }
+                };
                 for r in 0..batch.num_rows() {
                     row.clear();
                     row.extend_from_slice(&(fields.len() as i16).to_be_bytes());
-                    for (i, _, conv) in fields {
+                    for ((_, _, conv), col) in fields.iter().zip(&columns) {
                         let start = row.len();
-                        let put = from_sqlite::value_at(batch.column(*i), &data[*i].1, r)
+                        let put = col
+                            .get(r)
                             .and_then(|v| conv.put(v, &mut row))
                             .and_then(|()| match conv {
                                 Conv::Numeric => trim_numeric_field(&mut row, start),

@@ -5,14 +5,15 @@
 //! conversion ([`Conv::put`]). Every value error names the table, column, row and the row's
 //! key, whichever import mode loads it.
 
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::RecordBatch;
 use bytes::{Bytes, BytesMut};
+use ferry_archive::sqlite_value::SqliteColumn;
 use ferry_archive::{LogicalType, PartData, Table};
 use futures_util::SinkExt;
 use tokio_postgres::Client;
 
 use crate::error::{Ctx, PgError};
-use crate::from_sqlite::{self, Conv};
+use crate::from_sqlite::Conv;
 use crate::pgbinary::{Encoder, put_header};
 use crate::types::Wire;
 
@@ -106,11 +107,8 @@ struct Rows<'a> {
 /// One field's encoder for one slice.
 enum Writer<'a> {
     Native(Encoder<'a>),
-    Sqlite {
-        array: &'a ArrayRef,
-        logical: &'a LogicalType,
-        conv: Conv,
-    },
+    /// The column is read once per slice, not once per value.
+    Sqlite(SqliteColumn<'a>, Conv),
 }
 
 impl Rows<'_> {
@@ -133,11 +131,10 @@ impl Rows<'_> {
                     FieldEnc::Native(w) => Writer::Native(
                         Encoder::new(array, w, logical).map_err(|e| self.value_error(i, 0, e))?,
                     ),
-                    FieldEnc::Sqlite(conv) => Writer::Sqlite {
-                        array,
-                        logical,
+                    FieldEnc::Sqlite(conv) => Writer::Sqlite(
+                        SqliteColumn::new(array, logical).map_err(|e| self.value_error(i, 0, e))?,
                         conv,
-                    },
+                    ),
                 })
             })
             .collect::<Result<Vec<_>, PgError>>()?;
@@ -147,11 +144,7 @@ impl Rows<'_> {
             for (&(i, _), w) in fields.iter().zip(&writers) {
                 match w {
                     Writer::Native(e) => e.put(r, buf),
-                    Writer::Sqlite {
-                        array,
-                        logical,
-                        conv,
-                    } => from_sqlite::value_at(array, logical, r).and_then(|v| conv.put(v, buf)),
+                    Writer::Sqlite(col, conv) => col.get(r).and_then(|v| conv.put(v, buf)),
                 }
                 .map_err(|reason| self.value_error(i, r, reason))?;
             }

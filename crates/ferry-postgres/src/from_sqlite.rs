@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 
-use arrow_array::ArrayRef;
 use bytes::{BufMut, BytesMut};
 use ferry_archive::convert::{self, EpochUnit};
 use ferry_archive::facts::{Facts, SqliteColumnFacts, ValueProfile};
@@ -480,12 +479,6 @@ pub fn translate_default(expr: &str, pg_type: &str, conv: Conv) -> Option<String
 /// One SQLite value: the archive's own reader's (`ferry_archive::sqlite_value`), so that
 /// this importer and the SQLite one read a field the same way.
 pub use ferry_archive::sqlite_value::SqliteValue as SqlVal;
-
-/// Row `r` of a SQLite archive's data field. A malformed value (an unknown storage class, a
-/// class whose slot is empty, a field of another type) is an error, never a guess.
-pub fn value_at<'a>(a: &'a ArrayRef, lt: &LogicalType, r: usize) -> Result<SqlVal<'a>, String> {
-    ferry_archive::sqlite_value::SqliteColumn::new(a, lt)?.get(r)
-}
 
 /// Renders any SQLite value as text (the widened form): integers and reals in their exact
 /// shortest form, blobs and invalid UTF-8 as `\x` hex.
