@@ -98,7 +98,7 @@ fn done(t: &str, conv: Conv) -> Decision {
 
 /// The SQLite → PostgreSQL type mapping, rows 1 to 5 here (what is special about the column:
 /// the rowid, NUL bytes, no values, several storage classes, values that do not fit the hint),
-/// rows 6 to 26 in [`by_hint`]. `spec/types.md` mirrors them.
+/// rows 6 to 26 in `by_hint`. `spec/types.md` mirrors them.
 pub fn decide(c: &Column, rowid_alias: bool, strict: bool) -> Decision {
     let hint = c.hint.as_deref().unwrap_or("");
     let prof = match profile(c) {

@@ -18,6 +18,13 @@
 //! (`one_statement`). SQLite archives' expressions, indexes, views and triggers are parsed
 //! and translated on the syntax tree (`ferry_sql::translate`, `ferry_sql::trigger`).
 //!
+//! Layout, module for module as in `ferry-sqlite`: `export`, `import` (the entry points and
+//! the import `Mode`; DDL replay in `import::replay`, staging and publishing in
+//! `import::staging`), [`from_sqlite`] (SQLite archives: the type mapping `decide` and the
+//! values `Conv::put`; their schema in `from_sqlite::ddl`), `compare`, [`types`], `catalog`.
+//! Every load, whatever its mode, goes through one COPY row loop (`copy_in`), which encodes
+//! each field with `pgbinary` or through its SQLite conversion.
+//!
 //! Connections ([`conn`]) accept URLs, conninfo strings, `PG*` variables and every `sslmode`
 //! through rustls; passwords never appear in messages. The async driver runs on a
 //! single-threaded tokio runtime owned by each call, so callers stay synchronous.
