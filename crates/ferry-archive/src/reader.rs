@@ -32,8 +32,11 @@ pub const MANIFEST: &str = "manifest.json";
 pub trait Visitor {
     type Error: From<ArchiveError>;
 
-    /// Called once, before any part, with the prelude (schema, no files).
-    fn prelude(&mut self, prelude: &Manifest) -> Result<(), Self::Error>;
+    /// Called once, before any part, with the prelude (schema, no files). A visitor that
+    /// needs only the parts leaves it as is.
+    fn prelude(&mut self, _prelude: &Manifest) -> Result<(), Self::Error> {
+        Ok(())
+    }
 
     /// Called once per data part, in archive order.
     fn part(&mut self, table: &Table, part: &Part<'_>) -> Result<(), Self::Error>;
@@ -345,9 +348,6 @@ pub fn read_manifest(location: &Location) -> Result<Manifest> {
     struct Skip;
     impl Visitor for Skip {
         type Error = ArchiveError;
-        fn prelude(&mut self, _: &Manifest) -> Result<()> {
-            Ok(())
-        }
         fn part(&mut self, _: &Table, _: &Part<'_>) -> Result<()> {
             Ok(())
         }

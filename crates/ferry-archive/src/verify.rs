@@ -32,10 +32,6 @@ struct Collect {
 impl Visitor for Collect {
     type Error = ArchiveError;
 
-    fn prelude(&mut self, _: &Manifest) -> Result<(), ArchiveError> {
-        Ok(())
-    }
-
     fn part(&mut self, _table: &Table, part: &Part<'_>) -> Result<(), ArchiveError> {
         let mut rows = 0u64;
         let result = part.batches(64 * 1024).and_then(|batches| {

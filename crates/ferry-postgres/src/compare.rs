@@ -142,9 +142,6 @@ fn compare_from_sqlite(
     }
     impl Visitor for Side<'_> {
         type Error = PgError;
-        fn prelude(&mut self, _: &Manifest) -> Result<(), PgError> {
-            Ok(())
-        }
         fn part(
             &mut self,
             table: &ferry_archive::Table,
@@ -468,9 +465,6 @@ async fn locate(
     }
     impl Visitor for Parts<'_> {
         type Error = PgError;
-        fn prelude(&mut self, _: &Manifest) -> Result<(), PgError> {
-            Ok(())
-        }
         fn part(
             &mut self,
             table: &ferry_archive::Table,

@@ -71,9 +71,6 @@ fn compare_from_postgres(
     }
     impl ferry_archive::Visitor for Side<'_> {
         type Error = SqliteError;
-        fn prelude(&mut self, _: &Manifest) -> Result<(), SqliteError> {
-            Ok(())
-        }
         fn part(
             &mut self,
             table: &ferry_archive::Table,

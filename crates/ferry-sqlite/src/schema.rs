@@ -366,17 +366,7 @@ fn read_table(
         .collect();
     pk.sort();
     let rowid_alias = match pk.as_slice() {
-        [(_, col)] if !without_rowid && !is_virtual => xinfo
-            .iter()
-            .find(|x| &x.name == col)
-            .filter(|x| x.decl.eq_ignore_ascii_case("INTEGER"))
-            .filter(|x| {
-                !parsed
-                    .columns
-                    .get(&x.name.to_lowercase())
-                    .is_some_and(|p| p.pk_desc)
-            })
-            .map(|x| x.name.clone()),
+        [(_, col)] if !without_rowid && !is_virtual => rowid_alias(&xinfo, col, &parsed),
         _ => None,
     };
 
@@ -393,54 +383,12 @@ fn read_table(
     }
     .write(&mut properties);
 
-    let mut export_rows = true;
-    if is_virtual {
-        let (module, content) = ferry_sql::sqlite::virtual_table(&sql, &format!("table {name}"))
-            .unwrap_or_else(|e| {
-                warnings.push(unparsed(name, &e));
-                (String::new(), None)
-            });
-        properties.insert(prop::MODULE.into(), json!(module));
-        if let Some(content) = content {
-            properties.insert(prop::CONTENT.into(), json!(content));
-            export_rows = false;
-            let message = if content == "contentless" {
-                format!(
-                    "virtual table {name} is contentless: its index cannot be exported and is recreated empty"
-                )
-            } else {
-                format!(
-                    "virtual table {name} indexes external content: it is rebuilt from that content on import"
-                )
-            };
-            warnings.push(ferry_archive::Warning {
-                code: format!("virtual_table_{content}"),
-                table: Some(name.to_owned()),
-                column: None,
-                message,
-                details: Default::default(),
-            });
-        }
-    }
-
+    let export_rows = !is_virtual || virtual_table(name, &sql, &mut properties, warnings);
     // The rowid is data too, unless an INTEGER PRIMARY KEY column already carries it.
     let rowid = if without_rowid || rowid_alias.is_some() {
         None
     } else {
-        let taken = |n: &str| xinfo.iter().any(|x| x.name.eq_ignore_ascii_case(n));
-        let free = ["rowid", "_rowid_", "oid"].into_iter().find(|n| !taken(n));
-        if free.is_none() {
-            warnings.push(ferry_archive::Warning {
-                code: "rowid_not_preserved".into(),
-                table: Some(name.to_owned()),
-                column: None,
-                message: format!(
-                    "table {name} has columns named rowid, _rowid_ and oid, so its rowids cannot be read; they are renumbered on import"
-                ),
-                details: Default::default(),
-            });
-        }
-        free.map(str::to_owned)
+        rowid_name(name, &xinfo, warnings)
     };
 
     let primary_key = (!pk.is_empty()).then(|| Key {
@@ -482,6 +430,85 @@ fn read_table(
         rows: None,
         filter: None,
     })
+}
+
+/// A single-column INTEGER PRIMARY KEY, ascending, is the table's rowid under another name.
+fn rowid_alias(
+    xinfo: &[XInfo],
+    col: &str,
+    parsed: &ferry_sql::sqlite::TableFacts,
+) -> Option<String> {
+    xinfo
+        .iter()
+        .find(|x| x.name == col)
+        .filter(|x| x.decl.eq_ignore_ascii_case("INTEGER"))
+        .filter(|x| {
+            !parsed
+                .columns
+                .get(&x.name.to_lowercase())
+                .is_some_and(|p| p.pk_desc)
+        })
+        .map(|x| x.name.clone())
+}
+
+/// A virtual table's module and content into its properties. Returns whether its rows are
+/// exported: an external-content or contentless index has none of its own (warned about).
+fn virtual_table(
+    name: &str,
+    sql: &str,
+    properties: &mut BTreeMap<String, serde_json::Value>,
+    warnings: &mut Vec<ferry_archive::Warning>,
+) -> bool {
+    let (module, content) = ferry_sql::sqlite::virtual_table(sql, &format!("table {name}"))
+        .unwrap_or_else(|e| {
+            warnings.push(unparsed(name, &e));
+            (String::new(), None)
+        });
+    properties.insert(prop::MODULE.into(), json!(module));
+    let Some(content) = content else {
+        return true;
+    };
+    properties.insert(prop::CONTENT.into(), json!(content));
+    let message = if content == "contentless" {
+        format!(
+            "virtual table {name} is contentless: its index cannot be exported and is recreated empty"
+        )
+    } else {
+        format!(
+            "virtual table {name} indexes external content: it is rebuilt from that content on import"
+        )
+    };
+    warnings.push(ferry_archive::Warning {
+        code: format!("virtual_table_{content}"),
+        table: Some(name.to_owned()),
+        column: None,
+        message,
+        details: Default::default(),
+    });
+    false
+}
+
+/// The name the rowid can be read by: the first of rowid, _rowid_ and oid that no column
+/// takes. When all three are taken the rowids are renumbered, and a warning says so.
+fn rowid_name(
+    name: &str,
+    xinfo: &[XInfo],
+    warnings: &mut Vec<ferry_archive::Warning>,
+) -> Option<String> {
+    let taken = |n: &str| xinfo.iter().any(|x| x.name.eq_ignore_ascii_case(n));
+    let free = ["rowid", "_rowid_", "oid"].into_iter().find(|n| !taken(n));
+    if free.is_none() {
+        warnings.push(ferry_archive::Warning {
+            code: "rowid_not_preserved".into(),
+            table: Some(name.to_owned()),
+            column: None,
+            message: format!(
+                "table {name} has columns named rowid, _rowid_ and oid, so its rowids cannot be read; they are renumbered on import"
+            ),
+            details: Default::default(),
+        });
+    }
+    free.map(str::to_owned)
 }
 
 /// A definition the SQL layer cannot read: it is still carried verbatim for same-engine
