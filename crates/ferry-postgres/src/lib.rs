@@ -20,10 +20,10 @@
 //!
 //! Layout, module for module as in `ferry-sqlite`: `export`, `import` (the entry points and
 //! the import `Mode`; DDL replay in `import::replay`, staging and publishing in
-//! `import::staging`), [`from_sqlite`] (SQLite archives: the type mapping `decide` and the
-//! values `Conv::put`; their schema in `from_sqlite::ddl`), `compare`, [`types`], `catalog`.
-//! Every load, whatever its mode, goes through one COPY row loop (`copy_in`), which encodes
-//! each field with `pgbinary` or through its SQLite conversion.
+//! `import::staging`), [`from_sqlite`] (SQLite archives: the type mapping `decide`; their
+//! schema in `from_sqlite::ddl`), `compare`, [`types`], `catalog`. Every load, whatever its
+//! mode, goes through one COPY row loop (`copy_in`), and every field through one binary
+//! codec (`pgbinary`), from Arrow arrays or from SQLite values.
 //!
 //! Connections ([`conn`]) accept URLs, conninfo strings, `PG*` variables and every `sslmode`
 //! through rustls; passwords never appear in messages. The async driver runs on a

@@ -5,6 +5,11 @@
 //! intermediate rows. Epoch shifts: PostgreSQL counts from 2000-01-01, Arrow from 1970-01-01;
 //! the infinity sentinels (`i32::MIN/MAX` days, `i64::MIN/MAX` microseconds) are the same on
 //! both sides and are never shifted.
+//!
+//! This is the one encoder of binary COPY fields. Its two sources: a PostgreSQL archive's
+//! Arrow arrays ([`Encoder`]), and a SQLite archive's values through the conversion
+//! `from_sqlite::decide` chose (`Conv::put`); both write through the same field writers
+//! (`put_text`, `put_timestamp`, `put_date`, `numeric_from_text`).
 
 use std::sync::Arc;
 
@@ -22,7 +27,9 @@ use arrow_array::{Array, ArrayRef, StructArray};
 use arrow_buffer::NullBufferBuilder;
 use bytes::{BufMut, BytesMut};
 use ferry_archive::LogicalType;
+use ferry_archive::convert::{self, EpochUnit};
 
+use crate::from_sqlite::{Conv, SqlVal};
 use crate::types::Wire;
 
 pub const COPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
@@ -731,6 +738,210 @@ pub fn put_header(out: &mut BytesMut) {
     out.put_slice(COPY_SIGNATURE);
     out.put_i32(0);
     out.put_i32(0);
+}
+
+// SQLite values into binary COPY fields: the other source this codec encodes from, through
+// the conversion `from_sqlite::decide` chose for the column.
+
+/// Renders any SQLite value as text (the widened form): integers and reals in their exact
+/// shortest form, blobs and invalid UTF-8 as `\x` hex.
+fn as_text(v: SqlVal<'_>) -> Option<String> {
+    Some(match v {
+        SqlVal::Null => return None,
+        SqlVal::Integer(i) => i.to_string(),
+        SqlVal::Real(f) => real_text(f),
+        SqlVal::Text(t) => t.to_owned(),
+        SqlVal::TextBytes(b) | SqlVal::Blob(b) => format!("\\x{}", hex::encode(b)),
+        v @ (SqlVal::Timestamp(_) | SqlVal::Date(_)) => v.printed().unwrap_or_default(),
+    })
+}
+
+fn real_text(f: f64) -> String {
+    if f.is_infinite() {
+        if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }
+    } else {
+        format!("{f:?}")
+    }
+}
+
+/// A SQLite value that means a point in time, as microseconds since 1970: ISO text, an epoch
+/// integer in `unit`, a julian day, or a timestamp or date the archive carries as such.
+fn micros_of(v: SqlVal<'_>, unit: EpochUnit) -> Option<i64> {
+    match v {
+        SqlVal::Text(t) => convert::parse_timestamp(t).map(|t| t.micros),
+        SqlVal::Integer(i) => convert::epoch_to_micros(i, unit),
+        SqlVal::Real(f) => convert::julian_to_micros(f),
+        SqlVal::Timestamp(us) => Some(us),
+        SqlVal::Date(d) => (d as i64).checked_mul(86_400_000_000),
+        _ => None,
+    }
+}
+
+impl Conv {
+    /// Writes one field. Errors name the value; the caller adds table, column and row.
+    pub fn put(self, v: SqlVal<'_>, out: &mut BytesMut) -> Result<(), String> {
+        if let SqlVal::Null = v {
+            out.put_i32(-1);
+            return Ok(());
+        }
+        let bad = |what: &str| {
+            Err(format!(
+                "{} does not convert to {what}",
+                ferry_archive::clip(&format!("{v:?}"))
+            ))
+        };
+        match self {
+            Conv::Int2 | Conv::Int4 | Conv::Int8 => {
+                let SqlVal::Integer(i) = v else {
+                    return bad("an integer");
+                };
+                match self {
+                    Conv::Int2 => {
+                        let x =
+                            i16::try_from(i).map_err(|_| format!("{i} does not fit smallint"))?;
+                        out.put_i32(2);
+                        out.put_i16(x);
+                    }
+                    Conv::Int4 => {
+                        let x =
+                            i32::try_from(i).map_err(|_| format!("{i} does not fit integer"))?;
+                        out.put_i32(4);
+                        out.put_i32(x);
+                    }
+                    _ => {
+                        out.put_i32(8);
+                        out.put_i64(i);
+                    }
+                }
+            }
+            Conv::Float8 => {
+                let f = match v {
+                    SqlVal::Integer(i) => i as f64,
+                    SqlVal::Real(f) => f,
+                    _ => return bad("double precision"),
+                };
+                out.put_i32(8);
+                out.put_u64(f.to_bits());
+            }
+            Conv::Numeric => {
+                let text = match v {
+                    SqlVal::Integer(i) => i.to_string(),
+                    SqlVal::Real(f) if f.is_finite() => {
+                        convert::canonical_decimal(&format!("{f:?}")).ok_or("bad real")?
+                    }
+                    SqlVal::Real(f) => real_text(f),
+                    SqlVal::Text(t) => convert::canonical_decimal(t)
+                        .ok_or_else(|| format!("'{t}' is not a number"))?,
+                    _ => return bad("numeric"),
+                };
+                numeric_from_text(&text, out)?;
+            }
+            Conv::Text { widen } => match (v, widen) {
+                (SqlVal::Text(t), _) => put_text(out, t)?,
+                // The text it was.
+                (v @ (SqlVal::Timestamp(_) | SqlVal::Date(_)), _) => {
+                    put_text(out, &as_text(v).unwrap_or_default())?
+                }
+                (other, true) => put_text(out, &as_text(other).unwrap_or_default())?,
+                _ => return bad("text"),
+            },
+            Conv::Bytea => {
+                let b: &[u8] = match v {
+                    SqlVal::Blob(b) | SqlVal::TextBytes(b) => b,
+                    SqlVal::Text(t) => t.as_bytes(),
+                    _ => return bad("bytea"),
+                };
+                out.put_i32(b.len() as i32);
+                out.put_slice(b);
+            }
+            Conv::Bool => {
+                let b = match v {
+                    SqlVal::Integer(0) => false,
+                    SqlVal::Integer(1) => true,
+                    SqlVal::Text(t) => {
+                        convert::bool_word(t).ok_or_else(|| format!("'{t}' is not a boolean"))?
+                    }
+                    _ => return bad("boolean"),
+                };
+                out.put_i32(1);
+                out.put_u8(b as u8);
+            }
+            Conv::Timestamp { unit, .. } => {
+                let micros = micros_of(v, unit).ok_or_else(|| {
+                    format!(
+                        "{} is not a date and time",
+                        ferry_archive::clip(&format!("{v:?}"))
+                    )
+                })?;
+                put_timestamp(out, micros)?;
+            }
+            Conv::Date { unit } => {
+                let micros = micros_of(v, unit).ok_or_else(|| {
+                    format!("{} is not a date", ferry_archive::clip(&format!("{v:?}")))
+                })?;
+                let days = micros.div_euclid(86_400_000_000);
+                if micros.rem_euclid(86_400_000_000) != 0 {
+                    return Err(format!(
+                        "{v:?} has a time of day; a date column would drop it"
+                    ));
+                }
+                put_date(out, days)?;
+            }
+            Conv::Time => {
+                let SqlVal::Text(t) = v else {
+                    return bad("time");
+                };
+                let us = convert::parse_time(t).ok_or_else(|| format!("'{t}' is not a time"))?;
+                out.put_i32(8);
+                out.put_i64(us);
+            }
+            Conv::Json => {
+                let SqlVal::Text(t) = v else {
+                    return bad("json");
+                };
+                serde_json::from_str::<serde::de::IgnoredAny>(t)
+                    .map_err(|e| format!("'{t}' is not JSON: {e}"))?;
+                put_text(out, t)?;
+            }
+            Conv::Float4 => {
+                let f = match v {
+                    SqlVal::Integer(i) => i as f64,
+                    SqlVal::Real(f) => f,
+                    _ => return bad("real"),
+                };
+                let g = f as f32;
+                if g as f64 != f && f.is_finite() {
+                    return Err(format!("{f} does not fit real (4 bytes) exactly"));
+                }
+                out.put_i32(4);
+                out.put_u32(g.to_bits());
+            }
+            Conv::Jsonb => {
+                let SqlVal::Text(t) = v else {
+                    return bad("jsonb");
+                };
+                out.put_i32(t.len() as i32 + 1);
+                out.put_u8(1);
+                out.put_slice(t.as_bytes());
+            }
+            Conv::Uuid => {
+                let u = match v {
+                    SqlVal::Text(t) => {
+                        convert::parse_uuid(t).ok_or_else(|| format!("'{t}' is not a UUID"))?
+                    }
+                    SqlVal::Blob(b) if b.len() == 16 => b.try_into().expect("16 bytes"),
+                    _ => return bad("uuid"),
+                };
+                out.put_i32(16);
+                out.put_slice(&u);
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
