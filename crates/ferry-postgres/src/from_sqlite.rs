@@ -493,6 +493,8 @@ pub struct TablePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pgbinary::as_text;
+    use bytes::BytesMut;
     use serde_json::Value;
     use serde_json::json;
 

@@ -745,7 +745,7 @@ pub fn put_header(out: &mut BytesMut) {
 
 /// Renders any SQLite value as text (the widened form): integers and reals in their exact
 /// shortest form, blobs and invalid UTF-8 as `\x` hex.
-fn as_text(v: SqlVal<'_>) -> Option<String> {
+pub(crate) fn as_text(v: SqlVal<'_>) -> Option<String> {
     Some(match v {
         SqlVal::Null => return None,
         SqlVal::Integer(i) => i.to_string(),
