@@ -623,6 +623,11 @@ fn escaped(s: &str, escape: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> 
 /// The archive argument of `import`, `verify` and `inspect`: it must exist, and every
 /// command says so in the same words.
 fn archive_for_reading(arg: &str) -> Result<Location> {
+    // file://PATH is the local PATH, as object store tools write it.
+    let arg = arg.strip_prefix("file://").unwrap_or(arg);
+    if let Some(location) = object_store_location(arg)? {
+        return Ok(location);
+    }
     let location = Location::parse_for_reading(arg);
     if let Location::Dir(p) | Location::Tar(p) = &location
         && std::fs::symlink_metadata(p).is_err()
@@ -638,6 +643,8 @@ fn archive_for_reading(arg: &str) -> Result<Location> {
 /// The archive argument of `export`: refuses the mistakes that would otherwise produce
 /// something the user did not ask for.
 fn archive_for_writing(arg: &str) -> Result<Location> {
+    // file://PATH is the local PATH, as object store tools write it.
+    let arg = arg.strip_prefix("file://").unwrap_or(arg);
     let lower = arg.to_ascii_lowercase();
     if let Some(ext) = [
         ".tar.gz", ".tgz", ".gz", ".zst", ".tar.zst", ".xz", ".bz2", ".zip",
@@ -655,6 +662,9 @@ fn archive_for_writing(arg: &str) -> Result<Location> {
             "{arg}: ferry writes an uncompressed tar (*.tar) or a directory, not {ext}; to compress, pipe it: ferry export SOURCE - | {tool} > {arg}"
         );
     }
+    if let Some(location) = object_store_location(arg)? {
+        return Ok(location);
+    }
     let location = Location::parse(arg);
     if location == Location::Stdio && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         bail!(
@@ -662,6 +672,15 @@ fn archive_for_writing(arg: &str) -> Result<Location> {
         );
     }
     Ok(location)
+}
+
+/// `s3://bucket/prefix` (and the other object store URLs, refused by name when this build
+/// does not speak them).
+fn object_store_location(arg: &str) -> Result<Option<Location>> {
+    if !ferry_store::is_url(arg) {
+        return Ok(None);
+    }
+    Ok(Some(ferry_store::open(arg)?.into_location()))
 }
 
 /// Whether two paths name the same file (or directory), links and `./` included.
@@ -1102,7 +1121,17 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    if a.json {
+    if let (true, Location::Remote(r)) = (a.json, &location) {
+        // For scripts that read the parts where they lie: each file's own URL beside its path.
+        let mut v: serde_json::Value = serde_json::from_slice(&manifest.to_json())?;
+        for t in v["tables"].as_array_mut().into_iter().flatten() {
+            for f in t["files"].as_array_mut().into_iter().flatten() {
+                let path = f["path"].as_str().unwrap_or_default().to_owned();
+                f["url"] = format!("{}/{path}", r.0.url()).into();
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if a.json {
         println!(
             "{}",
             String::from_utf8_lossy(&manifest.to_json()).trim_end()

@@ -10,6 +10,7 @@ mod hostile;
 mod limits;
 mod mask;
 mod mistakes;
+mod objectstore;
 mod parallel;
 mod partial;
 mod pg_db;

@@ -34,6 +34,7 @@ mod location;
 pub mod manifest;
 pub mod mask;
 mod reader;
+mod remote_tar;
 mod report;
 pub mod rowkey;
 pub mod rowset;
@@ -49,7 +50,7 @@ mod writer;
 pub use error::{ArchiveError, Result};
 pub use facts::Facts;
 pub use hash::{HashingWriter, copy_hashed, hash_file};
-pub use location::Location;
+pub use location::{Location, Remote, RemoteRef};
 pub use manifest::{
     Check, Column, CreatedBy, DataFile, ForeignKey, Generated, Key, Manifest, SchemaObject, Source,
     Stage, Table, Warning,

@@ -1,6 +1,8 @@
 //! Where an archive lives: the CLI's ARCHIVE argument, decided once.
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -10,7 +12,43 @@ pub enum Location {
     Tar(PathBuf),
     /// The tar form on standard output (writing) or standard input (reading).
     Stdio,
+    /// The directory layout under a prefix of an object store (`s3://bucket/prefix`).
+    Remote(RemoteRef),
 }
+
+/// An object store holding one archive under a prefix: the directory layout, one object per
+/// entry. The format crate knows no network; `ferry-store` implements this. Entry names are
+/// relative to the prefix (`prelude.json`, `data/t00001/part-00000.parquet`).
+pub trait Remote: Send + Sync {
+    /// How messages name the archive: its URL, which never holds a credential.
+    fn url(&self) -> &str;
+    /// Every object under the prefix, as (entry name, size in bytes).
+    fn list(&self) -> std::io::Result<Vec<(String, u64)>>;
+    /// Uploads a finished local file as `entry`.
+    fn put_file(&self, entry: &str, file: &Path) -> std::io::Result<()>;
+    /// Streams `entry`'s bytes.
+    fn open(&self, entry: &str) -> std::io::Result<Box<dyn Read + Send>>;
+    /// Deletes these entries; a missing one is not an error.
+    fn delete(&self, entries: &[String]) -> std::io::Result<()>;
+}
+
+/// A shared [`Remote`], compared and printed by its URL.
+#[derive(Clone)]
+pub struct RemoteRef(pub Arc<dyn Remote>);
+
+impl std::fmt::Debug for RemoteRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.url())
+    }
+}
+
+impl PartialEq for RemoteRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.url() == other.0.url()
+    }
+}
+
+impl Eq for RemoteRef {}
 
 impl Location {
     /// `-` is the tar stream; a path ending in `.tar` is the tar file; anything else is a
@@ -40,6 +78,7 @@ impl Location {
         match self {
             Location::Dir(p) | Location::Tar(p) => p.display().to_string(),
             Location::Stdio => "<stdin/stdout>".to_owned(),
+            Location::Remote(r) => r.0.url().to_owned(),
         }
     }
 }

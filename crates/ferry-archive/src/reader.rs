@@ -339,6 +339,10 @@ pub fn read<V: Visitor>(
             )
         }
         Location::Stdio => read_tar("<stdin>", std::io::stdin().lock(), visitor),
+        Location::Remote(r) => {
+            let stream = crate::remote_tar::RemoteTar::open(r.0.clone())?;
+            read_tar(r.0.url(), stream, visitor)
+        }
     }
 }
 

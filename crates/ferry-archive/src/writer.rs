@@ -89,6 +89,32 @@ enum Sink {
         target: Option<PathBuf>,
         mtime: u64,
     },
+    /// Parts are uploaded as they finish; `manifest.json`, uploaded last, is the commit.
+    Remote(RemoteSink),
+}
+
+/// What an export to an object store has uploaded. Dropped before the manifest went up (an
+/// error, an interrupt), it deletes every object it put there, so a failed export leaves
+/// nothing; a killed one leaves objects without a manifest, which readers refuse as
+/// incomplete and the next export to the prefix removes.
+struct RemoteSink {
+    remote: Arc<dyn crate::location::Remote>,
+    uploaded: Vec<String>,
+    committed: bool,
+}
+
+impl Drop for RemoteSink {
+    fn drop(&mut self) {
+        if !self.committed
+            && !self.uploaded.is_empty()
+            && let Err(e) = self.remote.delete(&self.uploaded)
+        {
+            tracing::warn!(
+                "{}: removing the failed export's objects: {e}; the next export there removes them",
+                self.remote.url()
+            );
+        }
+    }
 }
 
 struct Shared {
@@ -153,6 +179,18 @@ impl ArchiveWriter {
                 let out: Box<dyn Write + Send> =
                     Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout()));
                 return Self::create_stream(out, options, prelude);
+            }
+            Location::Remote(r) => {
+                prepare_remote(&*r.0)?;
+                let staging = staging_dir(&std::env::temp_dir())?;
+                (
+                    staging,
+                    Sink::Remote(RemoteSink {
+                        remote: r.0.clone(),
+                        uploaded: Vec::new(),
+                        committed: false,
+                    }),
+                )
             }
         };
         Self::start(staging, sink, options, properties, prelude)
@@ -361,6 +399,7 @@ impl ArchiveWriter {
                     sync_dir(parent_of(&target));
                 }
             }
+            Sink::Remote(mut r) => r.committed = true,
         }
         Ok(manifest)
     }
@@ -405,6 +444,19 @@ impl Shared {
     /// removed from staging.
     fn publish(&self, rel: &str) -> Result<()> {
         let mut state = self.state.lock().expect("writer state poisoned");
+        if let Sink::Remote(r) = &mut state.sink {
+            // Recorded first, so that a failed upload is cleaned up too. The upload runs
+            // outside the lock: parallel table writers upload side by side.
+            r.uploaded.push(rel.to_owned());
+            let remote = r.remote.clone();
+            drop(state);
+            let abs = self.staging.path().join(rel);
+            remote
+                .put_file(rel, &abs)
+                .map_err(|e| ArchiveError::io(format!("{}/{rel}", remote.url()), e))?;
+            std::fs::remove_file(&abs).map_err(|e| ArchiveError::io(rel, e))?;
+            return Ok(());
+        }
         if let Sink::Tar { builder, mtime, .. } = &mut state.sink {
             let builder = builder.as_mut().expect("tar builder present until finish");
             let abs = self.staging.path().join(rel);
@@ -482,6 +534,54 @@ fn refuse_existing(target: &Path, allow_empty_dir: bool) -> Result<()> {
             path: target.to_owned(),
         }),
     }
+}
+
+/// An export to an object store needs a prefix without an archive. Objects an interrupted
+/// export left (archive entries, no manifest) are removed; anything else there is refused.
+fn prepare_remote(remote: &dyn crate::location::Remote) -> Result<()> {
+    let url = remote.url();
+    let objects = remote.list().map_err(|e| ArchiveError::io(url, e))?;
+    let names: Vec<String> = objects.into_iter().map(|(n, _)| n).collect();
+    if names
+        .iter()
+        .any(|n| n.strip_suffix(crate::seal::SUFFIX).unwrap_or(n) == MANIFEST)
+    {
+        return Err(ArchiveError::TargetExists { path: url.into() });
+    }
+    if let Some(other) = names.iter().find(|n| !is_entry_name(n)) {
+        return Err(ArchiveError::BadEntry {
+            path: url.to_owned(),
+            reason: format!(
+                "holds {other}, which is not part of an archive; export to an empty prefix"
+            ),
+        });
+    }
+    if !names.is_empty() {
+        tracing::warn!(
+            "{url}: removing {} object(s) an interrupted export left (no manifest.json)",
+            names.len()
+        );
+        remote
+            .delete(&names)
+            .map_err(|e| ArchiveError::io(url, e))?;
+    }
+    Ok(())
+}
+
+/// Whether `name` is one an export writes: the documents, their signatures, the envelope,
+/// and the data parts, each possibly sealed.
+pub(crate) fn is_entry_name(name: &str) -> bool {
+    let bare = name.strip_suffix(crate::seal::SUFFIX).unwrap_or(name);
+    let documents = [
+        PRELUDE.to_owned(),
+        MANIFEST.to_owned(),
+        format!("{PRELUDE}{}", crate::sign::SUFFIX),
+        format!("{MANIFEST}{}", crate::sign::SUFFIX),
+        crate::seal::ENVELOPE.to_owned(),
+        crate::seal::KEY_ENTRY.to_owned(),
+    ];
+    documents.iter().any(|d| d == name || d == bare)
+        || (bare.starts_with("data/") && bare.ends_with(".parquet"))
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -1,0 +1,440 @@
+//! # ferry-store: archives on object storage
+//!
+//! An archive in a bucket is the directory layout under a prefix, one object per entry, so
+//! that Spark, Trino, DuckDB, polars and pyarrow read its Parquet parts where they lie. This
+//! crate gives `ferry-archive` that storage through its [`Remote`] trait and nothing else:
+//! the format crate keeps the rules (what is staged, what is checked, `manifest.json` last as
+//! the commit), this one only moves bytes.
+//!
+//! * The store is Apache Arrow's `object_store`, configured from the environment as the AWS
+//!   tools are: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+//!   `AWS_REGION`, `AWS_ENDPOINT_URL` (an S3-compatible server: MinIO, R2, Ceph, moto),
+//!   and instance metadata when no key is set. An `http://` endpoint the user set is allowed
+//!   as such. TLS is rustls with the ring provider, like the PostgreSQL connections.
+//! * Callers are synchronous, and some of them run inside another tokio runtime (the
+//!   PostgreSQL adapter's). So every request runs as a task on this crate's own small
+//!   runtime, and the caller waits on a plain channel, never on a runtime of its own.
+//! * Uploads: a part up to 8 MiB is one PUT; a larger one is a multipart upload in 8 MiB
+//!   pieces with at most four in flight, so memory stays near 40 MiB whatever the part size.
+//!   A failed multipart upload is aborted, so no invisible pieces are left billed.
+//! * Downloads stream one object at a time, chunk by chunk, as the reader asks.
+//! * Errors are one line naming the URL: a missing bucket, refused credentials and an
+//!   unreachable endpoint each say so. No message carries a credential: requests are signed
+//!   in headers, and the builder (which holds the secret) is never printed.
+
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::io::Read;
+use std::path::Path as LocalPath;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path;
+use object_store::{
+    ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutPayload, RetryConfig, WriteMultipart,
+};
+
+pub use ferry_archive::{Remote, RemoteRef};
+
+/// Multipart piece size: above S3's 5 MiB minimum, small enough to keep several in flight.
+const CHUNK: usize = 8 << 20;
+/// Pieces of one upload in flight at once.
+const IN_FLIGHT: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{url}: not a valid object store URL: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error(
+        "{url}: {scheme} is not supported by this build; ferry reads and writes s3:// (AWS S3 and S3-compatible servers)"
+    )]
+    Unsupported { url: String, scheme: String },
+    #[error("{url}: {reason}")]
+    Config { url: String, reason: String },
+}
+
+/// Whether a command-line ARCHIVE names an object store rather than a local path.
+pub fn is_url(arg: &str) -> bool {
+    let lower = arg.to_ascii_lowercase();
+    [
+        "s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://", "adl://", "http://", "https://",
+    ]
+    .iter()
+    .any(|s| lower.starts_with(s))
+}
+
+/// One archive on an object store: a bucket and a prefix.
+pub struct ObjectArchive {
+    url: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+}
+
+/// Opens `s3://bucket/prefix` with credentials and endpoint from the environment. Nothing is
+/// requested yet: a wrong key or bucket shows at the first request, named by that request.
+pub fn open(arg: &str) -> Result<ObjectArchive, StoreError> {
+    let url = arg.trim_end_matches('/').to_owned();
+    let parsed = url::Url::parse(&url).map_err(|e| StoreError::BadUrl {
+        url: url.clone(),
+        reason: e.to_string(),
+    })?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(StoreError::BadUrl {
+            url: format!("{}://{}", parsed.scheme(), parsed.host_str().unwrap_or("")),
+            reason: "credentials do not belong in the URL; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+        });
+    }
+    let (scheme, _) = ObjectStoreScheme::parse(&parsed).map_err(|e| StoreError::BadUrl {
+        url: url.clone(),
+        reason: e.to_string(),
+    })?;
+    if scheme != ObjectStoreScheme::AmazonS3 {
+        return Err(StoreError::Unsupported {
+            url: url.clone(),
+            scheme: format!("{}://", parsed.scheme()),
+        });
+    }
+    // The path as written: spaces, `%` and non-ASCII stay what they are, as every other
+    // S3 client names them.
+    let raw = parsed.path().trim_start_matches('/');
+    let decoded = percent_decode(raw);
+    let prefix = Path::parse(&decoded).map_err(|e| StoreError::BadUrl {
+        url: url.clone(),
+        reason: e.to_string(),
+    })?;
+    // reqwest is built without a TLS provider of its own; this process uses ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = AmazonS3Builder::from_env()
+        .with_url(url.as_str())
+        .with_retry(RetryConfig {
+            max_retries: 4,
+            retry_timeout: Duration::from_secs(60),
+            ..RetryConfig::default()
+        });
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .or_else(|_| std::env::var("AWS_ENDPOINT"))
+        .unwrap_or_default();
+    if endpoint.to_ascii_lowercase().starts_with("http://") {
+        builder = builder.with_allow_http(true);
+    }
+    let store = builder.build().map_err(|e| StoreError::Config {
+        url: url.clone(),
+        reason: describe(&e),
+    })?;
+    Ok(ObjectArchive {
+        url,
+        store: Arc::new(store),
+        prefix,
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The runtime every request runs on. Never dropped: a runtime may not be dropped inside
+/// another's context, and callers can be anywhere.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("ferry-store")
+            .enable_all()
+            .build()
+            .expect("starting the object store runtime")
+    })
+}
+
+/// Runs `fut` on the store's runtime and waits for it on a plain channel, which is safe from
+/// any thread, inside another runtime's task or not.
+fn run<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime().spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    rx.recv().expect("the object store runtime stopped")
+}
+
+/// One line for a store error, without the response body's XML.
+fn describe(e: &object_store::Error) -> String {
+    let text = e.to_string();
+    // The whole response, for FERRY_LOG=debug: the line below keeps only what a user acts on.
+    tracing::debug!("object store: {text}");
+    let has = |s: &str| text.contains(s);
+    match e {
+        _ if has("NoSuchBucket") => "the bucket does not exist".into(),
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
+            "access denied: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the bucket's policy".into()
+        }
+        _ if has("InvalidAccessKeyId") || has("SignatureDoesNotMatch") || has("403 Forbidden") => {
+            "access denied: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the bucket's policy".into()
+        }
+        object_store::Error::NotFound { .. } => "no such object".into(),
+        _ if has("error sending request") || has("Connection refused") || has("dns error") => {
+            format!(
+                "cannot reach the object store ({}); check AWS_ENDPOINT_URL and the network",
+                first_line(&text)
+            )
+        }
+        _ => first_line(&text),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or_default();
+    // The raw response body follows the status; the status is what a user needs.
+    match line.find(": <?xml") {
+        Some(i) => line[..i].to_owned(),
+        None => line.to_owned(),
+    }
+}
+
+fn io_err(url: &str, entry: &str, e: &object_store::Error) -> std::io::Error {
+    let kind = match e {
+        object_store::Error::NotFound { .. } => std::io::ErrorKind::NotFound,
+        object_store::Error::PermissionDenied { .. } => std::io::ErrorKind::PermissionDenied,
+        _ => std::io::ErrorKind::Other,
+    };
+    let what = if entry.is_empty() {
+        describe(e)
+    } else {
+        format!("{entry}: {}", describe(e))
+    };
+    let _ = url;
+    std::io::Error::new(kind, what)
+}
+
+impl ObjectArchive {
+    fn key(&self, entry: &str) -> std::io::Result<Path> {
+        let full = if self.prefix.as_ref().is_empty() {
+            entry.to_owned()
+        } else {
+            format!("{}/{entry}", self.prefix.as_ref())
+        };
+        Path::parse(&full).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    }
+
+    /// This archive as a `Location`.
+    pub fn into_location(self) -> ferry_archive::Location {
+        ferry_archive::Location::Remote(RemoteRef(Arc::new(self)))
+    }
+}
+
+impl Remote for ObjectArchive {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn list(&self) -> std::io::Result<Vec<(String, u64)>> {
+        let store = self.store.clone();
+        let prefix = self.prefix.clone();
+        let listed = run(async move {
+            let p = (!prefix.as_ref().is_empty()).then_some(&prefix);
+            let mut out = Vec::new();
+            let mut s = store.list(p);
+            while let Some(meta) = s.next().await {
+                let meta = meta?;
+                out.push((meta.location.to_string(), meta.size));
+            }
+            Ok::<_, object_store::Error>(out)
+        })
+        .map_err(|e| io_err(&self.url, "", &e))?;
+        let strip = if self.prefix.as_ref().is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix.as_ref())
+        };
+        Ok(listed
+            .into_iter()
+            .filter_map(|(k, size)| Some((k.strip_prefix(&strip)?.to_owned(), size)))
+            .collect())
+    }
+
+    fn put_file(&self, entry: &str, file: &LocalPath) -> std::io::Result<()> {
+        let key = self.key(entry)?;
+        let store = self.store.clone();
+        let file = file.to_owned();
+        run(async move { upload(store, key, &file).await }).map_err(|e| match e {
+            Upload::Io(e) => e,
+            Upload::Store(e) => io_err(&self.url, entry, &e),
+        })
+    }
+
+    fn open(&self, entry: &str) -> std::io::Result<Box<dyn Read + Send>> {
+        let key = self.key(entry)?;
+        let store = self.store.clone();
+        let stream = run(async move { store.get(&key).await.map(|r| r.into_stream()) })
+            .map_err(|e| io_err(&self.url, entry, &e))?;
+        Ok(Box::new(ObjectReader {
+            stream: Some(stream),
+            current: Bytes::new(),
+            entry: entry.to_owned(),
+        }))
+    }
+
+    fn delete(&self, entries: &[String]) -> std::io::Result<()> {
+        let keys = entries
+            .iter()
+            .map(|e| self.key(e))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let store = self.store.clone();
+        run(async move {
+            for k in keys {
+                store.delete(&k).await?;
+            }
+            Ok::<_, object_store::Error>(())
+        })
+        .map_err(|e| io_err(&self.url, "", &e))
+    }
+}
+
+enum Upload {
+    Io(std::io::Error),
+    Store(object_store::Error),
+}
+
+impl From<std::io::Error> for Upload {
+    fn from(e: std::io::Error) -> Self {
+        Upload::Io(e)
+    }
+}
+
+impl From<object_store::Error> for Upload {
+    fn from(e: object_store::Error) -> Self {
+        Upload::Store(e)
+    }
+}
+
+async fn upload(store: Arc<dyn ObjectStore>, key: Path, file: &LocalPath) -> Result<(), Upload> {
+    let mut f = std::fs::File::open(file)?;
+    let size = f.metadata()?.len();
+    if size <= CHUNK as u64 {
+        let mut buf = Vec::with_capacity(size as usize);
+        f.read_to_end(&mut buf)?;
+        store.put(&key, PutPayload::from(buf)).await?;
+        return Ok(());
+    }
+    let upload = store.put_multipart(&key).await?;
+    let mut w = WriteMultipart::new_with_chunk_size(upload, CHUNK);
+    let mut buf = vec![0u8; CHUNK];
+    let result: Result<(), Upload> = async {
+        loop {
+            let n = read_full(&mut f, &mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            w.wait_for_capacity(IN_FLIGHT).await?;
+            w.write(&buf[..n]);
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            w.finish().await?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = w.abort().await;
+            Err(e)
+        }
+    }
+}
+
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// An object's bytes as a `Read`, fetched chunk by chunk as they are asked for.
+struct ObjectReader {
+    stream: Option<BoxStream<'static, object_store::Result<Bytes>>>,
+    current: Bytes,
+    entry: String,
+}
+
+impl Read for ObjectReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            let Some(mut stream) = self.stream.take() else {
+                return Ok(0);
+            };
+            let (stream, next) = run(async move {
+                let next = stream.next().await;
+                (stream, next)
+            });
+            match next {
+                None => return Ok(0),
+                Some(Ok(b)) => {
+                    self.current = b;
+                    self.stream = Some(stream);
+                }
+                Some(Err(e)) => return Err(io_err("", &self.entry, &e)),
+            }
+        }
+        let n = self.current.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_told_from_paths() {
+        assert!(is_url("s3://bucket/prefix"));
+        assert!(is_url("S3://bucket"));
+        assert!(!is_url("backup.tar"));
+        assert!(!is_url("-"));
+        assert!(!is_url("s3-backup"));
+    }
+
+    #[test]
+    fn other_schemes_and_credentials_in_urls_are_refused_in_one_line() {
+        let e = open("gs://bucket/x").err().expect("refused").to_string();
+        assert!(e.contains("gs:// is not supported"), "{e}");
+        let e = open("s3://key:secret@bucket/x")
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(!e.contains("secret"), "{e}");
+        assert!(e.contains("credentials do not belong in the URL"), "{e}");
+    }
+
+    #[test]
+    fn percent_escapes_in_the_prefix_are_decoded_once() {
+        assert_eq!(percent_decode("a%20b/%C3%BC"), "a b/ü");
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+}
