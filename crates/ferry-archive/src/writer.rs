@@ -97,14 +97,44 @@ enum Sink {
 /// error, an interrupt), it deletes every object it put there, so a failed export leaves
 /// nothing; a killed one leaves objects without a manifest, which readers refuse as
 /// incomplete and the next export to the prefix removes.
+///
+/// Parts upload in the background while the export goes on writing (at most
+/// [`UPLOADS_IN_FLIGHT`] at once); the manifest waits for every one of them.
 struct RemoteSink {
     remote: Arc<dyn crate::location::Remote>,
     uploaded: Vec<String>,
+    /// Uploads under way: (entry, the thread uploading it and then removing the staged file).
+    pending: Vec<(String, std::thread::JoinHandle<std::io::Result<()>>)>,
     committed: bool,
+}
+
+/// Parts uploading at once, each with its own multipart pieces in flight.
+const UPLOADS_IN_FLIGHT: usize = 2;
+
+impl RemoteSink {
+    /// Waits for uploads until at most `left` are under way; the first failure is the error.
+    fn settle(&mut self, left: usize) -> Result<()> {
+        let mut first = None;
+        while self.pending.len() > left {
+            let (entry, handle) = self.pending.remove(0);
+            let outcome = handle
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the upload thread panicked")));
+            if let Err(e) = outcome {
+                first.get_or_insert(ArchiveError::io(
+                    format!("{}/{entry}", self.remote.url()),
+                    e,
+                ));
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
 }
 
 impl Drop for RemoteSink {
     fn drop(&mut self) {
+        // No upload may land after the clean-up below.
+        let _ = self.settle(0);
         if !self.committed
             && !self.uploaded.is_empty()
             && let Err(e) = self.remote.delete(&self.uploaded)
@@ -188,6 +218,7 @@ impl ArchiveWriter {
                     Sink::Remote(RemoteSink {
                         remote: r.0.clone(),
                         uploaded: Vec::new(),
+                        pending: Vec::new(),
                         committed: false,
                     }),
                 )
@@ -445,16 +476,29 @@ impl Shared {
     fn publish(&self, rel: &str) -> Result<()> {
         let mut state = self.state.lock().expect("writer state poisoned");
         if let Sink::Remote(r) = &mut state.sink {
-            // Recorded first, so that a failed upload is cleaned up too. The upload runs
-            // outside the lock: parallel table writers upload side by side.
+            let bare = rel.strip_suffix(crate::seal::SUFFIX).unwrap_or(rel);
+            // The commit: only once every other entry is in the store.
+            let commit = bare == MANIFEST;
+            r.settle(if commit { 0 } else { UPLOADS_IN_FLIGHT - 1 })?;
+            // Recorded first, so that a failed upload is cleaned up too.
             r.uploaded.push(rel.to_owned());
             let remote = r.remote.clone();
-            drop(state);
+            let url = remote.url().to_owned();
             let abs = self.staging.path().join(rel);
-            remote
-                .put_file(rel, &abs)
-                .map_err(|e| ArchiveError::io(format!("{}/{rel}", remote.url()), e))?;
-            std::fs::remove_file(&abs).map_err(|e| ArchiveError::io(rel, e))?;
+            let entry = rel.to_owned();
+            let upload = move || {
+                remote.put_file(&entry, &abs)?;
+                std::fs::remove_file(&abs)
+            };
+            if commit {
+                drop(state);
+                return upload().map_err(|e| ArchiveError::io(format!("{url}/{rel}"), e));
+            }
+            let handle = std::thread::Builder::new()
+                .name("ferry-upload".into())
+                .spawn(upload)
+                .map_err(|e| ArchiveError::io(rel, e))?;
+            r.pending.push((rel.to_owned(), handle));
             return Ok(());
         }
         if let Sink::Tar { builder, mtime, .. } = &mut state.sink {
