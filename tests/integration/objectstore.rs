@@ -348,6 +348,90 @@ fn a_killed_export_is_incomplete_to_readers_and_cleaned_by_the_next_export() {
         moto.keys("arch", "mine/"),
         vec!["mine/notes.txt".to_owned()]
     );
+    // Parquet files named like an archive's, but no prelude: someone's data, never removed.
+    moto.boto(
+        "s3.put_object(Bucket='arch', Key='lake/data/t00001/part-000000.parquet', Body=b'x')",
+    );
+    moto.ferry(&dir)
+        .args(["export"])
+        .args([sample()])
+        .args(["s3://arch/lake"])
+        .run()
+        .fails_with(1)
+        .says("no prelude.json: not an interrupted export");
+    assert_eq!(moto.keys("arch", "lake/").len(), 1, "nothing deleted");
+    // Any other Parquet file there is refused by name.
+    moto.boto("s3.put_object(Bucket='arch', Key='pond/data/2024/x.parquet', Body=b'y')");
+    moto.ferry(&dir)
+        .args(["export"])
+        .args([sample()])
+        .args(["s3://arch/pond"])
+        .run()
+        .fails_with(1)
+        .says("data/2024/x.parquet, which is not part of an archive");
+    assert_eq!(moto.keys("arch", "pond/").len(), 1, "nothing deleted");
+}
+
+#[test]
+fn parts_over_the_multipart_size_upload_in_pieces_and_come_back_exact() {
+    let moto = Moto::start();
+    moto.bucket("big");
+    let dir = TestDir::new();
+    // Incompressible blobs, so the part is well over the 8 MiB single-PUT limit.
+    let db = dir.path("blobs.db");
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut noise = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect()
+    };
+    let blobs: Vec<Vec<u8>> = (0..3).map(|_| noise(7 << 20)).collect();
+    {
+        let c = rusqlite::Connection::open(&db).expect("open");
+        c.execute("CREATE TABLE b (id INTEGER PRIMARY KEY, v BLOB)", [])
+            .expect("create");
+        for (i, v) in blobs.iter().enumerate() {
+            c.execute(
+                "INSERT INTO b VALUES (?1, ?2)",
+                rusqlite::params![i as i64, v],
+            )
+            .expect("insert");
+        }
+    }
+    moto.ferry(&dir)
+        .args(["export"])
+        .args([&db])
+        .args(["s3://big/blobs"])
+        .run()
+        .success();
+    let sizes = moto.boto(
+        "for o in s3.list_objects_v2(Bucket='big', Prefix='blobs/data/')['Contents']: print(o['Size'])",
+    );
+    assert!(
+        sizes
+            .lines()
+            .any(|l| l.parse::<u64>().expect("size") > 16 << 20),
+        "a part over two pieces: {sizes}"
+    );
+    let back = dir.path("back.db");
+    moto.ferry(&dir)
+        .args(["import", "s3://big/blobs"])
+        .args([&back])
+        .run()
+        .success();
+    let c = rusqlite::Connection::open(&back).expect("open");
+    let mut stmt = c.prepare("SELECT v FROM b ORDER BY id").expect("select");
+    let got: Vec<Vec<u8>> = stmt
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert!(got == blobs, "the blobs came back byte for byte");
 }
 
 #[test]
@@ -464,7 +548,12 @@ print(k['AccessKeyId'], k['SecretAccessKey'])
         let all = fails_saying(
             open.ferry_as(&dir, key, secret),
             &args,
-            "s3://no-such-bucket/app: the bucket does not exist",
+            "the bucket does not exist",
+        );
+        assert!(
+            all.lines().any(|l| l.contains("the bucket does not exist")
+                && l.contains("s3://no-such-bucket/app")),
+            "names the archive: {all}"
         );
         assert!(!all.contains(secret), "never echoes the secret: {all}");
     }
@@ -478,5 +567,9 @@ fn fails_saying(ferry: Ferry, args: &[&str], diagnosis: &str) -> String {
     let all = format!("{}{}", run.stdout(), run.stderr());
     let lines = all.lines().filter(|l| l.contains(diagnosis)).count();
     assert_eq!(lines, 1, "{args:?}: {diagnosis:?} on one line:\n{all}");
+    assert!(
+        !all.contains("<?xml") && !all.contains("<Error>"),
+        "no raw server response: {all}"
+    );
     all
 }

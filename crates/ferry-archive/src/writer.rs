@@ -135,9 +135,12 @@ impl Drop for RemoteSink {
     fn drop(&mut self) {
         // No upload may land after the clean-up below.
         let _ = self.settle(0);
+        // Newest first: the manifest (if its upload went through unseen) goes before any part
+        // it names, and a clean-up that stops halfway never leaves it behind.
+        let newest_first: Vec<String> = self.uploaded.iter().rev().cloned().collect();
         if !self.committed
-            && !self.uploaded.is_empty()
-            && let Err(e) = self.remote.delete(&self.uploaded)
+            && !newest_first.is_empty()
+            && let Err(e) = self.remote.delete(&newest_first)
         {
             tracing::warn!(
                 "{}: removing the failed export's objects: {e}; the next export there removes them",
@@ -148,12 +151,14 @@ impl Drop for RemoteSink {
 }
 
 struct Shared {
+    /// Declared before `staging`, so dropped first: background uploads are joined (and a
+    /// failed export's objects deleted) while their staged files still exist.
+    state: Mutex<State>,
     staging: tempfile::TempDir,
     /// Fixed when the archive starts, so that every entry of it is sealed alike.
     sealer: Option<Arc<crate::seal::Sealer>>,
     options: WriteOptions,
     properties: WriterProperties,
-    state: Mutex<State>,
 }
 
 struct State {
@@ -491,8 +496,13 @@ impl Shared {
                 std::fs::remove_file(&abs)
             };
             if commit {
-                drop(state);
-                return upload().map_err(|e| ArchiveError::io(format!("{url}/{rel}"), e));
+                // Under the lock, which nothing else wants now: committed the moment the
+                // store has the manifest, whatever happens to the staged copy after.
+                r.remote
+                    .put_file(rel, &self.staging.path().join(rel))
+                    .map_err(|e| ArchiveError::io(format!("{url}/{rel}"), e))?;
+                r.committed = true;
+                return Ok(());
             }
             let handle = std::thread::Builder::new()
                 .name("ferry-upload".into())
@@ -600,6 +610,21 @@ fn prepare_remote(remote: &dyn crate::location::Remote) -> Result<()> {
             ),
         });
     }
+    // An export writes its prelude (or, encrypted, its envelope) first: without one, these
+    // are not ours to remove, whatever their names.
+    let started = names.iter().any(|n| {
+        let bare = n.strip_suffix(crate::seal::SUFFIX).unwrap_or(n);
+        bare == PRELUDE || n == crate::seal::ENVELOPE
+    });
+    if !names.is_empty() && !started {
+        return Err(ArchiveError::BadEntry {
+            path: url.to_owned(),
+            reason: format!(
+                "holds {}, but no prelude.json: not an interrupted export; export to an empty prefix",
+                names[0]
+            ),
+        });
+    }
     if !names.is_empty() {
         tracing::warn!(
             "{url}: removing {} object(s) an interrupted export left (no manifest.json)",
@@ -610,6 +635,16 @@ fn prepare_remote(remote: &dyn crate::location::Remote) -> Result<()> {
             .map_err(|e| ArchiveError::io(url, e))?;
     }
     Ok(())
+}
+
+/// A data part exactly as [`TableWriter`] names it: `data/<table id>/part-NNNNNN.parquet`.
+fn is_part_name(name: &str) -> bool {
+    let Some(file) = crate::manifest::table_id_of_path(name).and(name.rsplit('/').next()) else {
+        return false;
+    };
+    file.strip_prefix("part-")
+        .and_then(|f| f.strip_suffix(".parquet"))
+        .is_some_and(|n| n.len() == 6 && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Whether `name` is one an export writes: the documents, their signatures, the envelope,
@@ -624,8 +659,7 @@ pub(crate) fn is_entry_name(name: &str) -> bool {
         crate::seal::ENVELOPE.to_owned(),
         crate::seal::KEY_ENTRY.to_owned(),
     ];
-    documents.iter().any(|d| d == name || d == bare)
-        || (bare.starts_with("data/") && bare.ends_with(".parquet"))
+    documents.iter().any(|d| d == name || d == bare) || is_part_name(bare)
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -33,7 +33,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use object_store::aws::AmazonS3Builder;
+use object_store::ClientConfigKey;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
 use object_store::{
     ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutPayload, RetryConfig, WriteMultipart,
@@ -79,6 +80,13 @@ pub struct ObjectArchive {
 /// requested yet: a wrong key or bucket shows at the first request, named by that request.
 pub fn open(arg: &str) -> Result<ObjectArchive, StoreError> {
     let url = arg.trim_end_matches('/').to_owned();
+    if let Some(i) = url.find(['?', '#']) {
+        // Never echoed: a query is where presigned tokens live.
+        return Err(StoreError::BadUrl {
+            url: url[..i].to_owned(),
+            reason: "a query or fragment has no place in an archive URL (credentials come from AWS_* variables)".into(),
+        });
+    }
     let parsed = url::Url::parse(&url).map_err(|e| StoreError::BadUrl {
         url: url.clone(),
         reason: e.to_string(),
@@ -93,17 +101,18 @@ pub fn open(arg: &str) -> Result<ObjectArchive, StoreError> {
         url: url.clone(),
         reason: e.to_string(),
     })?;
-    if scheme != ObjectStoreScheme::AmazonS3 {
+    // https:// URLs of S3 name the bucket in the path or the host depending on the service;
+    // only s3://bucket/prefix says which is which.
+    if scheme != ObjectStoreScheme::AmazonS3 || !matches!(parsed.scheme(), "s3" | "s3a") {
         return Err(StoreError::Unsupported {
             url: url.clone(),
             scheme: format!("{}://", parsed.scheme()),
         });
     }
-    // The path as written: spaces, `%` and non-ASCII stay what they are, as every other
-    // S3 client names them.
-    let raw = parsed.path().trim_start_matches('/');
-    let decoded = percent_decode(raw);
-    let prefix = Path::parse(&decoded).map_err(|e| StoreError::BadUrl {
+    // The key prefix exactly as written after the bucket (no percent-decoding), as the AWS
+    // CLI and every other S3 client take it: spaces, `%` and non-ASCII stay what they are.
+    let raw = url.splitn(4, '/').nth(3).unwrap_or_default();
+    let prefix = Path::parse(raw).map_err(|e| StoreError::BadUrl {
         url: url.clone(),
         reason: e.to_string(),
     })?;
@@ -113,13 +122,35 @@ pub fn open(arg: &str) -> Result<ObjectArchive, StoreError> {
         .with_url(url.as_str())
         .with_retry(RetryConfig {
             max_retries: 4,
-            retry_timeout: Duration::from_secs(60),
+            retry_timeout: Duration::from_secs(300),
             ..RetryConfig::default()
         });
+    // object_store's default 30 s limit covers a whole request, body included: a 256 MiB
+    // part over a slow link would never arrive. Bound what can hang instead: connecting, and
+    // silence in the middle of a transfer.
+    for (var, key, value) in [
+        ("AWS_TIMEOUT", ClientConfigKey::Timeout, "6h"),
+        ("AWS_READ_TIMEOUT", ClientConfigKey::ReadTimeout, "60s"),
+        (
+            "AWS_CONNECT_TIMEOUT",
+            ClientConfigKey::ConnectTimeout,
+            "10s",
+        ),
+    ] {
+        if std::env::var_os(var).is_none() {
+            builder = builder.with_config(AmazonS3ConfigKey::Client(key), value);
+        }
+    }
     let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
         .or_else(|_| std::env::var("AWS_ENDPOINT"))
         .unwrap_or_default();
+    if endpoint.contains('@') {
+        return Err(StoreError::Config {
+            url: url.clone(),
+            reason: "AWS_ENDPOINT_URL holds credentials; give them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+        });
+    }
     if endpoint.to_ascii_lowercase().starts_with("http://") {
         builder = builder.with_allow_http(true);
     }
@@ -132,26 +163,6 @@ pub fn open(arg: &str) -> Result<ObjectArchive, StoreError> {
         store: Arc::new(store),
         prefix,
     })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The runtime every request runs on. Never dropped: a runtime may not be dropped inside
@@ -186,12 +197,16 @@ fn describe(e: &object_store::Error) -> String {
     let has = |s: &str| text.contains(s);
     match e {
         _ if has("NoSuchBucket") => "the bucket does not exist".into(),
+        _ if has("InvalidAccessKeyId") || has("SignatureDoesNotMatch") => {
+            "access denied: the credentials are refused (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)".into()
+        }
         object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
-            "access denied: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the bucket's policy".into()
+            "access denied: check the credentials and the policy (ferry needs list, get, put and delete under the prefix)".into()
         }
-        _ if has("InvalidAccessKeyId") || has("SignatureDoesNotMatch") || has("403 Forbidden") => {
-            "access denied: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the bucket's policy".into()
+        _ if has("403 Forbidden") => {
+            "access denied: check the credentials and the policy (ferry needs list, get, put and delete under the prefix)".into()
         }
+        _ if has("NoSuchUpload") => "the multipart upload is gone (aborted by the server?)".into(),
         object_store::Error::NotFound { .. } => "no such object".into(),
         _ if has("error sending request") || has("Connection refused") || has("dns error") => {
             format!(
@@ -212,19 +227,14 @@ fn first_line(s: &str) -> String {
     }
 }
 
-fn io_err(url: &str, entry: &str, e: &object_store::Error) -> std::io::Error {
+/// `doing`: the refused operation and its object, as the message names them.
+fn io_err(doing: &str, e: &object_store::Error) -> std::io::Error {
     let kind = match e {
         object_store::Error::NotFound { .. } => std::io::ErrorKind::NotFound,
         object_store::Error::PermissionDenied { .. } => std::io::ErrorKind::PermissionDenied,
         _ => std::io::ErrorKind::Other,
     };
-    let what = if entry.is_empty() {
-        describe(e)
-    } else {
-        format!("{entry}: {}", describe(e))
-    };
-    let _ = url;
-    std::io::Error::new(kind, what)
+    std::io::Error::new(kind, format!("{doing}: {}", describe(e)))
 }
 
 impl ObjectArchive {
@@ -261,7 +271,7 @@ impl Remote for ObjectArchive {
             }
             Ok::<_, object_store::Error>(out)
         })
-        .map_err(|e| io_err(&self.url, "", &e))?;
+        .map_err(|e| io_err("listing the archive", &e))?;
         let strip = if self.prefix.as_ref().is_empty() {
             String::new()
         } else {
@@ -279,7 +289,7 @@ impl Remote for ObjectArchive {
         let file = file.to_owned();
         run(async move { upload(store, key, &file).await }).map_err(|e| match e {
             Upload::Io(e) => e,
-            Upload::Store(e) => io_err(&self.url, entry, &e),
+            Upload::Store(e) => io_err(&format!("uploading {entry}"), &e),
         })
     }
 
@@ -287,11 +297,12 @@ impl Remote for ObjectArchive {
         let key = self.key(entry)?;
         let store = self.store.clone();
         let stream = run(async move { store.get(&key).await.map(|r| r.into_stream()) })
-            .map_err(|e| io_err(&self.url, entry, &e))?;
+            .map_err(|e| io_err(&format!("reading {entry}"), &e))?;
         Ok(Box::new(ObjectReader {
             stream: Some(stream),
             current: Bytes::new(),
             entry: entry.to_owned(),
+            failed: None,
         }))
     }
 
@@ -307,7 +318,7 @@ impl Remote for ObjectArchive {
             }
             Ok::<_, object_store::Error>(())
         })
-        .map_err(|e| io_err(&self.url, "", &e))
+        .map_err(|e| io_err("deleting", &e))
     }
 }
 
@@ -333,7 +344,7 @@ async fn upload(store: Arc<dyn ObjectStore>, key: Path, file: &LocalPath) -> Res
     let size = f.metadata()?.len();
     if size <= CHUNK as u64 {
         let mut buf = Vec::with_capacity(size as usize);
-        f.read_to_end(&mut buf)?;
+        tokio::task::block_in_place(|| f.read_to_end(&mut buf))?;
         store.put(&key, PutPayload::from(buf)).await?;
         return Ok(());
     }
@@ -342,7 +353,8 @@ async fn upload(store: Arc<dyn ObjectStore>, key: Path, file: &LocalPath) -> Res
     let mut buf = vec![0u8; CHUNK];
     let result: Result<(), Upload> = async {
         loop {
-            let n = read_full(&mut f, &mut buf)?;
+            // A local read, kept off the runtime's two workers' async duty.
+            let n = tokio::task::block_in_place(|| read_full(&mut f, &mut buf))?;
             if n == 0 {
                 return Ok(());
             }
@@ -379,11 +391,15 @@ struct ObjectReader {
     stream: Option<BoxStream<'static, object_store::Result<Bytes>>>,
     current: Bytes,
     entry: String,
+    failed: Option<String>,
 }
 
 impl Read for ObjectReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
+            if let Some(why) = &self.failed {
+                return Err(std::io::Error::other(why.clone()));
+            }
             let Some(mut stream) = self.stream.take() else {
                 return Ok(0);
             };
@@ -397,7 +413,12 @@ impl Read for ObjectReader {
                     self.current = b;
                     self.stream = Some(stream);
                 }
-                Some(Err(e)) => return Err(io_err("", &self.entry, &e)),
+                // The stream stays taken: a later read repeats this error, never a clean end.
+                Some(Err(e)) => {
+                    let err = io_err(&format!("reading {}", self.entry), &e);
+                    self.failed = Some(err.to_string());
+                    return Err(err);
+                }
             }
         }
         let n = self.current.len().min(buf.len());
@@ -430,11 +451,15 @@ mod tests {
             .to_string();
         assert!(!e.contains("secret"), "{e}");
         assert!(e.contains("credentials do not belong in the URL"), "{e}");
-    }
-
-    #[test]
-    fn percent_escapes_in_the_prefix_are_decoded_once() {
-        assert_eq!(percent_decode("a%20b/%C3%BC"), "a b/ü");
-        assert_eq!(percent_decode("100%"), "100%");
+        let e = open("s3://bucket/x?X-Amz-Security-Token=tok")
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(!e.contains("tok"), "{e}");
+        let e = open("https://s3.eu-west-1.amazonaws.com/bucket/x")
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("https:// is not supported"), "{e}");
     }
 }
