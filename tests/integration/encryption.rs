@@ -10,7 +10,7 @@ use crate::pg_db::PgDb;
 use crate::sqlite_db::{build_torture, dump};
 
 /// An age identity made by the real `age-keygen`: (identity file, its recipient).
-fn age_key(dir: &TestDir, name: &str) -> (String, String) {
+pub(crate) fn age_key(dir: &TestDir, name: &str) -> (String, String) {
     let file = format!("{name}.txt");
     let out = Command::new("age-keygen")
         .args(["-o", &file])

@@ -573,3 +573,44 @@ fn fails_saying(ferry: Ferry, args: &[&str], diagnosis: &str) -> String {
     );
     all
 }
+
+#[test]
+fn signed_and_encrypted_archives_live_in_a_bucket_too() {
+    let moto = Moto::start();
+    moto.bucket("vault");
+    let dir = TestDir::new();
+    let (identity, recipient) = crate::encryption::age_key(&dir, "ops");
+    let (sk, pk) = crate::signing::keypair(&dir, "release");
+    moto.ferry(&dir)
+        .args(["export"])
+        .args([sample()])
+        .args(["s3://vault/app", "--sign", &sk, "--encrypt-to", &recipient])
+        .run()
+        .success();
+    let keys = moto.keys("vault", "app/");
+    assert!(
+        keys.contains(&"app/encryption.json".to_owned())
+            && keys.contains(&"app/manifest.json.age".to_owned())
+            && keys.contains(&"app/manifest.json.minisig.age".to_owned()),
+        "{keys:?}"
+    );
+    moto.ferry(&dir)
+        .args(["import", "s3://vault/app", "back.db"])
+        .args(["--identity", &identity, "--require-signature", &pk])
+        .run()
+        .success();
+    dir.export_sample("local");
+    dir.ferry()
+        .args(["import", "local", "direct.db"])
+        .run()
+        .success();
+    similar_asserts::assert_eq!(
+        sqlite_db::dump(&dir.path("direct.db")),
+        sqlite_db::dump(&dir.path("back.db"))
+    );
+    moto.ferry(&dir)
+        .args(["verify", "s3://vault/app"])
+        .run()
+        .fails_with(3)
+        .says("give --identity FILE");
+}
