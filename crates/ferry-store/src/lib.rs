@@ -186,7 +186,8 @@ fn run<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
     runtime().spawn(async move {
         let _ = tx.send(fut.await);
     });
-    rx.recv().expect("the object store runtime stopped")
+    rx.recv()
+        .expect("an object store request panicked (its task ended without an answer)")
 }
 
 /// One line for a store error, without the response body's XML.
@@ -353,6 +354,14 @@ async fn upload(store: Arc<dyn ObjectStore>, key: Path, file: &LocalPath) -> Res
     let mut buf = vec![0u8; CHUNK];
     let result: Result<(), Upload> = async {
         loop {
+            // Ctrl-C stops a large upload between pieces (and aborts it), so an interrupted
+            // export can clean up now rather than after its uploads finish.
+            if ferry_archive::interrupt::requested() {
+                return Err(Upload::Io(std::io::Error::new(
+                    std::io::ErrorKind::Interrupted,
+                    "interrupted",
+                )));
+            }
             // A local read, kept off the runtime's two workers' async duty.
             let n = tokio::task::block_in_place(|| read_full(&mut f, &mut buf))?;
             if n == 0 {
