@@ -435,7 +435,8 @@ impl ArchiveWriter {
                     sync_dir(parent_of(&target));
                 }
             }
-            Sink::Remote(mut r) => r.committed = true,
+            // Committed when the manifest went up (`publish`).
+            Sink::Remote(_) => {}
         }
         Ok(manifest)
     }
@@ -487,23 +488,22 @@ impl Shared {
             r.settle(if commit { 0 } else { UPLOADS_IN_FLIGHT - 1 })?;
             // Recorded first, so that a failed upload is cleaned up too.
             r.uploaded.push(rel.to_owned());
-            let remote = r.remote.clone();
-            let url = remote.url().to_owned();
             let abs = self.staging.path().join(rel);
+            if commit {
+                // Under the lock, which nothing else wants now: committed the moment the
+                // store has the manifest, whatever happens to the staged copy after.
+                r.remote
+                    .put_file(rel, &abs)
+                    .map_err(|e| ArchiveError::io(format!("{}/{rel}", r.remote.url()), e))?;
+                r.committed = true;
+                return Ok(());
+            }
+            let remote = r.remote.clone();
             let entry = rel.to_owned();
             let upload = move || {
                 remote.put_file(&entry, &abs)?;
                 std::fs::remove_file(&abs)
             };
-            if commit {
-                // Under the lock, which nothing else wants now: committed the moment the
-                // store has the manifest, whatever happens to the staged copy after.
-                r.remote
-                    .put_file(rel, &self.staging.path().join(rel))
-                    .map_err(|e| ArchiveError::io(format!("{url}/{rel}"), e))?;
-                r.committed = true;
-                return Ok(());
-            }
             let handle = std::thread::Builder::new()
                 .name("ferry-upload".into())
                 .spawn(upload)
@@ -649,7 +649,7 @@ fn is_part_name(name: &str) -> bool {
 
 /// Whether `name` is one an export writes: the documents, their signatures, the envelope,
 /// and the data parts, each possibly sealed.
-pub(crate) fn is_entry_name(name: &str) -> bool {
+fn is_entry_name(name: &str) -> bool {
     let bare = name.strip_suffix(crate::seal::SUFFIX).unwrap_or(name);
     let documents = [
         PRELUDE.to_owned(),
