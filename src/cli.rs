@@ -125,6 +125,9 @@ impl Command {
     pub fn interrupted_message(&self) -> &'static str {
         match self {
             Command::Export(_) => "interrupted; no archive was written",
+            Command::Import(a) if a.resume => {
+                "interrupted; the target was not changed, and what was loaded so far is kept for `ferry import --resume`"
+            }
             Command::Import(_) => "interrupted; nothing was changed",
             _ => "interrupted",
         }
@@ -331,6 +334,14 @@ pub struct ImportArgs {
     /// such an archive is refused before anything changes (spec/FORMAT.md §7.1).
     #[arg(long)]
     pub trust_archive: bool,
+    /// Continue an import of this archive that was killed or failed, keeping what it had
+    /// committed (checked against its record of the parts and their SHA-256s) and loading
+    /// the rest; the result is published at once, as always. PostgreSQL: the tables a
+    /// parallel import finished in staging (`ferry cleanup` drops them). SQLite: the file
+    /// TARGET.ferry-resume, which only a --resume run makes (delete it to start over). If
+    /// this run fails too, what it loaded is kept for the next --resume.
+    #[arg(long, conflicts_with_all = ["data_only", "dry_run"])]
+    pub resume: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -797,6 +797,7 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
             let options = ferry_sqlite::ImportOptions {
                 replace: a.replace,
                 numeric_real: a.numeric == crate::cli::NumericAs::Real,
+                resume: a.resume,
                 ..Default::default()
             };
             let report = {
@@ -900,6 +901,7 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 jobs,
                 jobs_per_table: a.jobs_per_table.max(1),
                 trust_archive: a.trust_archive,
+                resume: a.resume,
             };
             let report = {
                 let r = ferry_postgres::import(&location, &url, &options, progress);

@@ -46,16 +46,7 @@ fn leftovers(dir: &TestDir, expected: &[&str]) -> Vec<String> {
 /// Waits until no session other than ours is connected to `db`: the server ends a killed
 /// client's session when it notices the closed socket, which takes a moment.
 fn wait_for_sessions_to_end(db: &PgDb) {
-    for _ in 0..200 {
-        let n = db.psql(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        );
-        if n.trim() == "0" {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("the killed run's sessions never ended");
+    db.wait_for_other_sessions_to_end();
 }
 
 #[test]

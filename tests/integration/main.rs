@@ -17,6 +17,7 @@ mod pg_db;
 mod postgres;
 mod props;
 mod realworld;
+mod resume;
 mod samples;
 mod signing;
 mod spec;

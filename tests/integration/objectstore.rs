@@ -470,6 +470,55 @@ fn a_part_changed_in_the_bucket_is_refused_before_the_target_changes() {
     );
 }
 
+/// A killed import from the bucket is resumed after one of the parts it had loaded was
+/// replaced: the resume refuses to reuse that table, says which part, changes nothing in
+/// the target, and keeps what was loaded until `ferry cleanup`.
+#[test]
+fn a_resume_refuses_a_part_that_changed_in_the_bucket_since_it_was_loaded() {
+    use crate::resume::{kill_after_a_table_committed, real, staging_schemas};
+    let moto = Moto::start();
+    moto.bucket("arch");
+    let dir = TestDir::new();
+    moto.ferry(&dir)
+        .args(["export"])
+        .args([real("chinook.sqlite")])
+        .args(["s3://arch/ch"])
+        .run()
+        .success();
+    let pg = PgDb::new("os_resume");
+    let kept = kill_after_a_table_committed(moto.ferry(&dir), "s3://arch/ch", &pg);
+
+    // Resumed as it is, it would go on; first the kept table's part changes in the bucket.
+    let table = kept[0].split(' ').next().expect("a table name").to_owned();
+    let part = moto.boto(&format!(
+        "import json\nm = json.loads(s3.get_object(Bucket='arch', Key='ch/manifest.json')['Body'].read())\nprint([t for t in m['tables'] if t['name'].lower() == '{table}'][0]['files'][0]['path'])"
+    ));
+    let part = part.trim();
+    moto.boto(&format!(
+        "b = bytearray(s3.get_object(Bucket='arch', Key='ch/{part}')['Body'].read())\nb[len(b)//2] ^= 1\ns3.put_object(Bucket='arch', Key='ch/{part}', Body=bytes(b))"
+    ));
+    let left = staging_schemas(&pg);
+    moto.ferry(&dir)
+        .args(["import", "--resume", "s3://arch/ch", &pg.url()])
+        .run()
+        .fails_with(1)
+        .says(part)
+        .says("changed since the interrupted import loaded it")
+        .says("kept in");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = 'public'")
+            .trim(),
+        "0",
+        "the target's tables are as they were"
+    );
+    assert!(staging_schemas(&pg) > 0 && left > 0, "kept for another try");
+    moto.ferry(&dir)
+        .args(["cleanup", &pg.url()])
+        .run()
+        .success();
+    assert_eq!(staging_schemas(&pg), 0, "ferry cleanup drops them");
+}
+
 #[test]
 fn a_missing_bucket_and_wrong_credentials_each_get_one_clear_line() {
     // A server that checks signatures: the first four calls (unsigned) set up a user, a key,

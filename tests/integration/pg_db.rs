@@ -69,6 +69,21 @@ impl PgDb {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// Waits until no other session is connected to this database: a killed client's
+    /// server session ends only once the server notices.
+    pub fn wait_for_other_sessions_to_end(&self) {
+        for _ in 0..200 {
+            let n = self.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            );
+            if n.trim() == "0" {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the killed run's sessions never ended");
+    }
+
     /// `pg_dump --schema-only`, without comments, SET lines and the per-run restrict keys.
     pub fn schema_dump(&self) -> String {
         let out = Command::new("pg_dump")

@@ -52,6 +52,10 @@ pub struct Part<'a> {
     pub path: &'a str,
     file: &'a Path,
     table: &'a Table,
+    /// SHA-256 of the part's bytes as read (checked against the manifest before the visit
+    /// for a directory, after the stream for a tar): what a resumed import compares with
+    /// the part it loaded before.
+    sha256: &'a str,
 }
 
 /// Anything that yields a part's record batches: a [`Part`] during the visit, or a
@@ -65,6 +69,11 @@ pub trait PartData {
 }
 
 impl Part<'_> {
+    /// SHA-256 (hex) of the part's bytes as read.
+    pub fn sha256(&self) -> &str {
+        self.sha256
+    }
+
     /// The number of rows the file's footer declares.
     pub fn footer_rows(&self) -> Result<u64> {
         let file = File::open(self.file).map_err(|e| ArchiveError::io(self.path, e))?;
@@ -85,6 +94,7 @@ impl Part<'_> {
             path: self.path.to_owned(),
             file: File::open(self.file).map_err(|e| ArchiveError::io(self.path, e))?,
             table: self.table.clone(),
+            sha256: self.sha256.to_owned(),
         })
     }
 }
@@ -105,6 +115,14 @@ pub struct DetachedPart {
     path: String,
     file: File,
     table: Table,
+    sha256: String,
+}
+
+impl DetachedPart {
+    /// SHA-256 (hex) of the part's bytes as read.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
 }
 
 impl PartData for DetachedPart {
@@ -692,6 +710,8 @@ fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>
                 path: &f.path,
                 file: spooled.as_deref().unwrap_or(&abs),
                 table,
+                // Checked equal to the bytes just hashed.
+                sha256: &f.sha256,
             };
             check_footer_rows(&part, f, visitor)?;
             visitor.part(table, &part)?;
@@ -1171,6 +1191,7 @@ fn read_tar<V: Visitor, R: Read>(
             path: &path,
             file: &spooled,
             table,
+            sha256: &sha256,
         };
         let footer_rows = match part.footer_rows() {
             Ok(n) => Some(n),

@@ -45,6 +45,11 @@ pub enum PgError {
     Refused(#[from] ferry_sql::SqlError),
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    /// A failed `--resume` import: what committed in staging is kept for the next one.
+    #[error(
+        "{error}; the tables it loaded are kept in {kept} staging schema(s) for `ferry import --resume` (`ferry cleanup TARGET` drops them)"
+    )]
+    Resumable { error: Box<PgError>, kept: usize },
 }
 
 impl PgError {

@@ -57,7 +57,7 @@ use crate::data_only;
 use crate::error::{Ctx, PgError, RowExt};
 use crate::from_sqlite;
 use crate::load::{Copier, Plan, plan_table};
-use crate::parallel::{Build, Pool, TableWork};
+use crate::parallel::{Build, Checkpoint, Pool, TableWork};
 use crate::{ENGINE, quote_ident, quote_qualified};
 
 mod replay;
@@ -91,6 +91,10 @@ pub struct ImportOptions {
     /// Let the archive's own functions run during the import (CHECKs, indexes and
     /// materialized views that call them) and be SECURITY DEFINER or in any language.
     pub trust_archive: bool,
+    /// Take over the tables an interrupted import of this archive committed in staging
+    /// instead of loading them again, and keep this import's own on failure (see
+    /// [`crate::resume`]).
+    pub resume: bool,
 }
 
 #[derive(Debug, Default)]
@@ -119,7 +123,17 @@ pub fn import(
     let client = rt.block_on(spec.connect())?;
     // What killed imports left behind goes first, so it can neither be mistaken for the
     // target's content nor pile up.
-    let swept = match rt.block_on(crate::leftover::sweep(&client)) {
+    if options.resume && (options.data_only || options.jobs_per_table > 1) {
+        return Err(PgError::Config(format!(
+            "--resume takes over whole tables loaded in staging; not with {}",
+            if options.data_only {
+                "--data-only, which loads into the existing tables"
+            } else {
+                "--jobs-per-table, whose tables several connections load"
+            }
+        )));
+    }
+    let swept = match rt.block_on(crate::leftover::sweep(&client, options.resume)) {
         Ok(s) => s,
         Err(e) => crate::leftover::Swept {
             failed: vec![e.to_string()],
@@ -128,6 +142,9 @@ pub fn import(
     };
     let mut jobs = if options.data_only {
         1
+    } else if options.resume {
+        // Only tables loaded by a worker are committed, and so resumable.
+        options.jobs.max(2)
     } else {
         options.jobs.max(1)
     };
@@ -154,6 +171,9 @@ pub fn import(
             options,
             pool,
             staging: None,
+            archive_key: String::new(),
+            owner: String::new(),
+            resumed: HashMap::new(),
             plans: HashMap::new(),
             reports: HashMap::new(),
             announced: HashSet::new(),
@@ -178,6 +198,16 @@ pub fn import(
         let workers = loader.staging.as_ref().map_or(0, |s| s.workers_used);
         (result, schemas, workers)
     });
+    let result = match result {
+        // What committed in staging is kept for the next `--resume`, which checks it again.
+        Err(e) if options.resume && !stage_schemas.is_empty() => {
+            return Err(PgError::Resumable {
+                error: Box::new(e),
+                kept: stage_schemas.len(),
+            });
+        }
+        r => r,
+    };
     let mut dropped = drop_stage_schemas(&rt, &client, &stage_schemas);
     if dropped.is_err() {
         // The import's own connection may be what failed (the server terminated it, a
@@ -384,6 +414,12 @@ struct Loader<'a> {
     /// Load workers (`--jobs` > 1); taken when they are told to finish.
     pool: Option<Pool>,
     staging: Option<Staging>,
+    /// SHA-256 of the archive's prelude, which resume records name.
+    archive_key: String,
+    /// This import's owner record, which staging schema comments start with.
+    owner: String,
+    /// Rows of parts that an interrupted import had loaded and this one kept, by table id.
+    resumed: HashMap<String, u64>,
     /// How each table's rows are encoded, by archive id.
     plans: HashMap<String, Copier>,
     reports: HashMap<String, TableReport>,
@@ -450,6 +486,21 @@ impl Loader<'_> {
             .map(|c| c.notes.clone())
             .unwrap_or_default();
         notes.append(&mut self.notes);
+        if !self.resumed.is_empty() {
+            let mut kept: Vec<String> = manifest
+                .tables
+                .iter()
+                .filter(|t| self.resumed.contains_key(&t.id))
+                .map(|t| self.remapped_name(t))
+                .collect();
+            kept.sort();
+            notes.push(format!(
+                "--resume: kept {} row(s) of {} table(s) that the interrupted import had loaded ({}); loaded the rest",
+                self.resumed.values().sum::<u64>(),
+                kept.len(),
+                kept.join(", ")
+            ));
+        }
         Ok((
             manifest,
             Loaded {
@@ -694,6 +745,8 @@ impl Visitor for Loader<'_> {
     type Error = PgError;
 
     fn prelude(&mut self, prelude: &Manifest) -> Result<(), PgError> {
+        self.archive_key =
+            crate::resume::digest(&[&serde_json::to_string(prelude).unwrap_or_default()]);
         if self.options.data_only {
             let schema = self
                 .options
@@ -782,14 +835,32 @@ impl Visitor for Loader<'_> {
                 detail: "data for a table the prelude did not announce".into(),
             })?;
         let staged = self.staging.as_ref().and_then(|s| s.tables.get(&table.id));
+        if let Some(record) = staged.and_then(|s| s.resumed.as_ref()) {
+            let builds: Vec<&str> = staged
+                .map(|s| s.builds.iter().map(|b| b.sql.as_str()).collect())
+                .unwrap_or_default();
+            if let Some(rows) = check_resumed(record, &builds, table, part)? {
+                *self.resumed.entry(table.id.clone()).or_default() += rows;
+                return self.loaded(table, rows, started);
+            }
+        }
         if let (Some(s), Some(pool)) = (staged, self.pool.as_mut())
             && s.by_worker
         {
             let rows = part.footer_rows()?;
+            let record = s.resumed.clone().unwrap_or_else(|| {
+                crate::resume::Record::new(&self.archive_key, &table.id, &s.definition)
+            });
             let work = TableWork {
                 stage: s.stage.clone(),
                 copier,
                 builds: s.builds.clone(),
+                checkpoint: Checkpoint {
+                    schema: s.stage_schema.clone(),
+                    owner: self.owner.clone(),
+                    adopted: s.resumed.is_some(),
+                    record,
+                },
             };
             return pool.part(table, work, part.detach()?, rows, &mut self.reports);
         }
@@ -805,6 +876,39 @@ impl Visitor for Loader<'_> {
             freeze,
         ))?;
         self.loaded(table, rows, started)
+    }
+}
+
+/// A part of a table taken over from an interrupted import: `Some(rows)` when that import
+/// loaded it (same path, same SHA-256), `None` when it did not and it is to be loaded now.
+/// A part it loaded that has changed since, or builds that differ, refuse the import: the
+/// rows in staging no longer match the archive.
+fn check_resumed(
+    record: &crate::resume::Record,
+    builds: &[&str],
+    table: &Table,
+    part: &Part<'_>,
+) -> Result<Option<u64>, PgError> {
+    let refuse = |detail: String| PgError::Check {
+        context: format!("--resume: table {}", table.display_name()),
+        detail: format!(
+            "{detail}; the interrupted import's rows are not reused. Drop them with `ferry cleanup TARGET`, then import without --resume"
+        ),
+    };
+    if record.builds != crate::resume::digest(builds) {
+        return Err(refuse(
+            "its indexes and keys differ from those the interrupted import built".into(),
+        ));
+    }
+    match record.part(part.path) {
+        None => Ok(None),
+        Some(done) if done.sha256 == part.sha256() => Ok(Some(done.rows)),
+        Some(done) => Err(refuse(format!(
+            "part {} changed since the interrupted import loaded it (SHA-256 {} then, {} now)",
+            part.path,
+            done.sha256,
+            part.sha256()
+        ))),
     }
 }
 

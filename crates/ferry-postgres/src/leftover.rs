@@ -58,9 +58,25 @@ pub(crate) async fn create_stage_schema(
         .await
 }
 
-/// Drops the staging schemas of imports whose server session has ended.
-pub async fn sweep(client: &Client) -> Result<Swept, PgError> {
+/// Drops the staging schemas of imports whose server session has ended. With
+/// `keep_resumable`, those that hold tables a killed import committed (with their resume
+/// record) are left for [`crate::resume::adopt`] to take over.
+pub async fn sweep(client: &Client, keep_resumable: bool) -> Result<Swept, PgError> {
     let mut swept = Swept::default();
+    for (name, comment) in abandoned(client).await? {
+        if keep_resumable && crate::resume::Record::parse(&comment).is_some() {
+            continue;
+        }
+        match drop_quietly(client, &name).await {
+            Ok(()) => swept.dropped.push(name),
+            Err(e) => swept.failed.push(e),
+        }
+    }
+    Ok(swept)
+}
+
+/// The staging schemas whose owner session has ended, with their comments.
+pub(crate) async fn abandoned(client: &Client) -> Result<Vec<(String, String)>, PgError> {
     let stages = client
         .query(
             "SELECT n.nspname, pg_catalog.obj_description(n.oid, 'pg_namespace')
@@ -70,7 +86,7 @@ pub async fn sweep(client: &Client) -> Result<Swept, PgError> {
         .await
         .ctx(|| "looking for abandoned staging schemas".into())?;
     if stages.is_empty() {
-        return Ok(swept);
+        return Ok(Vec::new());
     }
     let sessions = client
         .query(
@@ -89,6 +105,7 @@ pub async fn sweep(client: &Client) -> Result<Swept, PgError> {
             live.push((pid, start));
         }
     }
+    let mut out = Vec::new();
     for row in &stages {
         let name: String = row
             .try_get(0)
@@ -96,8 +113,11 @@ pub async fn sweep(client: &Client) -> Result<Swept, PgError> {
         let comment: Option<String> = row
             .try_get(1)
             .ctx(|| "reading a staging schema's comment".into())?;
-        let Some((pid, start)) = comment.as_deref().and_then(parse_record) else {
+        let Some(comment) = comment else {
             // No record: not provably abandoned, so not ours to drop.
+            continue;
+        };
+        let Some((pid, start)) = parse_record(&comment) else {
             continue;
         };
         // A session whose start time this role may not see is taken as the owner, and so is
@@ -107,36 +127,37 @@ pub async fn sweep(client: &Client) -> Result<Swept, PgError> {
         let owner_alive = live.iter().any(|(p, s)| {
             *p == pid && (start.is_empty() || s.as_deref().is_none_or(|s| s == start))
         });
-        if owner_alive {
-            continue;
-        }
-        // Never wait on locks (a schema someone is dropping by hand), and never fail the
-        // caller's run for a leftover it could not remove (another role's, a read-only
-        // server): it is reported and left for `ferry cleanup`.
-        // The name comes from the catalog: it runs alone, through the extended protocol.
-        let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_ident(&name));
-        let dropped = async {
-            client
-                .batch_execute("BEGIN; SET LOCAL lock_timeout = '2s'")
-                .await?;
-            client.execute(&drop, &[]).await?;
-            client.batch_execute("COMMIT").await
-        }
-        .await;
-        match dropped {
-            Ok(()) => {
-                tracing::info!(schema = %name, "dropped an abandoned staging schema");
-                swept.dropped.push(name);
-            }
-            Err(e) => {
-                let _ = client.batch_execute("ROLLBACK").await;
-                swept
-                    .failed
-                    .push(format!("{name}: {}", PgError::query("DROP SCHEMA", e)));
-            }
+        if !owner_alive {
+            out.push((name, comment));
         }
     }
-    Ok(swept)
+    Ok(out)
+}
+
+/// Drops one abandoned staging schema. Never waits on locks (a schema someone is dropping by
+/// hand), and never fails the caller's run for a leftover it could not remove (another
+/// role's, a read-only server): the reason is returned, for `ferry cleanup` to be named.
+pub(crate) async fn drop_quietly(client: &Client, name: &str) -> Result<(), String> {
+    // The name comes from the catalog: it runs alone, through the extended protocol.
+    let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_ident(name));
+    let dropped = async {
+        client
+            .batch_execute("BEGIN; SET LOCAL lock_timeout = '2s'")
+            .await?;
+        client.execute(&drop, &[]).await?;
+        client.batch_execute("COMMIT").await
+    }
+    .await;
+    match dropped {
+        Ok(()) => {
+            tracing::info!(schema = %name, "dropped an abandoned staging schema");
+            Ok(())
+        }
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(format!("{name}: {}", PgError::query("DROP SCHEMA", e)))
+        }
+    }
 }
 
 /// What `sweep` did.
@@ -167,7 +188,9 @@ pub(crate) async fn present(client: &Client) -> Result<Vec<String>, PgError> {
 
 /// `(pid, start)` from a record written by [`owner_record`].
 fn parse_record(comment: &str) -> Option<(i32, &str)> {
-    let rest = comment.strip_prefix(RECORD)?;
+    // A resumable stage carries its resume record after the owner's.
+    let owner = comment.split(crate::resume::MARK).next().unwrap_or(comment);
+    let rest = owner.strip_prefix(RECORD)?;
     let (pid, start) = rest.split_once(" started ")?;
     Some((pid.parse().ok()?, start))
 }
@@ -178,7 +201,7 @@ pub fn cleanup(url: &str) -> Result<Swept, PgError> {
     let rt = crate::runtime()?;
     rt.block_on(async {
         let client = spec.connect().await?;
-        sweep(&client).await
+        sweep(&client, false).await
     })
 }
 

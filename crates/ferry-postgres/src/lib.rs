@@ -7,7 +7,9 @@
 //!   type travels as its text form, named in the manifest ([`types`]).
 //! * **Import** ([`import()`]) replays pre-data DDL, loads rows through
 //!   `COPY ... FROM STDIN (FORMAT binary)` encoded straight from Arrow arrays, then post-data
-//!   DDL, all in one transaction that commits only after the archive checked out.
+//!   DDL, all in one transaction that commits only after the archive checked out. Parallel
+//!   loads commit table by table in staging, each with a record of the parts it holds, so
+//!   that `--resume` can take over what a killed import finished ([`resume`]).
 //! * **Compare** ([`compare()`]) recomputes each table's order-independent digest
 //!   (`ferry_archive::rowset`) from a live database; for a SQLite archive it applies the
 //!   import's own conversions to the archived rows and compares what they must have become.
@@ -45,6 +47,7 @@ mod leftover;
 mod load;
 mod parallel;
 pub(crate) mod pgbinary;
+pub(crate) mod resume;
 mod select;
 pub mod types;
 

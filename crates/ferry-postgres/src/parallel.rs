@@ -14,20 +14,27 @@
 //! table can be truncated by one transaction only), and its builds wait until every worker
 //! has committed: they then run as a second round, one table per job, still in staging.
 //!
+//! A worker commits each table it loads alone once its builds are done, with the table's
+//! resume record ([`crate::resume`]), so that an import killed part-way leaves every
+//! finished table behind for `--resume`. A part that arrives after its table was committed
+//! (a tar written by parallel exports interleaves tables) is appended in the next
+//! transaction, unfrozen, and the record follows it.
+//!
 //! A worker that fails reports the error and stops; the import then abandons the others,
-//! whose transactions roll back when their connections close.
+//! whose open transactions roll back when their connections close.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
 use std::thread::Scope;
 use std::time::{Duration, Instant};
 
-use ferry_archive::{DetachedPart, Progress, Table, TableReport};
+use ferry_archive::{DetachedPart, PartData, Progress, Table, TableReport};
 use tokio_postgres::Client;
 
 use crate::conn::ConnSpec;
 use crate::error::{Ctx, PgError};
 use crate::load::Copier;
+use crate::resume::{DonePart, Record};
 
 /// A table-local statement (index, key, check, default) to run on the staging copy.
 #[derive(Debug, Clone)]
@@ -44,13 +51,28 @@ pub(crate) struct TableWork {
     pub stage: String,
     pub copier: Copier,
     pub builds: Vec<Build>,
+    pub checkpoint: Checkpoint,
+}
+
+/// Where a worker records what its table holds each time it commits it (see
+/// [`crate::resume`]).
+pub(crate) struct Checkpoint {
+    /// The staging schema whose comment holds the record.
+    pub schema: String,
+    /// The import's owner record, which the comment starts with.
+    pub owner: String,
+    /// What the table holds: nothing yet, or what an interrupted import committed.
+    pub record: Record,
+    /// Taken over from an interrupted import: rows and builds are in already, so it is
+    /// neither emptied nor frozen nor built again.
+    pub adopted: bool,
 }
 
 pub(crate) enum Work {
     /// A table this worker now loads (alone, or `shared` with other workers).
     Table {
         table: Box<Table>,
-        work: TableWork,
+        work: Box<TableWork>,
         shared: bool,
     },
     Part {
@@ -178,7 +200,7 @@ impl Pool {
                 w,
                 Work::Table {
                     table: Box::new(table.clone()),
-                    work,
+                    work: Box::new(work),
                     shared,
                 },
                 reports,
@@ -338,11 +360,17 @@ struct Owned {
     /// Nothing left for this worker to build (done here, or a shared table's builds,
     /// which the pool runs after every worker has committed).
     built: bool,
+    /// COPY may freeze its rows: emptied in the open transaction, nothing committed since.
+    freeze: bool,
+    /// Rows loaded in the open transaction, not yet in its record.
+    dirty: bool,
 }
 
 struct Worker<'a> {
     spec: &'a ConnSpec,
     client: Option<Client>,
+    /// A transaction is open on `client`.
+    open: bool,
     tables: Vec<Owned>,
     built: Vec<usize>,
     batch_rows: usize,
@@ -367,6 +395,7 @@ fn work(
     let mut w = Worker {
         spec,
         client: None,
+        open: false,
         tables: Vec::new(),
         built: Vec::new(),
         batch_rows,
@@ -399,17 +428,11 @@ impl Worker<'_> {
                 work,
                 shared,
             } => {
-                let first = self.tables.is_empty();
-                let target = self.spec.display();
-                let client = self.client().await?;
-                if first {
-                    client
-                        .batch_execute("BEGIN")
-                        .await
-                        .ctx(|| format!("{target}: starting a load transaction"))?;
-                }
-                if !shared {
+                self.begin().await?;
+                let adopted = work.checkpoint.adopted;
+                if !shared && !adopted {
                     // Truncated in this transaction, the copy may be loaded frozen.
+                    let client = self.client.as_ref().expect("begun above");
                     client
                         .batch_execute(&format!("TRUNCATE {}", work.stage))
                         .await
@@ -419,16 +442,19 @@ impl Worker<'_> {
                 }
                 self.tables.push(Owned {
                     table,
-                    work,
+                    work: *work,
                     shared,
-                    built: shared,
+                    built: shared || adopted,
+                    freeze: !shared && !adopted,
+                    dirty: false,
                 });
             }
             Work::Part { table, part } => {
                 let started = Instant::now();
                 let i = self.find(&table)?;
-                let client = self.client.as_ref().expect("a table came first");
-                let t = &self.tables[i];
+                self.begin().await?;
+                let client = self.client.as_ref().expect("begun above");
+                let t = &mut self.tables[i];
                 let rows = t
                     .work
                     .copier
@@ -438,9 +464,15 @@ impl Worker<'_> {
                         &t.work.stage,
                         &*part,
                         self.batch_rows,
-                        !t.shared,
+                        t.freeze,
                     )
                     .await?;
+                t.work.checkpoint.record.parts.push(DonePart {
+                    path: part.path().to_owned(),
+                    sha256: part.sha256().to_owned(),
+                    rows,
+                });
+                t.dirty = true;
                 self.progress.advance(&t.table.display_name(), rows, 0);
                 let _ = self.events.send(Event::Loaded {
                     table,
@@ -451,16 +483,15 @@ impl Worker<'_> {
             Work::Build { table } => {
                 let i = self.find(&table)?;
                 self.build(i).await?;
+                if !self.tables[i].shared {
+                    self.commit().await?;
+                }
             }
             Work::Finish => {
                 for i in 0..self.tables.len() {
                     self.build(i).await?;
                 }
-                if let Some(client) = &self.client {
-                    client.batch_execute("COMMIT").await.ctx(|| {
-                        format!("{}: committing a load transaction", self.spec.display())
-                    })?;
-                }
+                self.commit().await?;
                 let _ = self.events.send(Event::Finished {
                     built: std::mem::take(&mut self.built),
                 });
@@ -489,6 +520,47 @@ impl Worker<'_> {
         Ok(())
     }
 
+    async fn begin(&mut self) -> Result<(), PgError> {
+        if self.open {
+            return Ok(());
+        }
+        let target = self.spec.display();
+        self.client()
+            .await?
+            .batch_execute("BEGIN")
+            .await
+            .ctx(|| format!("{target}: starting a load transaction"))?;
+        self.open = true;
+        Ok(())
+    }
+
+    /// Commits the open transaction, with the resume record of each table it loaded alone.
+    async fn commit(&mut self) -> Result<(), PgError> {
+        if !self.open {
+            return Ok(());
+        }
+        let client = self.client.as_ref().expect("a transaction is open");
+        for t in self.tables.iter_mut().filter(|t| t.dirty && !t.shared) {
+            let sql: Vec<&str> = t.work.builds.iter().map(|b| b.sql.as_str()).collect();
+            let c = &mut t.work.checkpoint;
+            if !c.adopted {
+                c.record.builds = crate::resume::digest(&sql);
+            }
+            crate::resume::write(client, &c.schema, &c.owner, &c.record).await?;
+        }
+        client
+            .batch_execute("COMMIT")
+            .await
+            .ctx(|| format!("{}: committing a load transaction", self.spec.display()))?;
+        self.open = false;
+        for t in &mut self.tables {
+            t.dirty = false;
+            t.freeze = false;
+        }
+        ferry_archive::interrupt::pause_point("import:table-committed");
+        Ok(())
+    }
+
     fn find(&self, id: &str) -> Result<usize, PgError> {
         self.tables
             .iter()
@@ -506,9 +578,11 @@ impl Worker<'_> {
         }
         self.tables[i].built = true;
         let client = self.client.as_ref().expect("a table came first");
-        for b in &self.tables[i].work.builds {
+        let t = &mut self.tables[i];
+        for b in &t.work.builds {
             if run_build(client, b).await? {
                 self.built.push(b.index);
+                t.work.checkpoint.record.built.push(b.index);
             }
         }
         Ok(())

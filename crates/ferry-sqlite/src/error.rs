@@ -45,6 +45,16 @@ pub enum SqliteError {
     Refused { what: String, reason: String },
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    /// `--resume`: the partial file holds another archive, or tables that differ from
+    /// this one's; the import starts over.
+    #[error("--resume: {0}")]
+    ResumeMismatch(String),
+    /// A failed `--resume` import: its partial file is kept for the next one.
+    #[error("{error}; what was loaded is kept in {} for `ferry import --resume` (delete it to start over)", partial.display())]
+    Resumable {
+        error: Box<SqliteError>,
+        partial: std::path::PathBuf,
+    },
 }
 
 pub(crate) trait Ctx<T> {

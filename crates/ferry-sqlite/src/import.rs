@@ -1,9 +1,11 @@
 //! Archive → SQLite.
 //!
 //! The database is built in a temporary file beside the target, inside one transaction, with
-//! the journal off (a failed build is thrown away whole, so a journal would only cost time),
-//! and renamed into place only after the archive's manifest has been checked and SQLite's own
-//! integrity check has passed. The order is the one that loads fastest and fires nothing:
+//! an in-memory journal (a failed build is thrown away whole; the journal is there so that a
+//! definition tried behind a savepoint and refused is really undone, and costs nothing for
+//! the pages a load appends), and renamed into place only after the archive's manifest has
+//! been checked and SQLite's own integrity check has passed. With `--resume` the file is
+//! `<target>.ferry-resume` instead, committed part by part ([`crate::resume`]). The order is the one that loads fastest and fires nothing:
 //! tables, rows, then indexes, views and triggers, then sequences, statistics and pragmas.
 
 use std::collections::HashMap;
@@ -22,6 +24,7 @@ use serde_json::Value;
 use crate::error::{Ctx, SqliteError};
 use crate::from_postgres;
 use crate::guard::{Expect, Guard};
+use crate::resume;
 use crate::schema::{self, prop};
 
 #[derive(Debug, Clone)]
@@ -32,6 +35,9 @@ pub struct ImportOptions {
     pub batch_rows: usize,
     /// PostgreSQL numerics as REAL instead of exact text (`--numeric real`).
     pub numeric_real: bool,
+    /// Build in `<target>.ferry-resume`, part by part, and keep it on failure; continue
+    /// from it when an earlier `--resume` run left one (see [`crate::resume`]).
+    pub resume: bool,
 }
 
 impl Default for ImportOptions {
@@ -40,6 +46,7 @@ impl Default for ImportOptions {
             replace: false,
             batch_rows: 16_384,
             numeric_real: false,
+            resume: false,
         }
     }
 }
@@ -89,11 +96,132 @@ pub fn import(
         _ => Path::new("."),
     };
     ferry_archive::leftover::sweep(parent);
-    let temp = ferry_archive::leftover::builder(".sqlite.partial", false)
-        .tempfile_in(parent)
-        .ctx(|| format!("{}: creating a temporary file", parent.display()))?
-        .into_temp_path();
-    let mut conn = Connection::open(&temp).ctx(|| format!("{}: opening", temp.display()))?;
+    let mut resume_notes = Vec::new();
+    let (temp, built) = if options.resume {
+        let partial = resume::partial_path(target);
+        let mut state = resume::open(&partial, &mut resume_notes)?;
+        let built = match build(location, &partial, options, progress, &mut state) {
+            Err(SqliteError::ResumeMismatch(why)) if !matches!(location, Location::Stdio) => {
+                // The prelude has been read, nothing else: read the archive again, fresh.
+                resume_notes.push(format!(
+                    "--resume: {} was not reused ({why}); the import started over",
+                    partial.display()
+                ));
+                resume::discard(&partial)?;
+                let mut fresh = resume::open(&partial, &mut resume_notes)?;
+                build(location, &partial, options, progress, &mut fresh)
+            }
+            r => r,
+        }
+        .map_err(|e| resume::kept(e, &partial))?;
+        (Partial::Kept(partial), built)
+    } else {
+        let temp = ferry_archive::leftover::builder(".sqlite.partial", false)
+            .tempfile_in(parent)
+            .ctx(|| format!("{}: creating a temporary file", parent.display()))?
+            .into_temp_path();
+        let built = build(location, &temp, options, progress, &mut None)?;
+        (Partial::Temp(temp), built)
+    };
+    let Built {
+        reports,
+        fk,
+        mut notes,
+        skipped,
+    } = built;
+    notes.extend(resume_notes);
+
+    // The last moment an interruption can still leave the target as it was.
+    ferry_archive::interrupt::check()?;
+    // A replaced database keeps its mode and owner: the application's other users (a web
+    // server's group, say) must still reach it.
+    #[cfg(unix)]
+    if let Some(old) = &existing {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::set_permissions(temp.path(), old.permissions())
+            .ctx(|| format!("{}: setting its mode", temp.path().display()))?;
+        // Only root may give a file away; anyone else keeps their own ownership.
+        let _ = std::os::unix::fs::chown(temp.path(), Some(old.uid()), Some(old.gid()));
+    }
+    let backup = if exists {
+        Some(backup_existing(target)?)
+    } else {
+        None
+    };
+    if let Err(e) = temp.persist_noclobber(target) {
+        if let Some(b) = &backup {
+            let _ = std::fs::rename(b, target);
+        }
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            // Another process (another import) created it while this one ran.
+            return Err(SqliteError::TargetExists {
+                path: target.to_owned(),
+            });
+        }
+        return Err(SqliteError::Io {
+            context: format!("{}: moving the new database into place", target.display()),
+            source: e,
+        });
+    }
+    Ok(ImportReport {
+        tables: reports,
+        foreign_key_violations: fk,
+        backup,
+        elapsed: started.elapsed(),
+        notes,
+        skipped,
+    })
+}
+
+/// What a finished build hands back to [`import`].
+struct Built {
+    reports: Vec<TableReport>,
+    fk: Vec<String>,
+    notes: Vec<String>,
+    skipped: Vec<String>,
+}
+
+/// The file an import builds: a temporary file that is deleted unless it is published, or
+/// (`--resume`) the partial file, which is kept.
+enum Partial {
+    Temp(tempfile::TempPath),
+    Kept(PathBuf),
+}
+
+impl Partial {
+    fn path(&self) -> &Path {
+        match self {
+            Partial::Temp(t) => t,
+            Partial::Kept(p) => p,
+        }
+    }
+
+    /// Moves the file to `target`, which must not exist. A temporary file that cannot be
+    /// moved is deleted; a kept one stays.
+    fn persist_noclobber(self, target: &Path) -> std::io::Result<()> {
+        match self {
+            Partial::Temp(t) => t.persist_noclobber(target).map_err(|e| e.error),
+            Partial::Kept(p) => {
+                std::fs::hard_link(&p, target)?;
+                std::fs::remove_file(&p)?;
+                // TRUNCATE mode leaves an empty rollback journal; nothing is in it now.
+                let _ = resume::discard(&p);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Builds the database in `temp` from the archive: every step up to a closed, synced file
+/// that passed its checks. `resume` holds what an interrupted `--resume` import left in it.
+fn build(
+    location: &Location,
+    temp: &Path,
+    options: &ImportOptions,
+    progress: &dyn Progress,
+    resume: &mut Option<resume::State>,
+) -> Result<Built, SqliteError> {
+    let mut conn = Connection::open(temp).ctx(|| format!("{}: opening", temp.display()))?;
     let guard = Guard::install(&mut conn)?;
 
     let mut loader = Loader {
@@ -105,6 +233,7 @@ pub fn import(
         reports: HashMap::new(),
         numeric_real: options.numeric_real,
         cross: None,
+        resume: resume.take(),
         progress,
     };
     let manifest = ferry_archive::read(location, &mut loader)?.ok_or_else(|| {
@@ -124,17 +253,22 @@ pub fn import(
         progress.table_finished(&r.name);
     }
     check_row_counts(&manifest, &reports)?;
-    let (notes, mut skipped) = match loader.cross.take() {
+    let kept = loader.resume.as_ref().map(|r| r.kept_note(&manifest));
+    let (mut notes, mut skipped) = match loader.cross.take() {
         Some(cross) => from_postgres::ddl::cross_post_data(&conn, &guard, &manifest, cross)?,
         None => {
             post_data(&conn, &guard, &manifest)?;
             (Vec::new(), Vec::new())
         }
     };
+    notes.extend(kept.flatten());
     for (column, n) in loader.bounded_arrays.take() {
         skipped.push(format!(
             "column {column}: {n} array value(s) had lower bounds other than 1 (`[0:2]={{...}}`), which a JSON array cannot keep; their elements are kept in order"
         ));
+    }
+    if loader.resume.is_some() {
+        resume::drop_journal(&conn)?;
     }
     ferry_archive::interrupt::pause_point("import:commit");
     ferry_archive::interrupt::check()?;
@@ -150,47 +284,12 @@ pub fn import(
     let fk = foreign_key_check(&conn)?;
     finish_settings(&conn, &manifest)?;
     conn.close().map_err(|(_, e)| e).ctx(|| "closing".into())?;
-    std::fs::File::open(&temp)
+    std::fs::File::open(temp)
         .and_then(|f| f.sync_all())
         .ctx(|| format!("{}: syncing", temp.display()))?;
-
-    // The last moment an interruption can still leave the target as it was.
-    ferry_archive::interrupt::check()?;
-    // A replaced database keeps its mode and owner: the application's other users (a web
-    // server's group, say) must still reach it.
-    #[cfg(unix)]
-    if let Some(old) = &existing {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::set_permissions(&temp, old.permissions())
-            .ctx(|| format!("{}: setting its mode", temp.display()))?;
-        // Only root may give a file away; anyone else keeps their own ownership.
-        let _ = std::os::unix::fs::chown(&temp, Some(old.uid()), Some(old.gid()));
-    }
-    let backup = if exists {
-        Some(backup_existing(target)?)
-    } else {
-        None
-    };
-    if let Err(e) = temp.persist_noclobber(target) {
-        if let Some(b) = &backup {
-            let _ = std::fs::rename(b, target);
-        }
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            // Another process (another import) created it while this one ran.
-            return Err(SqliteError::TargetExists {
-                path: target.to_owned(),
-            });
-        }
-        return Err(SqliteError::Io {
-            context: format!("{}: moving the new database into place", target.display()),
-            source: e.error,
-        });
-    }
-    Ok(ImportReport {
-        tables: reports,
-        foreign_key_violations: fk,
-        backup,
-        elapsed: started.elapsed(),
+    Ok(Built {
+        reports,
+        fk,
         notes,
         skipped,
     })
@@ -217,7 +316,7 @@ pub fn dry_run(
         }
         "postgresql" => {
             let cross =
-                from_postgres::ddl::cross_pre_data(&conn, &guard, &m, options.numeric_real)?;
+                from_postgres::ddl::cross_pre_data(&conn, &guard, &m, options.numeric_real, false)?;
             let (notes, skipped) = from_postgres::ddl::cross_post_data(&conn, &guard, &m, cross)?;
             let mut stmt = conn
                 .prepare("SELECT sql FROM main.sqlite_schema WHERE sql IS NOT NULL ORDER BY rowid")
@@ -318,6 +417,8 @@ struct Loader<'c> {
     reports: HashMap<String, TableReport>,
     numeric_real: bool,
     cross: Option<from_postgres::ddl::Cross>,
+    /// `--resume`: what the partial file holds.
+    resume: Option<resume::State>,
     progress: &'c dyn Progress,
 }
 
@@ -325,21 +426,35 @@ impl Visitor for Loader<'_> {
     type Error = SqliteError;
 
     fn prelude(&mut self, prelude: &Manifest) -> Result<(), SqliteError> {
-        match prelude.source.engine.as_str() {
-            schema::ENGINE => pre_data(self.conn, self.guard, prelude)?,
-            "postgresql" => {
-                self.cross = Some(from_postgres::ddl::cross_pre_data(
-                    self.conn,
-                    self.guard,
-                    prelude,
-                    self.numeric_real,
-                )?)
-            }
-            other => {
+        let engine = prelude.source.engine.as_str();
+        if engine != schema::ENGINE && engine != "postgresql" {
+            return Err(SqliteError::Unsupported(format!(
+                "archives written from {engine} cannot be imported into SQLite"
+            )));
+        }
+        let resumable = self.resume.is_some();
+        if let Some(r) = &mut self.resume {
+            if prelude
+                .tables
+                .iter()
+                .any(|t| t.name.eq_ignore_ascii_case(resume::JOURNAL))
+            {
                 return Err(SqliteError::Unsupported(format!(
-                    "archives written from {other} cannot be imported into SQLite"
+                    "--resume keeps its journal in a table named {}, and the archive has a table of that name; import without --resume",
+                    resume::JOURNAL
                 )));
             }
+            r.archive = resume::archive_key(prelude);
+            if r.earlier.is_some() {
+                return self.resume_prelude(prelude);
+            }
+        }
+        self.cross = pre_data_any(self.conn, self.guard, prelude, self.numeric_real, resumable)?;
+        if let Some(r) = &self.resume {
+            resume::start_journal(self.conn, &r.archive)?;
+            self.conn
+                .execute_batch("COMMIT; BEGIN")
+                .ctx(|| "--resume: committing the tables".into())?;
         }
         self.prelude = Some(prelude.clone());
         Ok(())
@@ -352,6 +467,26 @@ impl Visitor for Loader<'_> {
             self.progress.table_started(&name, None);
         }
         let started = Instant::now();
+        if let Some(r) = &mut self.resume
+            && let Some((sha, rows)) = r.parts.get(part.path)
+        {
+            if sha != part.sha256() {
+                return Err(SqliteError::Check {
+                    context: format!("--resume: table {name}"),
+                    detail: format!(
+                        "part {} changed since the interrupted import loaded it (SHA-256 {sha} then, {} now); its rows are not reused",
+                        part.path,
+                        part.sha256()
+                    ),
+                });
+            }
+            let rows = *rows;
+            *r.kept.entry(table.id.clone()).or_default() += rows;
+            self.progress.advance(&name, rows, 0);
+            let rep = self.reports.entry(table.id.clone()).or_default();
+            rep.rows += rows;
+            return Ok(());
+        }
         let rows = if self.cross.is_some() {
             self.load_from_postgres(table, part)?
         } else if is_content_table(table) {
@@ -359,10 +494,78 @@ impl Visitor for Loader<'_> {
         } else {
             self.load_same_engine(table, part)?
         };
+        if let Some(r) = &self.resume {
+            resume::commit_part(
+                self.conn,
+                &r.archive,
+                &table.id,
+                part.path,
+                part.sha256(),
+                rows,
+            )?;
+        }
         self.progress.advance(&name, rows, 0);
         let rep = self.reports.entry(table.id.clone()).or_default();
         rep.rows += rows;
         rep.elapsed += started.elapsed();
+        Ok(())
+    }
+}
+
+/// The pre-data of either kind of archive; a PostgreSQL archive's plan for its rows.
+fn pre_data_any(
+    conn: &Connection,
+    guard: &Guard,
+    prelude: &Manifest,
+    numeric_real: bool,
+    resumable: bool,
+) -> Result<Option<from_postgres::ddl::Cross>, SqliteError> {
+    if prelude.source.engine == schema::ENGINE {
+        pre_data(conn, guard, prelude, resumable)?;
+        return Ok(None);
+    }
+    let cross = from_postgres::ddl::cross_pre_data(conn, guard, prelude, numeric_real, resumable)?;
+    Ok(Some(cross))
+}
+
+/// The pragmas of a load, and its first transaction. A resumable load keeps a rollback
+/// journal, so that a killed run leaves the file as of its last commit (see
+/// [`crate::resume`]).
+pub(crate) fn begin_load(conn: &Connection, resumable: bool) -> Result<(), SqliteError> {
+    let journal = if resumable { "TRUNCATE" } else { "MEMORY" };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = {journal}; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE;
+         PRAGMA cache_size = -131072; PRAGMA foreign_keys = OFF;
+         BEGIN"
+    ))
+    .ctx(|| "setting up the load".into())
+}
+
+impl Loader<'_> {
+    /// The prelude of a resumed import: the partial file must hold this archive's tables,
+    /// which its pre-data, run on a scratch database, shows; the rows of a PostgreSQL
+    /// archive get their plan from that run too.
+    fn resume_prelude(&mut self, prelude: &Manifest) -> Result<(), SqliteError> {
+        let r = self.resume.as_ref().expect("resuming");
+        if r.earlier.as_deref() != Some(r.archive.as_str()) {
+            return Err(SqliteError::ResumeMismatch(
+                "it holds an import of another archive".into(),
+            ));
+        }
+        let mut scratch = Connection::open_in_memory().ctx(|| "a scratch database".into())?;
+        let scratch_guard = Guard::install(&mut scratch)?;
+        let cross = pre_data_any(&scratch, &scratch_guard, prelude, self.numeric_real, false)?;
+        scratch
+            .execute_batch("COMMIT")
+            .ctx(|| "a scratch database".into())?;
+        if resume::schema(&scratch)? != resume::schema(self.conn)? {
+            return Err(SqliteError::ResumeMismatch(
+                "its tables differ from those this archive makes".into(),
+            ));
+        }
+        self.cross = cross;
+        begin_load(self.conn, true)?;
+        self.prelude = Some(prelude.clone());
         Ok(())
     }
 }
@@ -500,7 +703,12 @@ fn row_label(
 }
 
 /// Settings that must precede the first table, then the tables themselves.
-fn pre_data(conn: &Connection, guard: &Guard, m: &Manifest) -> Result<(), SqliteError> {
+fn pre_data(
+    conn: &Connection,
+    guard: &Guard,
+    m: &Manifest,
+    resumable: bool,
+) -> Result<(), SqliteError> {
     let setting = |k: &str| m.settings.get(k);
     if let Some(Value::String(enc)) = setting("encoding") {
         let enc = match enc.as_str() {
@@ -520,12 +728,7 @@ fn pre_data(conn: &Connection, guard: &Guard, m: &Manifest) -> Result<(), Sqlite
             .ctx(|| "setting auto_vacuum".into())?;
     }
     // Load-time settings for a file nobody else can see yet.
-    conn.execute_batch(
-        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE;
-         PRAGMA cache_size = -131072; PRAGMA foreign_keys = OFF;
-         BEGIN",
-    )
-    .ctx(|| "setting up the load".into())?;
+    begin_load(conn, resumable)?;
     for t in &m.tables {
         let sql = t.definition.as_deref().ok_or_else(|| {
             SqliteError::Unsupported(format!("table {}: the archive has no definition", t.name))

@@ -14,6 +14,8 @@
 //! * **Import** ([`import()`]) rebuilds the database in a temporary file with its original
 //!   DDL, loads the rows in one transaction with a cached statement, adds indexes, views and
 //!   triggers afterwards, checks integrity, and only then renames the file into place.
+//!   `--resume` builds a named partial file part by part instead, so that a killed run can
+//!   be continued (`resume`).
 //! * **Compare** ([`compare()`]) recomputes each table's content digest from a live database.
 //!
 //! The type mapping lives in [`types`]; `spec/types.md` mirrors it. The importer and the
@@ -41,6 +43,7 @@ pub mod from_postgres;
 mod guard;
 mod import;
 mod profile;
+mod resume;
 pub(crate) mod schema;
 mod select;
 pub mod types;

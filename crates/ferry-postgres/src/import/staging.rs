@@ -25,6 +25,12 @@ pub(super) struct Staged {
     pub(super) name: String,
     /// Quoted name in its staging schema.
     pub(super) stage: String,
+    /// The staging schema (unquoted), where its resume record is kept.
+    pub(super) stage_schema: String,
+    /// Taken over from an interrupted import (`--resume`): what it already holds.
+    pub(super) resumed: Option<crate::resume::Record>,
+    /// The CREATE TABLE it was staged from, which its resume record names.
+    pub(super) definition: String,
     /// The schema it is published into.
     pub(super) schema: String,
     /// Loaded by a worker; otherwise by the import transaction (its rows need a text
@@ -181,8 +187,58 @@ impl Loader<'_> {
             workers_used: 0,
         });
         let record = crate::leftover::owner_record(client).await?;
+        self.owner = record.clone();
         let mut staged = HashMap::new();
+        if self.options.resume {
+            let wanted: Vec<crate::resume::Wanted> = candidates
+                .iter()
+                .map(|c| crate::resume::Wanted {
+                    id: &c.id,
+                    name: &c.name,
+                    ddl: &c.ddl,
+                })
+                .collect();
+            let adoption =
+                crate::resume::adopt(client, &record, &self.archive_key, &wanted).await?;
+            if !adoption.dropped.is_empty() {
+                self.notes.push(format!(
+                    "--resume: dropped {} staging schema(s) of an interrupted import that did not match this archive and target: {}",
+                    adoption.dropped.len(),
+                    adoption.dropped.join(", ")
+                ));
+            }
+            for f in adoption.failed {
+                self.notes.push(format!(
+                    "a staging schema left by a killed import could not be dropped ({f}); `ferry cleanup` as its owner drops it"
+                ));
+            }
+            for c in &candidates {
+                let Some(a) = adoption.tables.get(&c.id) else {
+                    continue;
+                };
+                if let Some(s) = &mut self.staging {
+                    s.schemas.push(a.schema.clone());
+                    s.built.extend(a.record.built.iter().copied());
+                }
+                staged.insert(
+                    c.id.clone(),
+                    Staged {
+                        name: quote_qualified(&c.schema, &c.name),
+                        stage: quote_qualified(&a.schema, &c.name),
+                        stage_schema: a.schema.clone(),
+                        resumed: Some(a.record.clone()),
+                        definition: c.ddl.clone(),
+                        schema: c.schema.clone(),
+                        by_worker: true,
+                        builds: Vec::new(),
+                    },
+                );
+            }
+        }
         for (n, c) in candidates.into_iter().enumerate() {
+            if staged.contains_key(&c.id) {
+                continue;
+            }
             let st = format!("ferry_stage_{id}_{}", n + 1);
             if let Err(e) = crate::leftover::create_stage_schema(client, &st, &record).await {
                 self.notes.push(format!(
@@ -225,6 +281,9 @@ impl Loader<'_> {
                     Staged {
                         name: quote_qualified(&c.schema, &c.name),
                         stage,
+                        stage_schema: st,
+                        resumed: None,
+                        definition: c.ddl,
                         schema: c.schema,
                         by_worker: true,
                         builds: Vec::new(),
@@ -232,7 +291,7 @@ impl Loader<'_> {
                 );
             }
         }
-        self.statements += staged.len();
+        self.statements += staged.values().filter(|s| s.resumed.is_none()).count();
         if let Some(s) = &mut self.staging {
             s.tables = staged;
         }

@@ -59,16 +59,13 @@ pub(crate) fn cross_pre_data(
     guard: &Guard,
     m: &Manifest,
     numeric_real: bool,
+    resumable: bool,
 ) -> Result<Cross, SqliteError> {
     from_postgres::check_facts(m).map_err(|(context, e)| SqliteError::Check {
         context: format!("table {context}"),
         detail: format!("the archive's properties are unreadable: {e}"),
     })?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE;
-         PRAGMA cache_size = -131072; PRAGMA foreign_keys = OFF; BEGIN",
-    )
-    .ctx(|| "setting up the load".into())?;
+    crate::import::begin_load(conn, resumable)?;
     let (names, notes) = from_postgres::table_names(m);
     let mut pd = PreData {
         conn,
