@@ -154,6 +154,13 @@ pub struct ExportArgs {
     /// its own connection in one shared snapshot. SQLite: reading and Parquet encoding overlap.
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
+    /// SQLite source, directory archive: stage in ARCHIVE.ferry-resume, keep it if the
+    /// export fails, and continue from the tables it finished when the source file is
+    /// provably unchanged (same file, size, modification time, change counter and WAL);
+    /// otherwise start over and say so. A PostgreSQL export cannot continue another run's
+    /// snapshot: with --resume it says so and starts over.
+    #[arg(long)]
+    pub resume: bool,
     /// Write a JSON report of the run to FILE (- for stdout, with everything else on
     /// stderr): counts per table, conversions, skips and warnings, the checks run, and an
     /// overall_status of PASS or FAIL that agrees with the exit code

@@ -206,6 +206,7 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 strict: a.select.strict,
                 dry_run: a.select.dry_run,
                 mask_key: mask_key(&a.select)?,
+                resume: a.resume,
                 ..Default::default()
             };
             let report = {
@@ -231,11 +232,19 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 for w in &report.manifest.warnings {
                     eprintln!("warning: {}", printable(&w.message));
                 }
+                for n in report.notes.iter().filter(|n| n.starts_with("--resume")) {
+                    eprintln!("note: {}", printable(n));
+                }
                 eprintln!("exported {} to {}", path.display(), location.display());
             }
             Ok(ExitCode::SUCCESS)
         }
         Endpoint::Postgres(url) => {
+            if a.resume && !quiet {
+                eprintln!(
+                    "note: --resume: a PostgreSQL export cannot continue an interrupted one, whose snapshot ended with it; this export starts over"
+                );
+            }
             let options = ferry_postgres::ExportOptions {
                 schemas: a.schemas.clone(),
                 batch_rows: a.write.batch_rows.max(1),

@@ -341,3 +341,104 @@ fn a_failed_sqlite_resume_keeps_its_partial_file_and_says_so() {
     assert!(!dir.path("out.db").exists());
     assert!(dir.path("out.db.ferry-resume").exists());
 }
+
+/// Each table's files (path, rows, SHA-256) and content digest, from a directory archive's
+/// manifest: what makes two exports the same archive.
+fn tables_of(dir: &TestDir, archive: &str) -> Vec<String> {
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path(&format!("{archive}/manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    m["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| format!("{} {} {}", t["name"], t["files"], t["content_digest"]))
+        .collect()
+}
+
+/// Runs `export --resume` until a table is finished, then kills it.
+fn kill_export_after_a_table(dir: &TestDir, source: &str, archive: &str) {
+    let run = dir
+        .ferry()
+        .args(["export", "--resume", source, archive])
+        .paused_at("export:table-done")
+        .signal("KILL");
+    assert_eq!(run.code(), None, "killed by the signal");
+    assert!(!dir.path(archive).exists(), "no archive yet");
+    assert!(dir.path(&format!("{archive}.ferry-resume")).is_dir());
+}
+
+#[test]
+fn a_killed_sqlite_export_resumes_when_the_source_is_unchanged() {
+    let dir = TestDir::new();
+    std::fs::copy(real("chinook.sqlite"), dir.path("src.db")).unwrap();
+    dir.ferry()
+        .args(["export", "src.db", "fresh"])
+        .run()
+        .success();
+    kill_export_after_a_table(&dir, "src.db", "out");
+    dir.ferry()
+        .args(["export", "--resume", "src.db", "out"])
+        .run()
+        .success()
+        .says("the source is unchanged; kept 1 table(s)");
+    assert!(!dir.path("out.ferry-resume").exists());
+    // The same parts, byte for byte, as an uninterrupted export.
+    assert_same!(tables_of(&dir, "out"), tables_of(&dir, "fresh"));
+    dir.ferry().args(["verify", "out"]).run().success();
+
+    // A part damaged in the staging directory is written again, not taken over.
+    kill_export_after_a_table(&dir, "src.db", "again");
+    let part = dir.path("again.ferry-resume/data/t00001/part-000000.parquet");
+    let mut bytes = std::fs::read(&part).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&part, bytes).unwrap();
+    let run = dir
+        .ferry()
+        .args(["export", "--resume", "src.db", "again"])
+        .run()
+        .success()
+        .says("changed since the interrupted export wrote it; exported again");
+    assert!(!run.stderr().contains("kept 1 table"), "{}", run.stderr());
+    assert_same!(tables_of(&dir, "again"), tables_of(&dir, "fresh"));
+}
+
+#[test]
+fn a_resumed_export_of_a_changed_source_starts_over() {
+    let dir = TestDir::new();
+    std::fs::copy(real("chinook.sqlite"), dir.path("src.db")).unwrap();
+    kill_export_after_a_table(&dir, "src.db", "out");
+    let conn = rusqlite::Connection::open(dir.path("src.db")).unwrap();
+    conn.execute_batch("UPDATE Album SET Title = 'Changed' WHERE AlbumId = 1")
+        .unwrap();
+    drop(conn);
+    let run = dir
+        .ferry()
+        .args(["export", "--resume", "src.db", "out"])
+        .run()
+        .success()
+        .says("the source or the options changed since the interrupted export; it started over");
+    assert!(!run.stderr().contains("kept"), "{}", run.stderr());
+    dir.ferry()
+        .args(["export", "src.db", "fresh"])
+        .run()
+        .success();
+    assert_same!(tables_of(&dir, "out"), tables_of(&dir, "fresh"));
+
+    // Only a directory archive can be continued; a PostgreSQL export says it starts over.
+    dir.ferry()
+        .args(["export", "--resume", "src.db", "out.tar"])
+        .run()
+        .fails_with(1)
+        .says("--resume needs a directory archive");
+    let pg = PgDb::new("resume_pg_export");
+    pg.psql("CREATE TABLE t (x int); INSERT INTO t VALUES (1)");
+    dir.ferry()
+        .args(["export", "--resume", &pg.url(), "pg"])
+        .run()
+        .success()
+        .says("cannot continue an interrupted one")
+        .says("starts over");
+}

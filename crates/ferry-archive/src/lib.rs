@@ -77,7 +77,7 @@ pub fn clip(s: &str) -> String {
     format!("{}… ({} more bytes)", &s[..cut], s.len() - cut)
 }
 pub use verify::{Report, verify};
-pub use writer::{ArchiveWriter, TableWriter, WriteOptions};
+pub use writer::{ArchiveWriter, RESUME_JOURNAL, TableWriter, WriteOptions, resume_dir};
 
 #[cfg(test)]
 mod tests {

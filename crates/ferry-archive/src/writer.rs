@@ -5,7 +5,9 @@
 //! known the moment the file closes. The directory form renames the whole staging directory
 //! into place; the tar forms append each finished part to the tar and delete it, so the disk
 //! holds at most the parts in flight. Until [`ArchiveWriter::finish`] succeeds nothing exists at
-//! the target path; dropping the writer (an error, a panic) removes the staging area.
+//! the target path; dropping the writer (an error, a panic) removes the staging area, except
+//! a resumable export's (`<target>.ferry-resume`, [`ArchiveWriter::create_resumable`]),
+//! which stays so that the next run can take over the tables it finished.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -20,7 +22,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::error::{ArchiveError, Result};
-use crate::hash::HashingWriter;
+use crate::hash::{HashingWriter, hash_file};
 use crate::location::Location;
 use crate::manifest::{DataFile, Manifest, Stage};
 use crate::reader::{MANIFEST, PRELUDE};
@@ -154,7 +156,7 @@ struct Shared {
     /// Declared before `staging`, so dropped first: background uploads are joined (and a
     /// failed export's objects deleted) while their staged files still exist.
     state: Mutex<State>,
-    staging: tempfile::TempDir,
+    staging: Staging,
     /// Fixed when the archive starts, so that every entry of it is sealed alike.
     sealer: Option<Arc<crate::seal::Sealer>>,
     options: WriteOptions,
@@ -183,7 +185,7 @@ impl ArchiveWriter {
         let (staging, sink) = match location {
             Location::Dir(target) => {
                 refuse_existing(target, true)?;
-                let staging = staging_dir(parent_of(target))?;
+                let staging = Staging::Temp(staging_dir(parent_of(target))?);
                 (
                     staging,
                     Sink::Dir {
@@ -194,7 +196,7 @@ impl ArchiveWriter {
             Location::Tar(target) => {
                 refuse_existing(target, false)?;
                 let parent = parent_of(target);
-                let staging = staging_dir(parent)?;
+                let staging = Staging::Temp(staging_dir(parent)?);
                 let temp = crate::leftover::builder(".tar.partial", false)
                     .tempfile_in(parent)
                     .map_err(|e| ArchiveError::io(parent.display(), e))?;
@@ -217,7 +219,7 @@ impl ArchiveWriter {
             }
             Location::Remote(r) => {
                 prepare_remote(&*r.0)?;
-                let staging = staging_dir(&std::env::temp_dir())?;
+                let staging = Staging::Temp(staging_dir(&std::env::temp_dir())?);
                 (
                     staging,
                     Sink::Remote(RemoteSink {
@@ -232,6 +234,32 @@ impl ArchiveWriter {
         Self::start(staging, sink, options, properties, prelude)
     }
 
+    /// A directory archive whose staging directory is `<target>.ferry-resume` (see
+    /// [`resume_dir`]): kept when the export fails, so that a later run can take over the
+    /// tables this one finished ([`ArchiveWriter::reuse_table`]). The exporter keeps its own
+    /// record there, [`RESUME_JOURNAL`], which is removed before the directory becomes the
+    /// archive. Not for encrypted archives: a part is checked again by its clear bytes.
+    pub fn create_resumable(
+        target: &Path,
+        options: WriteOptions,
+        prelude: Manifest,
+    ) -> Result<Self> {
+        if crate::seal::sealer().is_some() {
+            return Err(ArchiveError::Aborted(
+                "--resume cannot continue an encrypted export".into(),
+            ));
+        }
+        let properties = options.properties()?;
+        refuse_existing(target, true)?;
+        let dir = resume_dir(target);
+        std::fs::create_dir_all(dir.join("data"))
+            .map_err(|e| ArchiveError::io(dir.display(), e))?;
+        let sink = Sink::Dir {
+            target: target.to_owned(),
+        };
+        Self::start(Staging::Kept(dir), sink, options, properties, prelude)
+    }
+
     /// Writes the tar form to any byte stream (a pipe, a socket). Nothing can be retracted
     /// from a stream: if the export fails, the stream simply ends without `manifest.json`,
     /// which every reader rejects.
@@ -241,7 +269,7 @@ impl ArchiveWriter {
         prelude: Manifest,
     ) -> Result<Self> {
         let properties = options.properties()?;
-        let staging = staging_dir(&std::env::temp_dir())?;
+        let staging = Staging::Temp(staging_dir(&std::env::temp_dir())?);
         let mtime = created_mtime(&prelude);
         let sink = Sink::Tar {
             builder: Some(tar_builder(out)),
@@ -253,7 +281,7 @@ impl ArchiveWriter {
     }
 
     fn start(
-        staging: tempfile::TempDir,
+        staging: Staging,
         sink: Sink,
         options: WriteOptions,
         properties: WriterProperties,
@@ -316,15 +344,18 @@ impl ArchiveWriter {
         self.masker = (!masker.is_empty()).then(|| Arc::new(masker));
     }
 
-    /// A writer for one table's data. Tables may be written concurrently from several threads.
-    pub fn table(&self, table_id: &str) -> Result<TableWriter> {
-        let table = self
-            .prelude
+    fn prelude_table(&self, table_id: &str) -> Result<&crate::manifest::Table> {
+        self.prelude
             .table(table_id)
             .ok_or_else(|| ArchiveError::Table {
                 table: table_id.to_owned(),
                 reason: "not in the prelude".into(),
-            })?;
+            })
+    }
+
+    /// A writer for one table's data. Tables may be written concurrently from several threads.
+    pub fn table(&self, table_id: &str) -> Result<TableWriter> {
+        let table = self.prelude_table(table_id)?;
         // Every data field is nullable: the manifest's `nullable` is a schema fact for the
         // target, and the archive must be able to carry whatever the source actually holds.
         let fields: Vec<_> = table
@@ -333,6 +364,10 @@ impl ArchiveWriter {
             .map(|(name, t)| (name, t, true))
             .collect();
         let dir = self.shared.staging.path().join("data").join(table_id);
+        if matches!(self.shared.staging, Staging::Kept(_)) {
+            // What an interrupted run left of this table is written again from the start.
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         std::fs::create_dir_all(&dir).map_err(|e| ArchiveError::io(dir.display(), e))?;
         Ok(TableWriter {
             shared: self.shared.clone(),
@@ -344,6 +379,40 @@ impl ArchiveWriter {
             next_part: 0,
             done: Vec::new(),
         })
+    }
+
+    /// Takes over a table that an interrupted run of a resumable export finished: its files,
+    /// still in the staging directory, are checked (size and SHA-256) and recorded as if
+    /// written now.
+    pub fn reuse_table(&self, table_id: &str, files: Vec<DataFile>) -> Result<()> {
+        if !matches!(self.shared.staging, Staging::Kept(_)) {
+            return Err(ArchiveError::Aborted(
+                "only a resumable export takes over tables".into(),
+            ));
+        }
+        let table = self.prelude_table(table_id)?;
+        for (n, f) in files.iter().enumerate() {
+            let changed = |why: String| ArchiveError::Table {
+                table: table.display_name(),
+                reason: format!("{}: {why} since the interrupted export wrote it", f.path),
+            };
+            if f.path != format!("data/{table_id}/part-{n:06}.parquet") {
+                return Err(changed("not the name a part of it has".into()));
+            }
+            let abs = self.shared.staging.path().join(&f.path);
+            let (sha, bytes) = hash_file(&abs).map_err(|e| ArchiveError::io(&f.path, e))?;
+            if sha != f.sha256 || bytes != f.bytes {
+                return Err(changed("changed".into()));
+            }
+        }
+        let mut state = self.shared.state.lock().expect("writer state poisoned");
+        if state.files.insert(table_id.to_owned(), files).is_some() {
+            return Err(ArchiveError::Table {
+                table: table.display_name(),
+                reason: "written twice".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Publishes the archive. `manifest` is the final description; its tables' `files` and
@@ -399,6 +468,12 @@ impl ArchiveWriter {
         match state.sink {
             Sink::Dir { target } => {
                 let staging = shared.staging.keep();
+                match std::fs::remove_file(staging.join(RESUME_JOURNAL)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(ArchiveError::io(RESUME_JOURNAL, e));
+                    }
+                    _ => {}
+                }
                 if let Ok(entries) = std::fs::read_dir(staging.join("data")) {
                     for e in entries.flatten() {
                         sync_dir(&e.path());
@@ -558,6 +633,40 @@ fn parent_of(path: &Path) -> &Path {
 }
 
 /// Also sweeps `parent` of what killed runs left there: this is where they would have left it.
+/// Where a resumable export of the directory archive `target` stages: `<target>.ferry-resume`.
+pub fn resume_dir(target: &Path) -> PathBuf {
+    let mut name = target.as_os_str().to_owned();
+    name.push(".ferry-resume");
+    PathBuf::from(name)
+}
+
+/// The exporter's record in a resumable staging directory (see
+/// [`ArchiveWriter::create_resumable`]).
+pub const RESUME_JOURNAL: &str = "export-resume.json";
+
+/// The staging directory: a temporary one, removed unless it becomes the archive, or a
+/// resumable export's, which stays.
+enum Staging {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl Staging {
+    fn path(&self) -> &Path {
+        match self {
+            Staging::Temp(t) => t.path(),
+            Staging::Kept(p) => p,
+        }
+    }
+
+    fn keep(self) -> PathBuf {
+        match self {
+            Staging::Temp(t) => t.keep(),
+            Staging::Kept(p) => p,
+        }
+    }
+}
+
 fn staging_dir(parent: &Path) -> Result<tempfile::TempDir> {
     crate::leftover::sweep(parent);
     crate::leftover::builder(".partial", true)

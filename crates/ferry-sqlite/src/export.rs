@@ -25,10 +25,11 @@ use ferry_archive::{
 };
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::digest::{self, Digest};
 use crate::error::{Ctx, SqliteError};
+use crate::export_resume;
 use crate::profile::Profile;
 use crate::schema::{self, TableInfo};
 use crate::select;
@@ -54,6 +55,10 @@ pub struct ExportOptions {
     pub dry_run: bool,
     /// The key of the `hash` and `email` masks; never written anywhere.
     pub mask_key: Option<Vec<u8>>,
+    /// Stage a directory archive in `<archive>.ferry-resume`, kept on failure, and continue
+    /// from what an earlier `--resume` run finished there if the source is unchanged (see
+    /// [`crate::export_resume`]).
+    pub resume: bool,
 }
 
 impl Default for ExportOptions {
@@ -66,6 +71,7 @@ impl Default for ExportOptions {
             strict: false,
             dry_run: false,
             mask_key: None,
+            resume: false,
         }
     }
 }
@@ -192,8 +198,70 @@ pub fn export(
             }
         }
     }
-    for t in &mut info.tables {
-        assign_types(&conn, t, &mut warnings)?;
+    let resumable = match (options.resume, location) {
+        (false, _) => None,
+        (true, Location::Dir(target)) if !options.dry_run => Some(target.as_path()),
+        (true, Location::Dir(_)) => None,
+        (true, _) => {
+            return Err(SqliteError::Unsupported(
+                "--resume needs a directory archive: a tar file or a stream cannot be continued"
+                    .into(),
+            ));
+        }
+    };
+    let mut earlier = None;
+    let mut resume_key = (Value::Null, String::new());
+    if let Some(target) = resumable {
+        resume_key = (
+            export_resume::identity(path)?,
+            export_resume::fingerprint(
+                &[
+                    serde_json::to_value(&options.selection).unwrap_or_default(),
+                    json!(options.batch_rows),
+                    json!(options.strict),
+                    json!([
+                        write.zstd_level,
+                        write.row_group_rows,
+                        write.row_group_bytes
+                    ]),
+                    json!([write.file_rows, write.file_bytes]),
+                ],
+                options.mask_key.as_deref(),
+            ),
+        );
+        match export_resume::load(target) {
+            Some(j) if j.source == resume_key.0 && j.options == resume_key.1 => earlier = Some(j),
+            Some(_) => {
+                notes.push(
+                    "--resume: the source or the options changed since the interrupted export; it started over"
+                        .into(),
+                );
+                export_resume::discard(target)?;
+            }
+            None => export_resume::discard(target)?,
+        }
+    }
+    let profiled = earlier.as_ref().is_some_and(|j| {
+        j.profile.len() == info.tables.len()
+            && j.profile
+                .iter()
+                .zip(&info.tables)
+                .all(|(p, t)| p.id == t.table.id && p.columns.len() == t.table.columns.len())
+    });
+    match &earlier {
+        // The source is provably the one the interrupted run profiled.
+        Some(j) if profiled => {
+            for (t, p) in info.tables.iter_mut().zip(&j.profile) {
+                t.table.columns = p.columns.clone();
+                t.rows = p.rows;
+            }
+            warnings = j.warnings.clone();
+        }
+        _ => {
+            for t in &mut info.tables {
+                assign_types(&conn, t, &mut warnings)?;
+            }
+        }
     }
     if !plan.is_empty() {
         for row in &mut plan {
@@ -248,7 +316,47 @@ pub fn export(
         });
     }
 
-    let mut writer = ArchiveWriter::create(location, write, manifest.clone())?;
+    let mut journal = None;
+    if let Some(target) = resumable {
+        if let Some(j) = &earlier {
+            manifest.created_at = j.created_at.clone();
+        }
+        let prelude = export_resume::sha256(&manifest.to_json());
+        if earlier.as_ref().is_some_and(|j| j.prelude != prelude) {
+            return Err(SqliteError::Check {
+                context: "--resume".into(),
+                detail: format!(
+                    "the interrupted export described the archive differently; delete {} to start over",
+                    ferry_archive::resume_dir(target).display()
+                ),
+            });
+        }
+        journal = Some(export_resume::Journal {
+            source: resume_key.0.clone(),
+            options: resume_key.1.clone(),
+            created_at: manifest.created_at.clone(),
+            profile: info
+                .tables
+                .iter()
+                .map(|t| export_resume::Profiled {
+                    id: t.table.id.clone(),
+                    columns: t.table.columns.clone(),
+                    rows: t.rows,
+                })
+                .collect(),
+            warnings: warnings.clone(),
+            prelude,
+            done: earlier.map(|j| j.done).unwrap_or_default(),
+        });
+    }
+    let mut writer = match (resumable, &journal) {
+        (Some(target), Some(j)) => {
+            let w = ArchiveWriter::create_resumable(target, write, manifest.clone())?;
+            export_resume::save(target, j)?;
+            w
+        }
+        _ => ArchiveWriter::create(location, write, manifest.clone())?,
+    };
     let masked: Vec<bool> = manifest
         .tables
         .iter()
@@ -256,8 +364,27 @@ pub fn export(
         .collect();
     writer.set_masker(masker);
     let mut reports = Vec::new();
+    let mut kept = Vec::new();
     for (i, t) in info.tables.iter().enumerate() {
         let started = Instant::now();
+        let done = journal.as_ref().and_then(|j| j.done.get(&t.table.id));
+        if let Some(done) = done
+            && let Err(e) = writer.reuse_table(&t.table.id, done.files.clone())
+        {
+            // A file the interrupted run wrote is not what it recorded: write the table again.
+            notes.push(format!("--resume: {e}; exported again"));
+        } else if let Some(done) = done {
+            let mt = &mut manifest.tables[i];
+            mt.content_digest = done.digest.clone();
+            kept.push(mt.display_name());
+            reports.push(TableReport {
+                name: mt.display_name(),
+                rows: done.files.iter().map(|f| f.rows).sum(),
+                bytes: Some(done.files.iter().map(|f| f.bytes).sum()),
+                elapsed: started.elapsed(),
+            });
+            continue;
+        }
         let tw = writer.table(&t.table.id)?;
         let name = t.table.display_name();
         progress.table_started(&name, t.rows);
@@ -267,12 +394,30 @@ pub fn export(
         let mt = &mut manifest.tables[i];
         // The digest describes the source's rows; a masked table's archive rows differ.
         mt.content_digest = (!masked[i]).then_some(digest);
+        if let (Some(target), Some(j)) = (resumable, &mut journal) {
+            j.done.insert(
+                t.table.id.clone(),
+                export_resume::Done {
+                    files: files.clone(),
+                    digest: mt.content_digest.clone(),
+                },
+            );
+            export_resume::save(target, j)?;
+            ferry_archive::interrupt::pause_point("export:table-done");
+        }
         reports.push(TableReport {
             name: mt.display_name(),
             rows,
             bytes: Some(files.iter().map(|f| f.bytes).sum()),
             elapsed: started.elapsed(),
         });
+    }
+    if !kept.is_empty() {
+        notes.push(format!(
+            "--resume: the source is unchanged; kept {} table(s) the interrupted export had finished ({})",
+            kept.len(),
+            kept.join(", ")
+        ));
     }
     // End the read transaction first: if that fails, nothing has been published yet.
     conn.execute_batch("COMMIT")

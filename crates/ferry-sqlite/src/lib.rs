@@ -39,6 +39,7 @@ mod data_only;
 pub(crate) mod digest;
 mod error;
 mod export;
+mod export_resume;
 pub mod from_postgres;
 mod guard;
 mod import;
