@@ -1,10 +1,11 @@
 //! Archive → SQLite.
 //!
-//! The database is built in a temporary file beside the target, inside one transaction, with
-//! an in-memory journal (a failed build is thrown away whole; the journal is there so that a
-//! definition tried behind a savepoint and refused is really undone, and costs nothing for
-//! the pages a load appends), and renamed into place only after the archive's manifest has
-//! been checked and SQLite's own integrity check has passed. With `--resume` the file is
+//! The database is built in a temporary file beside the target: the rows in one transaction
+//! with the journal off (a failed build is thrown away whole, so a journal would only cost
+//! time), then indexes, views and triggers in a second one with an in-memory journal (a
+//! definition tried behind a savepoint and refused must really be undone, which SQLite
+//! cannot do without a journal). The file is renamed into place only after the archive's
+//! manifest has been checked and SQLite's own integrity check has passed. With `--resume` the file is
 //! `<target>.ferry-resume` instead, committed part by part ([`crate::resume`]). The order is the one that loads fastest and fires nothing:
 //! tables, rows, then indexes, views and triggers, then sequences, statistics and pragmas.
 
@@ -254,6 +255,14 @@ fn build(
     }
     check_row_counts(&manifest, &reports)?;
     let kept = loader.resume.as_ref().map(|r| r.kept_note(&manifest));
+    if loader.resume.is_none() {
+        // The rows went in with the journal off, as they always have. Post-data tries
+        // definitions behind savepoints, which only a journal can roll back: the rest runs
+        // in a transaction of its own with one in memory. The file is still private, so the
+        // commit in between publishes nothing.
+        conn.execute_batch("COMMIT; PRAGMA journal_mode = MEMORY; BEGIN")
+            .ctx(|| "starting the post-data transaction".into())?;
+    }
     let (mut notes, mut skipped) = match loader.cross.take() {
         Some(cross) => from_postgres::ddl::cross_post_data(&conn, &guard, &manifest, cross)?,
         None => {
@@ -532,7 +541,7 @@ fn pre_data_any(
 /// journal, so that a killed run leaves the file as of its last commit (see
 /// [`crate::resume`]).
 pub(crate) fn begin_load(conn: &Connection, resumable: bool) -> Result<(), SqliteError> {
-    let journal = if resumable { "TRUNCATE" } else { "MEMORY" };
+    let journal = if resumable { "TRUNCATE" } else { "OFF" };
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = {journal}; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE;
          PRAGMA cache_size = -131072; PRAGMA foreign_keys = OFF;
