@@ -235,7 +235,7 @@ fn export_to_a_bucket_verify_and_import_into_both_engines_exactly() {
 }
 
 #[test]
-fn pyarrow_reads_a_table_straight_from_the_bucket_by_the_manifest() {
+fn pyarrow_and_polars_read_a_table_straight_from_the_bucket_by_the_manifest() {
     let moto = Moto::start();
     moto.bucket("lake");
     let dir = TestDir::new();
@@ -252,24 +252,53 @@ with s3.open_input_stream('lake/app/manifest.json') as f:
 t = next(t for t in m['tables'] if t['name'] == 'events')
 parts = [pq.read_table('lake/app/' + p['path'], filesystem=s3) for p in t['files']]
 table = pa.concat_tables(parts)
-print(table.num_rows, t['rows'])
+print(table.num_rows, t['rows'], sum(v for v in table.column('id').to_pylist() if v is not None))
 "#,
         moto.endpoint()
     );
+    let printed = python(&script);
+    let nums: Vec<&str> = printed.split_whitespace().collect();
+    assert_eq!(nums.len(), 3, "{printed}");
+    assert_eq!(nums[0], nums[1], "rows read by pyarrow vs the manifest");
+    assert_eq!(nums[0], "2000");
+
+    // polars, as the README shows it: by the manifest's list, and by a glob on the table's
+    // folder; the same rows and values as pyarrow read.
+    let script = format!(
+        r#"
+import json, boto3, polars as pl
+opts = {{'aws_endpoint_url': '{0}', 'aws_allow_http': 'true', 'aws_region': 'us-east-1',
+        'aws_access_key_id': 'test-key', 'aws_secret_access_key': 'test-secret'}}
+s3 = boto3.client('s3', endpoint_url='{0}', aws_access_key_id='test-key', aws_secret_access_key='test-secret', region_name='us-east-1')
+m = json.loads(s3.get_object(Bucket='lake', Key='app/manifest.json')['Body'].read())
+t = next(t for t in m['tables'] if t['name'] == 'events')
+listed = pl.read_parquet(['s3://lake/app/' + p['path'] for p in t['files']], storage_options=opts)
+globbed = pl.read_parquet('s3://lake/app/data/' + t['id'] + '/*.parquet', storage_options=opts)
+print(listed.height, globbed.height, listed['id'].sum())
+"#,
+        moto.endpoint()
+    );
+    let printed = python(&script);
+    let polars: Vec<&str> = printed.split_whitespace().collect();
+    assert_eq!(
+        polars,
+        [nums[0], nums[0], nums[2]],
+        "polars vs pyarrow: {printed}"
+    );
+}
+
+/// Runs a Python script; returns what it printed.
+fn python(script: &str) -> String {
     let out = Command::new("python3")
-        .args(["-c", &script])
+        .args(["-c", script])
         .output()
-        .expect("python3 with pyarrow");
+        .expect("python3 (scripts/ensure-tools installs pyarrow, polars and moto)");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let printed = String::from_utf8_lossy(&out.stdout);
-    let nums: Vec<&str> = printed.split_whitespace().collect();
-    assert_eq!(nums.len(), 2, "{printed}");
-    assert_eq!(nums[0], nums[1], "rows read by pyarrow vs the manifest");
-    assert_eq!(nums[0], "2000");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
