@@ -4,11 +4,20 @@
 //! an export writes them: the envelope, the prelude and its signature, the data parts, then
 //! the manifest's signature and the manifest. So every check the tar reader makes (checksums
 //! as the bytes arrive, sizes, rows, signatures, decryption, entries the manifest does not
-//! list) applies to an object store unchanged, and each part is fetched as one stream, held
-//! only in the reader's spool while it is visited.
+//! list) applies to an object store unchanged, and each part is fetched as one stream.
+//!
+//! Two objects are in flight: while the reader consumes one, the next data part is already
+//! downloading, into an unnamed temporary file, on a thread of its own, so the visit of one
+//! part (a COPY, an insert loop) overlaps the transfer of the next. Memory stays bounded; the
+//! disk holds at most that one part besides the reader's own spool. The bytes the reader
+//! sees, and so every checksum, are the same either way.
 
-use std::io::Read;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 
 use crate::error::{ArchiveError, Result};
 use crate::location::Remote;
@@ -17,7 +26,9 @@ use crate::reader::{MANIFEST, PRELUDE};
 pub(crate) struct RemoteTar {
     remote: Arc<dyn Remote>,
     /// Entries still to send, in order, with their sizes.
-    entries: std::vec::IntoIter<(String, u64)>,
+    entries: VecDeque<(String, u64)>,
+    /// The next data part, downloading into a temporary file.
+    next: Option<Prefetch>,
     /// The header, or the padding and end blocks, waiting to be read.
     pending: Vec<u8>,
     pending_at: usize,
@@ -68,7 +79,8 @@ impl RemoteTar {
         entries.sort_by(|a, b| (rank(&a.0), &a.0).cmp(&(rank(&b.0), &b.0)));
         Ok(RemoteTar {
             remote,
-            entries: entries.into_iter(),
+            entries: entries.into(),
+            next: None,
             pending: Vec::new(),
             pending_at: 0,
             body: None,
@@ -78,7 +90,7 @@ impl RemoteTar {
 
     /// Queues the next header (and opens its object), or the end of the archive.
     fn next_entry(&mut self) -> std::io::Result<bool> {
-        let Some((name, size)) = self.entries.next() else {
+        let Some((name, size)) = self.entries.pop_front() else {
             if self.ended {
                 return Ok(false);
             }
@@ -95,9 +107,74 @@ impl RemoteTar {
         header.set_cksum();
         self.pending = header.as_bytes().to_vec();
         self.pending_at = 0;
-        let body = self.remote.open(&name)?;
+        let body: Box<dyn Read + Send> = match self.next.take() {
+            Some(p) if p.name == name && p.handle.is_some() => Box::new(p.finish()?),
+            _ => self.remote.open(&name)?,
+        };
         self.body = Some((body, size, size, name));
+        if let Some((next, _)) = self.entries.front()
+            && rank(next) == 4
+        {
+            self.next = Some(Prefetch::start(self.remote.clone(), next.clone()));
+        }
         Ok(true)
+    }
+}
+
+/// One object downloading into an unnamed temporary file.
+struct Prefetch {
+    name: String,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<std::io::Result<File>>>,
+}
+
+impl Prefetch {
+    fn start(remote: Arc<dyn Remote>, name: String) -> Prefetch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (entry, halt) = (name.clone(), stop.clone());
+        let handle = std::thread::Builder::new()
+            .name("ferry-prefetch".into())
+            .spawn(move || {
+                let mut body = remote.open(&entry)?;
+                let mut file = tempfile::tempfile()?;
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    if halt.load(Ordering::Relaxed) {
+                        return Err(std::io::Error::other("stopped"));
+                    }
+                    let n = body.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    file.write_all(&buf[..n])?;
+                }
+                file.rewind()?;
+                Ok(file)
+            })
+            .ok();
+        Prefetch { name, stop, handle }
+    }
+
+    /// The downloaded object, once it is all there.
+    fn finish(mut self) -> std::io::Result<File> {
+        match self.handle.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(std::io::Error::other(format!(
+                "{}: the download thread panicked",
+                self.name
+            ))),
+            None => Err(std::io::Error::other(format!(
+                "{}: no thread for the download",
+                self.name
+            ))),
+        }
+    }
+}
+
+impl Drop for Prefetch {
+    /// A reader that stops early (an error, an interruption) stops the download too.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
