@@ -28,6 +28,27 @@ pub(crate) fn committed_in_staging(db: &PgDb) -> Vec<String> {
     .collect()
 }
 
+/// A copy of chinook at `chinook.sqlite` in `dir`, exported to `archive`.
+fn chinook_copy_exported(dir: &TestDir, archive: &str) {
+    std::fs::copy(real("chinook.sqlite"), dir.path("chinook.sqlite")).expect("copy the sample");
+    dir.ferry()
+        .args(["export", "chinook.sqlite", archive])
+        .run()
+        .success();
+}
+
+/// Changes the copy made by [`chinook_copy_exported`] with `sql`, then exports it to
+/// `archive`.
+fn change_and_export(dir: &TestDir, sql: &str, archive: &str) {
+    let conn = rusqlite::Connection::open(dir.path("chinook.sqlite")).expect("open the copy");
+    conn.execute_batch(sql).expect("change the source");
+    drop(conn);
+    dir.ferry()
+        .args(["export", "chinook.sqlite", archive])
+        .run()
+        .success();
+}
+
 fn export_chinook(dir: &TestDir, archive: &str) {
     dir.ferry()
         .args(["export"])
@@ -153,26 +174,16 @@ fn a_killed_import_of_a_postgres_tar_resumes_and_ends_as_an_uninterrupted_one() 
 #[test]
 fn a_resume_of_a_different_archive_reuses_nothing_and_loads_the_new_one() {
     let dir = TestDir::new();
-    let db_file = dir.path("chinook.sqlite");
-    std::fs::copy(real("chinook.sqlite"), &db_file).expect("copy the sample");
-    dir.ferry()
-        .args(["export", "chinook.sqlite", "before"])
-        .run()
-        .success();
+    chinook_copy_exported(&dir, "before");
     let db = PgDb::new("resume_changed");
     kill_after_a_table_committed(dir.ferry(), "before", &db);
 
     // The source changes and is exported again: every table's data may differ.
-    let conn = rusqlite::Connection::open(&db_file).expect("open the copy");
-    conn.execute_batch(
+    change_and_export(
+        &dir,
         "UPDATE Album SET Title = Title || ' (remastered)'; UPDATE Artist SET Name = upper(Name);",
-    )
-    .expect("change the source");
-    drop(conn);
-    dir.ferry()
-        .args(["export", "chinook.sqlite", "after"])
-        .run()
-        .success();
+        "after",
+    );
     let run = dir
         .ferry()
         .args(["import", "--resume", "after", &db.url()])
@@ -261,21 +272,13 @@ fn a_killed_sqlite_import_resumes_from_its_partial_file_to_the_same_database() {
 #[test]
 fn a_sqlite_resume_starts_over_on_another_archive_or_a_damaged_file() {
     let dir = TestDir::new();
-    let db_file = dir.path("chinook.sqlite");
-    std::fs::copy(real("chinook.sqlite"), &db_file).expect("copy the sample");
-    dir.ferry()
-        .args(["export", "chinook.sqlite", "before"])
-        .run()
-        .success();
+    chinook_copy_exported(&dir, "before");
     kill_sqlite_import_after_a_part(&dir, "before", "out.db");
-    let conn = rusqlite::Connection::open(&db_file).expect("open the copy");
-    conn.execute_batch("UPDATE Album SET Title = Title || ' (remastered)'")
-        .expect("change the source");
-    drop(conn);
-    dir.ferry()
-        .args(["export", "chinook.sqlite", "after"])
-        .run()
-        .success();
+    change_and_export(
+        &dir,
+        "UPDATE Album SET Title = Title || ' (remastered)'",
+        "after",
+    );
     dir.ferry()
         .args(["import", "after", "fresh.db"])
         .run()

@@ -110,15 +110,17 @@ pub(crate) async fn write(
     owner: &str,
     record: &Record,
 ) -> Result<(), PgError> {
-    // Both parts are ferry's own text (digits from the server, hex), so plain quoting holds.
+    // Both parts are ferry's own text (digits from the server, hex), so plain quoting holds;
+    // the schema's name may come from the catalog, so it runs alone (extended protocol).
     let sql = format!(
         "COMMENT ON SCHEMA {} IS '{}'",
         quote_ident(schema),
         record.comment(owner).replace('\'', "''")
     );
     client
-        .batch_execute(&sql)
+        .execute(&sql, &[])
         .await
+        .map(|_| ())
         .ctx(|| format!("recording the progress of staging schema {schema}"))
 }
 
@@ -237,11 +239,12 @@ async fn drop_foreign_keys(client: &Client, table: &str) -> Result<(), PgError> 
         .ctx(|| format!("--resume: reading the foreign keys of {table}"))?;
     for r in rows {
         let name: String = r.at(0)?;
+        // Names from the catalog and the archive: one statement, extended protocol.
         client
-            .batch_execute(&format!(
-                "ALTER TABLE {table} DROP CONSTRAINT {}",
-                quote_ident(&name)
-            ))
+            .execute(
+                &format!("ALTER TABLE {table} DROP CONSTRAINT {}", quote_ident(&name)),
+                &[],
+            )
             .await
             .ctx(|| format!("--resume: dropping foreign key {name} of {table}"))?;
     }

@@ -142,6 +142,13 @@ pub fn export(
     options: &ExportOptions,
     progress: &dyn Progress,
 ) -> Result<ExportReport, SqliteError> {
+    // `--resume`: the source's identity, read before the snapshot is taken, so that a write
+    // committed in between changes it and the next run does not trust this one's tables.
+    let identity = if options.resume && !options.dry_run {
+        Some(export_resume::identity(path)?)
+    } else {
+        None
+    };
     let conn = open_read_only(path)?;
     // A deferred transaction takes its snapshot at the first read, which is the next line.
     conn.execute_batch("BEGIN")
@@ -213,7 +220,7 @@ pub fn export(
     let mut resume_key = (Value::Null, String::new());
     if let Some(target) = resumable {
         resume_key = (
-            export_resume::identity(path)?,
+            identity.clone().unwrap_or_default(),
             export_resume::fingerprint(
                 &[
                     serde_json::to_value(&options.selection).unwrap_or_default(),

@@ -5,9 +5,10 @@
 //! time), then indexes, views and triggers in a second one with an in-memory journal (a
 //! definition tried behind a savepoint and refused must really be undone, which SQLite
 //! cannot do without a journal). The file is renamed into place only after the archive's
-//! manifest has been checked and SQLite's own integrity check has passed. With `--resume` the file is
-//! `<target>.ferry-resume` instead, committed part by part ([`crate::resume`]). The order is the one that loads fastest and fires nothing:
-//! tables, rows, then indexes, views and triggers, then sequences, statistics and pragmas.
+//! manifest has been checked and SQLite's own integrity check has passed. With `--resume`
+//! the file is `<target>.ferry-resume` instead, committed part by part ([`crate::resume`]).
+//! The order is the one that loads fastest and fires nothing: tables, rows, then indexes,
+//! views and triggers, then sequences, statistics and pragmas.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
