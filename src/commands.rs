@@ -807,8 +807,10 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 replace: a.replace,
                 numeric_real: a.numeric == crate::cli::NumericAs::Real,
                 resume: a.resume,
+                full_check: a.full_check,
                 ..Default::default()
             };
+            let check = ferry_sqlite::integrity_pragma(&options);
             let report = {
                 let r = ferry_sqlite::import(&location, &path, &options, progress);
                 progress.finish();
@@ -826,7 +828,7 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                 for s in &report.skipped {
                     report::event("skip", s);
                 }
-                report::check("integrity_check", report::Status::Pass, "ok");
+                report::check(check, report::Status::Pass, "ok");
                 let fk = &report.foreign_key_violations;
                 report::check(
                     "foreign_key_check",
@@ -864,7 +866,7 @@ fn import(a: ImportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
                     eprintln!("the previous {} is kept as {}", path.display(), b.display());
                 }
                 eprintln!(
-                    "imported {} into {} in {:.1}s (integrity_check ok)",
+                    "imported {} into {} in {:.1}s ({check} ok)",
                     location.display(),
                     path.display(),
                     report.elapsed.as_secs_f64()

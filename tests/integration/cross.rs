@@ -319,7 +319,7 @@ fn a_postgresql_app_database_moves_to_sqlite() {
         "converted: places.id: identity/serial column becomes INTEGER PRIMARY KEY AUTOINCREMENT",
         "skipped: function touch: user-defined functions, procedures and aggregates do not exist in SQLite",
         "skipped: trigger places_touch: PL/pgSQL triggers do not translate to SQLite",
-        "integrity_check ok",
+        "quick_check ok",
     ] {
         assert!(out.contains(needle), "{needle:?} missing:\n{out}");
     }

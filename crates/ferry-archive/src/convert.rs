@@ -254,36 +254,87 @@ pub fn canonical_date(s: &str) -> Option<i32> {
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]` (trailing zeros of the fraction dropped).
 pub fn format_timestamp(micros: i64) -> String {
-    let days = micros.div_euclid(DAY_US);
-    let (y, m, d) = civil_from_days(days);
-    let date = if (0..=9999).contains(&y) {
-        format!("{y:04}-{m:02}-{d:02}")
-    } else {
-        format!("{y}-{m:02}-{d:02}")
-    };
-    format!("{date} {}", format_time(micros.rem_euclid(DAY_US)))
+    // Written digit by digit into one allocation: a PostgreSQL -> SQLite load formats one
+    // of these per timestamp value, and `format!` made it a few percent of the whole load.
+    let mut s = String::with_capacity(26);
+    push_date(&mut s, micros.div_euclid(DAY_US));
+    s.push(' ');
+    push_time(&mut s, micros.rem_euclid(DAY_US));
+    s
 }
 
 pub fn format_date(days: i32) -> String {
-    let (y, m, d) = civil_from_days(days as i64);
-    if (0..=9999).contains(&y) {
-        format!("{y:04}-{m:02}-{d:02}")
-    } else {
-        format!("{y}-{m:02}-{d:02}")
-    }
+    let mut s = String::with_capacity(10);
+    push_date(&mut s, days as i64);
+    s
 }
 
 /// `HH:MM:SS[.ffffff]`.
 pub fn format_time(us: i64) -> String {
+    let mut s = String::with_capacity(15);
+    push_time(&mut s, us);
+    s
+}
+
+/// `YYYY-MM-DD`; years outside 0..=9999 as many digits as they take, with their sign.
+fn push_date(s: &mut String, days: i64) {
+    let (y, m, d) = civil_from_days(days);
+    if (0..=9999).contains(&y) {
+        push_digits(s, y as u64, 4);
+    } else {
+        s.push_str(&y.to_string());
+    }
+    s.push('-');
+    push_digits(s, m as u64, 2);
+    s.push('-');
+    push_digits(s, d as u64, 2);
+}
+
+/// `HH:MM:SS[.ffffff]` of microseconds since midnight, the fraction without trailing zeros.
+/// Hours beyond 99 (a `time` of 24:00:00 is the largest PostgreSQL has) take their digits.
+fn push_time(s: &mut String, us: i64) {
     let (h, rem) = (us / 3_600_000_000, us % 3_600_000_000);
     let (mi, rem) = (rem / 60_000_000, rem % 60_000_000);
-    let (s, f) = (rem / 1_000_000, rem % 1_000_000);
-    if f == 0 {
-        format!("{h:02}:{mi:02}:{s:02}")
+    let (sec, f) = (rem / 1_000_000, rem % 1_000_000);
+    if (0..100).contains(&h) && mi >= 0 && sec >= 0 && f >= 0 {
+        push_digits(s, h as u64, 2);
+        s.push(':');
+        push_digits(s, mi as u64, 2);
+        s.push(':');
+        push_digits(s, sec as u64, 2);
+        if f != 0 {
+            s.push('.');
+            let mut f = f as u64;
+            let mut width = 6;
+            while f.is_multiple_of(10) {
+                f /= 10;
+                width -= 1;
+            }
+            push_digits(s, f, width);
+        }
     } else {
-        let frac = format!("{f:06}");
-        format!("{h:02}:{mi:02}:{s:02}.{}", frac.trim_end_matches('0'))
+        // Never reached from a valid time; kept exact rather than fast.
+        s.push_str(&format!("{h:02}:{mi:02}:{sec:02}"));
+        if f != 0 {
+            let frac = format!("{f:06}");
+            s.push('.');
+            s.push_str(frac.trim_end_matches('0'));
+        }
     }
+}
+
+/// `n` in decimal, zero-padded to `width` digits (more if `n` needs them).
+fn push_digits(s: &mut String, n: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    let mut n = n;
+    while n > 0 {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let start = i.min(buf.len() - width);
+    s.push_str(std::str::from_utf8(&buf[start..]).expect("ASCII digits"));
 }
 
 /// ISO-8601 duration of PostgreSQL's interval parts: `P1Y2M3DT4H5M6.5S`, `PT0S` for zero.
@@ -531,6 +582,86 @@ mod tests {
         assert_eq!(canonical_decimal(".5").as_deref(), Some("0.5"));
         assert_eq!(canonical_decimal("1.5e-3").as_deref(), Some("0.0015"));
         assert_eq!(canonical_decimal("abc"), None);
+    }
+}
+
+#[cfg(test)]
+mod formatting {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The formatters as they were written first, with `format!`: the digit-by-digit ones
+    /// must print exactly the same.
+    fn reference_time(us: i64) -> String {
+        let (h, rem) = (us / 3_600_000_000, us % 3_600_000_000);
+        let (mi, rem) = (rem / 60_000_000, rem % 60_000_000);
+        let (s, f) = (rem / 1_000_000, rem % 1_000_000);
+        if f == 0 {
+            format!("{h:02}:{mi:02}:{s:02}")
+        } else {
+            let frac = format!("{f:06}");
+            format!("{h:02}:{mi:02}:{s:02}.{}", frac.trim_end_matches('0'))
+        }
+    }
+
+    fn reference_date(days: i64) -> String {
+        let (y, m, d) = civil_from_days(days);
+        if (0..=9999).contains(&y) {
+            format!("{y:04}-{m:02}-{d:02}")
+        } else {
+            format!("{y}-{m:02}-{d:02}")
+        }
+    }
+
+    fn reference_timestamp(micros: i64) -> String {
+        format!(
+            "{} {}",
+            reference_date(micros.div_euclid(DAY_US)),
+            reference_time(micros.rem_euclid(DAY_US))
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn timestamps_print_as_format_did(
+            micros in prop_oneof![
+                any::<i64>(),
+                // Years 0 to 9999, where the fast path runs, and fractions with zeros.
+                -62_167_219_200_000_000i64..253_402_300_800_000_000i64,
+                (-62_167_219_200i64..253_402_300_800i64).prop_map(|s| s * 1_000_000 + 120_000),
+            ]
+        ) {
+            prop_assert_eq!(format_timestamp(micros), reference_timestamp(micros));
+        }
+
+        #[test]
+        fn dates_and_times_print_as_format_did(
+            days in any::<i32>(),
+            us in prop_oneof![0..=DAY_US, any::<i64>()],
+        ) {
+            prop_assert_eq!(format_date(days), reference_date(days as i64));
+            prop_assert_eq!(format_time(us), reference_time(us));
+        }
+    }
+
+    #[test]
+    fn edges_print_as_format_did() {
+        for us in [
+            0,
+            1,
+            10,
+            999_999,
+            1_000_000,
+            DAY_US - 1,
+            DAY_US,
+            -1,
+            -1_000_001,
+        ] {
+            assert_eq!(format_time(us), reference_time(us), "{us}");
+        }
+        for t in [i64::MIN, i64::MAX, 0, -1, 253_402_300_799_999_999] {
+            assert_eq!(format_timestamp(t), reference_timestamp(t), "{t}");
+        }
     }
 }
 

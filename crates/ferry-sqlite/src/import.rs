@@ -40,6 +40,12 @@ pub struct ImportOptions {
     /// Build in `<target>.ferry-resume`, part by part, and keep it on failure; continue
     /// from it when an earlier `--resume` run left one (see [`crate::resume`]).
     pub resume: bool,
+    /// Check the finished file with `PRAGMA integrity_check` (which also looks up every
+    /// index entry of every row) instead of `PRAGMA quick_check` (every page, b-tree, record
+    /// and NOT NULL/CHECK constraint, in linear time). The indexes are built by SQLite from
+    /// the rows in the same transaction, so the lookups re-check SQLite rather than the
+    /// archive; they cost about a third of a load with indexes (see docs/benchmarks.md).
+    pub full_check: bool,
 }
 
 impl Default for ImportOptions {
@@ -49,6 +55,7 @@ impl Default for ImportOptions {
             batch_rows: 16_384,
             numeric_real: false,
             resume: false,
+            full_check: false,
         }
     }
 }
@@ -264,6 +271,12 @@ fn build(
         conn.execute_batch("COMMIT; PRAGMA journal_mode = MEMORY; BEGIN")
             .ctx(|| "starting the post-data transaction".into())?;
     }
+    // The rows wanted a large page cache (a UNIQUE index filled row by row is a random
+    // walk: 8 MiB made such a load twice as slow). Post-data is mostly CREATE INDEX, whose
+    // sorter takes the cache size as its run size: small runs that fit the CPU's caches
+    // sorted 1.2-1.4 s faster per GB than 128 MiB ones, and memory falls back by as much.
+    conn.execute_batch(&format!("PRAGMA cache_size = -{POST_DATA_CACHE_KIB}"))
+        .ctx(|| "setting the cache for post-data".into())?;
     let (mut notes, mut skipped) = match loader.cross.take() {
         Some(cross) => from_postgres::ddl::cross_post_data(&conn, &guard, &manifest, cross)?,
         None => {
@@ -284,10 +297,11 @@ fn build(
     ferry_archive::interrupt::check()?;
     conn.execute_batch("COMMIT")
         .ctx(|| "committing the import".into())?;
-    let integrity: Vec<String> = query_strings(&conn, "PRAGMA integrity_check")?;
+    let check = integrity_pragma(options);
+    let integrity: Vec<String> = query_strings(&conn, &format!("PRAGMA {check}"))?;
     if integrity != ["ok"] {
         return Err(SqliteError::Check {
-            context: "PRAGMA integrity_check".into(),
+            context: format!("PRAGMA {check}"),
             detail: integrity.join("; "),
         });
     }
@@ -538,6 +552,20 @@ fn pre_data_any(
     Ok(Some(cross))
 }
 
+/// The check a finished import runs (see [`ImportOptions::full_check`]).
+pub fn integrity_pragma(options: &ImportOptions) -> &'static str {
+    if options.full_check {
+        "integrity_check"
+    } else {
+        "quick_check"
+    }
+}
+
+/// The page cache while rows load, in KiB: what a UNIQUE index being filled needs.
+const LOAD_CACHE_KIB: u32 = 128 << 10;
+/// The page cache after the rows, in KiB (see [`build`]).
+const POST_DATA_CACHE_KIB: u32 = 8 << 10;
+
 /// The pragmas of a load, and its first transaction. A resumable load keeps a rollback
 /// journal, so that a killed run leaves the file as of its last commit (see
 /// [`crate::resume`]).
@@ -545,7 +573,7 @@ pub(crate) fn begin_load(conn: &Connection, resumable: bool) -> Result<(), Sqlit
     let journal = if resumable { "TRUNCATE" } else { "OFF" };
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = {journal}; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE;
-         PRAGMA cache_size = -131072; PRAGMA foreign_keys = OFF;
+         PRAGMA cache_size = -{LOAD_CACHE_KIB}; PRAGMA foreign_keys = OFF;
          BEGIN"
     ))
     .ctx(|| "setting up the load".into())

@@ -53,7 +53,7 @@ pub use compare::compare;
 pub use data_only::{DataOnlyOptions, DataOnlyReport, import_data_only};
 pub use error::SqliteError;
 pub use export::{ExportOptions, ExportReport, export};
-pub use import::{ImportOptions, ImportReport, dry_run, import};
+pub use import::{ImportOptions, ImportReport, dry_run, import, integrity_pragma};
 
 /// Quotes an identifier for SQLite: always, so that case, spaces, keywords and quotes in
 /// names never matter.
