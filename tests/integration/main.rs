@@ -1,6 +1,7 @@
 //! ferry's integration tests: one binary, one module per concern, a shared harness.
 
 mod archive;
+mod clouds;
 mod corrupt;
 mod cross;
 mod encryption;

@@ -13,13 +13,13 @@ use crate::pg_db::PgDb;
 use crate::sqlite_db;
 
 /// A moto server on a free port, killed when dropped.
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
     port: u16,
 }
 
 impl Moto {
-    fn start() -> Moto {
+    pub(crate) fn start() -> Moto {
         Moto::start_with(&[])
     }
 
@@ -57,12 +57,12 @@ impl Moto {
         moto
     }
 
-    fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
     /// Creates a bucket with a plain unsigned request (moto's default accepts it).
-    fn bucket(&self, name: &str) {
+    pub(crate) fn bucket(&self, name: &str) {
         let status = self.http("PUT", &format!("/{name}"));
         assert_eq!(status, 200, "creating bucket {name}");
     }
@@ -143,7 +143,7 @@ impl Drop for Moto {
     }
 }
 
-fn sample() -> std::path::PathBuf {
+pub(crate) fn sample() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/app.db")
 }
 
@@ -406,32 +406,8 @@ fn parts_over_the_multipart_size_upload_in_pieces_and_come_back_exact() {
     let moto = Moto::start();
     moto.bucket("big");
     let dir = TestDir::new();
-    // Incompressible blobs, so the part is well over the 8 MiB single-PUT limit.
     let db = dir.path("blobs.db");
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut noise = |n: usize| -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed as u8
-            })
-            .collect()
-    };
-    let blobs: Vec<Vec<u8>> = (0..3).map(|_| noise(7 << 20)).collect();
-    {
-        let c = rusqlite::Connection::open(&db).expect("open");
-        c.execute("CREATE TABLE b (id INTEGER PRIMARY KEY, v BLOB)", [])
-            .expect("create");
-        for (i, v) in blobs.iter().enumerate() {
-            c.execute(
-                "INSERT INTO b VALUES (?1, ?2)",
-                rusqlite::params![i as i64, v],
-            )
-            .expect("insert");
-        }
-    }
+    let blobs = incompressible_blobs(&db);
     moto.ferry(&dir)
         .args(["export"])
         .args([&db])
@@ -453,14 +429,48 @@ fn parts_over_the_multipart_size_upload_in_pieces_and_come_back_exact() {
         .args([&back])
         .run()
         .success();
-    let c = rusqlite::Connection::open(&back).expect("open");
+    assert!(
+        blobs_of(&back) == blobs,
+        "the blobs came back byte for byte"
+    );
+}
+
+/// Writes a table of three 7 MiB incompressible blobs to `db`, so that its part is well
+/// over the 8 MiB single-PUT limit (three multipart pieces). Returns the blobs.
+pub(crate) fn incompressible_blobs(db: &Path) -> Vec<Vec<u8>> {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut noise = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect()
+    };
+    let blobs: Vec<Vec<u8>> = (0..3).map(|_| noise(7 << 20)).collect();
+    let c = rusqlite::Connection::open(db).expect("open");
+    c.execute("CREATE TABLE b (id INTEGER PRIMARY KEY, v BLOB)", [])
+        .expect("create");
+    for (i, v) in blobs.iter().enumerate() {
+        c.execute(
+            "INSERT INTO b VALUES (?1, ?2)",
+            rusqlite::params![i as i64, v],
+        )
+        .expect("insert");
+    }
+    blobs
+}
+
+/// The blobs of [`incompressible_blobs`]'s table in `db`, in order.
+pub(crate) fn blobs_of(db: &Path) -> Vec<Vec<u8>> {
+    let c = rusqlite::Connection::open(db).expect("open");
     let mut stmt = c.prepare("SELECT v FROM b ORDER BY id").expect("select");
-    let got: Vec<Vec<u8>> = stmt
-        .query_map([], |r| r.get(0))
+    stmt.query_map([], |r| r.get(0))
         .expect("query")
         .map(|r| r.expect("row"))
-        .collect();
-    assert!(got == blobs, "the blobs came back byte for byte");
+        .collect()
 }
 
 #[test]
@@ -639,7 +649,7 @@ print(k['AccessKeyId'], k['SecretAccessKey'])
 
 /// Runs `args`, which must fail (verify's code for a problem is 3, other commands' 1) with
 /// `diagnosis` on exactly one line. Returns all it printed.
-fn fails_saying(ferry: Ferry, args: &[&str], diagnosis: &str) -> String {
+pub(crate) fn fails_saying(ferry: Ferry, args: &[&str], diagnosis: &str) -> String {
     let code = if args[0] == "verify" { 3 } else { 1 };
     let run = ferry.args(args).run().fails_with(code);
     let all = format!("{}{}", run.stdout(), run.stderr());

@@ -6,10 +6,15 @@
 //! the format crate keeps the rules (what is staged, what is checked, `manifest.json` last as
 //! the commit), this one only moves bytes.
 //!
-//! * The store is Apache Arrow's `object_store`, configured from the environment as the AWS
-//!   tools are: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
-//!   `AWS_REGION`, `AWS_ENDPOINT_URL` (an S3-compatible server: MinIO, R2, Ceph, moto),
-//!   and instance metadata when no key is set. An `http://` endpoint the user set is allowed
+//! * The store is Apache Arrow's `object_store`, configured from the environment as each
+//!   cloud's own tools are. `s3://`: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//!   `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL` (an S3-compatible server: MinIO,
+//!   R2, Ceph, moto), and instance metadata when no key is set. `az://container/prefix`:
+//!   `AZURE_STORAGE_ACCOUNT_NAME` with `AZURE_STORAGE_ACCOUNT_KEY`, a SAS token, a service
+//!   principal or managed identity (`AZURE_*`), `AZURE_STORAGE_ENDPOINT`, and
+//!   `AZURE_STORAGE_USE_EMULATOR` for Azurite. `gs://bucket/prefix`:
+//!   `GOOGLE_SERVICE_ACCOUNT` or `GOOGLE_APPLICATION_CREDENTIALS`, else the metadata server;
+//!   `GOOGLE_BASE_URL` for another endpoint. An `http://` endpoint the user set is allowed
 //!   as such. TLS is rustls with the ring provider, like the PostgreSQL connections.
 //! * Callers are synchronous, and some of them run inside another tokio runtime (the
 //!   PostgreSQL adapter's). So every request runs as a task on this crate's own small
@@ -33,9 +38,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use object_store::ClientConfigKey;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::path::Path;
+use object_store::{ClientConfigKey, ClientOptions};
 use object_store::{
     ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutPayload, RetryConfig, WriteMultipart,
 };
@@ -52,7 +59,7 @@ pub enum StoreError {
     #[error("{url}: not a valid object store URL: {reason}")]
     BadUrl { url: String, reason: String },
     #[error(
-        "{url}: {scheme} is not supported by this build; ferry reads and writes s3:// (AWS S3 and S3-compatible servers)"
+        "{url}: {scheme} is not supported; ferry reads and writes s3://bucket/prefix (AWS S3 and S3-compatible servers), az://container/prefix (Azure Blob Storage) and gs://bucket/prefix (Google Cloud Storage)"
     )]
     Unsupported { url: String, scheme: String },
     #[error("{url}: {reason}")]
@@ -74,6 +81,7 @@ pub struct ObjectArchive {
     url: String,
     store: Arc<dyn ObjectStore>,
     prefix: Path,
+    cloud: Cloud,
 }
 
 /// Opens `s3://bucket/prefix` with credentials and endpoint from the environment. Nothing is
@@ -91,24 +99,36 @@ pub fn open(arg: &str) -> Result<ObjectArchive, StoreError> {
         url: url.clone(),
         reason: e.to_string(),
     })?;
-    if !parsed.username().is_empty() || parsed.password().is_some() {
+    // Whatever is before an `@` may be a secret: never echoed.
+    let shown = || format!("{}://{}", parsed.scheme(), parsed.host_str().unwrap_or(""));
+    let has_userinfo = !parsed.username().is_empty() || parsed.password().is_some();
+    // https:// URLs name the bucket in the path or the host depending on the service; only
+    // the cloud's own scheme says which is which. (`abfss://fs@account...` names the
+    // account in the host; `az://container/prefix` is the one Azure form taken.)
+    let cloud = match parsed.scheme() {
+        "s3" | "s3a" => Cloud::S3,
+        "az" => Cloud::Azure,
+        "gs" => Cloud::Gcs,
+        other => {
+            return Err(StoreError::Unsupported {
+                url: if has_userinfo { shown() } else { url.clone() },
+                scheme: format!("{other}://"),
+            });
+        }
+    };
+    if has_userinfo {
         return Err(StoreError::BadUrl {
-            url: format!("{}://{}", parsed.scheme(), parsed.host_str().unwrap_or("")),
-            reason: "credentials do not belong in the URL; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+            url: shown(),
+            reason: format!(
+                "credentials do not belong in the URL; set {}",
+                cloud.credentials()
+            ),
         });
     }
-    let (scheme, _) = ObjectStoreScheme::parse(&parsed).map_err(|e| StoreError::BadUrl {
+    ObjectStoreScheme::parse(&parsed).map_err(|e| StoreError::BadUrl {
         url: url.clone(),
         reason: e.to_string(),
     })?;
-    // https:// URLs of S3 name the bucket in the path or the host depending on the service;
-    // only s3://bucket/prefix says which is which.
-    if scheme != ObjectStoreScheme::AmazonS3 || !matches!(parsed.scheme(), "s3" | "s3a") {
-        return Err(StoreError::Unsupported {
-            url: url.clone(),
-            scheme: format!("{}://", parsed.scheme()),
-        });
-    }
     // The key prefix exactly as written after the bucket (no percent-decoding), as the AWS
     // CLI and every other S3 client take it: spaces, `%` and non-ASCII stay what they are.
     let raw = url.splitn(4, '/').nth(3).unwrap_or_default();
@@ -118,26 +138,104 @@ pub fn open(arg: &str) -> Result<ObjectArchive, StoreError> {
     })?;
     // reqwest is built without a TLS provider of its own; this process uses ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = |reason: String| StoreError::Config {
+        url: url.clone(),
+        reason,
+    };
+    let store: Arc<dyn ObjectStore> = match cloud {
+        Cloud::S3 => Arc::new(s3(&url).map_err(config)?),
+        Cloud::Azure => Arc::new(azure(&url).map_err(config)?),
+        Cloud::Gcs => Arc::new(gcs(&url).map_err(config)?),
+    };
+    Ok(ObjectArchive {
+        url,
+        store,
+        prefix,
+        cloud,
+    })
+}
+
+/// Which cloud an archive URL names: the scheme decides, and so does the wording of what
+/// to check when a request is refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Cloud {
+    S3,
+    Azure,
+    Gcs,
+}
+
+impl Cloud {
+    /// Where this cloud's credentials come from, for the message of a refused request.
+    fn credentials(self) -> &'static str {
+        match self {
+            Cloud::S3 => "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            Cloud::Azure => {
+                "AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY or another AZURE_* credential"
+            }
+            Cloud::Gcs => "GOOGLE_SERVICE_ACCOUNT or GOOGLE_APPLICATION_CREDENTIALS",
+        }
+    }
+
+    fn endpoint_variable(self) -> &'static str {
+        match self {
+            Cloud::S3 => "AWS_ENDPOINT_URL",
+            Cloud::Azure => "AZURE_STORAGE_ENDPOINT",
+            Cloud::Gcs => "GOOGLE_BASE_URL",
+        }
+    }
+
+    fn bucket(self) -> &'static str {
+        match self {
+            Cloud::Azure => "container",
+            Cloud::S3 | Cloud::Gcs => "bucket",
+        }
+    }
+}
+
+/// Retries of a failed request: a few, over at most five minutes.
+fn retry() -> RetryConfig {
+    RetryConfig {
+        max_retries: 4,
+        retry_timeout: Duration::from_secs(300),
+        ..RetryConfig::default()
+    }
+}
+
+/// object_store's default 30 s limit covers a whole request, body included: a 256 MiB part
+/// over a slow link would never arrive. Bound what can hang instead: connecting, and silence
+/// in the middle of a transfer. Each pair is the variable a user may set instead.
+const TIMEOUTS: [(&str, ClientConfigKey, &str); 3] = [
+    ("TIMEOUT", ClientConfigKey::Timeout, "6h"),
+    ("READ_TIMEOUT", ClientConfigKey::ReadTimeout, "60s"),
+    ("CONNECT_TIMEOUT", ClientConfigKey::ConnectTimeout, "10s"),
+];
+
+/// `prefix`'s timeouts (`AWS_TIMEOUT`, `AZURE_TIMEOUT`, ...) where the user set none.
+fn client_options(prefix: &str) -> ClientOptions {
+    let mut options = ClientOptions::new();
+    for (var, key, value) in TIMEOUTS {
+        let value = std::env::var(format!("{prefix}_{var}")).unwrap_or_else(|_| value.to_owned());
+        options = options.with_config(key, value);
+    }
+    options
+}
+
+/// An endpoint a user set: never with credentials in it, and `http://` allowed as written.
+fn endpoint_allows_http(var: &str, endpoint: &str) -> Result<bool, String> {
+    if endpoint.contains('@') {
+        return Err(format!(
+            "{var} holds credentials; give them in the cloud's own credential variables"
+        ));
+    }
+    Ok(endpoint.to_ascii_lowercase().starts_with("http://"))
+}
+
+fn s3(url: &str) -> Result<impl ObjectStore, String> {
     let mut builder = AmazonS3Builder::from_env()
-        .with_url(url.as_str())
-        .with_retry(RetryConfig {
-            max_retries: 4,
-            retry_timeout: Duration::from_secs(300),
-            ..RetryConfig::default()
-        });
-    // object_store's default 30 s limit covers a whole request, body included: a 256 MiB
-    // part over a slow link would never arrive. Bound what can hang instead: connecting, and
-    // silence in the middle of a transfer.
-    for (var, key, value) in [
-        ("AWS_TIMEOUT", ClientConfigKey::Timeout, "6h"),
-        ("AWS_READ_TIMEOUT", ClientConfigKey::ReadTimeout, "60s"),
-        (
-            "AWS_CONNECT_TIMEOUT",
-            ClientConfigKey::ConnectTimeout,
-            "10s",
-        ),
-    ] {
-        if std::env::var_os(var).is_none() {
+        .with_url(url)
+        .with_retry(retry());
+    for (var, key, value) in TIMEOUTS {
+        if std::env::var_os(format!("AWS_{var}")).is_none() {
             builder = builder.with_config(AmazonS3ConfigKey::Client(key), value);
         }
     }
@@ -145,24 +243,34 @@ pub fn open(arg: &str) -> Result<ObjectArchive, StoreError> {
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
         .or_else(|_| std::env::var("AWS_ENDPOINT"))
         .unwrap_or_default();
-    if endpoint.contains('@') {
-        return Err(StoreError::Config {
-            url: url.clone(),
-            reason: "AWS_ENDPOINT_URL holds credentials; give them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
-        });
-    }
-    if endpoint.to_ascii_lowercase().starts_with("http://") {
+    if endpoint_allows_http("AWS_ENDPOINT_URL", &endpoint)? {
         builder = builder.with_allow_http(true);
     }
-    let store = builder.build().map_err(|e| StoreError::Config {
-        url: url.clone(),
-        reason: describe(&e),
-    })?;
-    Ok(ObjectArchive {
-        url,
-        store: Arc::new(store),
-        prefix,
-    })
+    builder.build().map_err(|e| describe(&e, Cloud::S3))
+}
+
+fn azure(url: &str) -> Result<impl ObjectStore, String> {
+    let mut builder = MicrosoftAzureBuilder::from_env()
+        .with_url(url)
+        .with_retry(retry())
+        .with_client_options(client_options("AZURE"));
+    let endpoint = std::env::var("AZURE_STORAGE_ENDPOINT").unwrap_or_default();
+    if endpoint_allows_http("AZURE_STORAGE_ENDPOINT", &endpoint)? {
+        builder = builder.with_config(AzureConfigKey::Client(ClientConfigKey::AllowHttp), "true");
+    }
+    builder.build().map_err(|e| describe(&e, Cloud::Azure))
+}
+
+fn gcs(url: &str) -> Result<impl ObjectStore, String> {
+    let mut builder = GoogleCloudStorageBuilder::from_env()
+        .with_url(url)
+        .with_retry(retry())
+        .with_client_options(client_options("GOOGLE"));
+    let endpoint = std::env::var("GOOGLE_BASE_URL").unwrap_or_default();
+    if endpoint_allows_http("GOOGLE_BASE_URL", &endpoint)? {
+        builder = builder.with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), "true");
+    }
+    builder.build().map_err(|e| describe(&e, Cloud::Gcs))
 }
 
 /// The runtime every request runs on. Never dropped: a runtime may not be dropped inside
@@ -191,28 +299,42 @@ fn run<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
 }
 
 /// One line for a store error, without the response body's XML.
-fn describe(e: &object_store::Error) -> String {
+fn describe(e: &object_store::Error, cloud: Cloud) -> String {
     let text = e.to_string();
     // The whole response, for FERRY_LOG=debug: the line below keeps only what a user acts on.
     tracing::debug!("object store: {text}");
     let has = |s: &str| text.contains(s);
+    let policy = || {
+        format!(
+            "access denied: check the credentials ({}) and the policy (ferry needs list, get, put and delete under the prefix)",
+            cloud.credentials()
+        )
+    };
     match e {
-        _ if has("NoSuchBucket") => "the bucket does not exist".into(),
-        _ if has("InvalidAccessKeyId") || has("SignatureDoesNotMatch") => {
-            "access denied: the credentials are refused (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)".into()
+        _ if has("NoSuchBucket") || has("ContainerNotFound") => {
+            format!("the {} does not exist", cloud.bucket())
         }
-        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
-            "access denied: check the credentials and the policy (ferry needs list, get, put and delete under the prefix)".into()
+        _ if has("InvalidAccessKeyId")
+            || has("SignatureDoesNotMatch")
+            || has("AuthenticationFailed")
+            || has("AuthorizationFailure")
+            || has("Server failed to authenticate") =>
+        {
+            format!(
+                "access denied: the credentials are refused ({})",
+                cloud.credentials()
+            )
         }
-        _ if has("403 Forbidden") => {
-            "access denied: check the credentials and the policy (ferry needs list, get, put and delete under the prefix)".into()
-        }
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => policy(),
+        _ if has("403 Forbidden") => policy(),
         _ if has("NoSuchUpload") => "the multipart upload is gone (aborted by the server?)".into(),
         object_store::Error::NotFound { .. } => "no such object".into(),
         _ if has("error sending request") || has("Connection refused") || has("dns error") => {
             format!(
-                "cannot reach the object store ({}); check AWS_ENDPOINT_URL and the network",
-                first_line(&text)
+                "cannot reach the object store ({}); check {} and the network",
+                first_line(&text),
+                cloud.endpoint_variable()
             )
         }
         _ => first_line(&text),
@@ -229,13 +351,13 @@ fn first_line(s: &str) -> String {
 }
 
 /// `doing`: the refused operation and its object, as the message names them.
-fn io_err(doing: &str, e: &object_store::Error) -> std::io::Error {
+fn io_err(doing: &str, e: &object_store::Error, cloud: Cloud) -> std::io::Error {
     let kind = match e {
         object_store::Error::NotFound { .. } => std::io::ErrorKind::NotFound,
         object_store::Error::PermissionDenied { .. } => std::io::ErrorKind::PermissionDenied,
         _ => std::io::ErrorKind::Other,
     };
-    std::io::Error::new(kind, format!("{doing}: {}", describe(e)))
+    std::io::Error::new(kind, format!("{doing}: {}", describe(e, cloud)))
 }
 
 impl ObjectArchive {
@@ -272,7 +394,7 @@ impl Remote for ObjectArchive {
             }
             Ok::<_, object_store::Error>(out)
         })
-        .map_err(|e| io_err("listing the archive", &e))?;
+        .map_err(|e| io_err("listing the archive", &e, self.cloud))?;
         let strip = if self.prefix.as_ref().is_empty() {
             String::new()
         } else {
@@ -290,7 +412,7 @@ impl Remote for ObjectArchive {
         let file = file.to_owned();
         run(async move { upload(store, key, &file).await }).map_err(|e| match e {
             Upload::Io(e) => e,
-            Upload::Store(e) => io_err(&format!("uploading {entry}"), &e),
+            Upload::Store(e) => io_err(&format!("uploading {entry}"), &e, self.cloud),
         })
     }
 
@@ -298,12 +420,13 @@ impl Remote for ObjectArchive {
         let key = self.key(entry)?;
         let store = self.store.clone();
         let stream = run(async move { store.get(&key).await.map(|r| r.into_stream()) })
-            .map_err(|e| io_err(&format!("reading {entry}"), &e))?;
+            .map_err(|e| io_err(&format!("reading {entry}"), &e, self.cloud))?;
         Ok(Box::new(ObjectReader {
             stream: Some(stream),
             current: Bytes::new(),
             entry: entry.to_owned(),
             failed: None,
+            cloud: self.cloud,
         }))
     }
 
@@ -319,7 +442,7 @@ impl Remote for ObjectArchive {
             }
             Ok::<_, object_store::Error>(())
         })
-        .map_err(|e| io_err("deleting", &e))
+        .map_err(|e| io_err("deleting", &e, self.cloud))
     }
 }
 
@@ -401,6 +524,7 @@ struct ObjectReader {
     current: Bytes,
     entry: String,
     failed: Option<String>,
+    cloud: Cloud,
 }
 
 impl Read for ObjectReader {
@@ -424,7 +548,7 @@ impl Read for ObjectReader {
                 }
                 // The stream stays taken: a later read repeats this error, never a clean end.
                 Some(Err(e)) => {
-                    let err = io_err(&format!("reading {}", self.entry), &e);
+                    let err = io_err(&format!("reading {}", self.entry), &e, self.cloud);
                     self.failed = Some(err.to_string());
                     return Err(err);
                 }
@@ -452,8 +576,11 @@ mod tests {
 
     #[test]
     fn other_schemes_and_credentials_in_urls_are_refused_in_one_line() {
-        let e = open("gs://bucket/x").err().expect("refused").to_string();
-        assert!(e.contains("gs:// is not supported"), "{e}");
+        let e = open("abfss://fs@account.dfs.core.windows.net/x")
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("abfss:// is not supported"), "{e}");
         let e = open("s3://key:secret@bucket/x")
             .err()
             .expect("refused")
