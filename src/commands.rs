@@ -683,8 +683,8 @@ fn archive_for_writing(arg: &str) -> Result<Location> {
     Ok(location)
 }
 
-/// `s3://bucket/prefix` (and the other object store URLs, refused by name when this build
-/// does not speak them).
+/// `s3://bucket/prefix`, `az://container/prefix`, `gs://bucket/prefix` (and the other
+/// object store URLs, refused by name).
 fn object_store_location(arg: &str) -> Result<Option<Location>> {
     if !ferry_store::is_url(arg) {
         return Ok(None);

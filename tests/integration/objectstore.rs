@@ -24,6 +24,12 @@ impl Moto {
     }
 
     fn start_with(env: &[(&str, &str)]) -> Moto {
+        Moto::start_logging(env, None)
+    }
+
+    /// With `log`, the server's request log (one line per request, with its status) goes
+    /// to that file.
+    fn start_logging(env: &[(&str, &str)], log: Option<&Path>) -> Moto {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -38,7 +44,10 @@ impl Moto {
             &port.to_string(),
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("moto's log")),
+            None => Stdio::null(),
+        });
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -403,9 +412,10 @@ fn a_killed_export_is_incomplete_to_readers_and_cleaned_by_the_next_export() {
 
 #[test]
 fn parts_over_the_multipart_size_upload_in_pieces_and_come_back_exact() {
-    let moto = Moto::start();
-    moto.bucket("big");
     let dir = TestDir::new();
+    let log = dir.path("moto.log");
+    let moto = Moto::start_logging(&[], Some(&log));
+    moto.bucket("big");
     let db = dir.path("blobs.db");
     let blobs = incompressible_blobs(&db);
     moto.ferry(&dir)
@@ -433,6 +443,14 @@ fn parts_over_the_multipart_size_upload_in_pieces_and_come_back_exact() {
         blobs_of(&back) == blobs,
         "the blobs came back byte for byte"
     );
+    // The part over 16 MiB came down in ranges after its first 8 MiB: partial-content
+    // answers to GETs of the data part.
+    let requests = std::fs::read_to_string(&log).expect("moto's log");
+    let ranged = requests
+        .lines()
+        .filter(|l| l.contains("\"GET /big/blobs/data/") && l.contains("\" 206 "))
+        .count();
+    assert!(ranged >= 2, "ranged GETs of the large part:\n{requests}");
 }
 
 /// Writes a table of three 7 MiB incompressible blobs to `db`, so that its part is well
@@ -560,33 +578,8 @@ fn a_resume_refuses_a_part_that_changed_in_the_bucket_since_it_was_loaded() {
 
 #[test]
 fn a_missing_bucket_and_wrong_credentials_each_get_one_clear_line() {
-    // A server that checks signatures: the first four calls (unsigned) set up a user, a key,
-    // its policy and the bucket.
-    let moto = Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "4")]);
-    let setup = format!(
-        r#"
-import boto3, json
-kw = dict(endpoint_url='{}', region_name='us-east-1', aws_access_key_id='setup', aws_secret_access_key='setup')
-iam = boto3.client('iam', **kw)
-iam.create_user(UserName='ferry')
-k = iam.create_access_key(UserName='ferry')['AccessKey']
-iam.put_user_policy(UserName='ferry', PolicyName='all', PolicyDocument=json.dumps({{'Version': '2012-10-17', 'Statement': [{{'Effect': 'Allow', 'Action': 's3:*', 'Resource': '*'}}]}}))
-boto3.client('s3', **kw).create_bucket(Bucket='real')
-print(k['AccessKeyId'], k['SecretAccessKey'])
-"#,
-        moto.endpoint()
-    );
-    let out = Command::new("python3")
-        .args(["-c", &setup])
-        .output()
-        .expect("python3 with boto3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let creds = String::from_utf8(out.stdout).expect("UTF-8");
-    let (key, secret) = creds.trim().split_once(' ').expect("key and secret");
+    let (moto, key, secret) = signing_moto();
+    let (key, secret) = (key.as_str(), secret.as_str());
     let dir = TestDir::new();
 
     // The right key works. At the bucket's root: moto's signature check computes an encoded
@@ -645,6 +638,111 @@ print(k['AccessKeyId'], k['SecretAccessKey'])
         );
         assert!(!all.contains(secret), "never echoes the secret: {all}");
     }
+}
+
+/// A moto server that checks signatures, with a user allowed everything on S3 and a bucket
+/// `real`: the first four calls (unsigned) set them up. Returns the user's key and secret.
+fn signing_moto() -> (Moto, String, String) {
+    let moto = Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "4")]);
+    let setup = format!(
+        r#"
+import boto3, json
+kw = dict(endpoint_url='{}', region_name='us-east-1', aws_access_key_id='setup', aws_secret_access_key='setup')
+iam = boto3.client('iam', **kw)
+iam.create_user(UserName='ferry')
+k = iam.create_access_key(UserName='ferry')['AccessKey']
+iam.put_user_policy(UserName='ferry', PolicyName='all', PolicyDocument=json.dumps({{'Version': '2012-10-17', 'Statement': [{{'Effect': 'Allow', 'Action': 's3:*', 'Resource': '*'}}]}}))
+boto3.client('s3', **kw).create_bucket(Bucket='real')
+print(k['AccessKeyId'], k['SecretAccessKey'])
+"#,
+        moto.endpoint()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &setup])
+        .output()
+        .expect("python3 with boto3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let creds = String::from_utf8(out.stdout).expect("UTF-8");
+    let (key, secret) = creds.trim().split_once(' ').expect("key and secret");
+    (moto, key.to_owned(), secret.to_owned())
+}
+
+#[test]
+fn credentials_region_and_endpoint_come_from_an_aws_profile() {
+    let (moto, key, secret) = signing_moto();
+    let dir = TestDir::new();
+    std::fs::write(
+        dir.path("config"),
+        format!(
+            "[profile ci]\nregion = us-east-1\nendpoint_url = {}\n\n[profile corp]\nsso_session = corp\nregion = us-east-1\n",
+            moto.endpoint()
+        ),
+    )
+    .expect("config");
+    std::fs::write(
+        dir.path("credentials"),
+        format!(
+            "[ci]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n\n[stale]\naws_access_key_id = {key}\naws_secret_access_key = not-the-secret-at-all\n"
+        ),
+    )
+    .expect("credentials");
+    let profile = |name: &str| {
+        dir.ferry()
+            .env(
+                "AWS_CONFIG_FILE",
+                dir.path("config").to_str().expect("path"),
+            )
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.path("credentials").to_str().expect("path"),
+            )
+            .env("AWS_PROFILE", name)
+    };
+    // Keys from the credentials file; region and endpoint from the config file.
+    profile("ci")
+        .args(["export"])
+        .args([sample()])
+        .args(["s3://real"])
+        .run()
+        .success();
+    profile("ci")
+        .args(["verify", "s3://real"])
+        .run()
+        .success()
+        .says("rows verified");
+    // A profile's refused secret is refused like a variable's, and never printed.
+    let endpoint = moto.endpoint();
+    let stale = || {
+        profile("stale")
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_REGION", "us-east-1")
+    };
+    let all = fails_saying(stale(), &["verify", "s3://real"], "access denied");
+    assert!(!all.contains("not-the-secret-at-all"), "{all}");
+    // The variables win over the profile, as with the AWS CLI.
+    stale()
+        .env("AWS_ACCESS_KEY_ID", &key)
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .args(["verify", "s3://real"])
+        .run()
+        .success();
+    // An SSO profile and a missing one: one line each, before any request.
+    let sample = sample();
+    let export = ["export", sample.to_str().expect("path"), "s3://real/x"];
+    fails_saying(
+        profile("corp").env("AWS_ENDPOINT_URL", &endpoint),
+        &export,
+        "aws configure export-credentials --profile corp",
+    );
+    fails_saying(
+        profile("nope"),
+        &export,
+        "AWS_PROFILE=nope: no such profile",
+    );
 }
 
 /// Runs `args`, which must fail (verify's code for a problem is 3, other commands' 1) with
