@@ -609,17 +609,19 @@ impl Loader<'_> {
 }
 
 impl Loader<'_> {
-    /// The one insert loop: a cached `INSERT` into `target`, and `load_batch` called once
-    /// per batch of the part to bind and execute its rows (see [`execute_row`]).
-    fn insert_rows(
+    /// The one insert loop: a cached `INSERT` into `target`; `prepare` turns each batch of
+    /// the part into what `load_batch` binds and executes (see [`execute_row`]).
+    ///
+    /// The two run on two threads, two batches apart: decoding Parquet and converting
+    /// values (`prepare`) took 1.6 s of a 4 s row load at scale 1000, and SQLite's inserts
+    /// the rest, on one core of two. Memory grows by the batches in the channel.
+    fn insert_rows<T: Send>(
         &self,
         target: &str,
         columns: &[String],
         part: &Part<'_>,
-        mut load_batch: impl FnMut(
-            &RecordBatch,
-            &mut rusqlite::Statement<'_>,
-        ) -> Result<(), SqliteError>,
+        prepare: impl Fn(RecordBatch) -> Result<(T, usize), SqliteError> + Send,
+        mut load_batch: impl FnMut(T, &mut rusqlite::Statement<'_>) -> Result<(), SqliteError>,
     ) -> Result<u64, SqliteError> {
         let names: Vec<String> = columns.iter().map(|c| crate::quote(c)).collect();
         let params: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
@@ -633,20 +635,40 @@ impl Loader<'_> {
             .conn
             .prepare_cached(&sql)
             .ctx(|| format!("table {target}: preparing the insert"))?;
-        let mut rows = 0u64;
-        for batch in part.batches(self.batch_rows)? {
-            let batch = batch?;
-            load_batch(&batch, &mut stmt)?;
-            ferry_archive::interrupt::pause_point("import:batch");
-            rows += batch.num_rows() as u64;
-        }
-        Ok(rows)
+        let batches = part.batches(self.batch_rows)?;
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(2);
+            s.spawn(move || {
+                for batch in batches {
+                    let item = batch.map_err(SqliteError::from).and_then(&prepare);
+                    let failed = item.is_err();
+                    // A closed channel: the loader stopped (an error, a refusal), and so
+                    // does this thread.
+                    if tx.send(item).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            let mut rows = 0u64;
+            for item in rx {
+                let (prepared, n) = item?;
+                load_batch(prepared, &mut stmt)?;
+                ferry_archive::interrupt::pause_point("import:batch");
+                rows += n as u64;
+            }
+            Ok(rows)
+        })
     }
 
     fn load_same_engine(&self, table: &Table, part: &Part<'_>) -> Result<u64, SqliteError> {
         let fields = table.data_fields();
         let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
-        self.insert_rows(&table.name, &names, part, |batch, stmt| {
+        let prepare = |batch: RecordBatch| {
+            let n = batch.num_rows();
+            Ok((batch, n))
+        };
+        self.insert_rows(&table.name, &names, part, prepare, |batch, stmt| {
+            let batch = &batch;
             let cols = columns(batch, &fields).map_err(|reason| SqliteError::Value {
                 table: table.name.clone(),
                 column: reason.0,
@@ -679,33 +701,57 @@ impl Loader<'_> {
         };
         let names: Vec<String> = fields.iter().map(|(_, c, _)| c.clone()).collect();
         let data = table.data_fields();
-        self.insert_rows(target, &names, part, |batch, stmt| {
-            for r in 0..batch.num_rows() {
+        let path = part.path;
+        // On the decoding thread: every value of the batch, converted, row after row; and
+        // per column, the arrays whose lower bounds a JSON array cannot keep.
+        let prepare = |batch: RecordBatch| {
+            let n = batch.num_rows();
+            let mut values = Vec::with_capacity(n * fields.len());
+            let mut bounded = vec![0u64; fields.len()];
+            for r in 0..n {
                 for (j, (i, _, conv)) in fields.iter().enumerate() {
                     if let from_postgres::Conv::ArrayJson { .. } = conv
                         && from_postgres::has_lower_bounds(batch.column(*i), r)
                     {
-                        *self
-                            .bounded_arrays
-                            .borrow_mut()
-                            .entry(format!("{target}.{}", data[*i].0))
-                            .or_default() += 1;
+                        bounded[j] += 1;
                     }
                     let v = from_postgres::value(conv, &data[*i].1, batch.column(*i), r).map_err(
                         |reason| SqliteError::Value {
                             table: table.display_name(),
                             column: data[*i].0.clone(),
-                            row: format!("{} of {}", r + 1, part.path),
-                            reason: ferry_archive::rowkey::with_key(reason, table, batch, r),
+                            row: format!("{} of {path}", r + 1),
+                            reason: ferry_archive::rowkey::with_key(reason, table, &batch, r),
                         },
                     )?;
-                    stmt.raw_bind_parameter(j + 1, v)
-                        .ctx(|| format!("table {target}: binding"))?;
+                    values.push(v);
                 }
-                execute_row(stmt, target, part, || format!("row {}", r + 1))?;
             }
-            Ok(())
-        })
+            Ok(((values, bounded, n), n))
+        };
+        self.insert_rows(
+            target,
+            &names,
+            part,
+            prepare,
+            |(values, bounded, n), stmt| {
+                for (j, n) in bounded.into_iter().enumerate().filter(|(_, n)| *n > 0) {
+                    *self
+                        .bounded_arrays
+                        .borrow_mut()
+                        .entry(format!("{target}.{}", data[fields[j].0].0))
+                        .or_default() += n;
+                }
+                let width = fields.len();
+                for r in 0..n {
+                    for (j, v) in values[r * width..(r + 1) * width].iter().enumerate() {
+                        stmt.raw_bind_parameter(j + 1, v)
+                            .ctx(|| format!("table {target}: binding"))?;
+                    }
+                    execute_row(stmt, target, part, || format!("row {}", r + 1))?;
+                }
+                Ok(())
+            },
+        )
     }
 }
 
