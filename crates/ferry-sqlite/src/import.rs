@@ -561,6 +561,10 @@ pub fn integrity_pragma(options: &ImportOptions) -> &'static str {
     }
 }
 
+/// Rows per slice handed from the decoding thread to the inserting one (see
+/// [`Loader::insert_rows`]).
+const PIPE_ROWS: usize = 2048;
+
 /// The page cache while rows load, in KiB: what a UNIQUE index being filled needs.
 const LOAD_CACHE_KIB: u32 = 128 << 10;
 /// The page cache after the rows, in KiB (see [`build`]).
@@ -612,16 +616,18 @@ impl Loader<'_> {
     /// The one insert loop: a cached `INSERT` into `target`; `prepare` turns each batch of
     /// the part into what `load_batch` binds and executes (see [`execute_row`]).
     ///
-    /// The two run on two threads, two batches apart: decoding Parquet and converting
+    /// The two run on two threads, a few slices apart: decoding Parquet and converting
     /// values (`prepare`) took 1.6 s of a 4 s row load at scale 1000, and SQLite's inserts
-    /// the rest, on one core of two. Memory grows by the batches in the channel.
+    /// the rest, on one core of two. Batches are cut into slices of [`PIPE_ROWS`] rows, so
+    /// that converted values in flight (blobs copied out of Arrow) stay a few MB. Both get
+    /// each slice's offset in the part, for row numbers in messages.
     fn insert_rows<T: Send>(
         &self,
         target: &str,
         columns: &[String],
         part: &Part<'_>,
-        prepare: impl Fn(RecordBatch) -> Result<(T, usize), SqliteError> + Send,
-        mut load_batch: impl FnMut(T, &mut rusqlite::Statement<'_>) -> Result<(), SqliteError>,
+        prepare: impl Fn(RecordBatch, usize) -> Result<T, SqliteError> + Send,
+        mut load_batch: impl FnMut(T, usize, &mut rusqlite::Statement<'_>) -> Result<(), SqliteError>,
     ) -> Result<u64, SqliteError> {
         let names: Vec<String> = columns.iter().map(|c| crate::quote(c)).collect();
         let params: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
@@ -639,20 +645,33 @@ impl Loader<'_> {
         std::thread::scope(|s| {
             let (tx, rx) = std::sync::mpsc::sync_channel(2);
             s.spawn(move || {
+                let mut offset = 0;
                 for batch in batches {
-                    let item = batch.map_err(SqliteError::from).and_then(&prepare);
-                    let failed = item.is_err();
-                    // A closed channel: the loader stopped (an error, a refusal), and so
-                    // does this thread.
-                    if tx.send(item).is_err() || failed {
-                        break;
+                    let batch = match batch {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let _ = tx.send(Err(e.into()));
+                            return;
+                        }
+                    };
+                    for start in (0..batch.num_rows()).step_by(PIPE_ROWS) {
+                        let n = PIPE_ROWS.min(batch.num_rows() - start);
+                        let item = prepare(batch.slice(start, n), offset + start)
+                            .map(|prepared| (prepared, n, offset + start));
+                        let failed = item.is_err();
+                        // A closed channel: the loader stopped (an error, a refusal), and
+                        // so does this thread.
+                        if tx.send(item).is_err() || failed {
+                            return;
+                        }
                     }
+                    offset += batch.num_rows();
                 }
             });
             let mut rows = 0u64;
             for item in rx {
-                let (prepared, n) = item?;
-                load_batch(prepared, &mut stmt)?;
+                let (prepared, n, offset) = item?;
+                load_batch(prepared, offset, &mut stmt)?;
                 ferry_archive::interrupt::pause_point("import:batch");
                 rows += n as u64;
             }
@@ -663,11 +682,8 @@ impl Loader<'_> {
     fn load_same_engine(&self, table: &Table, part: &Part<'_>) -> Result<u64, SqliteError> {
         let fields = table.data_fields();
         let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
-        let prepare = |batch: RecordBatch| {
-            let n = batch.num_rows();
-            Ok((batch, n))
-        };
-        self.insert_rows(&table.name, &names, part, prepare, |batch, stmt| {
+        let prepare = |batch: RecordBatch, _| Ok(batch);
+        self.insert_rows(&table.name, &names, part, prepare, |batch, offset, stmt| {
             let batch = &batch;
             let cols = columns(batch, &fields).map_err(|reason| SqliteError::Value {
                 table: table.name.clone(),
@@ -680,7 +696,7 @@ impl Loader<'_> {
                     let v = bindable(c, r).map_err(|reason| SqliteError::Value {
                         table: table.name.clone(),
                         column: fields[j].0.clone(),
-                        row: format!("{} of {}", r + 1, part.path),
+                        row: format!("{} of {}", offset + r + 1, part.path),
                         reason: ferry_archive::rowkey::with_key(reason, table, batch, r),
                     })?;
                     stmt.raw_bind_parameter(j + 1, v)
@@ -704,7 +720,7 @@ impl Loader<'_> {
         let path = part.path;
         // On the decoding thread: every value of the batch, converted, row after row; and
         // per column, the arrays whose lower bounds a JSON array cannot keep.
-        let prepare = |batch: RecordBatch| {
+        let prepare = |batch: RecordBatch, offset: usize| {
             let n = batch.num_rows();
             let mut values = Vec::with_capacity(n * fields.len());
             let mut bounded = vec![0u64; fields.len()];
@@ -719,21 +735,21 @@ impl Loader<'_> {
                         |reason| SqliteError::Value {
                             table: table.display_name(),
                             column: data[*i].0.clone(),
-                            row: format!("{} of {path}", r + 1),
+                            row: format!("{} of {path}", offset + r + 1),
                             reason: ferry_archive::rowkey::with_key(reason, table, &batch, r),
                         },
                     )?;
                     values.push(v);
                 }
             }
-            Ok(((values, bounded, n), n))
+            Ok((values, bounded, n))
         };
         self.insert_rows(
             target,
             &names,
             part,
             prepare,
-            |(values, bounded, n), stmt| {
+            |(values, bounded, n), offset, stmt| {
                 for (j, n) in bounded.into_iter().enumerate().filter(|(_, n)| *n > 0) {
                     *self
                         .bounded_arrays
@@ -747,7 +763,7 @@ impl Loader<'_> {
                         stmt.raw_bind_parameter(j + 1, v)
                             .ctx(|| format!("table {target}: binding"))?;
                     }
-                    execute_row(stmt, target, part, || format!("row {}", r + 1))?;
+                    execute_row(stmt, target, part, || format!("row {}", offset + r + 1))?;
                 }
                 Ok(())
             },
