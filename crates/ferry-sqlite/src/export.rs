@@ -41,7 +41,11 @@ use ferry_archive::selection::{self, Action, PlanRow, Selection};
 pub struct ExportOptions {
     /// Rows per Arrow batch (at most).
     pub batch_rows: usize,
-    /// Bytes of text and blob per Arrow batch (about), so wide rows stay bounded too.
+    /// Bytes of text and blob per Arrow batch (about), so wide rows stay bounded too. Up to
+    /// four batches are alive at once (being read, two queued, being encoded): 8 MiB keeps
+    /// that near 32 MiB. With 32 MiB, a table of wide rows large enough to fill the queue
+    /// (360 MB of attachments at scale 10000; 36 MB, about one batch, at scale 1000) took
+    /// the export's peak from 101 to 231 MB; with 8 MiB, 173 MB (docs/benchmarks.md).
     pub batch_bytes: usize,
     /// Threads: with 2 or more, Parquet encoding and compression run on a second thread
     /// while the first reads (SQLite itself is read through one connection, which is what
@@ -65,7 +69,7 @@ impl Default for ExportOptions {
     fn default() -> Self {
         ExportOptions {
             batch_rows: 16_384,
-            batch_bytes: 32 << 20,
+            batch_bytes: 8 << 20,
             jobs: 1,
             selection: Selection::default(),
             strict: false,
