@@ -678,7 +678,7 @@ fn credentials_region_and_endpoint_come_from_an_aws_profile() {
     std::fs::write(
         dir.path("config"),
         format!(
-            "[profile ci]\nregion = us-east-1\nendpoint_url = {}\n\n[profile corp]\nsso_session = corp\nregion = us-east-1\n",
+            "[profile ci]\nregion = us-east-1\nendpoint_url = {}\n\n[profile corp]\nsso_session = corp\nregion = us-east-1\n\n[profile win]\ncredential_process = C:\\xtools\\helper.exe\n",
             moto.endpoint()
         ),
     )
@@ -723,13 +723,18 @@ fn credentials_region_and_endpoint_come_from_an_aws_profile() {
     };
     let all = fails_saying(stale(), &["verify", "s3://real"], "access denied");
     assert!(!all.contains("not-the-secret-at-all"), "{all}");
-    // The variables win over the profile, as with the AWS CLI.
-    stale()
-        .env("AWS_ACCESS_KEY_ID", &key)
-        .env("AWS_SECRET_ACCESS_KEY", &secret)
-        .args(["verify", "s3://real"])
-        .run()
-        .success();
+    // The variables win over the profile, as with the AWS CLI; with everything in the
+    // variables, a profile name left in the shell that the files lack is not an error.
+    for name in ["stale", "nope"] {
+        profile(name)
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", &key)
+            .env("AWS_SECRET_ACCESS_KEY", &secret)
+            .args(["verify", "s3://real"])
+            .run()
+            .success();
+    }
     // An SSO profile and a missing one: one line each, before any request.
     let sample = sample();
     let export = ["export", sample.to_str().expect("path"), "s3://real/x"];

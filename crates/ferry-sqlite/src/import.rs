@@ -557,9 +557,11 @@ fn pre_data_any(
     Ok(Some(cross))
 }
 
-/// The check a finished import runs (see [`ImportOptions::full_check`]).
+/// The check a finished import runs (see [`ImportOptions::full_check`]). A `--resume` run
+/// always runs the full one: its indexes may have been filled across runs that were killed
+/// (with `synchronous = OFF`), so "built in one go by SQLite" no longer holds.
 pub fn integrity_pragma(options: &ImportOptions) -> &'static str {
-    if options.full_check {
+    if options.full_check || options.resume {
         "integrity_check"
     } else {
         "quick_check"

@@ -46,11 +46,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use object_store::ClientConfigKey;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::path::Path;
-use object_store::{ClientConfigKey, ClientOptions};
 use object_store::{
     ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutPayload, RetryConfig, WriteMultipart,
 };
@@ -224,14 +224,14 @@ const TIMEOUTS: [(&str, ClientConfigKey, &str); 3] = [
     ("CONNECT_TIMEOUT", ClientConfigKey::ConnectTimeout, "10s"),
 ];
 
-/// `prefix`'s timeouts (`AWS_TIMEOUT`, `AZURE_TIMEOUT`, ...) where the user set none.
-fn client_options(prefix: &str) -> ClientOptions {
-    let mut options = ClientOptions::new();
-    for (var, key, value) in TIMEOUTS {
-        let value = std::env::var(format!("{prefix}_{var}")).unwrap_or_else(|_| value.to_owned());
-        options = options.with_config(key, value);
-    }
-    options
+/// The timeouts the user left unset (`AWS_TIMEOUT`, `AZURE_TIMEOUT`, `GOOGLE_TIMEOUT`,
+/// ...), as client keys. Set one by one: replacing the builder's whole client options would
+/// drop what its `from_env` read (a proxy, certificates, HTTP/1 only).
+fn default_timeouts(prefix: &str) -> impl Iterator<Item = (ClientConfigKey, &'static str)> {
+    TIMEOUTS
+        .into_iter()
+        .filter(move |(var, _, _)| std::env::var_os(format!("{prefix}_{var}")).is_none())
+        .map(|(_, key, value)| (key, value))
 }
 
 /// An endpoint a user set: never with credentials in it, and `http://` allowed as written.
@@ -248,13 +248,30 @@ fn s3(url: &str) -> Result<impl ObjectStore, String> {
     let mut builder = AmazonS3Builder::from_env()
         .with_url(url)
         .with_retry(retry());
-    for (var, key, value) in TIMEOUTS {
-        if std::env::var_os(format!("AWS_{var}")).is_none() {
-            builder = builder.with_config(AmazonS3ConfigKey::Client(key), value);
-        }
+    for (key, value) in default_timeouts("AWS") {
+        builder = builder.with_config(AmazonS3ConfigKey::Client(key), value);
     }
-    let profile = aws_profile()?;
     let set = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
+    let need_keys = !set("AWS_ACCESS_KEY_ID");
+    // The shared files fill in only what the variables leave unset; with keys in the
+    // environment, a broken or missing profile is not the user's problem today.
+    let profile = if need_keys
+        || !(set("AWS_REGION") || set("AWS_DEFAULT_REGION"))
+        || !(set("AWS_ENDPOINT_URL_S3") || set("AWS_ENDPOINT_URL") || set("AWS_ENDPOINT"))
+    {
+        match aws_profile() {
+            Ok(p) => p,
+            Err(e) if need_keys => return Err(e),
+            Err(e) => {
+                tracing::debug!(
+                    "AWS shared files ignored (the keys come from the environment): {e}"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
     if !set("AWS_ACCESS_KEY_ID")
         && let Some(p) = &profile
     {
@@ -348,7 +365,8 @@ fn aws_profile() -> Result<Option<AwsProfile>, String> {
         let Some(path) = path.filter(|p| p.is_file()) else {
             continue;
         };
-        let ini = ini::Ini::load_from_file(&path)
+        // No escapes: the AWS tools take `\` literally (`C:\xtools\helper.exe`).
+        let ini = ini::Ini::load_from_file_noescape(&path)
             .map_err(|e| format!("{}: not a readable AWS settings file: {e}", path.display()))?;
         let Some(s) = ini.section(Some(section)) else {
             continue;
@@ -386,8 +404,10 @@ fn aws_profile() -> Result<Option<AwsProfile>, String> {
 fn azure(url: &str) -> Result<impl ObjectStore, String> {
     let mut builder = MicrosoftAzureBuilder::from_env()
         .with_url(url)
-        .with_retry(retry())
-        .with_client_options(client_options("AZURE"));
+        .with_retry(retry());
+    for (key, value) in default_timeouts("AZURE") {
+        builder = builder.with_config(AzureConfigKey::Client(key), value);
+    }
     let endpoint = std::env::var("AZURE_STORAGE_ENDPOINT").unwrap_or_default();
     if endpoint_allows_http("AZURE_STORAGE_ENDPOINT", &endpoint)? {
         builder = builder.with_config(AzureConfigKey::Client(ClientConfigKey::AllowHttp), "true");
@@ -398,8 +418,10 @@ fn azure(url: &str) -> Result<impl ObjectStore, String> {
 fn gcs(url: &str) -> Result<impl ObjectStore, String> {
     let mut builder = GoogleCloudStorageBuilder::from_env()
         .with_url(url)
-        .with_retry(retry())
-        .with_client_options(client_options("GOOGLE"));
+        .with_retry(retry());
+    for (key, value) in default_timeouts("GOOGLE") {
+        builder = builder.with_config(GoogleConfigKey::Client(key), value);
+    }
     let endpoint = std::env::var("GOOGLE_BASE_URL").unwrap_or_default();
     if endpoint_allows_http("GOOGLE_BASE_URL", &endpoint)? {
         builder = builder.with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), "true");
