@@ -80,6 +80,19 @@ pub enum StoreError {
     Config { url: String, reason: String },
 }
 
+/// `url` without what may stand before an `@` in its authority (a key and secret), for
+/// messages about a URL that did not parse far enough to say.
+fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Whether a command-line ARCHIVE names an object store rather than a local path.
 pub fn is_url(arg: &str) -> bool {
     let lower = arg.to_ascii_lowercase();
@@ -105,12 +118,12 @@ pub fn open(arg: &str) -> Result<ObjectArchive, StoreError> {
     if let Some(i) = url.find(['?', '#']) {
         // Never echoed: a query is where presigned tokens live.
         return Err(StoreError::BadUrl {
-            url: url[..i].to_owned(),
-            reason: "a query or fragment has no place in an archive URL (credentials come from AWS_* variables)".into(),
+            url: without_userinfo(&url[..i]),
+            reason: "a query or fragment has no place in an archive URL (credentials come from the cloud's variables)".into(),
         });
     }
     let parsed = url::Url::parse(&url).map_err(|e| StoreError::BadUrl {
-        url: url.clone(),
+        url: without_userinfo(&url),
         reason: e.to_string(),
     })?;
     // Whatever is before an `@` may be a secret: never echoed.
@@ -844,6 +857,14 @@ mod tests {
             .to_string();
         assert!(!e.contains("secret"), "{e}");
         assert!(e.contains("credentials do not belong in the URL"), "{e}");
+        for leaky in [
+            "s3://AKIA:sekrit@bucket:notaport/x",
+            "s3://AKIA:sekrit@bucket/x?y=1",
+            "gs://u:sekrit@bucket/x",
+        ] {
+            let e = open(leaky).err().expect("refused").to_string();
+            assert!(!e.contains("sekrit") && !e.contains("AKIA"), "{e}");
+        }
         let e = open("s3://bucket/x?X-Amz-Security-Token=tok")
             .err()
             .expect("refused")
