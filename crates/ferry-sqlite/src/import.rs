@@ -1013,7 +1013,6 @@ pub(crate) fn query_strings(conn: &Connection, sql: &str) -> Result<Vec<String>,
     rows.collect::<Result<_, _>>().ctx(|| sql.to_owned())
 }
 
-///
 /// What `PRAGMA foreign_key_check` finds, table by table and key by key. The common key, one
 /// column of a rowid table referring to its parent's rowid (INTEGER PRIMARY KEY), is
 /// checked with an anti-join instead, which SQLite can run over an index of the child
