@@ -259,8 +259,11 @@ pub struct WriteArgs {
     #[arg(long, default_value_t = 10_000_000)]
     pub file_rows: u64,
     /// Megabytes per Parquet file before a table continues in the next part (about).
-    #[arg(long, default_value_t = 256)]
-    pub file_mb: u64,
+    /// Default 256, or 16 when the archive is a stream (`-`): a reader of the stream can
+    /// only load a part once it has all of it, so smaller parts let `ferry import -` load a
+    /// table while the export is still writing the rest of it.
+    #[arg(long, value_name = "MB")]
+    pub file_mb: Option<u64>,
     /// Rows read from the source per batch.
     #[arg(long, default_value_t = 16_384)]
     pub batch_rows: usize,

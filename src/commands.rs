@@ -143,6 +143,11 @@ fn cleanup(a: crate::cli::CleanupArgs, quiet: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Part size, in MiB, of archives written to a directory, a tar file or an object store.
+const FILE_MB: u64 = 256;
+/// Part size, in MiB, of an archive written to a stream (see `--file-mb`).
+const STREAM_FILE_MB: u64 = 16;
+
 fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) -> Result<ExitCode> {
     let location = archive_for_writing(&a.archive)?;
     // The key is read before the source: a wrong key fails before any work.
@@ -186,7 +191,15 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
         zstd_level: a.write.zstd_level,
         row_group_rows: a.write.row_group_rows.max(1),
         file_rows: a.write.file_rows.max(1),
-        file_bytes: a.write.file_mb.max(1) << 20,
+        file_bytes: a
+            .write
+            .file_mb
+            .unwrap_or(match location {
+                Location::Stdio => STREAM_FILE_MB,
+                _ => FILE_MB,
+            })
+            .max(1)
+            << 20,
         ..WriteOptions::default()
     };
     match Endpoint::parse(&a.source)? {

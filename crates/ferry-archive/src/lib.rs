@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod convert;
+mod encoding;
 mod error;
 pub mod facts;
 mod hash;

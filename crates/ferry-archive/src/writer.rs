@@ -20,6 +20,7 @@ use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{ArchiveError, Result};
 use crate::hash::{HashingWriter, hash_file};
@@ -378,6 +379,7 @@ impl ArchiveWriter {
             part: None,
             next_part: 0,
             done: Vec::new(),
+            properties: None,
         })
     }
 
@@ -834,6 +836,9 @@ pub struct TableWriter {
     part: Option<Part>,
     next_part: u32,
     done: Vec<DataFile>,
+    /// The Parquet properties of this table's parts, decided from its first batch (see
+    /// [`crate::encoding`]) and kept for every later part.
+    properties: Option<WriterProperties>,
 }
 
 impl TableWriter {
@@ -862,7 +867,7 @@ impl TableWriter {
             None => batch,
         };
         if self.part.is_none() {
-            self.open_part()?;
+            self.open_part(Some(batch))?;
         }
         let part = self.part.as_mut().expect("part opened above");
         part.writer
@@ -885,7 +890,7 @@ impl TableWriter {
     /// one (empty) part, so every table has a file that carries its schema.
     pub fn finish(mut self) -> Result<Vec<DataFile>> {
         if self.part.is_none() && self.done.is_empty() {
-            self.open_part()?;
+            self.open_part(None)?;
         }
         self.close_part()?;
         let files = std::mem::take(&mut self.done);
@@ -907,7 +912,23 @@ impl TableWriter {
         }
     }
 
-    fn open_part(&mut self) -> Result<()> {
+    /// Opens the next part; `first` is the batch it opens for, which the table's first part
+    /// samples to choose its encodings.
+    fn open_part(&mut self, first: Option<&RecordBatch>) -> Result<()> {
+        let properties = self
+            .properties
+            .get_or_insert_with(|| {
+                let plain = first
+                    .map(crate::encoding::high_cardinality_columns)
+                    .unwrap_or_default();
+                plain
+                    .into_iter()
+                    .fold(self.shared.properties.clone().into_builder(), |b, name| {
+                        b.set_column_dictionary_enabled(ColumnPath::new(vec![name]), false)
+                    })
+                    .build()
+            })
+            .clone();
         let rel = format!("data/{}/part-{:06}.parquet", self.table_id, self.next_part);
         self.next_part += 1;
         let abs = self.shared.staging.path().join(self.shared.stored(&rel));
@@ -917,15 +938,13 @@ impl TableWriter {
             Some(s) => PartOut::Sealed(s.wrap(buffered).map_err(|e| ArchiveError::io(&rel, e))?),
             None => PartOut::Clear(buffered),
         });
-        let writer = ArrowWriter::try_new(
-            out,
-            self.schema.clone(),
-            Some(self.shared.properties.clone()),
-        )
-        .map_err(|source| ArchiveError::Parquet {
-            path: rel.clone(),
-            source,
-        })?;
+        let writer =
+            ArrowWriter::try_new(out, self.schema.clone(), Some(properties)).map_err(|source| {
+                ArchiveError::Parquet {
+                    path: rel.clone(),
+                    source,
+                }
+            })?;
         self.part = Some(Part {
             writer,
             rel,

@@ -58,8 +58,25 @@ pub use import::{ImportOptions, ImportReport, dry_run, import};
 pub use leftover::{Swept, cleanup};
 
 /// Prefix of this adapter's content digests (an order-independent digest of the binary COPY
-/// tuples of a table's data fields; see `ferry_archive::rowset`).
-pub const DIGEST_PREFIX: &str = "postgresql-v1:";
+/// tuples of a table's data fields; see `ferry_archive::rowset`): v2 sums XXH3-128 row
+/// hashes, v1 (archives before it) SHA-256 ones.
+pub const DIGEST_PREFIX: &str = "postgresql-v2:";
+pub const DIGEST_PREFIX_V1: &str = "postgresql-v1:";
+
+/// The prefix and row hash to recompute a recorded digest with, so older archives compare
+/// like for like; the current kind when nothing was recorded, `None` for a kind this
+/// version does not know.
+pub(crate) fn digest_kind(
+    recorded: Option<&str>,
+) -> Option<(&'static str, ferry_archive::rowset::RowHash)> {
+    use ferry_archive::rowset::RowHash;
+    match recorded {
+        None => Some((DIGEST_PREFIX, RowHash::Xxh3)),
+        Some(r) if r.starts_with(DIGEST_PREFIX) => Some((DIGEST_PREFIX, RowHash::Xxh3)),
+        Some(r) if r.starts_with(DIGEST_PREFIX_V1) => Some((DIGEST_PREFIX_V1, RowHash::Sha256)),
+        Some(_) => None,
+    }
+}
 
 /// The engine name written into `source.engine`.
 pub const ENGINE: &str = "postgresql";
@@ -90,4 +107,26 @@ fn runtime() -> Result<tokio::runtime::Runtime, PgError> {
         .enable_all()
         .build()
         .map_err(|e| PgError::Config(format!("starting the async runtime: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_archive::rowset::RowHash;
+
+    use super::*;
+
+    #[test]
+    fn a_recorded_digest_is_recomputed_with_the_hash_its_prefix_names() {
+        assert_eq!(
+            digest_kind(Some("postgresql-v2:3:00")),
+            Some((DIGEST_PREFIX, RowHash::Xxh3))
+        );
+        assert_eq!(
+            digest_kind(Some("postgresql-v1:3:00")),
+            Some((DIGEST_PREFIX_V1, RowHash::Sha256))
+        );
+        assert_eq!(digest_kind(None), Some((DIGEST_PREFIX, RowHash::Xxh3)));
+        assert_eq!(digest_kind(Some("postgresql-v9:3:00")), None);
+        assert_eq!(digest_kind(Some("sqlite-v2:00")), None);
+    }
 }

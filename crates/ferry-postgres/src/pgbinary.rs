@@ -170,8 +170,8 @@ impl Decoder {
                     },
                     _ => b,
                 };
-                let s =
-                    std::str::from_utf8(bytes).map_err(|e| format!("text is not UTF-8: {e}"))?;
+                let s = simdutf8::compat::from_utf8(bytes)
+                    .map_err(|e| format!("text is not UTF-8: {e}"))?;
                 x.append_value(s);
                 return Ok(bytes.len());
             }
@@ -222,7 +222,8 @@ impl Decoder {
                 x.append_value(b).map_err(|e| e.to_string())?;
             }
             Decoder::List(x) => {
-                let s = std::str::from_utf8(b).map_err(|e| format!("text is not UTF-8: {e}"))?;
+                let s = simdutf8::compat::from_utf8(b)
+                    .map_err(|e| format!("text is not UTF-8: {e}"))?;
                 x.push(s)?;
                 return Ok(b.len());
             }

@@ -433,7 +433,15 @@ fn table_digest(
     let mut rows = stmt
         .query([])
         .ctx(|| format!("table {}: reading", t.name))?;
-    let mut d = Digest::default();
+    // Recompute with the hash the recorded digest was made with, so older archives verify.
+    let recorded = t.content_digest.as_deref();
+    let mut d = Digest::like(recorded).ok_or_else(|| {
+        SqliteError::Unsupported(format!(
+            "table {}: content digest {:?} is of a kind this version of ferry cannot recompute; verify with a newer ferry",
+            t.name,
+            recorded.unwrap_or_default().split(':').next().unwrap_or_default()
+        ))
+    })?;
     let mut count = 0u64;
     while let Some(row) = rows.next().ctx(|| format!("table {}: reading", t.name))? {
         for i in 0..n {
