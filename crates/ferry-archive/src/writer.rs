@@ -49,7 +49,9 @@ impl Default for WriteOptions {
         WriteOptions {
             zstd_level: 3,
             row_group_rows: 1 << 18,
-            row_group_bytes: 64 << 20,
+            // A row group's encoded pages stay in memory until it closes: 16 MiB bounds a
+            // table of wide rows (blobs) where 256 Ki rows never come.
+            row_group_bytes: 16 << 20,
             file_rows: 10_000_000,
             file_bytes: 256 << 20,
         }

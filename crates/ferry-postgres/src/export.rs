@@ -55,8 +55,8 @@ impl Default for ExportOptions {
             schemas: Vec::new(),
             batch_rows: 16_384,
             // Up to four batches per table are alive at once (being decoded, two queued,
-            // being encoded): 8 MiB keeps wide rows (blobs) from holding 100+ MB.
-            batch_bytes: 8 << 20,
+            // being encoded): 4 MiB keeps wide rows (blobs) from holding 100+ MB.
+            batch_bytes: 4 << 20,
             jobs: 1,
             selection: Selection::default(),
             strict: false,
