@@ -1,6 +1,6 @@
 //! SQLite → archive → SQLite: exact round trips, verify --against, target handling.
 
-use crate::harness::{TestDir, assert_archive_manifests_valid, assert_same};
+use crate::harness::{TestDir, assert_archive_manifests_valid, assert_same, edit_manifests};
 use crate::sqlite_db::{build_torture, dump};
 
 fn sha(path: &std::path::Path) -> String {
@@ -223,6 +223,46 @@ fn verify_against_matches_source_and_copy_and_catches_one_changed_value() {
     ] {
         assert!(out.contains(line), "{line:?} missing:\n{out}");
     }
+}
+
+/// A digest of a kind this version cannot recompute (an archive from a newer ferry) is a
+/// difference, not a pass, and the other tables are still compared.
+#[test]
+fn verify_against_reports_a_digest_it_cannot_recompute_and_checks_the_rest() {
+    let dir = TestDir::new();
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/app.db");
+    dir.ferry()
+        .args(["export".as_ref(), sample.as_os_str(), "a".as_ref()])
+        .run()
+        .success();
+    dir.ferry().args(["import", "a", "copy.db"]).run().success();
+    edit_manifests(&dir.path("a"), |m| {
+        for t in m["tables"].as_array_mut().unwrap() {
+            if t["name"] == "users" && t.get("content_digest").is_some() {
+                t["content_digest"] = "sqlite-v9:00".into();
+            }
+        }
+    });
+    let conn = rusqlite::Connection::open(dir.path("copy.db")).unwrap();
+    conn.execute(
+        "DELETE FROM events WHERE rowid = (SELECT max(rowid) FROM events)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let run = dir
+        .ferry()
+        .args(["verify", "a", "--against", "copy.db"])
+        .run()
+        .fails_with(3);
+    let out = run.stdout();
+    assert!(
+        out.contains(
+            "table users: its content digest is of a kind this version of ferry cannot recompute"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("table events: "), "{out}");
 }
 
 #[test]

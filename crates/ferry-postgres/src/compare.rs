@@ -319,6 +319,9 @@ async fn compare_async(
     let mut notes = Vec::new();
     // Tables whose content differs, with the wire form each field was read in.
     let mut changed: Vec<(&ferry_archive::Table, Vec<types::Wire>)> = Vec::new();
+    // Tables whose recorded digest this version cannot recompute: only the row-by-row
+    // comparison can clear them.
+    let mut unchecked: Vec<String> = Vec::new();
     for t in &manifest.tables {
         let name = t.display_name();
         let qualified = quote_qualified(t.schema.as_deref().unwrap_or("public"), &t.name);
@@ -386,6 +389,7 @@ async fn compare_async(
             notes.push(format!(
                 "table {name}: its content digest is of a kind this version of ferry cannot recompute; its rows are compared one by one"
             ));
+            unchecked.push(name.clone());
             changed.push((t, wires));
         } else if t.content_digest.as_deref()
             != Some(digest.finish(kind.map_or("", |(p, _)| p)).as_str())
@@ -399,7 +403,15 @@ async fn compare_async(
     if !changed.is_empty() {
         match locate(location, spec, &client, &types, &changed).await {
             Ok(found) => diffs.extend(found),
-            Err(e) => notes.push(format!("the differing rows could not be located: {e}")),
+            Err(e) => {
+                notes.push(format!("the differing rows could not be located: {e}"));
+                // A table nothing has compared is not a match.
+                for name in &unchecked {
+                    diffs.push(format!(
+                        "table {name}: its content could not be compared (its digest is of a kind this version of ferry cannot recompute, and its rows could not be compared one by one)"
+                    ));
+                }
+            }
         }
     }
     for o in manifest

@@ -546,7 +546,8 @@ pub(crate) fn copy_out_sql(
 enum ToEncoder {
     Batch(RecordBatch),
     /// The stream ended cleanly: finish the files. Without it (the reader failed and hung
-    /// up) the encoder drops its writer unfinished, which marks the archive failed.
+    /// up) the encoder drops its writer unfinished (marking the archive failed if a part is
+    /// open) and the reader's error fails the export.
     Done,
 }
 
