@@ -391,8 +391,8 @@ async fn compare_async(
             ));
             unchecked.push(name.clone());
             changed.push((t, wires));
-        } else if t.content_digest.as_deref()
-            != Some(digest.finish(kind.map_or("", |(p, _)| p)).as_str())
+        } else if let Some((prefix, _)) = kind
+            && t.content_digest.as_deref() != Some(digest.finish(prefix).as_str())
         {
             diffs.push(format!(
                 "table {name}: same row count ({expected}) but different content"
