@@ -76,6 +76,12 @@ pub(crate) fn staging_schemas(db: &PgDb) -> usize {
 /// Runs a parallel import until its first table has committed in staging, then kills it
 /// (SIGKILL: nothing of ferry's cleanup runs). Returns the tables it left committed.
 pub(crate) fn kill_after_a_table_committed(ferry: Ferry, archive: &str, db: &PgDb) -> Vec<String> {
+    kill_at(ferry, archive, db, "import:table-committed")
+}
+
+/// Runs a parallel import until it reaches `point`, then kills it; returns the tables it
+/// left committed in staging.
+fn kill_at(ferry: Ferry, archive: &str, db: &PgDb, point: &str) -> Vec<String> {
     let run = ferry
         .args([
             "import",
@@ -85,7 +91,7 @@ pub(crate) fn kill_after_a_table_committed(ferry: Ferry, archive: &str, db: &PgD
             "2",
             "--trust-archive",
         ])
-        .paused_at("import:table-committed")
+        .paused_at(point)
         .signal("KILL");
     assert_eq!(run.code(), None, "killed by the signal");
     db.wait_for_other_sessions_to_end();
@@ -108,13 +114,27 @@ fn published(db: &PgDb, schema: &str, name: &str) -> String {
 /// Kills an import of `archive` after a table committed, resumes it, and checks the result
 /// against an uninterrupted import into `reference`.
 fn kill_resume_and_compare(dir: &TestDir, archive: &str, tag: &str, schema: &str) {
+    kill_at_resume_and_compare(dir, archive, tag, schema, "import:table-committed", &|_| {});
+}
+
+/// The same, killed at `point`; `killed` looks at the target before the resume.
+fn kill_at_resume_and_compare(
+    dir: &TestDir,
+    archive: &str,
+    tag: &str,
+    schema: &str,
+    point: &str,
+    killed: &dyn Fn(&PgDb),
+) {
     let reference = PgDb::new(&format!("{tag}_ref"));
-    dir.ferry()
+    let uninterrupted = dir
+        .ferry()
         .args(["import", archive, &reference.url(), "--trust-archive"])
         .run()
         .success();
     let db = PgDb::new(tag);
-    let kept = kill_after_a_table_committed(dir.ferry(), archive, &db);
+    let kept = kill_at(dir.ferry(), archive, &db, point);
+    killed(&db);
     assert_eq!(
         db.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
             .trim(),
@@ -128,6 +148,16 @@ fn kill_resume_and_compare(dir: &TestDir, archive: &str, tag: &str, schema: &str
         .run()
         .success()
         .says("--resume: kept");
+    // A build the interrupted import committed is kept, never run again: run again, it
+    // would fail on the object that exists (reported as skipped from a SQLite archive).
+    let skipped = |r: &crate::harness::Run| -> Vec<String> {
+        format!("{}{}", r.stdout(), r.stderr())
+            .lines()
+            .filter(|l| l.starts_with("skipped:"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_same!(skipped(&run).join("\n"), skipped(&uninterrupted).join("\n"));
     for k in &kept {
         let name = k.split(' ').next().expect("a name");
         assert!(
@@ -148,6 +178,33 @@ fn a_killed_import_of_a_sqlite_archive_resumes_and_ends_as_an_uninterrupted_one(
     let dir = TestDir::new();
     export_chinook(&dir, "chinook");
     kill_resume_and_compare(&dir, "chinook", "resume_chinook", "public");
+}
+
+/// Indexes and keys are built on other connections than the one that loaded their table,
+/// each in a transaction of its own that also records it. A resume must keep a build that
+/// committed before the kill, and must not run it again (it would fail: the index exists).
+#[test]
+fn a_build_that_committed_before_the_kill_is_kept_by_the_resume_and_not_run_again() {
+    let dir = TestDir::new();
+    export_chinook(&dir, "chinook");
+    kill_at_resume_and_compare(
+        &dir,
+        "chinook",
+        "resume_built",
+        "public",
+        "import:build-committed",
+        &|db| {
+            let built: u32 = db
+                .psql("SELECT count(*) FROM pg_indexes WHERE schemaname LIKE 'ferry\\_stage\\_%'")
+                .trim()
+                .parse()
+                .expect("a count");
+            assert!(
+                built >= 1,
+                "the killed import had committed a build in staging"
+            );
+        },
+    );
 }
 
 #[test]

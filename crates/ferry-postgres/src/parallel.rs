@@ -2,29 +2,40 @@
 //!
 //! Each worker owns one connection and one transaction. The import hands it whole tables: it
 //! empties the table's staging copy (TRUNCATE, so that COPY may write frozen rows), loads
-//! every part of it, then builds the table's indexes and key constraints, and at the end
-//! commits, into the staging schema only. Tables, not parts, are the unit of work: COPY
-//! FREEZE needs the table truncated in the loading transaction, and on the two-core machines
-//! we measure on, one frozen COPY per table beats two unfrozen ones into the same table
-//! (`docs/benchmarks.md`). Building a table's indexes as soon as its last part is in lets
-//! one worker build while another still loads.
+//! every part of it and commits, into the staging schema only. Tables, not parts, are the
+//! unit of work: COPY FREEZE needs the table truncated in the loading transaction, and on
+//! the two-core machines we measure on, one frozen COPY per table beats two unfrozen ones
+//! into the same table (`docs/benchmarks.md`).
+//!
+//! A table's indexes and keys are not built by the worker that loaded it but handed, once
+//! its rows have committed, to a queue that every worker takes from whenever it has no
+//! part to load and no load transaction open; each build runs in its own transaction. The
+//! biggest table usually comes last, and building its indexes one after the other on one
+//! connection left the other workers idle for seconds: from the queue they run side by side
+//! (CREATE INDEX takes a SHARE lock, which does not conflict with itself; a key, which
+//! takes an exclusive lock, waits its turn). A worker that is still loading never waits
+//! for a build, so loads keep priority.
 //!
 //! With `--jobs-per-table N` (N > 1) a table's parts are spread over up to N workers, which
 //! all insert into the same committed staging copy. That rules out TRUNCATE and FREEZE (a
 //! table can be truncated by one transaction only), and its builds wait until every worker
 //! has committed: they then run as a second round, one table per job, still in staging.
 //!
-//! A worker commits each table it loads alone once its builds are done, with the table's
-//! resume record ([`crate::resume`]), so that an import killed part-way leaves every
-//! finished table behind for `--resume`. A part that arrives after its table was committed
-//! (a tar written by parallel exports interleaves tables) is appended in the next
-//! transaction, unfrozen, and the record follows it.
+//! A worker commits each table it loads alone with the table's resume record
+//! ([`crate::resume`]), so that an import killed part-way leaves every finished table
+//! behind for `--resume`; each build adds itself to that record in the transaction that
+//! builds it. A part that arrives after its table was committed (a tar written by parallel
+//! exports interleaves tables) is appended in the next transaction, unfrozen, and the
+//! record follows it.
 //!
 //! A worker that fails reports the error and stops; the import then abandons the others,
 //! whose open transactions roll back when their connections close.
 
-use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{
+    Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, channel, sync_channel,
+};
+use std::sync::{Arc, Mutex};
 use std::thread::Scope;
 use std::time::{Duration, Instant};
 
@@ -79,9 +90,10 @@ pub(crate) enum Work {
         table: String,
         part: Box<DetachedPart>,
     },
-    /// The table's parts have all been handed over (as far as the import can tell): build.
+    /// The table's parts have all been handed over (as far as the import can tell): commit
+    /// it and queue its builds.
     Build { table: String },
-    /// No more parts: build what is left of the tables it loads alone, and commit.
+    /// No more parts: commit, and queue the builds of the tables it loaded alone.
     Finish,
     /// After every worker has committed: builds (a shared table's, or one foreign key),
     /// in a new transaction.
@@ -94,11 +106,18 @@ pub(crate) enum Event {
         rows: u64,
         elapsed: Duration,
     },
-    /// The worker committed, with the post-data positions of the builds it ran. A build the
-    /// server refused on the staging copy is not among them: the import runs it again after
-    /// publishing, where it fails or is reported exactly as in a serial import.
-    Finished {
-        built: Vec<usize>,
+    /// The worker committed its loads and queued their builds.
+    Finished,
+    /// A worker is about to queue `n` builds; sent before they are queued, so that the pool
+    /// never counts a build done before it counts it queued.
+    Queued {
+        n: usize,
+    },
+    /// A queued build is done: its post-data position, or `None` when the server refused it
+    /// on the staging copy. The import runs a refused build again after publishing, where
+    /// it fails or is reported exactly as in a serial import.
+    Built {
+        index: Option<usize>,
     },
     /// A `BuildShared` job is done (committed), with the builds that succeeded.
     BuiltShared {
@@ -107,9 +126,32 @@ pub(crate) enum Event {
     Failed(PgError),
 }
 
+/// A build waiting for an idle worker, with where its table's record lives.
+struct Queued {
+    build: Build,
+    /// The staging schema whose record the build adds itself to.
+    schema: String,
+    /// The import's owner record, which the comment starts with.
+    owner: String,
+}
+
+type BuildQueue = Arc<Mutex<VecDeque<Queued>>>;
+
+/// How long an idle worker waits for work before it looks at the build queue again.
+const IDLE_POLL: Duration = Duration::from_millis(20);
+
+/// The builds the pool has heard of: queued, done, and which succeeded.
+#[derive(Default)]
+struct Tally {
+    queued: usize,
+    done: usize,
+    built: Vec<usize>,
+}
+
 pub(crate) struct Pool {
     senders: Vec<SyncSender<Work>>,
     events: Receiver<Event>,
+    tally: Tally,
     /// The workers loading each table, by archive id.
     owner: HashMap<String, Vec<usize>>,
     /// Workers that may load one table (`--jobs-per-table`).
@@ -131,16 +173,18 @@ impl Pool {
         progress: &'env dyn Progress,
     ) -> Pool {
         let (events_tx, events) = channel();
+        let queue = BuildQueue::default();
         let mut senders = Vec::new();
         for _ in 0..n {
             // Two parts in flight per worker: enough to keep it busy, and a bound on the
             // spooled files a tar stream holds on disk.
             let (tx, rx) = sync_channel(2);
             let events_tx = events_tx.clone();
+            let queue = queue.clone();
             scope.spawn(move || {
                 let report = events_tx.clone();
                 let run = std::panic::AssertUnwindSafe(|| {
-                    work(spec, rx, events_tx, batch_rows, progress)
+                    work(spec, rx, events_tx, queue, batch_rows, progress)
                 });
                 // A panic must still be reported, or the import would wait for this worker
                 // forever (the others keep the event channel open).
@@ -157,6 +201,7 @@ impl Pool {
         Pool {
             senders,
             events,
+            tally: Tally::default(),
             owner: HashMap::new(),
             per_table: per_table.clamp(1, n),
             load: vec![0; n],
@@ -217,9 +262,9 @@ impl Pool {
         )
     }
 
-    /// Tells every worker that has work to build and commit, and waits until all have.
-    /// Returns the post-data positions of the builds done on the staging copies, and how
-    /// many workers had tables.
+    /// Tells every worker that has work to commit and queue its builds, and waits until all
+    /// have and every queued build is done. Returns the post-data positions of the builds
+    /// done on the staging copies, and how many workers had tables.
     /// `shared` holds the builds of each staging copy that several workers loaded, to run
     /// once every load has committed; `foreign_keys` the foreign keys between staging
     /// copies, added after that, each in its own transaction so that they validate in
@@ -238,26 +283,30 @@ impl Pool {
             // below receives that report.
             let _ = self.senders[*w].send(Work::Finish);
         }
-        let mut built = Vec::new();
         let mut ended = 0;
         let mut failure = None;
         while ended < busy.len() {
             match self.events.recv() {
-                Ok(Event::Finished { built: mut b }) => {
-                    built.append(&mut b);
-                    ended += 1;
-                }
+                Ok(Event::Finished) => ended += 1,
                 Ok(Event::Failed(e)) => {
                     failure.get_or_insert(e);
                     ended += 1;
                 }
-                Ok(e) => Self::record(e, reports)?,
+                Ok(e) => self.tally.record(e, reports)?,
                 Err(_) => return Err(failure.unwrap_or_else(stopped)),
             }
         }
         if let Some(e) = failure {
             return Err(e);
         }
+        // Every build was counted queued before its worker finished.
+        while self.tally.done < self.tally.queued {
+            match self.events.recv() {
+                Ok(e) => self.tally.record(e, reports)?,
+                Err(_) => return Err(stopped()),
+            }
+        }
+        let mut built = std::mem::take(&mut self.tally.built);
         // Every load is committed, so any worker can build a shared table; then, with
         // every key in place, add the foreign keys.
         let fk_jobs = foreign_keys.into_iter().map(|b| vec![b]).collect();
@@ -287,7 +336,7 @@ impl Pool {
                     built.append(&mut b);
                     pending -= 1;
                 }
-                Ok(e) => Self::record(e, reports)?,
+                Ok(e) => self.tally.record(e, reports)?,
                 Err(_) => return Err(stopped()),
             }
         }
@@ -306,7 +355,7 @@ impl Pool {
         // The worker has stopped, which it only does after reporting why.
         loop {
             match self.events.recv() {
-                Ok(e) => Self::record(e, reports)?,
+                Ok(e) => self.tally.record(e, reports)?,
                 Err(_) => return Err(stopped()),
             }
         }
@@ -316,14 +365,20 @@ impl Pool {
     fn poll(&mut self, reports: &mut HashMap<String, TableReport>) -> Result<(), PgError> {
         loop {
             match self.events.try_recv() {
-                Ok(e) => Self::record(e, reports)?,
+                Ok(e) => self.tally.record(e, reports)?,
                 Err(TryRecvError::Empty) => return Ok(()),
                 Err(TryRecvError::Disconnected) => return Err(stopped()),
             }
         }
     }
+}
 
-    fn record(e: Event, reports: &mut HashMap<String, TableReport>) -> Result<(), PgError> {
+impl Tally {
+    fn record(
+        &mut self,
+        e: Event,
+        reports: &mut HashMap<String, TableReport>,
+    ) -> Result<(), PgError> {
         match e {
             Event::Loaded {
                 table,
@@ -335,8 +390,17 @@ impl Pool {
                 r.elapsed += elapsed;
                 Ok(())
             }
+            Event::Queued { n } => {
+                self.queued += n;
+                Ok(())
+            }
+            Event::Built { index } => {
+                self.done += 1;
+                self.built.extend(index);
+                Ok(())
+            }
             Event::Failed(e) => Err(e),
-            Event::Finished { .. } | Event::BuiltShared { .. } => Err(PgError::Check {
+            Event::Finished | Event::BuiltShared { .. } => Err(PgError::Check {
                 context: "parallel load".into(),
                 detail: "a worker committed before it was told to".into(),
             }),
@@ -357,9 +421,9 @@ struct Owned {
     work: TableWork,
     /// Loaded by several workers: no TRUNCATE or FREEZE, and built in a later round.
     shared: bool,
-    /// Nothing left for this worker to build (done here, or a shared table's builds,
+    /// Nothing left for this worker to queue (queued already, or a shared table's builds,
     /// which the pool runs after every worker has committed).
-    built: bool,
+    queued: bool,
     /// COPY may freeze its rows: emptied in the open transaction, nothing committed since.
     freeze: bool,
     /// Rows loaded in the open transaction, not yet in its record.
@@ -372,7 +436,7 @@ struct Worker<'a> {
     /// A transaction is open on `client`.
     open: bool,
     tables: Vec<Owned>,
-    built: Vec<usize>,
+    queue: BuildQueue,
     batch_rows: usize,
     progress: &'a dyn Progress,
     events: &'a Sender<Event>,
@@ -382,6 +446,7 @@ fn work(
     spec: &ConnSpec,
     rx: Receiver<Work>,
     events: Sender<Event>,
+    queue: BuildQueue,
     batch_rows: usize,
     progress: &dyn Progress,
 ) {
@@ -397,15 +462,33 @@ fn work(
         client: None,
         open: false,
         tables: Vec::new(),
-        built: Vec::new(),
+        queue,
         batch_rows,
         progress,
         events: &events,
     };
     // A closed channel without Finish means the import gave up: dropping the connection
-    // rolls this worker's transaction back.
-    while let Ok(job) = rx.recv() {
-        if let Err(e) = rt.block_on(w.handle(job)) {
+    // rolls this worker's transaction back. Work from the pool comes first; a build from
+    // the queue only when there is none and no load transaction is open, so that a build
+    // never joins a load's transaction or holds up the stream.
+    loop {
+        let job = match rx.try_recv() {
+            Ok(job) => Some(job),
+            Err(TryRecvError::Disconnected) => return,
+            Err(TryRecvError::Empty) => None,
+        };
+        let result = match job {
+            Some(job) => rt.block_on(w.handle(job)),
+            None => match w.next_build() {
+                Some(q) => rt.block_on(w.run_queued(q)),
+                None => match rx.recv_timeout(IDLE_POLL) {
+                    Ok(job) => rt.block_on(w.handle(job)),
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
+            },
+        };
+        if let Err(e) = result {
             let _ = events.send(Event::Failed(e));
             return;
         }
@@ -444,7 +527,7 @@ impl Worker<'_> {
                     table,
                     work: *work,
                     shared,
-                    built: shared || adopted,
+                    queued: shared || adopted,
                     freeze: !shared && !adopted,
                     dirty: false,
                 });
@@ -482,19 +565,17 @@ impl Worker<'_> {
             }
             Work::Build { table } => {
                 let i = self.find(&table)?;
-                self.build(i).await?;
                 if !self.tables[i].shared {
                     self.commit().await?;
+                    self.enqueue(i);
                 }
             }
             Work::Finish => {
-                for i in 0..self.tables.len() {
-                    self.build(i).await?;
-                }
                 self.commit().await?;
-                let _ = self.events.send(Event::Finished {
-                    built: std::mem::take(&mut self.built),
-                });
+                for i in 0..self.tables.len() {
+                    self.enqueue(i);
+                }
+                let _ = self.events.send(Event::Finished);
             }
             Work::BuildShared { builds } => {
                 // The load transaction has committed (Finish): a new one for the builds.
@@ -546,6 +627,15 @@ impl Worker<'_> {
             if !c.adopted {
                 c.record.builds = crate::resume::digest(&sql);
             }
+            // Builds that ran since the table's last commit (a late part) are in the
+            // committed record, not in this one.
+            if let Some(committed) = crate::resume::lock(client, &c.schema).await? {
+                for b in committed.built {
+                    if !c.record.built.contains(&b) {
+                        c.record.built.push(b);
+                    }
+                }
+            }
             crate::resume::write(client, &c.schema, &c.owner, &c.record).await?;
         }
         client
@@ -571,20 +661,62 @@ impl Worker<'_> {
             })
     }
 
-    /// Runs the table's builds (see [`run_build`]).
-    async fn build(&mut self, i: usize) -> Result<(), PgError> {
-        if self.tables[i].built {
-            return Ok(());
-        }
-        self.tables[i].built = true;
-        let client = self.client.as_ref().expect("a table came first");
+    /// Queues the builds of a table whose rows have committed, for whichever worker is
+    /// idle first, in post-data order (a key before the indexes that follow it).
+    fn enqueue(&mut self, i: usize) {
         let t = &mut self.tables[i];
-        for b in &t.work.builds {
-            if run_build(client, b).await? {
-                self.built.push(b.index);
-                t.work.checkpoint.record.built.push(b.index);
-            }
+        if t.queued {
+            return;
         }
+        t.queued = true;
+        if t.work.builds.is_empty() {
+            return;
+        }
+        let _ = self.events.send(Event::Queued {
+            n: t.work.builds.len(),
+        });
+        let c = &t.work.checkpoint;
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.extend(t.work.builds.iter().map(|b| Queued {
+            build: b.clone(),
+            schema: c.schema.clone(),
+            owner: c.owner.clone(),
+        }));
+    }
+
+    /// The next queued build, when this worker has no load transaction open.
+    fn next_build(&self) -> Option<Queued> {
+        if self.open {
+            return None;
+        }
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+    }
+
+    /// Runs one queued build in a transaction of its own, which also adds it to its
+    /// table's resume record, so that a resumed import neither loses nor repeats it.
+    async fn run_queued(&mut self, q: Queued) -> Result<(), PgError> {
+        let target = self.spec.display();
+        let client = self.client().await?;
+        client
+            .batch_execute("BEGIN")
+            .await
+            .ctx(|| format!("{target}: starting a build"))?;
+        let ok = run_build(client, &q.build).await?;
+        if ok && let Some(mut record) = crate::resume::lock(client, &q.schema).await? {
+            record.built.push(q.build.index);
+            crate::resume::write(client, &q.schema, &q.owner, &record).await?;
+        }
+        client
+            .batch_execute("COMMIT")
+            .await
+            .ctx(|| format!("{target}: committing {}", q.build.what))?;
+        ferry_archive::interrupt::pause_point("import:build-committed");
+        let _ = self.events.send(Event::Built {
+            index: ok.then_some(q.build.index),
+        });
         Ok(())
     }
 }

@@ -124,6 +124,36 @@ pub(crate) async fn write(
         .ctx(|| format!("recording the progress of staging schema {schema}"))
 }
 
+/// The advisory lock class (`pg_advisory_xact_lock(class, hashtext(schema))`) under which
+/// a staging schema's record is rewritten.
+const RECORD_LOCK: i32 = 0x6672_7263; // "frrc"
+
+/// Locks a staging schema's record for the rest of the caller's transaction and reads it
+/// as committed. Its table's builds run on other connections than the one that loads it
+/// (see [`crate::parallel`]), and each adds itself to the record in its own transaction:
+/// two unserialized rewrites of one comment would fail ("tuple concurrently updated") or
+/// lose an entry, so every rewrite reads the record afresh under this lock first. Each
+/// caller takes the table's lock (by loading or building) before this one, never after.
+pub(crate) async fn lock(client: &Client, schema: &str) -> Result<Option<Record>, PgError> {
+    client
+        .execute(
+            "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
+            &[&RECORD_LOCK, &schema],
+        )
+        .await
+        .ctx(|| format!("locking the progress record of staging schema {schema}"))?;
+    let comment: Option<String> = client
+        .query_one(
+            "SELECT pg_catalog.obj_description(n.oid, 'pg_namespace')
+               FROM pg_catalog.pg_namespace n WHERE n.nspname = $1",
+            &[&schema],
+        )
+        .await
+        .ctx(|| format!("reading the progress record of staging schema {schema}"))?
+        .at(0)?;
+    Ok(comment.as_deref().and_then(Record::parse))
+}
+
 /// A table the interrupted import had loaded, now this import's.
 #[derive(Debug, Clone)]
 pub(crate) struct Adopted {

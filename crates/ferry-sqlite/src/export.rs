@@ -478,7 +478,8 @@ fn assign_types(
                 let v = row
                     .get_ref(j + skip)
                     .ctx(|| format!("table {name}: scanning"))?;
-                p.observe(v, || label(row));
+                let text = crate::profile::text_of(v);
+                p.observe_checked(v, text, || label(row));
                 match v {
                     ValueRef::Null => c.null += 1,
                     ValueRef::Integer(i) => {
@@ -493,9 +494,9 @@ fn assign_types(
                             c.real_integral += 1;
                         }
                     }
-                    ValueRef::Text(s) => {
+                    ValueRef::Text(_) => {
                         c.text += 1;
-                        if std::str::from_utf8(s).is_err() {
+                        if text.is_none() {
                             c.text_not_utf8 += 1;
                         }
                     }
@@ -775,20 +776,14 @@ impl ColumnBuilder {
         match (self, v) {
             (ColumnBuilder::Stamp(b), ValueRef::Null) => b.append_null(),
             (ColumnBuilder::Stamp(b), ValueRef::Text(t)) => {
-                match std::str::from_utf8(t)
-                    .ok()
-                    .and_then(convert::canonical_timestamp)
-                {
+                match crate::utf8(t).and_then(convert::canonical_timestamp) {
                     Some(us) => b.append_value(us),
                     None => return misfit("timestamp text"),
                 }
             }
             (ColumnBuilder::Day(b), ValueRef::Null) => b.append_null(),
             (ColumnBuilder::Day(b), ValueRef::Text(t)) => {
-                match std::str::from_utf8(t)
-                    .ok()
-                    .and_then(convert::canonical_date)
-                {
+                match crate::utf8(t).and_then(convert::canonical_date) {
                     Some(d) => b.append_value(d),
                     None => return misfit("date text"),
                 }
@@ -805,7 +800,15 @@ impl ColumnBuilder {
             }
             (ColumnBuilder::Text(b), ValueRef::Null) => b.append_null(),
             (ColumnBuilder::Text(b), ValueRef::Text(t)) => {
-                let s = std::str::from_utf8(t).map_err(|e| e.to_string())?;
+                let s = match crate::utf8(t) {
+                    Some(s) => s,
+                    None => {
+                        return Err(std::str::from_utf8(t)
+                            .err()
+                            .map(|e| e.to_string())
+                            .unwrap_or_default());
+                    }
+                };
                 b.append_value(s);
                 return Ok(t.len());
             }
@@ -843,11 +846,15 @@ impl ColumnBuilder {
 impl ValueBuilder {
     fn append(&mut self, v: ValueRef<'_>) -> usize {
         let mut size = 0;
+        let text = match v {
+            ValueRef::Text(t) => crate::utf8(t),
+            _ => None,
+        };
         let class = match v {
             ValueRef::Null => 0,
             ValueRef::Integer(_) => sqlite_class::INTEGER,
             ValueRef::Real(_) => sqlite_class::REAL,
-            ValueRef::Text(t) if std::str::from_utf8(t).is_ok() => sqlite_class::TEXT,
+            ValueRef::Text(_) if text.is_some() => sqlite_class::TEXT,
             ValueRef::Text(_) => sqlite_class::TEXT_BYTES,
             ValueRef::Blob(_) => sqlite_class::BLOB,
         };
@@ -861,13 +868,12 @@ impl ValueBuilder {
             ValueRef::Real(f) => self.real.append_value(f),
             _ => self.real.append_null(),
         }
-        match v {
-            ValueRef::Text(t) if class == sqlite_class::TEXT => {
+        match text {
+            Some(t) => {
                 size = t.len();
-                self.text
-                    .append_value(std::str::from_utf8(t).expect("checked above"));
+                self.text.append_value(t);
             }
-            _ => self.text.append_null(),
+            None => self.text.append_null(),
         }
         match v {
             ValueRef::Blob(b) | ValueRef::Text(b) if class != sqlite_class::TEXT => {
