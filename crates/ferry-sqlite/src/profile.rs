@@ -318,6 +318,92 @@ pub fn show(v: ValueRef<'_>) -> String {
 mod tests {
     use super::*;
 
+    /// Each hint checks its own conversion, row by row of spec/types.md's "Conversions":
+    /// one value that fits and one that does not, per hint.
+    #[test]
+    fn each_hint_checks_its_own_conversion() {
+        let cases: &[(Option<&str>, ValueRef<'_>, ValueRef<'_>)] = &[
+            (Some("integer"), ValueRef::Integer(7), ValueRef::Real(7.5)),
+            (Some("bigint"), ValueRef::Integer(7), ValueRef::Text(b"7")),
+            (Some("double"), ValueRef::Real(7.5), ValueRef::Text(b"7.5")),
+            (
+                Some("numeric(10,2)"),
+                ValueRef::Text(b"1.25"),
+                ValueRef::Text(b"abc"),
+            ),
+            (Some("boolean"), ValueRef::Integer(1), ValueRef::Integer(2)),
+            (
+                Some("timestamp"),
+                ValueRef::Text(b"2024-01-02 03:04:05"),
+                ValueRef::Text(b"x"),
+            ),
+            (
+                Some("timestamptz"),
+                ValueRef::Integer(0),
+                ValueRef::Blob(b"x"),
+            ),
+            (
+                Some("date"),
+                ValueRef::Text(b"2024-01-02"),
+                ValueRef::Text(b"2024-01-02 10:00:00"),
+            ),
+            (
+                Some("time"),
+                ValueRef::Text(b"10:00:00"),
+                ValueRef::Integer(10),
+            ),
+            (
+                Some("json"),
+                ValueRef::Text(b"{\"a\": [1]}"),
+                ValueRef::Text(b"{a}"),
+            ),
+            (
+                Some("uuid"),
+                ValueRef::Text(b"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+                ValueRef::Text(b"a0eebc99"),
+            ),
+            (
+                Some("uuid"),
+                ValueRef::Blob(&[0; 16]),
+                ValueRef::Blob(&[0; 15]),
+            ),
+        ];
+        for (hint, good, bad) in cases {
+            let mut p = Profile::new(*hint);
+            p.observe(*good, String::new);
+            p.observe(*bad, || "rowid 2".into());
+            p.observe(ValueRef::Null, String::new);
+            let j = p.to_json();
+            assert_eq!(
+                (&j["hint_fits"], &j["hint_misfits"]),
+                (&1.into(), &1.into()),
+                "{hint:?}"
+            );
+        }
+        // Hints whose conversion takes anything never count a misfit.
+        for hint in [None, Some("text"), Some("varchar(3)"), Some("bytes")] {
+            let mut p = Profile::new(hint);
+            p.observe(ValueRef::Blob(b"x"), String::new);
+            p.observe(ValueRef::Real(1.5), String::new);
+            assert_eq!(p.misfits, 0, "{hint:?}");
+        }
+    }
+
+    #[test]
+    fn the_longest_text_is_counted_in_characters_whatever_came_before() {
+        let mut p = Profile::new(None);
+        for t in ["ab", "\u{e9}\u{e9}\u{e9}", "abcd", "\u{1F600}"] {
+            p.observe(ValueRef::Text(t.as_bytes()), String::new);
+        }
+        assert_eq!(p.to_json()["text_max_chars"], 4);
+        p.observe(ValueRef::Text(b"\xff\xfe\xfd\xfc\xfb"), String::new);
+        assert_eq!(
+            p.to_json()["text_max_chars"],
+            5,
+            "bytes, for text that is not UTF-8"
+        );
+    }
+
     #[test]
     fn datetime_columns_count_forms_and_misfits() {
         let mut p = Profile::new(Some("timestamp"));
