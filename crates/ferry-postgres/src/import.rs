@@ -855,6 +855,8 @@ impl Visitor for Loader<'_> {
                 stage: s.stage.clone(),
                 copier,
                 builds: s.builds.clone(),
+                // A SQLite archive's keys may be unnamed: see crate::parallel.
+                builds_apart: !matches!(self.mode, Mode::FromSqlite(_)),
                 checkpoint: Checkpoint {
                     schema: s.stage_schema.clone(),
                     owner: self.owner.clone(),

@@ -11,10 +11,15 @@
 //! its rows have committed, to a queue that every worker takes from whenever it has no
 //! part to load and no load transaction open; each build runs in its own transaction. The
 //! biggest table usually comes last, and building its indexes one after the other on one
-//! connection left the other workers idle for seconds: from the queue they run side by side
-//! (CREATE INDEX takes a SHARE lock, which does not conflict with itself; a key, which
-//! takes an exclusive lock, waits its turn). A worker that is still loading never waits
-//! for a build, so loads keep priority.
+//! connection left the other workers idle: from the queue, a PostgreSQL archive's builds
+//! of one table run side by side (CREATE INDEX takes a SHARE lock, which does not conflict
+//! with itself; a key, which takes an exclusive lock, waits its turn). Their names come
+//! from the source's catalog, so no two can collide. A SQLite archive's keys may be
+//! unnamed (the server picks the name, from what exists when it runs), so its builds of
+//! one table stay one job, run in post-data order, as a serial import runs them. A worker
+//! only takes a build between loads, but a build can hold up a load: the next table may be
+//! handed to a worker that is building, and a late part's COPY waits for a build's lock on
+//! its table.
 //!
 //! With `--jobs-per-table N` (N > 1) a table's parts are spread over up to N workers, which
 //! all insert into the same committed staging copy. That rules out TRUNCATE and FREEZE (a
@@ -62,6 +67,9 @@ pub(crate) struct TableWork {
     pub stage: String,
     pub copier: Copier,
     pub builds: Vec<Build>,
+    /// The builds may run side by side (see the module's essay); otherwise one after the
+    /// other, in order.
+    pub builds_apart: bool,
     pub checkpoint: Checkpoint,
 }
 
@@ -74,8 +82,9 @@ pub(crate) struct Checkpoint {
     pub owner: String,
     /// What the table holds: nothing yet, or what an interrupted import committed.
     pub record: Record,
-    /// Taken over from an interrupted import: rows and builds are in already, so it is
-    /// neither emptied nor frozen nor built again.
+    /// Taken over from an interrupted import: its rows are in already, so it is neither
+    /// emptied nor frozen, and its builds are not queued: the ones its record does not list
+    /// run after publishing, in the import transaction.
     pub adopted: bool,
 }
 
@@ -108,16 +117,16 @@ pub(crate) enum Event {
     },
     /// The worker committed its loads and queued their builds.
     Finished,
-    /// A worker is about to queue `n` builds; sent before they are queued, so that the pool
-    /// never counts a build done before it counts it queued.
+    /// A worker is about to queue `n` jobs of builds; sent before they are queued, so that
+    /// the pool never counts a job done before it counts it queued.
     Queued {
         n: usize,
     },
-    /// A queued build is done: its post-data position, or `None` when the server refused it
-    /// on the staging copy. The import runs a refused build again after publishing, where
-    /// it fails or is reported exactly as in a serial import.
+    /// A queued job is done, with the post-data positions of its builds that succeeded. A
+    /// build the server refused on the staging copy is not among them: the import runs it
+    /// again after publishing, where it fails or is reported exactly as in a serial import.
     Built {
-        index: Option<usize>,
+        built: Vec<usize>,
     },
     /// A `BuildShared` job is done (committed), with the builds that succeeded.
     BuiltShared {
@@ -126,9 +135,10 @@ pub(crate) enum Event {
     Failed(PgError),
 }
 
-/// A build waiting for an idle worker, with where its table's record lives.
+/// Builds of one table waiting for an idle worker, to run in order, with where the table's
+/// record lives.
 struct Queued {
-    build: Build,
+    builds: Vec<Build>,
     /// The staging schema whose record the build adds itself to.
     schema: String,
     /// The import's owner record, which the comment starts with.
@@ -137,10 +147,15 @@ struct Queued {
 
 type BuildQueue = Arc<Mutex<VecDeque<Queued>>>;
 
+/// Every worker transaction. Read committed whatever the role's or database's default: a
+/// resume record is rewritten after it is read under a lock ([`crate::resume::lock`]), and
+/// only a statement snapshot taken after the lock sees the other connections' entries.
+const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
 /// How long an idle worker waits for work before it looks at the build queue again.
 const IDLE_POLL: Duration = Duration::from_millis(20);
 
-/// The builds the pool has heard of: queued, done, and which succeeded.
+/// The jobs of builds the pool has heard of: queued, done, and which builds succeeded.
 #[derive(Default)]
 struct Tally {
     queued: usize,
@@ -394,9 +409,9 @@ impl Tally {
                 self.queued += n;
                 Ok(())
             }
-            Event::Built { index } => {
+            Event::Built { mut built } => {
                 self.done += 1;
-                self.built.extend(index);
+                self.built.append(&mut built);
                 Ok(())
             }
             Event::Failed(e) => Err(e),
@@ -582,7 +597,7 @@ impl Worker<'_> {
                 let target = self.spec.display();
                 let client = self.client().await?;
                 client
-                    .batch_execute("BEGIN")
+                    .batch_execute(BEGIN)
                     .await
                     .ctx(|| format!("{target}: starting builds"))?;
                 let mut built = Vec::new();
@@ -608,7 +623,7 @@ impl Worker<'_> {
         let target = self.spec.display();
         self.client()
             .await?
-            .batch_execute("BEGIN")
+            .batch_execute(BEGIN)
             .await
             .ctx(|| format!("{target}: starting a load transaction"))?;
         self.open = true;
@@ -662,7 +677,8 @@ impl Worker<'_> {
     }
 
     /// Queues the builds of a table whose rows have committed, for whichever worker is
-    /// idle first, in post-data order (a key before the indexes that follow it).
+    /// idle first: each build apart, or all of them as one job (see the module's essay).
+    /// Jobs leave the queue in post-data order.
     fn enqueue(&mut self, i: usize) {
         let t = &mut self.tables[i];
         if t.queued {
@@ -672,13 +688,16 @@ impl Worker<'_> {
         if t.work.builds.is_empty() {
             return;
         }
-        let _ = self.events.send(Event::Queued {
-            n: t.work.builds.len(),
-        });
+        let jobs: Vec<Vec<Build>> = if t.work.builds_apart {
+            t.work.builds.iter().map(|b| vec![b.clone()]).collect()
+        } else {
+            vec![t.work.builds.clone()]
+        };
+        let _ = self.events.send(Event::Queued { n: jobs.len() });
         let c = &t.work.checkpoint;
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        queue.extend(t.work.builds.iter().map(|b| Queued {
-            build: b.clone(),
+        queue.extend(jobs.into_iter().map(|builds| Queued {
+            builds,
             schema: c.schema.clone(),
             owner: c.owner.clone(),
         }));
@@ -695,28 +714,37 @@ impl Worker<'_> {
             .pop_front()
     }
 
-    /// Runs one queued build in a transaction of its own, which also adds it to its
-    /// table's resume record, so that a resumed import neither loses nor repeats it.
+    /// Runs one queued job, each build in a transaction of its own that also adds it to
+    /// its table's resume record, so that a resumed import neither loses nor repeats it.
     async fn run_queued(&mut self, q: Queued) -> Result<(), PgError> {
         let target = self.spec.display();
         let client = self.client().await?;
-        client
-            .batch_execute("BEGIN")
-            .await
-            .ctx(|| format!("{target}: starting a build"))?;
-        let ok = run_build(client, &q.build).await?;
-        if ok && let Some(mut record) = crate::resume::lock(client, &q.schema).await? {
-            record.built.push(q.build.index);
-            crate::resume::write(client, &q.schema, &q.owner, &record).await?;
+        let mut built = Vec::new();
+        for b in &q.builds {
+            client
+                .batch_execute(BEGIN)
+                .await
+                .ctx(|| format!("{target}: starting a build"))?;
+            if run_build(client, b).await? {
+                // The owner committed the record with the rows, before queueing this.
+                let mut record =
+                    crate::resume::lock(client, &q.schema)
+                        .await?
+                        .ok_or_else(|| PgError::Check {
+                            context: format!("staging schema {}", q.schema),
+                            detail: format!("{}: its progress record is missing", b.what),
+                        })?;
+                record.built.push(b.index);
+                crate::resume::write(client, &q.schema, &q.owner, &record).await?;
+                built.push(b.index);
+            }
+            client
+                .batch_execute("COMMIT")
+                .await
+                .ctx(|| format!("{target}: committing {}", b.what))?;
+            ferry_archive::interrupt::pause_point("import:build-committed");
         }
-        client
-            .batch_execute("COMMIT")
-            .await
-            .ctx(|| format!("{target}: committing {}", q.build.what))?;
-        ferry_archive::interrupt::pause_point("import:build-committed");
-        let _ = self.events.send(Event::Built {
-            index: ok.then_some(q.build.index),
-        });
+        let _ = self.events.send(Event::Built { built });
         Ok(())
     }
 }

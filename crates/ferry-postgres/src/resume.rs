@@ -1,12 +1,13 @@
 //! Resuming an interrupted parallel import (`ferry import --resume`).
 //!
 //! A parallel import loads each table into its own staging schema on a worker connection
-//! (see [`crate::import`]). Each worker commits a table as soon as its rows and builds are
-//! in, and in the same transaction it writes the table's *resume record* into its staging
-//! schema's comment: which archive it came from (the SHA-256 of the prelude), which table
-//! and definition, which builds ran, and each part it holds with its SHA-256 and row count.
-//! Because the record commits with the rows, it never claims a part whose rows a crash
-//! rolled back, and never misses one that committed.
+//! (see [`crate::import`]). Each worker commits a table as soon as its rows are in, and in
+//! the same transaction it writes the table's *resume record* into its staging schema's
+//! comment: which archive it came from (the SHA-256 of the prelude), which table and
+//! definition, which builds ran, and each part it holds with its SHA-256 and row count.
+//! Each build then runs in a transaction of its own (see [`crate::parallel`]), which adds
+//! it to the record. Because the record commits with the rows and the builds, it never
+//! claims a part or a build that a crash rolled back, and never misses one that committed.
 //!
 //! An import killed before it published leaves these schemas behind. `--resume` takes them
 //! over instead of sweeping them ([`adopt`]): under an advisory lock, so that two resumes

@@ -344,11 +344,12 @@ fn checks(
         let integrity = s.spawn(|| {
             let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
                 | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            let mut second = Connection::open_with_flags(temp, flags)
+            let second = Connection::open_with_flags(temp, flags)
                 .ctx(|| format!("{}: opening for PRAGMA {check}", temp.display()))?;
-            // The integrity check evaluates the archive's CHECK constraints: under the same
-            // guard as the connection that created them.
-            let _guard = Guard::install(&mut second)?;
+            // The lock was dropped above; should anything still hold one, wait for it.
+            second
+                .busy_timeout(std::time::Duration::from_secs(5))
+                .ctx(|| format!("{}: opening for PRAGMA {check}", temp.display()))?;
             // It reads each page once: the small post-data cache does.
             second
                 .execute_batch(&format!("PRAGMA cache_size = -{POST_DATA_CACHE_KIB}"))
