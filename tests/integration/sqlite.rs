@@ -230,11 +230,7 @@ fn verify_against_matches_source_and_copy_and_catches_one_changed_value() {
 #[test]
 fn verify_against_reports_a_digest_it_cannot_recompute_and_checks_the_rest() {
     let dir = TestDir::new();
-    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/app.db");
-    dir.ferry()
-        .args(["export".as_ref(), sample.as_os_str(), "a".as_ref()])
-        .run()
-        .success();
+    dir.export_sample("a");
     dir.ferry().args(["import", "a", "copy.db"]).run().success();
     edit_manifests(&dir.path("a"), |m| {
         for t in m["tables"].as_array_mut().unwrap() {

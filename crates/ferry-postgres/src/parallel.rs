@@ -485,23 +485,23 @@ fn work(
     // A closed channel without Finish means the import gave up: dropping the connection
     // rolls this worker's transaction back. Work from the pool comes first; a build from
     // the queue only when there is none and no load transaction is open, so that a build
-    // never joins a load's transaction or holds up the stream.
+    // never joins a load's transaction.
     loop {
         let job = match rx.try_recv() {
             Ok(job) => Some(job),
             Err(TryRecvError::Disconnected) => return,
             Err(TryRecvError::Empty) => None,
         };
-        let result = match job {
-            Some(job) => rt.block_on(w.handle(job)),
-            None => match w.next_build() {
-                Some(q) => rt.block_on(w.run_queued(q)),
-                None => match rx.recv_timeout(IDLE_POLL) {
-                    Ok(job) => rt.block_on(w.handle(job)),
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                },
-            },
+        let result = if let Some(job) = job {
+            rt.block_on(w.handle(job))
+        } else if let Some(q) = w.next_build() {
+            rt.block_on(w.run_queued(q))
+        } else {
+            match rx.recv_timeout(IDLE_POLL) {
+                Ok(job) => rt.block_on(w.handle(job)),
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
         };
         if let Err(e) = result {
             let _ = events.send(Event::Failed(e));

@@ -800,14 +800,11 @@ impl ColumnBuilder {
             }
             (ColumnBuilder::Text(b), ValueRef::Null) => b.append_null(),
             (ColumnBuilder::Text(b), ValueRef::Text(t)) => {
-                let s = match crate::utf8(t) {
-                    Some(s) => s,
-                    None => {
-                        return Err(std::str::from_utf8(t)
-                            .err()
-                            .map(|e| e.to_string())
-                            .unwrap_or_default());
-                    }
+                let Some(s) = crate::utf8(t) else {
+                    // Only the error needs std's validator, for its position.
+                    return Err(std::str::from_utf8(t)
+                        .err()
+                        .map_or_else(String::new, |e| e.to_string()));
                 };
                 b.append_value(s);
                 return Ok(t.len());
@@ -846,10 +843,7 @@ impl ColumnBuilder {
 impl ValueBuilder {
     fn append(&mut self, v: ValueRef<'_>) -> usize {
         let mut size = 0;
-        let text = match v {
-            ValueRef::Text(t) => crate::utf8(t),
-            _ => None,
-        };
+        let text = crate::profile::text_of(v);
         let class = match v {
             ValueRef::Null => 0,
             ValueRef::Integer(_) => sqlite_class::INTEGER,

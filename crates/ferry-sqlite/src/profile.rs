@@ -111,15 +111,13 @@ impl Profile {
             self.integer_min = Some(self.integer_min.map_or(i, |m| m.min(i)));
             self.integer_max = Some(self.integer_max.map_or(i, |m| m.max(i)));
         }
-        // A value has at most as many characters as bytes: only a longer one than the
-        // longest so far is counted.
-        if let ValueRef::Text(t) = v
-            && t.len() > self.text_max_chars
-        {
-            let chars = text.map_or(t.len(), |s| s.chars().count());
-            self.text_max_chars = self.text_max_chars.max(chars);
-        }
         if let ValueRef::Text(t) = v {
+            // A value has at most as many characters as bytes: only a longer one than the
+            // longest so far is counted.
+            if t.len() > self.text_max_chars {
+                let chars = text.map_or(t.len(), |s| s.chars().count());
+                self.text_max_chars = self.text_max_chars.max(chars);
+            }
             self.text_with_nul += t.contains(&0) as u64;
         }
         // Digits before and after the point matter only for a numeric(p,s) target.
