@@ -151,7 +151,8 @@ pub struct ExportArgs {
     #[arg(long = "schema", value_name = "NAME")]
     pub schemas: Vec<String>,
     /// Threads (default: the number of cores). PostgreSQL: tables exported at once, each on
-    /// its own connection in one shared snapshot. SQLite: reading and Parquet encoding overlap.
+    /// its own connection in one shared snapshot. SQLite: the value profile is read on two
+    /// connections in one snapshot, and reading and Parquet encoding overlap.
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
     /// SQLite source, directory archive: stage in ARCHIVE.ferry-resume, keep it if the

@@ -618,6 +618,73 @@ fn jobs_1_and_jobs_4_give_identical_archives_and_imports() {
     crate::harness::assert_same!(restored[0].schema_dump(), restored[1].schema_dump());
 }
 
+/// With two connections the profile pass scans a large rowid table as two rowid ranges and
+/// merges them: the manifest must be the one-connection pass's, down to which misfits are
+/// the first five examples (three in each half here, so the merge must cut the second).
+#[test]
+fn a_profile_split_over_two_connections_is_the_serial_profile() {
+    let dir = TestDir::new();
+    sqlite(
+        &dir.path("wide.db"),
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, n integer, d date, j json, r real, b blob,
+                         v varchar(10), m numeric(8,2));
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3000)
+         INSERT INTO t SELECT i * 50,
+           CASE WHEN i % 500 = 7 THEN 'x' || i WHEN i > 2900 THEN i * 1000000000 ELSE i END,
+           CASE i % 3 WHEN 0 THEN '2024-01-02' WHEN 1 THEN i * 86400 ELSE 2460000.5 END,
+           CASE WHEN i = 2999 THEN 'not json' ELSE '{\"k\": ' || i || '}' END,
+           i / 7.0,
+           CASE WHEN i % 2 = 0 THEN randomblob(4) END,
+           CASE WHEN i = 2500 THEN 'much longer than ten' ELSE 'v' || (i % 10) END,
+           CASE WHEN i = 40 THEN 123456.789 ELSE i / 4.0 END
+         FROM c;
+         CREATE TABLE k (a TEXT PRIMARY KEY, x integer) WITHOUT ROWID;
+         INSERT INTO k VALUES ('a', 1), ('b', 'two');
+         CREATE TABLE small (id INTEGER PRIMARY KEY, x);
+         INSERT INTO small VALUES (1, 1), (2, 'a'), (3, 2.5);",
+    );
+    let mut manifests = Vec::new();
+    for jobs in ["1", "2"] {
+        let run = dir
+            .ferry()
+            .args([
+                "-vv",
+                "export",
+                "--jobs",
+                jobs,
+                "wide.db",
+                &format!("w{jobs}"),
+            ])
+            .run()
+            .success();
+        assert!(
+            run.stderr()
+                .contains(&format!("profile pass done connections={jobs}")),
+            "--jobs {jobs}: {}",
+            run.stderr()
+        );
+        let m: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.path(&format!("w{jobs}")).join("manifest.json")).unwrap(),
+        )
+        .unwrap();
+        manifests.push(m);
+    }
+    let examples =
+        &manifests[0]["tables"][0]["columns"][1]["properties"]["profile"]["misfit_examples"];
+    assert_eq!(
+        examples.as_array().map(Vec::len),
+        Some(5),
+        "the fixture has misfits in both halves: {examples}"
+    );
+    for key in ["tables", "warnings"] {
+        crate::harness::assert_same!(
+            serde_json::to_string_pretty(&manifests[1][key]).unwrap(),
+            serde_json::to_string_pretty(&manifests[0][key]).unwrap(),
+            "{key}"
+        );
+    }
+}
+
 #[test]
 fn data_only_refuses_an_archive_table_the_target_lacks_unless_told_to_skip_it() {
     let dir = TestDir::new();

@@ -5,6 +5,13 @@
 //! Each table is read twice: once to count the storage classes of every column (which fixes
 //! the logical types the prelude must announce before any data), once to stream its rows into
 //! Arrow builders, a bounded batch at a time.
+//!
+//! The first pass is the one nothing else can overlap, since the prelude waits for it; with
+//! `--jobs 2` or more it runs on two connections, each scanning half of every large rowid
+//! table. The second connection is kept only when SQLite's change counter (`PRAGMA
+//! data_version`, read before this export's snapshot and again inside its own) proves that
+//! no write committed in between, so both read the same snapshot, in WAL and rollback modes
+//! alike; otherwise the pass runs on one connection.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -47,9 +54,9 @@ pub struct ExportOptions {
     /// (360 MB of attachments at scale 10000; 36 MB, about one batch, at scale 1000) took
     /// the export's peak from 101 to 231 MB; with 8 MiB, 173 MB (docs/benchmarks.md).
     pub batch_bytes: usize,
-    /// Threads: with 2 or more, Parquet encoding and compression run on a second thread
-    /// while the first reads (SQLite itself is read through one connection, which is what
-    /// keeps the snapshot consistent).
+    /// Threads: with 2 or more, the profile pass runs on two connections reading the same
+    /// snapshot, and Parquet encoding and compression run on a second thread while the first
+    /// reads the data (through one connection).
     pub jobs: usize,
     /// Which tables and rows to take (`-t`, `--where`, `--subset`, ...).
     pub selection: Selection,
@@ -154,6 +161,15 @@ pub fn export(
         None
     };
     let conn = open_read_only(path)?;
+    // A second reader for the profile pass, with its change counter read before this
+    // export's snapshot is taken (see same_snapshot). A selection may stage key sets in the
+    // first connection's temporary tables, which a second cannot see: one connection then.
+    let second = match options.jobs >= 2 && options.selection.is_empty() {
+        true => open_read_only(path)
+            .ok()
+            .and_then(|c| data_version(&c).ok().map(|v| (c, v))),
+        false => None,
+    };
     // A deferred transaction takes its snapshot at the first read, which is the next line.
     conn.execute_batch("BEGIN")
         .ctx(|| "starting the read transaction".into())?;
@@ -269,9 +285,15 @@ pub fn export(
             warnings = j.warnings.clone();
         }
         _ => {
-            for t in &mut info.tables {
-                assign_types(&conn, t, &mut warnings)?;
-            }
+            let started = Instant::now();
+            let second = second.and_then(same_snapshot);
+            let connections = 1 + usize::from(second.is_some());
+            profile_tables(&conn, second, &mut info.tables, &mut warnings)?;
+            tracing::debug!(
+                connections,
+                seconds = started.elapsed().as_secs_f64(),
+                "profile pass done"
+            );
         }
     }
     if !plan.is_empty() {
@@ -449,14 +471,44 @@ fn assign_types(
     t: &mut TableInfo,
     warnings: &mut Vec<Warning>,
 ) -> Result<(), SqliteError> {
-    let stored: Vec<usize> = t
-        .table
+    let scan = scan(conn, t, None)?;
+    decide(t, scan, warnings);
+    Ok(())
+}
+
+/// The stored columns' positions among the table's columns.
+fn stored_columns(t: &TableInfo) -> Vec<usize> {
+    t.table
         .columns
         .iter()
         .enumerate()
         .filter(|(_, c)| c.is_stored())
         .map(|(i, _)| i)
-        .collect();
+        .collect()
+}
+
+/// What the profile pass found in a table, or in a range of its rowids.
+struct Scan {
+    counts: Vec<ClassCounts>,
+    profiles: Vec<Profile>,
+}
+
+impl Scan {
+    /// Adds what a scan of the rows after these found.
+    fn merge(&mut self, later: Scan) {
+        for (c, l) in self.counts.iter_mut().zip(&later.counts) {
+            c.add(l);
+        }
+        for (p, l) in self.profiles.iter_mut().zip(later.profiles) {
+            p.merge(l);
+        }
+    }
+}
+
+/// Counts the storage classes and profiles the values of each stored column: of the whole
+/// table, or of the rows whose rowid lies in `range`.
+fn scan(conn: &Connection, t: &TableInfo, range: Option<(i64, i64)>) -> Result<Scan, SqliteError> {
+    let stored = stored_columns(t);
     let mut counts = vec![ClassCounts::default(); stored.len()];
     let mut profiles: Vec<Profile> = stored
         .iter()
@@ -464,14 +516,27 @@ fn assign_types(
         .collect();
     if t.export_rows && !stored.is_empty() {
         // The same query, in the same order, as the data pass: rowid first when kept.
-        let sql = digest::select_sql_where(&t.table, t.filter.as_deref());
+        let (filter, bounds) = match (range, rowid_key(&t.table)) {
+            (Some((lo, hi)), Some(key)) => {
+                let within = format!("{key} BETWEEN ?1 AND ?2");
+                let filter = match t.filter.as_deref() {
+                    Some(f) => format!("({f}) AND {within}"),
+                    None => within,
+                };
+                (Some(filter), vec![lo, hi])
+            }
+            _ => (t.filter.clone(), Vec::new()),
+        };
+        let sql = digest::select_sql_where(&t.table, filter.as_deref());
         let skip = usize::from(t.table.rowid.is_some());
         let label = row_labeller(&t.table);
         let name = t.table.name.clone();
         let mut stmt = conn
             .prepare(&sql)
             .ctx(|| format!("table {name}: preparing the scan"))?;
-        let mut rows = stmt.query([]).ctx(|| format!("table {name}: scanning"))?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(bounds))
+            .ctx(|| format!("table {name}: scanning"))?;
         while let Some(row) = rows.next().ctx(|| format!("table {name}: scanning"))? {
             ferry_archive::interrupt::check()?;
             for (j, (c, p)) in counts.iter_mut().zip(&mut profiles).enumerate() {
@@ -505,6 +570,13 @@ fn assign_types(
             }
         }
     }
+    Ok(Scan { counts, profiles })
+}
+
+/// The logical type, profile and warnings of each column, from what the scan found.
+fn decide(t: &mut TableInfo, scan: Scan, warnings: &mut Vec<Warning>) {
+    let stored = stored_columns(t);
+    let Scan { counts, profiles } = scan;
     t.rows = counts
         .first()
         .map(|c| c.null + c.integer + c.real + c.text + c.blob);
@@ -560,7 +632,145 @@ fn assign_types(
         let a = types::Affinity::of(col.declared_type.as_deref().unwrap_or(""));
         col.logical_type = types::choose(a, &ClassCounts::default()).0;
     }
+}
+
+/// The rowid of a rowid table as the scan names it (its kept field or its INTEGER PRIMARY
+/// KEY), quoted; `None` for a WITHOUT ROWID table.
+fn rowid_key(table: &Table) -> Option<String> {
+    match (
+        &table.rowid,
+        table.properties.get(schema::prop::ROWID_ALIAS),
+    ) {
+        (Some(r), _) => Some(crate::quote(r)),
+        (None, Some(alias)) => alias.as_str().map(crate::quote),
+        (None, None) => None,
+    }
+}
+
+/// Rowid spans below this are profiled in one scan: splitting them saves less than the
+/// second scan's set-up.
+const SPLIT_SPAN: i64 = 1 << 16;
+
+/// The profile pass over every table, on two connections when `second` is given: it must
+/// read the same snapshot as `conn` (see [`same_snapshot`]). Each table of a large rowid
+/// span is scanned as two rowid ranges, one per connection, and the halves are merged in
+/// rowid order, so the result is the serial pass's: counts add up, and misfit examples
+/// stay the first ones in scan order.
+fn profile_tables(
+    conn: &Connection,
+    second: Option<Connection>,
+    tables: &mut [TableInfo],
+    warnings: &mut Vec<Warning>,
+) -> Result<(), SqliteError> {
+    let Some(second) = second else {
+        for t in tables.iter_mut() {
+            assign_types(conn, t, warnings)?;
+        }
+        return Ok(());
+    };
+    // Chunks: (table, rowid range). Split tables first, as they are the large ones.
+    let mut split = Vec::new();
+    let mut whole = Vec::new();
+    for (i, t) in tables.iter().enumerate() {
+        let span = match rowid_key(&t.table) {
+            Some(_) if t.export_rows && !stored_columns(t).is_empty() => {
+                let key = rowid_key(&t.table).unwrap_or_default();
+                let sql = format!(
+                    "SELECT min({key}), max({key}) FROM main.{}",
+                    crate::quote(&t.table.name)
+                );
+                conn.query_row(&sql, [], |r| {
+                    Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?))
+                })
+                .ctx(|| format!("table {}: reading its rowid range", t.table.name))?
+            }
+            _ => (None, None),
+        };
+        match span {
+            (Some(lo), Some(hi)) if hi.saturating_sub(lo) >= SPLIT_SPAN => {
+                let mid = lo + (hi - lo) / 2;
+                split.push((i, Some((i64::MIN, mid))));
+                split.push((i, Some((mid + 1, i64::MAX))));
+            }
+            _ => whole.push((i, None)),
+        }
+    }
+    let chunks: Vec<(usize, Option<(i64, i64)>)> = split.into_iter().chain(whole).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<Option<Scan>>> =
+        std::sync::Mutex::new((0..chunks.len()).map(|_| None).collect());
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let shared: &[TableInfo] = tables;
+    let run = |c: &Connection| -> Result<(), SqliteError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        loop {
+            let k = next.fetch_add(1, SeqCst);
+            if k >= chunks.len() || failed.load(SeqCst) {
+                return Ok(());
+            }
+            let (i, range) = chunks[k];
+            match scan(c, &shared[i], range) {
+                Ok(s) => results.lock().unwrap_or_else(|e| e.into_inner())[k] = Some(s),
+                Err(e) => {
+                    failed.store(true, SeqCst);
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let (mine, theirs) = std::thread::scope(|s| {
+        let run = &run;
+        let helper = s.spawn(move || run(&second));
+        let mine = run(conn);
+        (mine, helper.join())
+    });
+    mine?;
+    match theirs {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(SqliteError::Check {
+                context: "the profile pass".into(),
+                detail: "its second thread panicked".into(),
+            });
+        }
+    }
+    let mut merged: Vec<Option<Scan>> = (0..tables.len()).map(|_| None).collect();
+    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    // Chunks of one table are listed in rowid order.
+    for ((i, _), r) in chunks.iter().zip(results) {
+        let Some(r) = r else { continue };
+        match &mut merged[*i] {
+            Some(m) => m.merge(r),
+            slot => *slot = Some(r),
+        }
+    }
+    for (t, m) in tables.iter_mut().zip(merged) {
+        match m {
+            Some(scan) => decide(t, scan, warnings),
+            None => assign_types(conn, t, warnings)?,
+        }
+    }
     Ok(())
+}
+
+/// SQLite's change counter as this connection sees it: it differs between two readings
+/// exactly when another connection committed in between (`PRAGMA data_version`).
+fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+}
+
+/// Starts a read transaction on `second` and keeps the connection only if it sees the
+/// same snapshot as the export's: `before` is its data version read before the export's
+/// snapshot was taken, and if nothing was committed since, both transactions read the same
+/// database. Otherwise (a writer was busy) the profile pass runs on one connection.
+fn same_snapshot((second, before): (Connection, i64)) -> Option<Connection> {
+    second.execute_batch("BEGIN").ok()?;
+    second
+        .query_row("SELECT count(*) FROM main.sqlite_schema", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .ok()?;
+    (data_version(&second).ok()? == before).then_some(second)
 }
 
 /// How reports name a row: by rowid, by the INTEGER PRIMARY KEY, or by the first key column.
@@ -892,5 +1102,39 @@ impl ValueBuilder {
             children,
             self.nulls.finish(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The guard of the two-connection profile pass: a second reader is kept only when no
+    /// write committed between its first data version and its own snapshot, in both
+    /// journal modes.
+    #[test]
+    fn a_second_reader_is_kept_only_on_the_same_snapshot() {
+        for mode in ["DELETE", "WAL"] {
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("a.db");
+            let writer = Connection::open(&db).unwrap();
+            writer
+                .execute_batch(&format!(
+                    "PRAGMA journal_mode = {mode}; CREATE TABLE t(x); INSERT INTO t VALUES (1)"
+                ))
+                .unwrap();
+            let reader = |writes: bool| {
+                let second = open_read_only(&db).unwrap();
+                let before = data_version(&second).unwrap();
+                // The export's own snapshot is taken here; a commit now or later is what
+                // the guard must catch.
+                if writes {
+                    writer.execute("INSERT INTO t VALUES (2)", []).unwrap();
+                }
+                same_snapshot((second, before)).is_some()
+            };
+            assert!(reader(false), "{mode}: nothing was written, yet refused");
+            assert!(!reader(true), "{mode}: a commit in between went unnoticed");
+        }
     }
 }

@@ -239,6 +239,35 @@ impl Profile {
 
     /// TEXT values in the exact form SQLite's `datetime()` (for a `date` hint, `date()`)
     /// prints, which can travel as timestamps (dates) and print back the same.
+    /// Adds what a profile of the rows after this one's found (same column, same hint):
+    /// the result is the profile of both scans as one, misfit examples in scan order.
+    pub fn merge(&mut self, later: Profile) {
+        let min = |a: Option<i64>, b: Option<i64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let max = |a: Option<i64>, b: Option<i64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.integer_min = min(self.integer_min, later.integer_min);
+        self.integer_max = max(self.integer_max, later.integer_max);
+        self.text_max_chars = self.text_max_chars.max(later.text_max_chars);
+        self.text_with_nul += later.text_with_nul;
+        self.fits += later.fits;
+        self.misfits += later.misfits;
+        let room = EXAMPLES.saturating_sub(self.examples.len());
+        self.examples.extend(later.examples.into_iter().take(room));
+        self.iso_text += later.iso_text;
+        self.iso_zoned += later.iso_zoned;
+        self.epoch_int += later.epoch_int;
+        self.julian_real += later.julian_real;
+        self.decimal_scale = self.decimal_scale.max(later.decimal_scale);
+        self.decimal_int_digits = self.decimal_int_digits.max(later.decimal_int_digits);
+        self.non_numeric += later.non_numeric;
+        self.canonical_time_text += later.canonical_time_text;
+    }
+
     pub fn canonical_time_text(&self) -> u64 {
         self.canonical_time_text
     }

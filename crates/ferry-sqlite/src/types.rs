@@ -52,6 +52,18 @@ pub struct ClassCounts {
 }
 
 impl ClassCounts {
+    /// Adds another scan's counts.
+    pub fn add(&mut self, o: &ClassCounts) {
+        self.null += o.null;
+        self.integer += o.integer;
+        self.real += o.real;
+        self.text += o.text;
+        self.blob += o.blob;
+        self.text_not_utf8 += o.text_not_utf8;
+        self.integer_large += o.integer_large;
+        self.real_integral += o.real_integral;
+    }
+
     fn classes_present(&self) -> usize {
         [self.integer, self.real, self.text, self.blob]
             .iter()
