@@ -505,6 +505,24 @@ mod tests {
         c
     }
 
+    /// An index may leave its table's ordered builds only under a name no unnamed key can
+    /// be given (`t_pkey`, `t_a_key`, `t_pkey1`, ...).
+    #[test]
+    fn only_indexes_no_key_could_be_named_like_run_apart() {
+        for name in ["events_kind", "idx_users_email", "keys", "key_2x"] {
+            assert!(ddl::names_itself(name), "{name}");
+        }
+        for name in [
+            "t_pkey",
+            "t_pkey1",
+            "users_email_key",
+            "USERS_EMAIL_KEY12",
+            "monkey",
+        ] {
+            assert!(!ddl::names_itself(name), "{name}");
+        }
+    }
+
     /// One case per row of `decide`.
     #[test]
     fn mapping_rows() {

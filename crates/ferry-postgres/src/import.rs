@@ -710,7 +710,14 @@ impl Loader<'_> {
             if let Some(id) = &step.table
                 && let Some(tp) = plan.tables.get(id)
             {
-                self.add_build(id, (&tp.schema, &tp.name), i, step.what.clone(), &step.sql);
+                self.add_build(
+                    id,
+                    (&tp.schema, &tp.name),
+                    i,
+                    step.what.clone(),
+                    &step.sql,
+                    step.apart,
+                );
             }
             if let Some((from, to)) = &step.foreign_key
                 && let (Some(a), Some(b)) = (plan.tables.get(from), plan.tables.get(to))
@@ -855,8 +862,6 @@ impl Visitor for Loader<'_> {
                 stage: s.stage.clone(),
                 copier,
                 builds: s.builds.clone(),
-                // A SQLite archive's keys may be unnamed: see crate::parallel.
-                builds_apart: !matches!(self.mode, Mode::FromSqlite(_)),
                 checkpoint: Checkpoint {
                     schema: s.stage_schema.clone(),
                     owner: self.owner.clone(),

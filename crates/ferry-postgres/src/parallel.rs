@@ -16,7 +16,9 @@
 //! with itself; a key, which takes an exclusive lock, waits its turn). Their names come
 //! from the source's catalog, so no two can collide. A SQLite archive's keys may be
 //! unnamed (the server picks the name, from what exists when it runs), so its builds of
-//! one table stay one job, run in post-data order, as a serial import runs them. A worker
+//! one table run as one job, in post-data order, as a serial import runs them; only its
+//! indexes whose names no key could take (`Build::apart`) leave that job, and they are
+//! queued when it is done, to run side by side without waiting behind a key's lock. A worker
 //! only takes a build between loads, but a build can hold up a load: the next table may be
 //! handed to a worker that is building, and a late part's COPY waits for a build's lock on
 //! its table.
@@ -59,6 +61,8 @@ pub(crate) struct Build {
     pub index: usize,
     pub what: String,
     pub sql: String,
+    /// It may run beside the table's other builds (see the module's essay).
+    pub apart: bool,
 }
 
 /// How a worker loads one table.
@@ -67,9 +71,6 @@ pub(crate) struct TableWork {
     pub stage: String,
     pub copier: Copier,
     pub builds: Vec<Build>,
-    /// The builds may run side by side (see the module's essay); otherwise one after the
-    /// other, in order.
-    pub builds_apart: bool,
     pub checkpoint: Checkpoint,
 }
 
@@ -139,6 +140,8 @@ pub(crate) enum Event {
 /// record lives.
 struct Queued {
     builds: Vec<Build>,
+    /// Jobs to queue once these builds are done (counted queued already).
+    then: Vec<Vec<Build>>,
     /// The staging schema whose record the build adds itself to.
     schema: String,
     /// The import's owner record, which the comment starts with.
@@ -688,19 +691,27 @@ impl Worker<'_> {
         if t.work.builds.is_empty() {
             return;
         }
-        let jobs: Vec<Vec<Build>> = if t.work.builds_apart {
-            t.work.builds.iter().map(|b| vec![b.clone()]).collect()
-        } else {
-            vec![t.work.builds.clone()]
-        };
-        let _ = self.events.send(Event::Queued { n: jobs.len() });
+        let (apart, ordered): (Vec<Build>, Vec<Build>) =
+            t.work.builds.iter().cloned().partition(|b| b.apart);
+        let apart: Vec<Vec<Build>> = apart.into_iter().map(|b| vec![b]).collect();
+        let _ = self.events.send(Event::Queued {
+            n: apart.len() + usize::from(!ordered.is_empty()),
+        });
         let c = &t.work.checkpoint;
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        queue.extend(jobs.into_iter().map(|builds| Queued {
+        let job = |builds, then| Queued {
             builds,
+            then,
             schema: c.schema.clone(),
             owner: c.owner.clone(),
-        }));
+        };
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if ordered.is_empty() {
+            queue.extend(apart.into_iter().map(|b| job(b, Vec::new())));
+        } else {
+            // The ordered builds first: they hold the keys, whose exclusive locks would
+            // otherwise queue behind an index build and hold up the rest behind them.
+            queue.push_back(job(ordered, apart));
+        }
     }
 
     /// The next queued build, when this worker has no load transaction open.
@@ -743,6 +754,17 @@ impl Worker<'_> {
                 .await
                 .ctx(|| format!("{target}: committing {}", b.what))?;
             ferry_archive::interrupt::pause_point("import:build-committed");
+        }
+        if !q.then.is_empty() {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            for builds in q.then.into_iter().rev() {
+                queue.push_front(Queued {
+                    builds,
+                    then: Vec::new(),
+                    schema: q.schema.clone(),
+                    owner: q.owner.clone(),
+                });
+            }
         }
         let _ = self.events.send(Event::Built { built });
         Ok(())

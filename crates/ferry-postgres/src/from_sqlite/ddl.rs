@@ -25,6 +25,9 @@ pub struct Step {
     pub table: Option<String>,
     /// For a foreign key: the archive ids of the referencing and the referenced table.
     pub foreign_key: Option<(String, String)>,
+    /// A build that may run beside its table's other builds: an index with a name of its
+    /// own (see [`names_itself`]). The others keep their post-data order.
+    pub apart: bool,
 }
 
 impl Step {
@@ -34,6 +37,7 @@ impl Step {
             sql,
             table: None,
             foreign_key: None,
+            apart: false,
         }
     }
 
@@ -43,8 +47,21 @@ impl Step {
             sql,
             table: Some(table.id.clone()),
             foreign_key: None,
+            apart: false,
         }
     }
+}
+
+/// Whether an index named `name` can be built at any moment without changing what the
+/// server names anything else. Unnamed primary keys and unique constraints take a name the
+/// server picks from what exists when they run (`t_pkey`, `t_a_key`, then `t_pkey1`, ...);
+/// an index whose name could be one of those must keep its place in post-data order, or a
+/// parallel import could name a key differently from a serial one.
+pub(crate) fn names_itself(name: &str) -> bool {
+    !name
+        .to_ascii_lowercase()
+        .trim_end_matches(|c: char| c.is_ascii_digit())
+        .ends_with("key")
 }
 
 /// Everything an import of a SQLite archive will do, decided from the prelude alone.
@@ -582,7 +599,9 @@ impl<'m> Planner<'m> {
                         "{what}: COLLATE NOCASE keys become lower(...), so it stays case-insensitive"
                     ));
                 }
-                self.p.post.push(Step::on(table, what, sql));
+                let mut step = Step::on(table, what, sql);
+                step.apart = names_itself(&shorten(&o.name.to_lowercase()));
+                self.p.post.push(step);
             }
             Ok(ix) => self.p.skipped.push(format!(
                 "{what}: its definition is on table {}, not {}; refused",

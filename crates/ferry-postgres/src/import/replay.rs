@@ -503,7 +503,8 @@ impl Loader<'_> {
             let what = format!("{} {}", o.kind, o.name);
             let (ts, tn) = name_of(t);
             if local {
-                self.add_build(&t.id, (&ts, &tn), i, what, def);
+                // Names come from the source's catalog: no two builds can collide.
+                self.add_build(&t.id, (&ts, &tn), i, what, def, true);
             } else if let Some(u) = m.tables.iter().find(|u| {
                 let (us, un) = name_of(u);
                 ferry_sql::rewrite::retarget_references(def, &us, &un, "x").is_some()

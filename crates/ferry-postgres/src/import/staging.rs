@@ -313,6 +313,7 @@ impl Loader<'_> {
         index: usize,
         what: String,
         sql: &str,
+        apart: bool,
     ) {
         let Some(s) = self
             .staging
@@ -323,7 +324,12 @@ impl Loader<'_> {
             return;
         };
         if let Some(sql) = ferry_sql::rewrite::retarget_table(sql, schema, table, &s.stage) {
-            s.builds.push(Build { index, what, sql });
+            s.builds.push(Build {
+                index,
+                what,
+                sql,
+                apart,
+            });
         }
     }
 
@@ -352,7 +358,12 @@ impl Loader<'_> {
         let sql = ferry_sql::rewrite::retarget_table(sql, from_schema, from_table, &a)
             .and_then(|sql| ferry_sql::rewrite::retarget_references(&sql, to_schema, to_table, &b));
         if let Some(sql) = sql {
-            st.foreign_keys.push(Build { index, what, sql });
+            st.foreign_keys.push(Build {
+                index,
+                what,
+                sql,
+                apart: true,
+            });
         }
     }
 
