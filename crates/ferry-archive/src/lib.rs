@@ -43,6 +43,7 @@ mod schema;
 pub mod seal;
 pub mod selection;
 pub mod sign;
+mod slice;
 pub mod sqlite_value;
 pub mod types;
 mod verify;

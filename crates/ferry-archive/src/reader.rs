@@ -9,7 +9,10 @@
 //! A tar stream cannot be rewound and its manifest comes last, so each part is spooled to a
 //! temporary file (hashing as it goes), visited, and deleted; the checksums, sizes and row
 //! counts are compared once `manifest.json` arrives. An importer must therefore treat the
-//! return of [`read`] as the gate before it commits.
+//! return of [`read`] as the gate before it commits. A tar *file* is read the same way, except
+//! that a part is hashed as it passes and then decoded where it lies ([`crate::slice`]), as a
+//! directory's parts are; only when a signature is required, or the archive is encrypted, is
+//! each part spooled, so that the bytes checked are the bytes decoded.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -23,6 +26,7 @@ use crate::error::{ArchiveError, Result};
 use crate::hash::{copy_hashed, hash_file};
 use crate::location::Location;
 use crate::manifest::{DataFile, Manifest, Stage, Table, check_entry_path, table_id_of_path};
+use crate::slice::Slice;
 use crate::types::arrow_schema_for;
 
 pub const PRELUDE: &str = "prelude.json";
@@ -50,12 +54,36 @@ pub trait Visitor {
 /// One data part, readable as record batches.
 pub struct Part<'a> {
     pub path: &'a str,
-    file: &'a Path,
+    file: At<'a>,
     table: &'a Table,
     /// SHA-256 of the part's bytes as read (checked against the manifest before the visit
     /// for a directory, after the stream for a tar): what a resumed import compares with
     /// the part it loaded before.
     sha256: &'a str,
+}
+
+/// Where a part's bytes are.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    /// A file of its own (a directory's part, or a spooled copy).
+    File(&'a Path),
+    /// `len` bytes from `offset` on, in a tar file.
+    Tar {
+        file: &'a std::sync::Arc<File>,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl At<'_> {
+    fn open(&self, path: &str) -> Result<Slice> {
+        match *self {
+            At::File(p) => File::open(p)
+                .and_then(Slice::whole)
+                .map_err(|e| ArchiveError::io(path, e)),
+            At::Tar { file, offset, len } => Ok(Slice::within(file.clone(), offset, len)),
+        }
+    }
 }
 
 /// Anything that yields a part's record batches: a [`Part`] during the visit, or a
@@ -76,7 +104,7 @@ impl Part<'_> {
 
     /// The number of rows the file's footer declares.
     pub fn footer_rows(&self) -> Result<u64> {
-        let file = File::open(self.file).map_err(|e| ArchiveError::io(self.path, e))?;
+        let file = self.file.open(self.path)?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| {
             ArchiveError::Parquet {
                 path: self.path.to_owned(),
@@ -92,7 +120,7 @@ impl Part<'_> {
     pub fn detach(&self) -> Result<DetachedPart> {
         Ok(DetachedPart {
             path: self.path.to_owned(),
-            file: File::open(self.file).map_err(|e| ArchiveError::io(self.path, e))?,
+            file: self.file.open(self.path)?,
             table: self.table.clone(),
             sha256: self.sha256.to_owned(),
         })
@@ -105,7 +133,7 @@ impl PartData for Part<'_> {
     }
 
     fn batches(&self, batch_size: usize) -> Result<Batches> {
-        let file = File::open(self.file).map_err(|e| ArchiveError::io(self.path, e))?;
+        let file = self.file.open(self.path)?;
         open_batches(self.path, file, self.table, batch_size)
     }
 }
@@ -113,7 +141,7 @@ impl PartData for Part<'_> {
 /// A part that outlives its visit (see [`Part::detach`]).
 pub struct DetachedPart {
     path: String,
-    file: File,
+    file: Slice,
     table: Table,
     sha256: String,
 }
@@ -131,15 +159,11 @@ impl PartData for DetachedPart {
     }
 
     fn batches(&self, batch_size: usize) -> Result<Batches> {
-        let file = self
-            .file
-            .try_clone()
-            .map_err(|e| ArchiveError::io(&self.path, e))?;
-        open_batches(&self.path, file, &self.table, batch_size)
+        open_batches(&self.path, self.file.clone(), &self.table, batch_size)
     }
 }
 
-fn open_batches(path: &str, file: File, table: &Table, batch_size: usize) -> Result<Batches> {
+fn open_batches(path: &str, file: Slice, table: &Table, batch_size: usize) -> Result<Batches> {
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| ArchiveError::Parquet {
             path: path.to_owned(),
@@ -350,16 +374,22 @@ pub fn read<V: Visitor>(
         Location::Dir(root) => read_dir(root, visitor),
         Location::Tar(path) => {
             let file = File::open(path).map_err(|e| ArchiveError::io(path.display(), e))?;
+            // The stream reads a second handle; parts are decoded through this one, by
+            // position only, so neither moves the other's offset.
+            let stream = file
+                .try_clone()
+                .map_err(|e| ArchiveError::io(path.display(), e))?;
             read_tar(
                 &path.display().to_string(),
-                std::io::BufReader::with_capacity(1 << 20, file),
+                std::io::BufReader::with_capacity(1 << 20, stream),
+                Some(&std::sync::Arc::new(file)),
                 visitor,
             )
         }
-        Location::Stdio => read_tar("<stdin>", std::io::stdin().lock(), visitor),
+        Location::Stdio => read_tar("<stdin>", std::io::stdin().lock(), None, visitor),
         Location::Remote(r) => {
             let stream = crate::remote_tar::RemoteTar::open(r.0.clone())?;
-            read_tar(r.0.url(), stream, visitor)
+            read_tar(r.0.url(), stream, None, visitor)
         }
     }
 }
@@ -708,7 +738,7 @@ fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>
             };
             let part = Part {
                 path: &f.path,
-                file: spooled.as_deref().unwrap_or(&abs),
+                file: At::File(spooled.as_deref().unwrap_or(&abs)),
                 table,
                 // Checked equal to the bytes just hashed.
                 sha256: &f.sha256,
@@ -881,12 +911,15 @@ pub fn read_stream<V: Visitor, R: Read>(
     input: R,
     visitor: &mut V,
 ) -> Result<Option<Manifest>, V::Error> {
-    read_tar(name, input, visitor)
+    read_tar(name, input, None, visitor)
 }
 
+/// `in_place`: the tar file `input` reads from its start, when it is one; its parts are
+/// then decoded where they lie unless they must be spooled (see the module's essay).
 fn read_tar<V: Visitor, R: Read>(
     name: &str,
     input: R,
+    in_place: Option<&std::sync::Arc<File>>,
     visitor: &mut V,
 ) -> Result<Option<Manifest>, V::Error> {
     crate::leftover::sweep(&std::env::temp_dir());
@@ -995,6 +1028,8 @@ fn read_tar<V: Visitor, R: Read>(
             continue;
         }
         let declared = entry.header().size().unwrap_or(0);
+        // Where the entry's bytes start in the file (the stream starts at the file's start).
+        let data_at = entry.raw_file_position();
         let mut clear_entry;
         let mut sealed_entry;
         let (path, input): (String, &mut dyn Read) = match &mut sealed {
@@ -1170,7 +1205,11 @@ fn read_tar<V: Visitor, R: Read>(
             continue;
         };
         let spooled = spool.path().join("part.parquet");
-        let copied = File::create(&spooled).and_then(|mut out| copy_hashed(&mut *input, &mut out));
+        let in_place = in_place.filter(|_| sealed.is_none() && crate::sign::required().is_none());
+        let copied = match in_place {
+            Some(_) => copy_hashed(&mut *input, &mut std::io::sink()),
+            None => File::create(&spooled).and_then(|mut out| copy_hashed(&mut *input, &mut out)),
+        };
         let (sha256, bytes) = match copied {
             Ok(done) => done,
             Err(e) if crate::seal::is_decrypt_error(&e) => {
@@ -1189,7 +1228,14 @@ fn read_tar<V: Visitor, R: Read>(
         }
         let part = Part {
             path: &path,
-            file: &spooled,
+            file: match in_place {
+                Some(file) => At::Tar {
+                    file,
+                    offset: data_at,
+                    len: bytes,
+                },
+                None => At::File(&spooled),
+            },
             table,
             sha256: &sha256,
         };
@@ -1205,7 +1251,9 @@ fn read_tar<V: Visitor, R: Read>(
         }
         // A new file for every part: a visitor may have detached this one, and its open
         // handle must keep these bytes rather than see the next part written over them.
-        std::fs::remove_file(&spooled).map_err(|e| ArchiveError::io(&path, e))?;
+        if in_place.is_none() {
+            std::fs::remove_file(&spooled).map_err(|e| ArchiveError::io(&path, e))?;
+        }
         seen.insert(
             path,
             Seen {
