@@ -621,6 +621,8 @@ fn jobs_1_and_jobs_4_give_identical_archives_and_imports() {
 /// With two connections the profile pass scans a large rowid table as two rowid ranges and
 /// merges them: the manifest must be the one-connection pass's, down to which misfits are
 /// the first five examples (three in each half here, so the merge must cut the second).
+/// Also split: rowids at both ends of the 64-bit range, and a table whose rowid is kept as a
+/// field of its own (negative rowids included).
 #[test]
 fn a_profile_split_over_two_connections_is_the_serial_profile() {
     let dir = TestDir::new();
@@ -641,7 +643,14 @@ fn a_profile_split_over_two_connections_is_the_serial_profile() {
          CREATE TABLE k (a TEXT PRIMARY KEY, x integer) WITHOUT ROWID;
          INSERT INTO k VALUES ('a', 1), ('b', 'two');
          CREATE TABLE small (id INTEGER PRIMARY KEY, x);
-         INSERT INTO small VALUES (1, 1), (2, 'a'), (3, 2.5);",
+         INSERT INTO small VALUES (1, 1), (2, 'a'), (3, 2.5);
+         CREATE TABLE ends (id INTEGER PRIMARY KEY, x integer);
+         INSERT INTO ends VALUES (-9223372036854775808, 'a'), (-1, 2.5), (0, NULL),
+                                 (9223372036854775807, 1);
+         CREATE TABLE kept (a integer, b);
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 2000)
+         INSERT INTO kept(rowid, a, b) SELECT i * 77 - 50000,
+           CASE WHEN i % 300 = 1 THEN 'no' ELSE i END, x'00' || i FROM c;",
     );
     let mut manifests = Vec::new();
     for jobs in ["1", "2"] {

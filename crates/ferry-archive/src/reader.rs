@@ -12,7 +12,9 @@
 //! return of [`read`] as the gate before it commits. A tar *file* is read the same way, except
 //! that a part is hashed as it passes and then decoded where it lies ([`crate::slice`]), as a
 //! directory's parts are; only when a signature is required, or the archive is encrypted, is
-//! each part spooled, so that the bytes checked are the bytes decoded.
+//! each part spooled, so that the bytes checked are the bytes decoded. Without that, as for a
+//! directory, a file rewritten in place while it is read (not by ferry, which writes to a
+//! temporary name and renames) could be decoded from other bytes than were hashed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -374,15 +376,21 @@ pub fn read<V: Visitor>(
         Location::Dir(root) => read_dir(root, visitor),
         Location::Tar(path) => {
             let file = File::open(path).map_err(|e| ArchiveError::io(path.display(), e))?;
-            // The stream reads a second handle; parts are decoded through this one, by
-            // position only, so neither moves the other's offset.
+            // The stream reads a duplicate of this handle, which shares its file offset: that
+            // is safe only because parts are decoded through this one by position (pread),
+            // which neither uses nor moves the offset. A pipe or a device named *.tar cannot
+            // be read by position: it is read as a stream, its parts spooled.
+            let seekable = file
+                .metadata()
+                .map_err(|e| ArchiveError::io(path.display(), e))?
+                .is_file();
             let stream = file
                 .try_clone()
                 .map_err(|e| ArchiveError::io(path.display(), e))?;
             read_tar(
                 &path.display().to_string(),
                 std::io::BufReader::with_capacity(1 << 20, stream),
-                Some(&std::sync::Arc::new(file)),
+                seekable.then(|| std::sync::Arc::new(file)).as_ref(),
                 visitor,
             )
         }

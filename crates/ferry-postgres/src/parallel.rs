@@ -680,8 +680,9 @@ impl Worker<'_> {
     }
 
     /// Queues the builds of a table whose rows have committed, for whichever worker is
-    /// idle first: each build apart, or all of them as one job (see the module's essay).
-    /// Jobs leave the queue in post-data order.
+    /// idle first (see the module's essay): the ones that keep their order as one job, and
+    /// each `apart` build as a job of its own, queued only once that job is done (at the
+    /// front, ahead of other tables' builds). Jobs leave the queue in post-data order.
     fn enqueue(&mut self, i: usize) {
         let t = &mut self.tables[i];
         if t.queued {

@@ -170,7 +170,8 @@ pub fn export(
             .and_then(|c| data_version(&c).ok().map(|v| (c, v))),
         false => None,
     };
-    // A deferred transaction takes its snapshot at the first read, which is the next line.
+    // A deferred transaction takes its snapshot at the first read of the database, which is
+    // read_schema's below (sqlite_version() reads nothing).
     conn.execute_batch("BEGIN")
         .ctx(|| "starting the read transaction".into())?;
     let version: String = conn
@@ -516,7 +517,7 @@ fn scan(conn: &Connection, t: &TableInfo, range: Option<(i64, i64)>) -> Result<S
         .collect();
     if t.export_rows && !stored.is_empty() {
         // The same query, in the same order, as the data pass: rowid first when kept.
-        let (filter, bounds) = match (range, rowid_key(&t.table)) {
+        let (filter, bounds) = match (range, split_key(&t.table)) {
             (Some((lo, hi)), Some(key)) => {
                 let within = format!("{key} BETWEEN ?1 AND ?2");
                 let filter = match t.filter.as_deref() {
@@ -634,17 +635,24 @@ fn decide(t: &mut TableInfo, scan: Scan, warnings: &mut Vec<Warning>) {
     }
 }
 
-/// The rowid of a rowid table as the scan names it (its kept field or its INTEGER PRIMARY
-/// KEY), quoted; `None` for a WITHOUT ROWID table.
-fn rowid_key(table: &Table) -> Option<String> {
-    match (
-        &table.rowid,
-        table.properties.get(schema::prop::ROWID_ALIAS),
-    ) {
-        (Some(r), _) => Some(crate::quote(r)),
-        (None, Some(alias)) => alias.as_str().map(crate::quote),
-        (None, None) => None,
+/// What a profile scan of part of a table ranges over: the real rowid of an ordinary rowid
+/// table (its kept field, or one of SQLite's names for it that no column takes); `None` when
+/// the table cannot be split (WITHOUT ROWID, virtual, or every rowid name taken). Never the
+/// INTEGER PRIMARY KEY itself: a column taken for an alias could still hold NULLs or text,
+/// which a range on it would drop. Where the alias is the rowid, as it is whenever it was
+/// read right, ranges of the one are ranges of the other, so the halves are in scan order.
+fn split_key(table: &Table) -> Option<String> {
+    if table.kind != "table" {
+        return None;
     }
+    if let Some(r) = &table.rowid {
+        return Some(crate::quote(r));
+    }
+    table.properties.get(schema::prop::ROWID_ALIAS)?;
+    ["rowid", "_rowid_", "oid"]
+        .into_iter()
+        .find(|n| !table.columns.iter().any(|c| c.name.eq_ignore_ascii_case(n)))
+        .map(str::to_owned)
 }
 
 /// Rowid spans below this are profiled in one scan: splitting them saves less than the
@@ -653,9 +661,9 @@ const SPLIT_SPAN: i64 = 1 << 16;
 
 /// The profile pass over every table, on two connections when `second` is given: it must
 /// read the same snapshot as `conn` (see [`same_snapshot`]). Each table of a large rowid
-/// span is scanned as two rowid ranges, one per connection, and the halves are merged in
-/// rowid order, so the result is the serial pass's: counts add up, and misfit examples
-/// stay the first ones in scan order.
+/// span is scanned as two rowid ranges, which either connection may take, and the halves
+/// are merged in rowid order, so the result is the serial pass's: counts add up, and misfit
+/// examples stay the first ones in scan order.
 fn profile_tables(
     conn: &Connection,
     second: Option<Connection>,
@@ -672,9 +680,8 @@ fn profile_tables(
     let mut split = Vec::new();
     let mut whole = Vec::new();
     for (i, t) in tables.iter().enumerate() {
-        let span = match rowid_key(&t.table) {
-            Some(_) if t.export_rows && !stored_columns(t).is_empty() => {
-                let key = rowid_key(&t.table).unwrap_or_default();
+        let span = match split_key(&t.table) {
+            Some(key) if t.export_rows && !stored_columns(t).is_empty() => {
                 let sql = format!(
                     "SELECT min({key}), max({key}) FROM main.{}",
                     crate::quote(&t.table.name)
@@ -688,7 +695,8 @@ fn profile_tables(
         };
         match span {
             (Some(lo), Some(hi)) if hi.saturating_sub(lo) >= SPLIT_SPAN => {
-                let mid = lo + (hi - lo) / 2;
+                // Below hi, so mid + 1 cannot overflow.
+                let mid = lo.midpoint(hi);
                 split.push((i, Some((i64::MIN, mid))));
                 split.push((i, Some((mid + 1, i64::MAX))));
             }
@@ -764,6 +772,9 @@ fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
 /// snapshot was taken, and if nothing was committed since, both transactions read the same
 /// database. Otherwise (a writer was busy) the profile pass runs on one connection.
 fn same_snapshot((second, before): (Connection, i64)) -> Option<Connection> {
+    // Refused at once rather than after the busy timeout: a writer waiting for its lock
+    // (rollback journal) turns new readers away, and the answer then is one connection.
+    second.busy_timeout(std::time::Duration::ZERO).ok()?;
     second.execute_batch("BEGIN").ok()?;
     second
         .query_row("SELECT count(*) FROM main.sqlite_schema", [], |r| {

@@ -237,8 +237,6 @@ impl Profile {
             .max(int.trim_start_matches('0').len());
     }
 
-    /// TEXT values in the exact form SQLite's `datetime()` (for a `date` hint, `date()`)
-    /// prints, which can travel as timestamps (dates) and print back the same.
     /// Adds what a profile of the rows after this one's found (same column, same hint):
     /// the result is the profile of both scans as one, misfit examples in scan order.
     pub fn merge(&mut self, later: Profile) {
@@ -268,6 +266,8 @@ impl Profile {
         self.canonical_time_text += later.canonical_time_text;
     }
 
+    /// TEXT values in the exact form SQLite's `datetime()` (for a `date` hint, `date()`)
+    /// prints, which can travel as timestamps (dates) and print back the same.
     pub fn canonical_time_text(&self) -> u64 {
         self.canonical_time_text
     }
