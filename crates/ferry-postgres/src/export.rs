@@ -569,7 +569,7 @@ async fn copy_table(
     }
     let schema = tw.schema().clone();
     let (tx, rx) = std::sync::mpsc::sync_channel::<ToEncoder>(2);
-    let encoder = std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("ferry-encode".into())
         .spawn(
             move || -> Result<Option<Vec<ferry_archive::DataFile>>, PgError> {
@@ -584,15 +584,18 @@ async fn copy_table(
             },
         )
         .map_err(|e| PgError::Unsupported(format!("starting an encoding thread: {e}")))?;
+    let mut encoder = Joined {
+        tx: Some(tx),
+        thread: Some(thread),
+    };
+    let tx = encoder.tx.clone().expect("set above");
     let read = decode_copy(client, t, &schema, &tx, options, advance).await;
     if read.is_ok() {
         // A closed channel means the encoder already failed; its error is the one to tell.
         let _ = tx.send(ToEncoder::Done);
     }
     drop(tx);
-    let encoded = encoder
-        .join()
-        .map_err(|_| PgError::Unsupported("an encoding thread panicked".into()))?;
+    let encoded = encoder.join()?;
     // The encoder's error explains a reader that stopped because the channel closed.
     match (read, encoded) {
         (_, Err(e)) => Err(e),
@@ -602,6 +605,36 @@ async fn copy_table(
             "table {}: the encoding thread stopped early",
             t.table.display_name()
         ))),
+    }
+}
+
+/// The encoding thread of [`copy_table`] and the sender that feeds it. Dropped without
+/// [`Joined::join`] (the reading side panicked, or the export's future was dropped), it still
+/// hangs up and waits for the thread, so that no thread goes on writing into an archive the
+/// failed export is removing.
+struct Joined<T> {
+    tx: Option<std::sync::mpsc::SyncSender<ToEncoder>>,
+    thread: Option<std::thread::JoinHandle<T>>,
+}
+
+impl<T> Joined<T> {
+    /// Hangs up and waits for the thread's result.
+    fn join(&mut self) -> Result<T, PgError> {
+        self.tx = None;
+        self.thread
+            .take()
+            .expect("joined once")
+            .join()
+            .map_err(|_| PgError::Unsupported("an encoding thread panicked".into()))
+    }
+}
+
+impl<T> Drop for Joined<T> {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -698,4 +731,38 @@ fn flush(
     // A closed channel means the encoder failed; copy_table reports its error instead.
     tx.send(ToEncoder::Batch(batch))
         .map_err(|_| PgError::Unsupported("the encoding thread stopped".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A reading side that panics must not leave the encoder running: the unwind hangs up
+    /// and waits for it.
+    #[test]
+    fn an_unwinding_reader_waits_for_its_encoder() {
+        let finished = Arc::new(AtomicBool::new(false));
+        let seen = finished.clone();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<ToEncoder>(2);
+        let thread = std::thread::spawn(move || {
+            for _ in rx {}
+            // Slow to end, as an encoder finishing a row group would be.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            seen.store(true, Ordering::SeqCst);
+        });
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _encoder = Joined {
+                tx: Some(tx),
+                thread: Some(thread),
+            };
+            panic!("the reading side failed");
+        }));
+        assert!(panicked.is_err());
+        assert!(
+            finished.load(Ordering::SeqCst),
+            "the encoder was still running after the reader unwound"
+        );
+    }
 }
