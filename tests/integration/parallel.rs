@@ -74,6 +74,64 @@ fn jobs_1_and_jobs_4_load_identical_databases() {
     }
 }
 
+/// A SQLite archive's unnamed keys take names the server picks from what exists when they
+/// run; an index whose name one of them would pick must keep its place after them, or a
+/// parallel import would name things differently from a serial one. Here the unnamed
+/// UNIQUE(b) is `t_b_key`, and an index is named `t_b_key` too (it fails after the key, and
+/// is reported the same way by both); the other indexes may build side by side.
+#[test]
+fn a_parallel_import_names_a_sqlite_archives_keys_as_a_serial_one_does() {
+    let dir = TestDir::new();
+    let conn = rusqlite::Connection::open(dir.path("keys.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT UNIQUE, c INTEGER);
+         CREATE INDEX t_b_key ON t(a);
+         CREATE INDEX t_c ON t(c);
+         CREATE INDEX t_ac ON t(a, c);
+         CREATE TABLE u (id INTEGER PRIMARY KEY, t_id INTEGER REFERENCES t(id), x TEXT UNIQUE);
+         CREATE INDEX u_pkey ON u(x);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+         INSERT INTO t SELECT i, 'a' || (i % 7), 'b' || i, i % 11 FROM n;
+         INSERT INTO u SELECT id, id, 'x' || id FROM t;",
+    )
+    .unwrap();
+    drop(conn);
+    dir.ferry()
+        .args(["export", "keys.db", "keys"])
+        .run()
+        .success();
+    let (serial, said_serial) = import(&dir, "keys", "1", "keys_serial");
+    let (parallel, said_parallel) = import(&dir, "keys", "4", "keys_parallel");
+    assert!(
+        said_parallel.contains("connections"),
+        "--jobs 4 staged no table: {said_parallel}"
+    );
+    let names = "SELECT string_agg(indexname, ', ' ORDER BY indexname) FROM pg_indexes \
+                 WHERE schemaname = 'public'";
+    assert_same!(parallel.psql(names), serial.psql(names), "index names");
+    assert!(
+        serial.psql(names).contains("t_b_key"),
+        "the fixture's collision did not happen: {}",
+        serial.psql(names)
+    );
+    assert_same!(parallel.schema_dump(), serial.schema_dump(), "schema");
+    let skipped = |said: &str| -> Vec<String> {
+        let mut v: Vec<String> = said
+            .lines()
+            .filter(|l| l.contains("t_b_key") || l.contains("u_pkey"))
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        skipped(&said_serial).len(),
+        2,
+        "both colliding indexes are reported: {said_serial}"
+    );
+    assert_eq!(skipped(&said_parallel), skipped(&said_serial));
+}
+
 /// A part replaced by another table's fails part-way through the load (in the worker that
 /// decodes it, or at the size check when the tar ends, whichever comes first), while other
 /// tables are loading in staging: the target must not change, and the staging schema must go.
