@@ -25,7 +25,7 @@ use arrow_array::RecordBatch;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use crate::error::{ArchiveError, Result};
-use crate::hash::{copy_hashed, hash_file};
+use crate::hash::copy_hashed;
 use crate::location::Location;
 use crate::manifest::{DataFile, Manifest, Stage, Table, check_entry_path, table_id_of_path};
 use crate::slice::Slice;
@@ -56,36 +56,14 @@ pub trait Visitor {
 /// One data part, readable as record batches.
 pub struct Part<'a> {
     pub path: &'a str,
-    file: At<'a>,
+    /// The bytes that were hashed, opened once: a directory's part by the handle it was
+    /// hashed through, a spooled copy, or the entry's stretch of a tar file.
+    file: Slice,
     table: &'a Table,
     /// SHA-256 of the part's bytes as read (checked against the manifest before the visit
     /// for a directory, after the stream for a tar): what a resumed import compares with
     /// the part it loaded before.
     sha256: &'a str,
-}
-
-/// Where a part's bytes are.
-#[derive(Clone, Copy)]
-enum At<'a> {
-    /// A file of its own (a directory's part, or a spooled copy).
-    File(&'a Path),
-    /// `len` bytes from `offset` on, in a tar file.
-    Tar {
-        file: &'a std::sync::Arc<File>,
-        offset: u64,
-        len: u64,
-    },
-}
-
-impl At<'_> {
-    fn open(&self, path: &str) -> Result<Slice> {
-        match *self {
-            At::File(p) => File::open(p)
-                .and_then(Slice::whole)
-                .map_err(|e| ArchiveError::io(path, e)),
-            At::Tar { file, offset, len } => Ok(Slice::within(file.clone(), offset, len)),
-        }
-    }
 }
 
 /// Anything that yields a part's record batches: a [`Part`] during the visit, or a
@@ -106,13 +84,13 @@ impl Part<'_> {
 
     /// The number of rows the file's footer declares.
     pub fn footer_rows(&self) -> Result<u64> {
-        let file = self.file.open(self.path)?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| {
-            ArchiveError::Parquet {
-                path: self.path.to_owned(),
-                source,
-            }
-        })?;
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(self.file.clone()).map_err(|source| {
+                ArchiveError::Parquet {
+                    path: self.path.to_owned(),
+                    source,
+                }
+            })?;
         Ok(builder.metadata().file_metadata().num_rows().max(0) as u64)
     }
 
@@ -122,7 +100,7 @@ impl Part<'_> {
     pub fn detach(&self) -> Result<DetachedPart> {
         Ok(DetachedPart {
             path: self.path.to_owned(),
-            file: self.file.open(self.path)?,
+            file: self.file.clone(),
             table: self.table.clone(),
             sha256: self.sha256.to_owned(),
         })
@@ -135,8 +113,7 @@ impl PartData for Part<'_> {
     }
 
     fn batches(&self, batch_size: usize) -> Result<Batches> {
-        let file = self.file.open(self.path)?;
-        open_batches(self.path, file, self.table, batch_size)
+        open_batches(self.path, self.file.clone(), self.table, batch_size)
     }
 }
 
@@ -709,7 +686,7 @@ fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>
             // With a signature required, the bytes hashed must be the bytes decoded: each part
             // is copied into a private spool as it is hashed, never opened twice from a
             // directory someone else may change meanwhile (a share, a symlink swap).
-            let spooled = match &private {
+            let (file, spooled) = match &private {
                 Some(spool) => {
                     let copy = spool.path().join("part.parquet");
                     let mut from = match dir.open(&f.path) {
@@ -734,19 +711,26 @@ fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>
                     if !check_file(f, &sha, bytes, visitor)? {
                         continue;
                     }
-                    Some(copy)
+                    let file = File::open(&copy).map_err(|e| ArchiveError::io(&f.path, e))?;
+                    (
+                        Slice::within(std::sync::Arc::new(file), 0, bytes),
+                        Some(copy),
+                    )
                 }
                 None => {
-                    let (sha, bytes) = hash_file(&abs).map_err(|e| ArchiveError::io(&f.path, e))?;
+                    // Hashed through the handle it is then decoded from.
+                    let file = File::open(&abs).map_err(|e| ArchiveError::io(&f.path, e))?;
+                    let (sha, bytes) = copy_hashed(&mut &file, &mut std::io::sink())
+                        .map_err(|e| ArchiveError::io(&f.path, e))?;
                     if !check_file(f, &sha, bytes, visitor)? {
                         continue;
                     }
-                    None
+                    (Slice::within(std::sync::Arc::new(file), 0, bytes), None)
                 }
             };
             let part = Part {
                 path: &f.path,
-                file: At::File(spooled.as_deref().unwrap_or(&abs)),
+                file,
                 table,
                 // Checked equal to the bytes just hashed.
                 sha256: &f.sha256,
@@ -1234,16 +1218,15 @@ fn read_tar<V: Visitor, R: Read>(
             })?;
             return Ok(None);
         }
+        let file = match in_place {
+            Some(file) => Slice::within(file.clone(), data_at, bytes),
+            None => File::open(&spooled)
+                .map(|f| Slice::within(std::sync::Arc::new(f), 0, bytes))
+                .map_err(|e| ArchiveError::io(&path, e))?,
+        };
         let part = Part {
             path: &path,
-            file: match in_place {
-                Some(file) => At::Tar {
-                    file,
-                    offset: data_at,
-                    len: bytes,
-                },
-                None => At::File(&spooled),
-            },
+            file,
             table,
             sha256: &sha256,
         };

@@ -24,16 +24,6 @@ pub struct Slice {
 }
 
 impl Slice {
-    /// A whole file.
-    pub fn whole(file: File) -> std::io::Result<Slice> {
-        let len = file.metadata()?.len();
-        Ok(Slice {
-            file: Arc::new(file),
-            offset: 0,
-            len,
-        })
-    }
-
     /// A stretch of a file another slice may share.
     pub fn within(file: Arc<File>, offset: u64, len: u64) -> Slice {
         Slice { file, offset, len }

@@ -682,7 +682,8 @@ impl Worker<'_> {
     /// Queues the builds of a table whose rows have committed, for whichever worker is
     /// idle first (see the module's essay): the ones that keep their order as one job, and
     /// each `apart` build as a job of its own, queued only once that job is done (at the
-    /// front, ahead of other tables' builds). Jobs leave the queue in post-data order.
+    /// front, ahead of other tables' builds). Otherwise jobs leave the queue in post-data
+    /// order.
     fn enqueue(&mut self, i: usize) {
         let t = &mut self.tables[i];
         if t.queued {
