@@ -197,11 +197,10 @@ struct AuthServer {
 
 impl AuthServer {
     fn start() -> AuthServer {
-        let port = 40_000 + (std::process::id() % 20_000) as u16;
         let script =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-auth-server");
         let out = std::process::Command::new(&script)
-            .args(["start", &port.to_string()])
+            .arg("start")
             .output()
             .expect("run scripts/pg-auth-server");
         assert!(
@@ -209,10 +208,16 @@ impl AuthServer {
             "scripts/pg-auth-server start: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        AuthServer {
-            dir: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-            port,
-        }
+        // The script picks the port (below the ephemeral range) and prints it after the
+        // directory.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let mut lines = stdout.lines();
+        let dir = lines.next().expect("cluster directory").trim().to_owned();
+        let port = lines
+            .next()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("scripts/pg-auth-server start printed no port: {stdout}"));
+        AuthServer { dir, port }
     }
 }
 
