@@ -17,11 +17,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arrow_array::builder::ArrayBuilder;
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Date32Builder, Float64Builder, Int8Builder, Int64Builder,
     StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch, StructArray};
+use arrow_array::{Array, ArrayRef, RecordBatch, StructArray};
 use arrow_buffer::NullBufferBuilder;
 use ferry_archive::convert;
 use ferry_archive::facts::{Facts, SqliteColumnFacts};
@@ -49,10 +50,13 @@ pub struct ExportOptions {
     /// Rows per Arrow batch (at most).
     pub batch_rows: usize,
     /// Bytes of text and blob per Arrow batch (about), so wide rows stay bounded too. Up to
-    /// four batches are alive at once (being read, two queued, being encoded): 8 MiB keeps
-    /// that near 32 MiB. With 32 MiB, a table of wide rows large enough to fill the queue
-    /// (360 MB of attachments at scale 10000; 36 MB, about one batch, at scale 1000) took
-    /// the export's peak from 101 to 231 MB; with 8 MiB, 173 MB (docs/benchmarks.md).
+    /// four batches per table are alive at once (being read, two queued, being encoded), and
+    /// two tables export at once. The queue is only full once a table has more batches than
+    /// it holds, so the budget decides whether memory is flat: with 32 MiB, 360 MB of
+    /// attachments at scale 10000 took the peak from 101 to 231 MB; with 8 MiB the 36 MB of
+    /// attachments at scale 1000 still did not fill it (peak RSS 77–81 MB there, 93–98 MB at
+    /// scale 10000); with 4 MiB both scales fill it (80–82 MB and 82 MB), at the same speed
+    /// (docs/benchmarks.md).
     pub batch_bytes: usize,
     /// Threads: with 2 or more, the profile pass runs on two connections reading the same
     /// snapshot, and Parquet encoding and compression run on a second thread while the first
@@ -76,7 +80,7 @@ impl Default for ExportOptions {
     fn default() -> Self {
         ExportOptions {
             batch_rows: 16_384,
-            batch_bytes: 8 << 20,
+            batch_bytes: 4 << 20,
             jobs: 1,
             selection: Selection::default(),
             strict: false,
@@ -905,14 +909,14 @@ fn read_table(
             in_batch += 1;
             total += 1;
             if in_batch >= options.batch_rows || bytes >= options.batch_bytes {
-                emit(build_batch(&mut builders, schema)?)?;
+                emit(build_batch(&mut builders, schema, options.batch_bytes)?)?;
                 advance(in_batch as u64, bytes as u64);
                 in_batch = 0;
                 bytes = 0;
             }
         }
         if in_batch > 0 {
-            emit(build_batch(&mut builders, schema)?)?;
+            emit(build_batch(&mut builders, schema, options.batch_bytes)?)?;
             advance(in_batch as u64, bytes as u64);
         }
     }
@@ -930,10 +934,17 @@ fn row_label(row: &rusqlite::Row<'_>, table: &Table) -> String {
 fn build_batch(
     builders: &mut [ColumnBuilder],
     schema: &arrow_schema::SchemaRef,
+    batch_bytes: usize,
 ) -> Result<RecordBatch, SqliteError> {
-    let arrays: Vec<ArrayRef> = builders.iter_mut().map(ColumnBuilder::finish).collect();
+    let arrays: Vec<ArrayRef> = builders.iter_mut().map(|b| b.finish(batch_bytes)).collect();
     RecordBatch::try_new(schema.clone(), arrays)
         .map_err(|e| SqliteError::Unsupported(format!("building a record batch: {e}")))
+}
+
+/// Room for the next batch, given what the last one held: an eighth more, so that a batch a
+/// little larger than the last grows no buffer, and never less than one.
+fn room(used: usize) -> usize {
+    used + used / 8 + 1
 }
 
 /// One Arrow builder per data field, chosen by its logical type. `append` returns the bytes
@@ -1047,16 +1058,42 @@ impl ColumnBuilder {
         Ok(0)
     }
 
-    fn finish(&mut self) -> ArrayRef {
+    /// The batch so far, leaving the builder sized for the next one like this one (see
+    /// `room`): Arrow's `finish` hands its buffers to the array and starts again from none,
+    /// and a batch grown by doubling copies each buffer about once more and keeps up to twice
+    /// the memory it holds while it waits in the channel and the encoder.
+    fn finish(&mut self, batch_bytes: usize) -> ArrayRef {
+        // A fixed-width builder again, with room for as many values as this batch had.
+        macro_rules! again {
+            ($b:ident, $builder:ty) => {{
+                let a = $b.finish();
+                *$b = <$builder>::with_capacity(room(a.len()));
+                Arc::new(a)
+            }};
+        }
         match self {
-            ColumnBuilder::Bool(b) => Arc::new(b.finish()),
-            ColumnBuilder::Stamp(b) => Arc::new(b.finish()),
-            ColumnBuilder::Day(b) => Arc::new(b.finish()),
-            ColumnBuilder::Int(b) => Arc::new(b.finish()),
-            ColumnBuilder::Real(b) => Arc::new(b.finish()),
-            ColumnBuilder::Text(b) => Arc::new(b.finish()),
-            ColumnBuilder::Blob(b) => Arc::new(b.finish()),
-            ColumnBuilder::Value(b) => b.finish(),
+            ColumnBuilder::Bool(b) => again!(b, BooleanBuilder),
+            ColumnBuilder::Stamp(b) => again!(b, TimestampMicrosecondBuilder),
+            ColumnBuilder::Day(b) => again!(b, Date32Builder),
+            ColumnBuilder::Int(b) => again!(b, Int64Builder),
+            ColumnBuilder::Real(b) => again!(b, Float64Builder),
+            ColumnBuilder::Text(b) => {
+                let a = b.finish();
+                *b = StringBuilder::with_capacity(
+                    room(a.len()),
+                    room(a.value_data().len().min(batch_bytes)),
+                );
+                Arc::new(a)
+            }
+            ColumnBuilder::Blob(b) => {
+                let a = b.finish();
+                *b = BinaryBuilder::with_capacity(
+                    room(a.len()),
+                    room(a.value_data().len().min(batch_bytes)),
+                );
+                Arc::new(a)
+            }
+            ColumnBuilder::Value(b) => b.finish(batch_bytes),
         }
     }
 }
@@ -1100,19 +1137,30 @@ impl ValueBuilder {
         size
     }
 
-    fn finish(&mut self) -> ArrayRef {
+    /// As `ColumnBuilder::finish`: the next batch's builders are sized like this one's.
+    fn finish(&mut self, batch_bytes: usize) -> ArrayRef {
+        let rows = room(self.class.len());
+        let class = self.class.finish();
+        let integer = self.integer.finish();
+        let real = self.real.finish();
+        let text = self.text.finish();
+        let blob = self.blob.finish();
+        let nulls = self.nulls.finish();
+        self.class = Int8Builder::with_capacity(rows);
+        self.integer = Int64Builder::with_capacity(rows);
+        self.real = Float64Builder::with_capacity(rows);
+        self.text =
+            StringBuilder::with_capacity(rows, room(text.value_data().len().min(batch_bytes)));
+        self.blob =
+            BinaryBuilder::with_capacity(rows, room(blob.value_data().len().min(batch_bytes)));
         let children: Vec<ArrayRef> = vec![
-            Arc::new(self.class.finish()),
-            Arc::new(self.integer.finish()),
-            Arc::new(self.real.finish()),
-            Arc::new(self.text.finish()),
-            Arc::new(self.blob.finish()),
+            Arc::new(class),
+            Arc::new(integer),
+            Arc::new(real),
+            Arc::new(text),
+            Arc::new(blob),
         ];
-        Arc::new(StructArray::new(
-            sqlite_value_fields(),
-            children,
-            self.nulls.finish(),
-        ))
+        Arc::new(StructArray::new(sqlite_value_fields(), children, nulls))
     }
 }
 
