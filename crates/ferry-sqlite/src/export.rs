@@ -49,13 +49,13 @@ use ferry_archive::selection::{self, Action, PlanRow, Selection};
 pub struct ExportOptions {
     /// Rows per Arrow batch (at most).
     pub batch_rows: usize,
-    /// Bytes of text and blob per Arrow batch (about), so wide rows stay bounded too. Up to
-    /// four batches per table are alive at once (being read, two queued, being encoded), and
-    /// two tables export at once. The queue is only full once a table has more batches than
-    /// it holds, so the budget decides whether memory is flat: with 32 MiB, 360 MB of
-    /// attachments at scale 10000 took the peak from 101 to 231 MB; with 8 MiB the 36 MB of
-    /// attachments at scale 1000 still did not fill it (peak RSS 77–81 MB there, 93–98 MB at
-    /// scale 10000); with 4 MiB both scales fill it (80–82 MB and 82 MB), at the same speed
+    /// Bytes of text and blob per Arrow batch (about), so wide rows stay bounded too. With
+    /// `jobs` 2 or more, up to four batches are alive at once (being read, two queued, being
+    /// encoded); with one job, one. The queue fills only once a table of wide rows is long
+    /// enough for the reader to get ahead of the encoder, so the budget decides whether
+    /// memory is flat as tables grow: with 32 MiB, 360 MB of attachments at scale 10000 took
+    /// the peak from 101 to 231 MB; with 8 MiB, the export peaked at 77-81 MB at scale 1000
+    /// and 93-98 MB at scale 10000; with 4 MiB, at 80-82 MB at both, at the same speed
     /// (docs/benchmarks.md).
     pub batch_bytes: usize,
     /// Threads: with 2 or more, the profile pass runs on two connections reading the same
