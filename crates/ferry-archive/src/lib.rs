@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod again;
 pub mod convert;
 mod encoding;
 mod error;

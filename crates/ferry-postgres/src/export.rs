@@ -692,7 +692,7 @@ async fn decode_copy(
             digest.row(&row);
             in_batch += 1;
             if in_batch >= options.batch_rows || bytes >= options.batch_bytes {
-                flush(&mut decoders, schema, tx)?;
+                flush(&mut decoders, schema, options.batch_bytes, tx)?;
                 advance(in_batch as u64, bytes as u64);
                 in_batch = 0;
                 bytes = 0;
@@ -707,7 +707,7 @@ async fn decode_copy(
         ));
     }
     if in_batch > 0 {
-        flush(&mut decoders, schema, tx)?;
+        flush(&mut decoders, schema, options.batch_bytes, tx)?;
         advance(in_batch as u64, bytes as u64);
     }
     Ok(digest)
@@ -723,9 +723,10 @@ fn bad_stream(table: &ferry_archive::Table, rows: u64, reason: String) -> PgErro
 fn flush(
     decoders: &mut [Decoder],
     schema: &arrow_schema::SchemaRef,
+    batch_bytes: usize,
     tx: &std::sync::mpsc::SyncSender<ToEncoder>,
 ) -> Result<(), PgError> {
-    let arrays: Vec<ArrayRef> = decoders.iter_mut().map(Decoder::finish).collect();
+    let arrays: Vec<ArrayRef> = decoders.iter_mut().map(|d| d.finish(batch_bytes)).collect();
     let batch = RecordBatch::try_new(schema.clone(), arrays)
         .map_err(|e| PgError::Unsupported(format!("building a record batch: {e}")))?;
     // A closed channel means the encoder failed; copy_table reports its error instead.

@@ -26,8 +26,8 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef, StructArray};
 use arrow_buffer::NullBufferBuilder;
 use bytes::{BufMut, BytesMut};
-use ferry_archive::LogicalType;
 use ferry_archive::convert::{self, EpochUnit};
+use ferry_archive::{LogicalType, again};
 
 use crate::from_sqlite::{Conv, SqlVal};
 use crate::types::Wire;
@@ -62,7 +62,8 @@ pub enum Decoder {
     I64(Int64Builder, Wire),
     F32(Float32Builder),
     F64(Float64Builder),
-    Decimal(Decimal128Builder, u8, i8),
+    /// The scale, for turning numeric's digits into the decimal's integer.
+    Decimal(Decimal128Builder, i8),
     Text(StringBuilder, Wire),
     Bytes(BinaryBuilder),
     Date(Date32Builder),
@@ -88,7 +89,6 @@ impl Decoder {
                 Decimal128Builder::new()
                     .with_precision_and_scale(*precision, *scale)
                     .expect("valid decimal"),
-                *precision,
                 *scale,
             ),
             (Wire::Bytea, _) => Decoder::Bytes(BinaryBuilder::new()),
@@ -153,7 +153,7 @@ impl Decoder {
                 need(b, 8, "float8")?;
                 x.append_value(f64::from_bits(be_i64(b) as u64));
             }
-            Decoder::Decimal(x, _, scale) => {
+            Decoder::Decimal(x, scale) => {
                 let text = numeric_to_text(b)?;
                 x.append_value(decimal_from_text(&text, *scale)?);
             }
@@ -261,23 +261,21 @@ impl Decoder {
         }
     }
 
-    pub fn finish(&mut self) -> ArrayRef {
+    /// The batch so far, leaving the common builders sized for the next batch like this one
+    /// ([`ferry_archive::again`]).
+    pub fn finish(&mut self, batch_bytes: usize) -> ArrayRef {
         match self {
-            Decoder::Bool(x) => Arc::new(x.finish()),
-            Decoder::I16(x) => Arc::new(x.finish()),
-            Decoder::I32(x) => Arc::new(x.finish()),
-            Decoder::I64(x, _) => Arc::new(x.finish()),
-            Decoder::F32(x) => Arc::new(x.finish()),
-            Decoder::F64(x) => Arc::new(x.finish()),
-            Decoder::Decimal(x, p, s) => Arc::new(
-                x.finish()
-                    .with_precision_and_scale(*p, *s)
-                    .expect("valid decimal"),
-            ),
-            Decoder::Text(x, _) => Arc::new(x.finish()),
-            Decoder::Bytes(x) => Arc::new(x.finish()),
-            Decoder::Date(x) => Arc::new(x.finish()),
-            Decoder::Time(x) => Arc::new(x.finish()),
+            Decoder::Bool(x) => Arc::new(again::boolean(x)),
+            Decoder::I16(x) => Arc::new(again::primitive(x)),
+            Decoder::I32(x) => Arc::new(again::primitive(x)),
+            Decoder::I64(x, _) => Arc::new(again::primitive(x)),
+            Decoder::F32(x) => Arc::new(again::primitive(x)),
+            Decoder::F64(x) => Arc::new(again::primitive(x)),
+            Decoder::Decimal(x, _) => Arc::new(again::primitive(x)),
+            Decoder::Text(x, _) => Arc::new(again::bytes(x, batch_bytes)),
+            Decoder::Bytes(x) => Arc::new(again::bytes(x, batch_bytes)),
+            Decoder::Date(x) => Arc::new(again::primitive(x)),
+            Decoder::Time(x) => Arc::new(again::primitive(x)),
             Decoder::TimeTz(t, o, n) => {
                 let fields = match LogicalType::TimeTz.arrow_type() {
                     arrow_schema::DataType::Struct(f) => f,
@@ -289,7 +287,7 @@ impl Decoder {
                     n.finish(),
                 ))
             }
-            Decoder::Ts(x) => Arc::new(x.finish()),
+            Decoder::Ts(x) => Arc::new(again::primitive(x)),
             Decoder::Interval(m, d, us, n) => {
                 let fields = match LogicalType::Interval.arrow_type() {
                     arrow_schema::DataType::Struct(f) => f,

@@ -17,20 +17,19 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow_array::builder::ArrayBuilder;
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Date32Builder, Float64Builder, Int8Builder, Int64Builder,
     StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow_array::{Array, ArrayRef, RecordBatch, StructArray};
+use arrow_array::{ArrayRef, RecordBatch, StructArray};
 use arrow_buffer::NullBufferBuilder;
-use ferry_archive::convert;
 use ferry_archive::facts::{Facts, SqliteColumnFacts};
 use ferry_archive::types::{sqlite_class, sqlite_value_fields};
 use ferry_archive::{
     ArchiveWriter, Location, LogicalType, Manifest, Progress, Source, Table, TableReport,
     TableWriter, Warning, WriteOptions,
 };
+use ferry_archive::{again, convert};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{Value, json};
@@ -941,12 +940,6 @@ fn build_batch(
         .map_err(|e| SqliteError::Unsupported(format!("building a record batch: {e}")))
 }
 
-/// Room for the next batch, given what the last one held: an eighth more, so that a batch a
-/// little larger than the last grows no buffer, and never less than one.
-fn room(used: usize) -> usize {
-    used + used / 8 + 1
-}
-
 /// One Arrow builder per data field, chosen by its logical type. `append` returns the bytes
 /// of variable-length data it took, for batch sizing.
 enum ColumnBuilder {
@@ -1063,36 +1056,14 @@ impl ColumnBuilder {
     /// and a batch grown by doubling copies each buffer about once more and keeps up to twice
     /// the memory it holds while it waits in the channel and the encoder.
     fn finish(&mut self, batch_bytes: usize) -> ArrayRef {
-        // A fixed-width builder again, with room for as many values as this batch had.
-        macro_rules! again {
-            ($b:ident, $builder:ty) => {{
-                let a = $b.finish();
-                *$b = <$builder>::with_capacity(room(a.len()));
-                Arc::new(a)
-            }};
-        }
         match self {
-            ColumnBuilder::Bool(b) => again!(b, BooleanBuilder),
-            ColumnBuilder::Stamp(b) => again!(b, TimestampMicrosecondBuilder),
-            ColumnBuilder::Day(b) => again!(b, Date32Builder),
-            ColumnBuilder::Int(b) => again!(b, Int64Builder),
-            ColumnBuilder::Real(b) => again!(b, Float64Builder),
-            ColumnBuilder::Text(b) => {
-                let a = b.finish();
-                *b = StringBuilder::with_capacity(
-                    room(a.len()),
-                    room(a.value_data().len().min(batch_bytes)),
-                );
-                Arc::new(a)
-            }
-            ColumnBuilder::Blob(b) => {
-                let a = b.finish();
-                *b = BinaryBuilder::with_capacity(
-                    room(a.len()),
-                    room(a.value_data().len().min(batch_bytes)),
-                );
-                Arc::new(a)
-            }
+            ColumnBuilder::Bool(b) => Arc::new(again::boolean(b)),
+            ColumnBuilder::Stamp(b) => Arc::new(again::primitive(b)),
+            ColumnBuilder::Day(b) => Arc::new(again::primitive(b)),
+            ColumnBuilder::Int(b) => Arc::new(again::primitive(b)),
+            ColumnBuilder::Real(b) => Arc::new(again::primitive(b)),
+            ColumnBuilder::Text(b) => Arc::new(again::bytes(b, batch_bytes)),
+            ColumnBuilder::Blob(b) => Arc::new(again::bytes(b, batch_bytes)),
             ColumnBuilder::Value(b) => b.finish(batch_bytes),
         }
     }
@@ -1139,28 +1110,18 @@ impl ValueBuilder {
 
     /// As `ColumnBuilder::finish`: the next batch's builders are sized like this one's.
     fn finish(&mut self, batch_bytes: usize) -> ArrayRef {
-        let rows = room(self.class.len());
-        let class = self.class.finish();
-        let integer = self.integer.finish();
-        let real = self.real.finish();
-        let text = self.text.finish();
-        let blob = self.blob.finish();
-        let nulls = self.nulls.finish();
-        self.class = Int8Builder::with_capacity(rows);
-        self.integer = Int64Builder::with_capacity(rows);
-        self.real = Float64Builder::with_capacity(rows);
-        self.text =
-            StringBuilder::with_capacity(rows, room(text.value_data().len().min(batch_bytes)));
-        self.blob =
-            BinaryBuilder::with_capacity(rows, room(blob.value_data().len().min(batch_bytes)));
         let children: Vec<ArrayRef> = vec![
-            Arc::new(class),
-            Arc::new(integer),
-            Arc::new(real),
-            Arc::new(text),
-            Arc::new(blob),
+            Arc::new(again::primitive(&mut self.class)),
+            Arc::new(again::primitive(&mut self.integer)),
+            Arc::new(again::primitive(&mut self.real)),
+            Arc::new(again::bytes(&mut self.text, batch_bytes)),
+            Arc::new(again::bytes(&mut self.blob, batch_bytes)),
         ];
-        Arc::new(StructArray::new(sqlite_value_fields(), children, nulls))
+        Arc::new(StructArray::new(
+            sqlite_value_fields(),
+            children,
+            self.nulls.finish(),
+        ))
     }
 }
 
