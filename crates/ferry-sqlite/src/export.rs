@@ -1051,10 +1051,8 @@ impl ColumnBuilder {
         Ok(0)
     }
 
-    /// The batch so far, leaving the builder sized for the next one like this one (see
-    /// `room`): Arrow's `finish` hands its buffers to the array and starts again from none,
-    /// and a batch grown by doubling copies each buffer about once more and keeps up to twice
-    /// the memory it holds while it waits in the channel and the encoder.
+    /// The batch so far, leaving the builder sized for the next one like this one
+    /// ([`ferry_archive::again`] says why).
     fn finish(&mut self, batch_bytes: usize) -> ArrayRef {
         match self {
             ColumnBuilder::Bool(b) => Arc::new(again::boolean(b)),

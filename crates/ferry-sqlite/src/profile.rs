@@ -240,16 +240,9 @@ impl Profile {
     /// Adds what a profile of the rows after this one's found (same column, same hint):
     /// the result is the profile of both scans as one, misfit examples in scan order.
     pub fn merge(&mut self, later: Profile) {
-        let min = |a: Option<i64>, b: Option<i64>| match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let max = |a: Option<i64>, b: Option<i64>| match (a, b) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        self.integer_min = min(self.integer_min, later.integer_min);
-        self.integer_max = max(self.integer_max, later.integer_max);
+        // Either side may have seen no integer (None), which must not win the minimum.
+        self.integer_min = self.integer_min.into_iter().chain(later.integer_min).min();
+        self.integer_max = self.integer_max.into_iter().chain(later.integer_max).max();
         self.text_max_chars = self.text_max_chars.max(later.text_max_chars);
         self.text_with_nul += later.text_with_nul;
         self.fits += later.fits;
