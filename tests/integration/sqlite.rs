@@ -26,6 +26,66 @@ fn batches_of_one_row_round_trip_exactly() {
     );
 }
 
+/// The data pass takes the largest table first, so that an importer reading the tar (or
+/// the stream) starts on it at once; the manifest and the summary keep the schema's order.
+#[test]
+fn the_largest_table_comes_first_in_a_tar_and_the_manifest_keeps_the_schema_order() {
+    let dir = TestDir::new();
+    let conn = rusqlite::Connection::open(dir.path("src.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE small (id INTEGER PRIMARY KEY, v TEXT);
+         CREATE TABLE wide (id INTEGER PRIMARY KEY, v BLOB);
+         CREATE TABLE many (id INTEGER PRIMARY KEY, v INTEGER);
+         INSERT INTO small VALUES (1, 'a'), (2, 'b');
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)
+           INSERT INTO wide SELECT i, randomblob(4096) FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+           INSERT INTO many SELECT i, i * 7 FROM n;",
+    )
+    .unwrap();
+    drop(conn);
+    let run = dir
+        .ferry()
+        .args(["export", "src.db", "a.tar"])
+        .run()
+        .success();
+    // wide holds about 200 KB, many about 16 KB, small a few bytes.
+    let mut ar = tar::Archive::new(std::fs::File::open(dir.path("a.tar")).unwrap());
+    let data: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .filter(|p| p.starts_with("data/"))
+        .collect();
+    let manifest = assert_archive_manifests_valid(&dir.path("a.tar"));
+    let tables: Vec<(&str, &str)> = manifest["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        tables.iter().map(|t| t.0).collect::<Vec<_>>(),
+        ["small", "wide", "many"]
+    );
+    let order: Vec<&str> = data
+        .iter()
+        .map(|p| tables.iter().find(|t| p.contains(t.1)).unwrap().0)
+        .collect();
+    assert_eq!(order, ["wide", "many", "small"], "{data:?}");
+    let summary = run.stderr();
+    let at = |name: &str| summary.find(&format!("\n{name} ")).unwrap_or(usize::MAX);
+    assert!(
+        at("small") < at("wide") && at("wide") < at("many"),
+        "the summary lists tables in the schema's order:\n{summary}"
+    );
+    dir.ferry()
+        .args(["import", "a.tar", "copy.db"])
+        .run()
+        .success();
+    assert_same!(dump(&dir.path("copy.db")), dump(&dir.path("src.db")));
+}
+
 #[test]
 fn torture_database_round_trips_exactly_in_every_container_form() {
     let dir = TestDir::new();

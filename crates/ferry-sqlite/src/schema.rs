@@ -40,6 +40,9 @@ pub struct TableInfo {
     pub export_rows: bool,
     /// Row count, once the class-counting scan has seen the table.
     pub rows: Option<u64>,
+    /// About how many bytes its values hold (text and blob lengths, 8 per number), once
+    /// the class-counting scan has seen the table: the data pass takes the largest first.
+    pub bytes: Option<u64>,
     /// The rows to read, as a condition on the table's columns (`--where`, a subset).
     pub filter: Option<String>,
 }
@@ -428,6 +431,7 @@ fn read_table(
         affinities,
         export_rows,
         rows: None,
+        bytes: None,
         filter: None,
     })
 }
