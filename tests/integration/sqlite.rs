@@ -74,7 +74,7 @@ fn the_largest_table_comes_first_in_a_tar_and_the_manifest_keeps_the_schema_orde
         .collect();
     assert_eq!(order, ["wide", "many", "small"], "{data:?}");
     let summary = run.stderr();
-    let at = |name: &str| summary.find(&format!("\n{name} ")).unwrap_or(usize::MAX);
+    let at = |name: &str| summary.find(&format!("\n{name} ")).expect(name);
     assert!(
         at("small") < at("wide") && at("wide") < at("many"),
         "the summary lists tables in the schema's order:\n{summary}"

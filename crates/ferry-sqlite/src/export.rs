@@ -13,9 +13,9 @@
 //! no write committed in between, so both read the same snapshot, in WAL and rollback modes
 //! alike; otherwise the pass runs on one connection.
 //!
-//! The second pass takes the tables largest first, as the first pass measured them: an
-//! importer reading the stream loads each table as its parts arrive, so the one that takes
-//! longest to load and index starts first instead of waiting behind the small ones.
+//! The second pass takes the tables largest first, as the first pass measured them: a
+//! parallel PostgreSQL import of the stream loads each table as its parts arrive, so the one
+//! that takes longest to load and index starts first instead of waiting behind the small ones.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -289,6 +289,7 @@ pub fn export(
             for (t, p) in info.tables.iter_mut().zip(&j.profile) {
                 t.table.columns = p.columns.clone();
                 t.rows = p.rows;
+                t.bytes = p.bytes;
             }
             warnings = j.warnings.clone();
         }
@@ -383,6 +384,7 @@ pub fn export(
                     id: t.table.id.clone(),
                     columns: t.table.columns.clone(),
                     rows: t.rows,
+                    bytes: t.bytes,
                 })
                 .collect(),
             warnings: warnings.clone(),
@@ -418,7 +420,7 @@ pub fn export(
         } else if let Some(done) = done {
             let mt = &mut manifest.tables[i];
             mt.content_digest = done.digest.clone();
-            kept.push(mt.display_name());
+            kept.push((i, mt.display_name()));
             reports.push((
                 i,
                 TableReport {
@@ -463,6 +465,9 @@ pub fn export(
     // Reported in the schema's order, whatever order they were read in.
     reports.sort_by_key(|(i, _)| *i);
     let reports: Vec<TableReport> = reports.into_iter().map(|(_, r)| r).collect();
+    // Named in the schema's order, as the summary is.
+    kept.sort();
+    let kept: Vec<String> = kept.into_iter().map(|(_, name)| name).collect();
     if !kept.is_empty() {
         notes.push(format!(
             "--resume: the source is unchanged; kept {} table(s) the interrupted export had finished ({})",
@@ -851,9 +856,13 @@ fn row_labeller(table: &Table) -> impl Fn(&rusqlite::Row<'_>) -> String + use<> 
 /// The order of the data pass: the largest tables first (by the profile pass's byte
 /// estimate, else by rows), the schema's order among equals. The manifest keeps the
 /// schema's order; only the parts' order in the archive follows this one. It is for the
-/// reader of a stream or a tar: an importer loads a table while later ones are still on
-/// their way, so the table that takes longest to load, and then to index, should start
-/// first, not wait behind the small ones (`docs/benchmarks.md`, seventh session).
+/// parallel PostgreSQL import of a stream or a tar, which loads each table as its parts
+/// arrive and builds its indexes once it is in: the table that takes longest to load and
+/// index should start first, not wait behind the small ones (`docs/benchmarks.md`, seventh
+/// session). The SQLite import builds after every row is in, so the order is all one to it.
+/// Bytes are a rough proxy for that time (a blob's byte costs less to load than a row,
+/// and indexes cost by rows), but one the scan gets for free and that ranks the table that
+/// dominates a database first, which is what matters.
 fn largest_first(tables: &[TableInfo]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..tables.len()).collect();
     order.sort_by_key(|&i| {

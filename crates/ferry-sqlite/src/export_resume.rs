@@ -50,6 +50,10 @@ pub(crate) struct Profiled {
     pub id: String,
     pub columns: Vec<Column>,
     pub rows: Option<u64>,
+    /// The size estimate, so that the resumed run reads its tables in the same order.
+    /// Absent from journals written before it was recorded: those runs order by rows.
+    #[serde(default)]
+    pub bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
