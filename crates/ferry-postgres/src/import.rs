@@ -455,11 +455,22 @@ impl Loader<'_> {
                 }
                 _ => Vec::new(),
             };
-            let foreign_keys = self
+            // Validating a foreign key scans its table: the largest tables' go first, so
+            // that the longest validation does not start last (ties keep post-data order).
+            let mut foreign_keys = self
                 .staging
                 .as_ref()
                 .map(|s| s.foreign_keys.clone())
                 .unwrap_or_default();
+            let rows: HashMap<&str, u64> = manifest
+                .tables
+                .iter()
+                .map(|t| (t.id.as_str(), t.rows.unwrap_or(0)))
+                .collect();
+            foreign_keys.sort_by_key(|(from, _)| {
+                std::cmp::Reverse(rows.get(from.as_str()).copied().unwrap_or(0))
+            });
+            let foreign_keys = foreign_keys.into_iter().map(|(_, b)| b).collect();
             let (built, busy) = pool.finish(shared, foreign_keys, &mut self.reports)?;
             if let Some(st) = &mut self.staging {
                 st.built.extend(built);

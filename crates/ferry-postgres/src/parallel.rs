@@ -129,9 +129,11 @@ pub(crate) enum Event {
     Built {
         built: Vec<usize>,
     },
-    /// A `BuildShared` job is done (committed), with the builds that succeeded.
+    /// A `BuildShared` job is done (committed), with the builds that succeeded, by the
+    /// worker that is now free for the next one.
     BuiltShared {
         built: Vec<usize>,
+        worker: usize,
     },
     Failed(PgError),
 }
@@ -193,7 +195,7 @@ impl Pool {
         let (events_tx, events) = channel();
         let queue = BuildQueue::default();
         let mut senders = Vec::new();
-        for _ in 0..n {
+        for index in 0..n {
             // Two parts in flight per worker: enough to keep it busy, and a bound on the
             // spooled files a tar stream holds on disk.
             let (tx, rx) = sync_channel(2);
@@ -202,7 +204,7 @@ impl Pool {
             scope.spawn(move || {
                 let report = events_tx.clone();
                 let run = std::panic::AssertUnwindSafe(|| {
-                    work(spec, rx, events_tx, queue, batch_rows, progress)
+                    work(index, spec, rx, events_tx, queue, batch_rows, progress)
                 });
                 // A panic must still be reported, or the import would wait for this worker
                 // forever (the others keep the event channel open).
@@ -286,7 +288,8 @@ impl Pool {
     /// `shared` holds the builds of each staging copy that several workers loaded, to run
     /// once every load has committed; `foreign_keys` the foreign keys between staging
     /// copies, added after that, each in its own transaction so that they validate in
-    /// parallel.
+    /// parallel. Each round hands its jobs out in the order given, the next one to whichever
+    /// worker is free first: callers put the longest first.
     pub fn finish(
         mut self,
         shared: Vec<Vec<Build>>,
@@ -334,25 +337,38 @@ impl Pool {
         Ok((built, busy.len()))
     }
 
-    /// Runs each job (a list of builds, in one transaction) on the next worker in turn,
-    /// and waits for all of them.
+    /// Runs each job (a list of builds, in one transaction) on a worker, one job per worker
+    /// at a time and the next to whichever finishes first, and waits for all of them.
+    /// Dealt out in turn instead, the largest table's foreign key (the one validation
+    /// that takes long) waited behind two small ones on one worker while the other sat
+    /// idle, at the very end of the import (`docs/benchmarks.md`).
     fn build_round(
         &mut self,
         jobs: Vec<Vec<Build>>,
         reports: &mut HashMap<String, TableReport>,
     ) -> Result<Vec<usize>, PgError> {
+        let mut jobs: VecDeque<Vec<Build>> = jobs.into_iter().filter(|b| !b.is_empty()).collect();
         let mut built = Vec::new();
         let mut pending = 0;
-        for (i, builds) in jobs.into_iter().filter(|b| !b.is_empty()).enumerate() {
-            let w = i % self.senders.len();
+        for w in 0..self.senders.len() {
+            let Some(builds) = jobs.pop_front() else {
+                break;
+            };
             self.send(w, Work::BuildShared { builds }, reports)?;
             pending += 1;
         }
         while pending > 0 {
             match self.events.recv() {
-                Ok(Event::BuiltShared { built: mut b }) => {
+                Ok(Event::BuiltShared {
+                    built: mut b,
+                    worker,
+                }) => {
                     built.append(&mut b);
                     pending -= 1;
+                    if let Some(builds) = jobs.pop_front() {
+                        self.send(worker, Work::BuildShared { builds }, reports)?;
+                        pending += 1;
+                    }
                 }
                 Ok(e) => self.tally.record(e, reports)?,
                 Err(_) => return Err(stopped()),
@@ -449,6 +465,8 @@ struct Owned {
 }
 
 struct Worker<'a> {
+    /// Its place in the pool, which names it in [`Event::BuiltShared`].
+    index: usize,
     spec: &'a ConnSpec,
     client: Option<Client>,
     /// A transaction is open on `client`.
@@ -461,6 +479,7 @@ struct Worker<'a> {
 }
 
 fn work(
+    index: usize,
     spec: &ConnSpec,
     rx: Receiver<Work>,
     events: Sender<Event>,
@@ -476,6 +495,7 @@ fn work(
         }
     };
     let mut w = Worker {
+        index,
         spec,
         client: None,
         open: false,
@@ -613,7 +633,10 @@ impl Worker<'_> {
                     .batch_execute("COMMIT")
                     .await
                     .ctx(|| format!("{target}: committing builds"))?;
-                let _ = self.events.send(Event::BuiltShared { built });
+                let _ = self.events.send(Event::BuiltShared {
+                    built,
+                    worker: self.index,
+                });
             }
         }
         Ok(())

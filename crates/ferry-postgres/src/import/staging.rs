@@ -13,9 +13,10 @@ pub(super) struct Staging {
     pub(super) tables: HashMap<String, Staged>,
     /// Post-data positions already done on the staging copies.
     pub(super) built: HashSet<usize>,
-    /// Foreign keys between worker-loaded tables, pointed at their staging copies: added
-    /// (and so validated) by the workers, in parallel, once every load has committed.
-    pub(super) foreign_keys: Vec<Build>,
+    /// Foreign keys between worker-loaded tables, pointed at their staging copies, with the
+    /// archive id of the table each belongs to: added (and so validated) by the workers,
+    /// in parallel, once every load has committed.
+    pub(super) foreign_keys: Vec<(String, Build)>,
     /// Load workers that had tables.
     pub(super) workers_used: usize,
 }
@@ -358,12 +359,15 @@ impl Loader<'_> {
         let sql = ferry_sql::rewrite::retarget_table(sql, from_schema, from_table, &a)
             .and_then(|sql| ferry_sql::rewrite::retarget_references(&sql, to_schema, to_table, &b));
         if let Some(sql) = sql {
-            st.foreign_keys.push(Build {
-                index,
-                what,
-                sql,
-                apart: true,
-            });
+            st.foreign_keys.push((
+                from.to_owned(),
+                Build {
+                    index,
+                    what,
+                    sql,
+                    apart: true,
+                },
+            ));
         }
     }
 
