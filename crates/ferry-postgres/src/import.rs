@@ -442,11 +442,20 @@ impl Loader<'_> {
             PgError::Unsupported(format!("{}: unreadable archive", location.display()))
         })?;
         if let Some(pool) = self.pool.take() {
+            // The last rounds' jobs go largest table first, so that the longest does not
+            // start last (ties keep the order below).
+            let rows: HashMap<&str, u64> = manifest
+                .tables
+                .iter()
+                .map(|t| (t.id.as_str(), t.rows.unwrap_or(0)))
+                .collect();
+            let weight = |id: &str| std::cmp::Reverse(rows.get(id).copied().unwrap_or(0));
             // Tables loaded by several workers are built once all of them have committed.
             let shared: Vec<Vec<Build>> = match &self.staging {
                 Some(st) if self.options.jobs_per_table > 1 => {
                     let mut ids: Vec<&String> = st.tables.keys().collect();
                     ids.sort();
+                    ids.sort_by_key(|id| weight(id));
                     ids.into_iter()
                         .map(|id| &st.tables[id])
                         .filter(|s| s.by_worker)
@@ -455,21 +464,13 @@ impl Loader<'_> {
                 }
                 _ => Vec::new(),
             };
-            // Validating a foreign key scans its table: the largest tables' go first, so
-            // that the longest validation does not start last (ties keep post-data order).
+            // Validating a foreign key scans its table (ties keep post-data order).
             let mut foreign_keys = self
                 .staging
                 .as_ref()
                 .map(|s| s.foreign_keys.clone())
                 .unwrap_or_default();
-            let rows: HashMap<&str, u64> = manifest
-                .tables
-                .iter()
-                .map(|t| (t.id.as_str(), t.rows.unwrap_or(0)))
-                .collect();
-            foreign_keys.sort_by_key(|(from, _)| {
-                std::cmp::Reverse(rows.get(from.as_str()).copied().unwrap_or(0))
-            });
+            foreign_keys.sort_by_key(|(from, _)| weight(from));
             let foreign_keys = foreign_keys.into_iter().map(|(_, b)| b).collect();
             let (built, busy) = pool.finish(shared, foreign_keys, &mut self.reports)?;
             if let Some(st) = &mut self.staging {

@@ -289,7 +289,7 @@ impl Pool {
     /// once every load has committed; `foreign_keys` the foreign keys between staging
     /// copies, added after that, each in its own transaction so that they validate in
     /// parallel. Each round hands its jobs out in the order given, the next one to whichever
-    /// worker is free first: callers put the longest first.
+    /// worker is free first: the import puts the largest tables' first.
     pub fn finish(
         mut self,
         shared: Vec<Vec<Build>>,
@@ -341,7 +341,7 @@ impl Pool {
     /// at a time and the next to whichever finishes first, and waits for all of them.
     /// Dealt out in turn instead, the largest table's foreign key (the one validation
     /// that takes long) waited behind two small ones on one worker while the other sat
-    /// idle, at the very end of the import (`docs/benchmarks.md`).
+    /// idle, at the very end of the import (`docs/benchmarks.md`, eighth session).
     fn build_round(
         &mut self,
         jobs: Vec<Vec<Build>>,
@@ -386,9 +386,11 @@ impl Pool {
         if self.senders[w].send(work).is_ok() {
             return Ok(());
         }
-        // The worker has stopped, which it only does after reporting why.
+        // The worker has stopped, which it only does after reporting why. Another worker's
+        // finished build round may come first: it is not the error, so it is passed over.
         loop {
             match self.events.recv() {
+                Ok(Event::BuiltShared { .. }) => {}
                 Ok(e) => self.tally.record(e, reports)?,
                 Err(_) => return Err(stopped()),
             }
