@@ -754,3 +754,70 @@ fn data_only_refuses_an_archive_table_the_target_lacks_unless_told_to_skip_it() 
     );
     assert_eq!(pg.psql("SELECT count(*) FROM users").trim(), "3");
 }
+
+/// SQLite does not enforce foreign keys unless asked, so a real file can hold rows whose
+/// parent is gone. Moved to PostgreSQL, such a key is still added for new rows (NOT VALID)
+/// and reported by name, every row arrives, and the keys the rows satisfy are validated,
+/// whether the import is serial or parallel (where the keys are validated by the load
+/// workers, the largest table's first, and a refused one runs again at publication).
+#[test]
+fn a_foreign_key_the_source_rows_violate_is_added_not_valid_and_reported() {
+    let dir = TestDir::new();
+    sqlite(
+        &dir.path("shop.db"),
+        "PRAGMA foreign_keys = OFF;
+         CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+         CREATE TABLE orders (id INTEGER PRIMARY KEY,
+                              customer_id INTEGER NOT NULL REFERENCES customers(id));
+         CREATE TABLE lines (id INTEGER PRIMARY KEY,
+                             order_id INTEGER NOT NULL REFERENCES orders(id),
+                             qty INTEGER NOT NULL);
+         INSERT INTO customers (name) VALUES ('ann'), ('bob');
+         INSERT INTO orders (customer_id) VALUES (1), (2), (1);
+         -- order 4 belongs to customer 7, who was deleted with foreign keys off
+         INSERT INTO orders (customer_id) VALUES (7);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+         INSERT INTO lines (order_id, qty) SELECT 1 + i % 4, i FROM n;",
+    );
+    dir.ferry()
+        .args(["export", "shop.db", "shop.tar"])
+        .run()
+        .success();
+    for jobs in ["1", "2"] {
+        let pg = PgDb::new("fk_not_valid");
+        let run = dir
+            .ferry()
+            .args(["import", "--jobs", jobs, "shop.tar", &pg.url()])
+            .run()
+            .success();
+        assert!(
+            run.stderr().contains("orders_customer_id_fkey")
+                && run.stderr().contains("existing rows violate it")
+                && run
+                    .stderr()
+                    .contains("added NOT VALID, so it applies to new rows only"),
+            "--jobs {jobs}: {}",
+            run.stderr()
+        );
+        assert_eq!(
+            pg.psql(
+                "SELECT conname || ' ' || convalidated::text FROM pg_constraint \
+                 WHERE contype = 'f' ORDER BY 1"
+            ),
+            "lines_order_id_fkey true\norders_customer_id_fkey false\n",
+            "--jobs {jobs}"
+        );
+        assert_eq!(
+            pg.psql(
+                "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM orders), \
+                 (SELECT count(*) FROM lines), (SELECT customer_id FROM orders WHERE id = 4)"
+            )
+            .trim(),
+            "2|4|3000|7",
+            "--jobs {jobs}"
+        );
+        // NOT VALID still guards new rows.
+        let err = pg.psql_err("INSERT INTO orders (customer_id) VALUES (8)");
+        assert!(err.contains("foreign key"), "--jobs {jobs}: {err}");
+    }
+}
