@@ -599,3 +599,120 @@ fn inspect_reports_tables_types_rows_and_warnings() {
     let v = crate::harness::assert_manifest_valid(json.as_bytes());
     assert_eq!(v["tables"][0]["rows"], 5000);
 }
+
+/// A reader of `ferry export ... -` gets each entry of the stream as soon as the export has
+/// finished it: the prelude while the first part is still being read, each part before the
+/// next is written. (Held back in the writer's buffer until the next entry pushed it out,
+/// an importer could create nothing until the first part was ready, and could load each part
+/// only once the following one was.) The export is paused right after publishing its first
+/// part; both entries must then be readable, whole, from the pipe.
+#[test]
+fn a_stream_delivers_each_entry_as_soon_as_it_is_finished() {
+    use std::io::{BufRead, Read};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    let dir = TestDir::new();
+    let db = dir.path("one.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+         INSERT INTO items (name) SELECT 'item ' || i FROM n;",
+    )
+    .unwrap();
+    drop(conn);
+    let first_part = "data/t00001/part-000000.parquet";
+    let resume = dir.path("resume");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .current_dir(dir.root())
+        .args([
+            "export",
+            "one.db",
+            "-",
+            "--file-rows",
+            "1000",
+            "--batch-rows",
+            "500",
+        ])
+        .env_remove("FERRY_LOG")
+        .env("FERRY_PAUSE_AT", format!("archive:published:{first_part}"))
+        .env("FERRY_RESUME_FILE", &resume)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ferry");
+    // Each entry's name, once all of its bytes have come through the pipe.
+    let (tx, whole) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut tar = tar::Archive::new(stdout);
+        for entry in tar.entries().expect("a tar stream") {
+            let mut entry = entry.expect("a tar entry");
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).expect("the entry's bytes");
+            if tx.send((name, bytes)).is_err() {
+                break;
+            }
+        }
+    });
+    // stderr is read to its end (a closed pipe would fail the export's summary).
+    let (said_tx, said) = std::sync::mpsc::channel();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let errors = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = said_tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let wanted = format!("ferry: paused at archive:published:{first_part}");
+    let paused = said.iter().any(|line| line == wanted);
+    assert!(
+        paused,
+        "the export never paused:\n{}",
+        errors.join().unwrap()
+    );
+    // While the export waits, the prelude and the first part must arrive whole.
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        match whole.recv_timeout(Duration::from_secs(30)) {
+            Ok(entry) => got.push(entry),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "with the export paused after {first_part}, the stream delivered only {:?}",
+                    got.iter().map(|(n, _)| n).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+    assert_eq!(got[0].0, "prelude.json");
+    assert_eq!(got[1].0, first_part);
+    assert!(
+        got[1].1.starts_with(b"PAR1") && got[1].1.ends_with(b"PAR1"),
+        "the first part arrived incomplete ({} bytes)",
+        got[1].1.len()
+    );
+    std::fs::write(&resume, b"").unwrap();
+    let status = child.wait().unwrap();
+    let rest: Vec<String> = whole.iter().map(|(n, _)| n).collect();
+    reader.join().unwrap();
+    let said = errors.join().unwrap();
+    assert!(
+        status.success(),
+        "the export failed after resuming:\n{said}"
+    );
+    assert_eq!(
+        rest,
+        [
+            "data/t00001/part-000001.parquet",
+            "data/t00001/part-000002.parquet",
+            "manifest.json"
+        ],
+        "the rest of the stream"
+    );
+}

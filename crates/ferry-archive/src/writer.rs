@@ -605,9 +605,20 @@ impl Shared {
             builder
                 .append(&header, &mut file)
                 .map_err(|e| ArchiveError::io(format!("tar entry {rel}"), e))?;
+            // Out now, not when the next entry fills the buffer: a reader of a stream can
+            // create the tables as soon as it has the prelude, and load a part only once it
+            // has all of it (its footer comes last). Held in the buffer, the prelude waited
+            // until the first part was written, and each part until the next one was.
+            builder
+                .get_mut()
+                .flush()
+                .map_err(|e| ArchiveError::io(format!("tar entry {rel}"), e))?;
             drop(file);
             std::fs::remove_file(&abs).map_err(|e| ArchiveError::io(rel, e))?;
         }
+        drop(state);
+        // Test hook: lets a test hold the export right after an entry went out.
+        crate::interrupt::pause_point(&format!("archive:published:{rel}"));
         Ok(())
     }
 }
