@@ -443,7 +443,7 @@ impl Loader<'_> {
         })?;
         if let Some(pool) = self.pool.take() {
             // The last rounds' jobs go largest table first, so that the longest does not
-            // start last (ties keep the order below).
+            // start last.
             let rows: HashMap<&str, u64> = manifest
                 .tables
                 .iter()
@@ -454,8 +454,7 @@ impl Loader<'_> {
             let shared: Vec<Vec<Build>> = match &self.staging {
                 Some(st) if self.options.jobs_per_table > 1 => {
                     let mut ids: Vec<&String> = st.tables.keys().collect();
-                    ids.sort();
-                    ids.sort_by_key(|id| weight(id));
+                    ids.sort_by_key(|id| (weight(id), *id));
                     ids.into_iter()
                         .map(|id| &st.tables[id])
                         .filter(|s| s.by_worker)
