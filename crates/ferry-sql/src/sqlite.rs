@@ -14,6 +14,35 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::SqlError;
 
+/// Column affinity, by the five rules of <https://sqlite.org/datatype3.html> §3.1. The SQLite
+/// exporter decides storage from it; the PostgreSQL importer needs it to read comparisons as
+/// SQLite does (a TEXT column compared with a number compares text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Affinity {
+    Integer,
+    Text,
+    Blob,
+    Real,
+    Numeric,
+}
+
+impl Affinity {
+    pub fn of(declared: &str) -> Affinity {
+        let t = declared.to_ascii_uppercase();
+        if t.contains("INT") {
+            Affinity::Integer
+        } else if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") {
+            Affinity::Text
+        } else if t.contains("BLOB") || t.trim().is_empty() {
+            Affinity::Blob
+        } else if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") {
+            Affinity::Real
+        } else {
+            Affinity::Numeric
+        }
+    }
+}
+
 /// A column's facts from its definition.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ColumnFacts {

@@ -13,6 +13,11 @@
 //! - `x COLLATE NOCASE` becomes `lower(x)`, `COLLATE RTRIM` becomes `rtrim(x)` and
 //!   `COLLATE BINARY` is dropped (PostgreSQL compares bytes for equality already);
 //! - `flag = 1`, `flag IN (0, 1)` and the like become `true`/`false` for boolean columns.
+//! - a TEXT column compared for (in)equality with an integer literal, or with a list of them
+//!   (`flag = 0`, `flag IN (0, 1)`), compares with the integer's text (`flag = '0'`), as
+//!   SQLite's affinity rule has it; ordering comparisons are left alone, as collations differ;
+//! - `date`, `time` or `datetime` of one ISO date or time literal becomes the text SQLite
+//!   returns for it (`DATETIME('1997-01-01')` → `'1997-01-01 00:00:00'`), see `fold`.
 
 use std::ops::ControlFlow;
 
@@ -35,6 +40,10 @@ pub struct Context<'a> {
     pub columns: Option<&'a [String]>,
     /// PostgreSQL names of the boolean columns in scope.
     pub bools: &'a [String],
+    /// PostgreSQL names of the columns in scope that have TEXT affinity in SQLite and are
+    /// `text` here. SQLite compares such a column with a number as text (`flag = 0` is
+    /// `flag = '0'`); PostgreSQL has no `text = integer`.
+    pub texts: &'a [String],
 }
 
 /// One SQLite expression (CHECK, index predicate, generated column, default), parsed as
@@ -68,6 +77,7 @@ pub fn default_to_pg(sql: &str, what: &str) -> Result<Default, SqlError> {
         rename: &lower,
         columns: Some(&[]),
         bools: &[],
+        texts: &[],
     };
     let mut expr = parse_sqlite_expr(sql, what)?;
     rewrite(&mut expr, &ctx);
@@ -172,23 +182,35 @@ pub fn index_to_pg(
     })
 }
 
-/// A SQLite `CREATE VIEW`: its own column names (if it lists them) and its query, for
-/// PostgreSQL.
-pub fn view_to_pg(
-    sql: &str,
-    what: &str,
-    ctx: &Context<'_>,
-) -> Result<(Vec<String>, String), SqlError> {
+/// A SQLite `CREATE VIEW` for PostgreSQL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    /// Its own column names, if it lists them.
+    pub columns: Vec<String>,
+    /// Its query.
+    pub query: String,
+    /// The `date`/`time`/`datetime` calls on a constant that were replaced by their text
+    /// (`DATETIME('1997-01-01')`), for the import's report.
+    pub folded: Vec<String>,
+}
+
+/// A SQLite `CREATE VIEW`, translated for PostgreSQL.
+pub fn view_to_pg(sql: &str, what: &str, ctx: &Context<'_>) -> Result<View, SqlError> {
     match one_statement(sql, what)? {
         Statement::CreateView(v) => {
             let mut query: Box<Query> = v.query;
-            let _ = query.visit(&mut Rewriter { ctx });
-            let cols = v
+            let mut rewriter = Rewriter::new(ctx);
+            let _ = query.visit(&mut rewriter);
+            let columns = v
                 .columns
                 .iter()
                 .map(|c| pg_ident(&(ctx.rename)(&c.name.value)).to_string())
                 .collect();
-            Ok((cols, query.to_string()))
+            Ok(View {
+                columns,
+                query: query.to_string(),
+                folded: rewriter.folded,
+            })
         }
         _ => Err(SqlError::Unexpected {
             what: what.to_owned(),
@@ -234,7 +256,7 @@ fn pg_ident(name: &str) -> Ident {
 }
 
 fn rewrite(e: &mut Expr, ctx: &Context<'_>) {
-    let _ = e.visit(&mut Rewriter { ctx });
+    let _ = e.visit(&mut Rewriter::new(ctx));
 }
 
 /// Applies this module's rewrites to an expression tree in place.
@@ -244,9 +266,18 @@ pub fn rewrite_expr(e: &mut Expr, ctx: &Context<'_>) {
 
 struct Rewriter<'c, 'a> {
     ctx: &'c Context<'a>,
+    /// The date calls folded to constants, as written.
+    folded: Vec<String>,
 }
 
-impl Rewriter<'_, '_> {
+impl<'c, 'a> Rewriter<'c, 'a> {
+    fn new(ctx: &'c Context<'a>) -> Self {
+        Rewriter {
+            ctx,
+            folded: Vec::new(),
+        }
+    }
+
     fn is_column(&self, name: &str) -> bool {
         self.ctx
             .columns
@@ -254,16 +285,56 @@ impl Rewriter<'_, '_> {
     }
 
     fn is_bool(&self, e: &Expr) -> bool {
-        let name = match e {
-            Expr::Identifier(i) => &i.value,
-            Expr::CompoundIdentifier(parts) => match parts.last() {
-                Some(i) => &i.value,
-                None => return false,
-            },
-            _ => return false,
-        };
-        self.ctx.bools.iter().any(|b| b == name)
+        named_in(e, self.ctx.bools)
     }
+
+    fn is_text(&self, e: &Expr) -> bool {
+        named_in(e, self.ctx.texts)
+    }
+}
+
+/// Whether `e` is a column (bare or qualified) named in `names`.
+fn named_in(e: &Expr, names: &[String]) -> bool {
+    let ident = match e {
+        Expr::Nested(inner) => return named_in(inner, names),
+        Expr::Identifier(i) => i,
+        Expr::CompoundIdentifier(parts) => match parts.last() {
+            Some(i) => i,
+            None => return false,
+        },
+        _ => return false,
+    };
+    // An unquoted name is the one PostgreSQL folds it to.
+    let name = match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    };
+    names.contains(&name)
+}
+
+/// An integer literal as SQLite's TEXT affinity renders it (`007` → `'7'`, `-5` → `'-5'`);
+/// anything else (reals, hex, out of range) is not rewritten.
+fn integer_text(e: &Expr) -> Option<Expr> {
+    let (negative, v) = match e {
+        Expr::Value(v) => (false, v),
+        Expr::UnaryOp {
+            op: sqlparser::ast::UnaryOperator::Minus,
+            expr,
+        } => match expr.as_ref() {
+            Expr::Value(v) => (true, v),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let Value::Number(n, _) = &v.value else {
+        return None;
+    };
+    if !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let sign = if negative { "-" } else { "" };
+    let i: i64 = format!("{sign}{n}").parse().ok()?;
+    Some(Expr::Value(Value::SingleQuotedString(i.to_string()).into()))
 }
 
 fn bool_of(e: &Expr) -> Option<bool> {
@@ -291,6 +362,30 @@ fn call(name: &str, arg: Expr) -> Expr {
         *a = arg;
     }
     f
+}
+
+/// The text a plain `date`/`time`/`datetime` call on one string literal returns in SQLite,
+/// when certain: no modifiers, `FILTER`, `OVER` or qualified name.
+fn folded_date_call(e: &Expr) -> Option<String> {
+    use sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    let Expr::Function(f) = e else { return None };
+    if f.filter.is_some() || f.over.is_some() || !f.within_group.is_empty() || f.name.0.len() != 1 {
+        return None;
+    }
+    let name = last_part(&f.name)?;
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
+        return None;
+    }
+    match list.args.as_slice() {
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))] => match &v.value {
+            Value::SingleQuotedString(lit) => crate::fold::date_function(&name, lit),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 impl VisitorMut for Rewriter<'_, '_> {
@@ -327,14 +422,15 @@ impl VisitorMut for Rewriter<'_, '_> {
             Expr::BinaryOp {
                 left,
                 op:
-                    BinaryOperator::Eq
+                    op @ (BinaryOperator::Eq
                     | BinaryOperator::NotEq
                     | BinaryOperator::Lt
                     | BinaryOperator::LtEq
                     | BinaryOperator::Gt
-                    | BinaryOperator::GtEq,
+                    | BinaryOperator::GtEq),
                 right,
             } => {
+                let equality = matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq);
                 if self.is_bool(left)
                     && let Some(b) = bool_of(right)
                 {
@@ -343,6 +439,16 @@ impl VisitorMut for Rewriter<'_, '_> {
                     && let Some(b) = bool_of(left)
                 {
                     **left = bool_lit(b);
+                } else if equality
+                    && self.is_text(left)
+                    && let Some(t) = integer_text(right)
+                {
+                    **right = t;
+                } else if equality
+                    && self.is_text(right)
+                    && let Some(t) = integer_text(left)
+                {
+                    **left = t;
                 }
             }
             Expr::In {
@@ -354,6 +460,23 @@ impl VisitorMut for Rewriter<'_, '_> {
                     if let Some(b) = bool_of(item) {
                         *item = bool_lit(b);
                     }
+                }
+            }
+            Expr::In {
+                expr,
+                target: InTarget::List(list),
+                ..
+            } if self.is_text(expr) => {
+                for item in list.iter_mut() {
+                    if let Some(t) = integer_text(item) {
+                        *item = t;
+                    }
+                }
+            }
+            Expr::Function(_) => {
+                if let Some(text) = folded_date_call(e) {
+                    self.folded.push(e.to_string());
+                    *e = Expr::Value(Value::SingleQuotedString(text).into());
                 }
             }
             _ => {}
@@ -385,6 +508,7 @@ mod tests {
             rename: &lower,
             columns: cols,
             bools,
+            texts: &[],
         }
     }
 
@@ -462,16 +586,70 @@ mod tests {
     #[test]
     fn views_keep_their_columns_and_requote() {
         let c = ctx(None, &[]);
-        let (cols, body) = view_to_pg(
+        let v = view_to_pg(
             "CREATE VIEW `v` (a, b) AS SELECT [AlbumId], `Title` FROM [Album] WHERE Title <> 'x'",
             "view v",
             &c,
         )
         .unwrap();
-        assert_eq!(cols, vec![r#""a""#, r#""b""#]);
+        assert_eq!(v.columns, vec![r#""a""#, r#""b""#]);
+        assert!(v.folded.is_empty());
         assert_eq!(
-            body,
+            v.query,
             r#"SELECT "albumid", "title" FROM "album" WHERE Title <> 'x'"#
+        );
+    }
+
+    #[test]
+    fn text_columns_compare_with_integers_as_text() {
+        let texts = vec!["discontinued".to_string()];
+        let c = Context {
+            rename: &lower,
+            columns: None,
+            bools: &[],
+            texts: &texts,
+        };
+        assert_eq!(
+            expr_to_pg(
+                "(((Products.Discontinued)=0)) AND 1 <> discontinued AND discontinued IN (007, -5, 1.5) \
+                 AND discontinued = 1.5 AND discontinued < 1 AND n = 0",
+                "view v",
+                &c
+            )
+            .unwrap(),
+            "(((Products.Discontinued) = '0')) AND '1' <> discontinued AND discontinued IN ('7', '-5', 1.5) \
+             AND discontinued = 1.5 AND discontinued < 1 AND n = 0"
+        );
+    }
+
+    #[test]
+    fn date_calls_on_a_literal_become_the_text_sqlite_returns() {
+        let c = ctx(None, &[]);
+        let v = view_to_pg(
+            "CREATE VIEW v AS SELECT OrderID FROM Orders \
+             WHERE ShippedDate BETWEEN DATETIME('1997-01-01') And datetime('1997-12-31') \
+             AND d > date('now') AND e < date('1997-01-01', '+1 day') AND f = \"date\"('1997-01-01')",
+            "view v",
+            &c,
+        )
+        .unwrap();
+        assert_eq!(
+            v.folded,
+            [
+                "DATETIME('1997-01-01')",
+                "datetime('1997-12-31')",
+                "\"date\"('1997-01-01')"
+            ]
+        );
+        assert_eq!(
+            v.query,
+            "SELECT OrderID FROM Orders WHERE ShippedDate BETWEEN '1997-01-01 00:00:00' \
+             AND '1997-12-31 00:00:00' AND d > date('now') AND e < date('1997-01-01', '+1 day') \
+             AND f = '1997-01-01'"
+        );
+        assert_eq!(
+            expr_to_pg("d >= time('1997-01-01 08:30')", "check", &c).unwrap(),
+            "d >= '08:30:00'"
         );
     }
 

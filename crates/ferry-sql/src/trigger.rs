@@ -346,6 +346,7 @@ mod tests {
             rename: &lower,
             columns: None,
             bools: &[],
+            texts: &[],
         };
         sqlite_trigger(sql, "trigger", &ctx, &|_| vec!["id".to_string()])
     }

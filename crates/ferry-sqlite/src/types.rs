@@ -8,32 +8,8 @@
 
 use ferry_archive::LogicalType;
 
-/// Column affinity, by the five rules of <https://sqlite.org/datatype3.html> §3.1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Affinity {
-    Integer,
-    Text,
-    Blob,
-    Real,
-    Numeric,
-}
-
-impl Affinity {
-    pub fn of(declared: &str) -> Affinity {
-        let t = declared.to_ascii_uppercase();
-        if t.contains("INT") {
-            Affinity::Integer
-        } else if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") {
-            Affinity::Text
-        } else if t.contains("BLOB") || t.trim().is_empty() {
-            Affinity::Blob
-        } else if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") {
-            Affinity::Real
-        } else {
-            Affinity::Numeric
-        }
-    }
-}
+/// Column affinity; it lives in `ferry-sql`, as the PostgreSQL importer reads it too.
+pub use ferry_sql::sqlite::Affinity;
 
 /// How many values of each storage class a column holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -370,6 +370,7 @@ impl<'m> Planner<'m> {
             rename: &|n| renames.get(n),
             columns: Some(&names),
             bools: &[],
+            texts: &[],
         };
         match ferry_sql::translate::expr_to_pg(&g.expression, &what, &ctx) {
             Ok(expr) => self.generated.push(Step::on(
@@ -502,6 +503,40 @@ impl<'m> Planner<'m> {
             .collect()
     }
 
+    /// The PostgreSQL names of the columns (of `table`, or of all tables) that compare as
+    /// text in SQLite and are text here: TEXT affinity, loaded as text unwidened. A name
+    /// that another column in scope holds as text without TEXT affinity is left out, so
+    /// that no comparison is read as text that SQLite read as a number.
+    fn texts_of(&self, table: Option<&str>) -> Vec<String> {
+        let in_scope = |t: &str| table.is_none_or(|x| x == t);
+        let mut texts = Vec::new();
+        let mut others = Vec::new();
+        for t in self.m.tables.iter().filter(|t| in_scope(&t.name)) {
+            for c in &t.columns {
+                let Some(pg) = self.col_names.get(&t.name).and_then(|m| m.get(&c.name)) else {
+                    continue;
+                };
+                let affinity =
+                    ferry_sql::sqlite::Affinity::of(c.declared_type.as_deref().unwrap_or(""));
+                match self
+                    .decisions
+                    .get(&(t.name.clone(), c.name.clone()))
+                    .map(|d| d.conv)
+                {
+                    Some(Conv::Text { widen: false })
+                        if affinity == ferry_sql::sqlite::Affinity::Text =>
+                    {
+                        texts.push(pg.clone())
+                    }
+                    Some(Conv::Text { .. }) => others.push(pg.clone()),
+                    _ => {}
+                }
+            }
+        }
+        texts.retain(|n| !others.contains(n));
+        texts
+    }
+
     /// SQLite names in a table's expressions → the names its columns and the tables have here.
     fn renames_of(&self, t: &str) -> Renames {
         Renames::new(
@@ -570,10 +605,12 @@ impl<'m> Planner<'m> {
         let renames = self.renames_of(&table.name);
         let cols = self.columns_of(&table.name);
         let bools = self.bools_of(Some(&table.name));
+        let texts = self.texts_of(Some(&table.name));
         let ctx = ferry_sql::translate::Context {
             rename: &|n| renames.get(n),
             columns: Some(&cols),
             bools: &bools,
+            texts: &texts,
         };
         let what = format!("index {}", o.name);
         let parsed = ferry_sql::translate::index_to_pg(
@@ -668,10 +705,12 @@ impl<'m> Planner<'m> {
         let renames = self.renames_of(&t.name);
         let cols = self.columns_of(&t.name);
         let bools = self.bools_of(Some(&t.name));
+        let texts = self.texts_of(Some(&t.name));
         let ctx = ferry_sql::translate::Context {
             rename: &|n| renames.get(n),
             columns: Some(&cols),
             bools: &bools,
+            texts: &texts,
         };
         match ferry_sql::translate::expr_to_pg(&ck.expression, &what, &ctx) {
             Ok(expr) => {
@@ -708,24 +747,35 @@ impl<'m> Planner<'m> {
     fn view(&mut self, o: &SchemaObject, renames: &Renames) {
         let what = format!("view {}", o.name);
         let bools = self.bools_of(None);
+        let texts = self.texts_of(None);
         let ctx = ferry_sql::translate::Context {
             rename: &|n| renames.get(n),
             columns: None,
             bools: &bools,
+            texts: &texts,
         };
         match ferry_sql::translate::view_to_pg(o.definition.as_deref().unwrap_or(""), &what, &ctx) {
-            Ok((columns, body)) => self.p.post.push(Step::global(
-                what,
-                format!(
-                    "CREATE VIEW {}{} AS {body}",
-                    quote_qualified(self.schema, &shorten(&o.name.to_lowercase())),
-                    if columns.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", columns.join(", "))
-                    },
-                ),
-            )),
+            Ok(v) => {
+                if !v.folded.is_empty() {
+                    self.p.notes.push(format!(
+                        "{what}: {} replaced by the text SQLite returns (PostgreSQL has no such functions; the text takes the type of what it meets, a timestamp beside a timestamp column)",
+                        v.folded.join(", ")
+                    ));
+                }
+                self.p.post.push(Step::global(
+                    what,
+                    format!(
+                        "CREATE VIEW {}{} AS {}",
+                        quote_qualified(self.schema, &shorten(&o.name.to_lowercase())),
+                        if v.columns.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", v.columns.join(", "))
+                        },
+                        v.query
+                    ),
+                ))
+            }
             Err(e) => self
                 .p
                 .skipped
@@ -735,10 +785,12 @@ impl<'m> Planner<'m> {
 
     fn trigger(&mut self, o: &SchemaObject, renames: &Renames) {
         let bools = self.bools_of(o.table.as_deref());
+        let texts = self.texts_of(o.table.as_deref());
         let ctx = ferry_sql::translate::Context {
             rename: &|n| renames.get(n),
             columns: None,
             bools: &bools,
+            texts: &texts,
         };
         let m = self.m;
         let key_of = |t: &str| -> Vec<String> {
