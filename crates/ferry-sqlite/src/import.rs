@@ -282,6 +282,7 @@ fn build(
         "PRAGMA cache_size = -{POST_DATA_CACHE_KIB}; PRAGMA threads = {threads}"
     ))
     .ctx(|| "setting the cache for post-data".into())?;
+    tracing::debug!("rows loaded; building indexes and the rest of the schema");
     let (mut notes, mut skipped) = match loader.cross.take() {
         Some(cross) => from_postgres::ddl::cross_post_data(&conn, &guard, &manifest, cross)?,
         None => {
@@ -302,7 +303,9 @@ fn build(
     ferry_archive::interrupt::check()?;
     conn.execute_batch("COMMIT")
         .ctx(|| "committing the import".into())?;
+    tracing::debug!("committed; checking");
     let fk = checks(&conn, temp, options)?;
+    tracing::debug!("checked");
     finish_settings(&conn, &manifest)?;
     conn.close().map_err(|(_, e)| e).ctx(|| "closing".into())?;
     std::fs::File::open(temp)
@@ -354,9 +357,12 @@ fn checks(
             second
                 .execute_batch(&format!("PRAGMA cache_size = -{POST_DATA_CACHE_KIB}"))
                 .ctx(|| format!("setting the cache for PRAGMA {check}"))?;
-            query_strings(&second, &format!("PRAGMA {check}"))
+            let found = query_strings(&second, &format!("PRAGMA {check}"));
+            tracing::debug!("{check} done");
+            found
         });
         let fk = foreign_key_check(conn);
+        tracing::debug!("foreign key check done");
         let integrity = integrity.join().unwrap_or_else(|_| {
             Err(SqliteError::Check {
                 context: format!("PRAGMA {check}"),
