@@ -1,12 +1,12 @@
 //! SQLite's `date`, `time` and `datetime` on a constant, computed at translation time.
 //!
-//! PostgreSQL has no functions of these names, so a view such as Northwind's
+//! PostgreSQL has no `datetime` function (and reads `date('…')` as a cast to its `date`
+//! type), so a view such as Northwind's
 //! `WHERE ShippedDate BETWEEN DATETIME('1997-01-01') AND DATETIME('1997-12-31')` could not be
 //! created. On a literal and no modifiers, SQLite's result is a fixed text
-//! (`'1997-01-01 00:00:00'`), so the call is replaced by that text as an untyped literal:
-//! PostgreSQL gives it the type its context needs (a timestamp beside a timestamp column,
-//! text beside text), and in either case it compares as SQLite's text did, the canonical
-//! form sorting in time order.
+//! (`'1997-01-01 00:00:00'`), so the call is replaced by that text as an untyped literal,
+//! which PostgreSQL gives the type its context needs. The text is exact; the comparison
+//! around it is PostgreSQL's for the column's type, which the importer reports (spec/types.md).
 //!
 //! Only inputs whose SQLite result is certain are folded: the ISO forms `YYYY-MM-DD`,
 //! `[YYYY-MM-DD[ |T]]HH:MM[:SS[.s]]` with a real calendar date and at most millisecond

@@ -220,6 +220,45 @@ pub fn view_to_pg(sql: &str, what: &str, ctx: &Context<'_>) -> Result<View, SqlE
     }
 }
 
+/// The relations a SQLite `CREATE VIEW` reads, when each is a plain named relation: `None`
+/// when it has a CTE, a subquery or function in FROM, or does not parse. A caller that
+/// knows which names are base tables can then tell what a column name in the view means.
+pub fn view_base_relations(sql: &str) -> Option<Vec<String>> {
+    use sqlparser::ast::{TableFactor, Visit, Visitor};
+    struct Plain {
+        names: Vec<String>,
+        plain: bool,
+    }
+    impl Visitor for Plain {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+            self.plain &= q.with.is_none();
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<()> {
+            match t {
+                TableFactor::Table {
+                    name, args: None, ..
+                } => match last_part(name) {
+                    Some(n) => self.names.push(n),
+                    None => self.plain = false,
+                },
+                _ => self.plain = false,
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let Ok(Statement::CreateView(v)) = one_statement(sql, "view") else {
+        return None;
+    };
+    let mut p = Plain {
+        names: Vec::new(),
+        plain: true,
+    };
+    let _ = v.query.visit(&mut p);
+    p.plain.then_some(p.names)
+}
+
 fn one_statement(sql: &str, what: &str) -> Result<Statement, SqlError> {
     let mut stmts = Parser::parse_sql(&SQLiteDialect {}, sql).map_err(|e| parse_error(what, e))?;
     if stmts.len() != 1 {
@@ -620,6 +659,25 @@ mod tests {
             "(((Products.Discontinued) = '0')) AND '1' <> discontinued AND discontinued IN ('7', '-5', 1.5) \
              AND discontinued = 1.5 AND discontinued < 1 AND n = 0"
         );
+    }
+
+    #[test]
+    fn a_view_reads_base_relations_only_without_subqueries_in_from_or_ctes() {
+        assert_eq!(
+            view_base_relations(
+                "CREATE VIEW v AS SELECT a.x FROM [A] a JOIN b ON a.id = b.id \
+                 WHERE a.y IN (SELECT y FROM c)"
+            ),
+            Some(vec!["A".to_string(), "b".into(), "c".into()])
+        );
+        for sql in [
+            "CREATE VIEW v AS SELECT * FROM (SELECT trim(code) AS code FROM t) WHERE code = 0",
+            "CREATE VIEW v AS WITH w AS (SELECT 1 AS code) SELECT * FROM w WHERE code = 0",
+            "CREATE VIEW v AS SELECT * FROM json_each('[1]')",
+            "not a view",
+        ] {
+            assert_eq!(view_base_relations(sql), None, "{sql}");
+        }
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct Step {
     /// A build that may run beside its table's other builds: an index with a name of its
     /// own (see [`names_itself`]). The others keep their post-data order.
     pub apart: bool,
+    /// Reported (`converted: …`) once the statement has run: a translation it carries.
+    pub note: Option<String>,
 }
 
 impl Step {
@@ -38,6 +40,7 @@ impl Step {
             table: None,
             foreign_key: None,
             apart: false,
+            note: None,
         }
     }
 
@@ -48,6 +51,7 @@ impl Step {
             table: Some(table.id.clone()),
             foreign_key: None,
             apart: false,
+            note: None,
         }
     }
 }
@@ -503,33 +507,30 @@ impl<'m> Planner<'m> {
             .collect()
     }
 
-    /// The PostgreSQL names of the columns (of `table`, or of all tables) that compare as
-    /// text in SQLite and are text here: TEXT affinity, loaded as text unwidened. A name
-    /// that another column in scope holds as text without TEXT affinity is left out, so
-    /// that no comparison is read as text that SQLite read as a number.
-    fn texts_of(&self, table: Option<&str>) -> Vec<String> {
-        let in_scope = |t: &str| table.is_none_or(|x| x == t);
+    /// The PostgreSQL names of the columns of `tables` that compare as text in SQLite and
+    /// are text here: TEXT affinity, loaded as text unwidened. A name that any other column
+    /// of those tables has (of whatever type) is left out, so that a comparison is never read
+    /// as text where SQLite read it otherwise.
+    fn texts_of(&self, tables: Option<&[String]>) -> Vec<String> {
         let mut texts = Vec::new();
         let mut others = Vec::new();
+        let in_scope = |t: &str| tables.is_none_or(|ts| ts.iter().any(|x| x == t));
         for t in self.m.tables.iter().filter(|t| in_scope(&t.name)) {
             for c in &t.columns {
                 let Some(pg) = self.col_names.get(&t.name).and_then(|m| m.get(&c.name)) else {
                     continue;
                 };
-                let affinity =
-                    ferry_sql::sqlite::Affinity::of(c.declared_type.as_deref().unwrap_or(""));
-                match self
+                let text_affinity =
+                    ferry_sql::sqlite::Affinity::of(c.declared_type.as_deref().unwrap_or(""))
+                        == ferry_sql::sqlite::Affinity::Text;
+                let conv = self
                     .decisions
                     .get(&(t.name.clone(), c.name.clone()))
-                    .map(|d| d.conv)
-                {
-                    Some(Conv::Text { widen: false })
-                        if affinity == ferry_sql::sqlite::Affinity::Text =>
-                    {
-                        texts.push(pg.clone())
-                    }
-                    Some(Conv::Text { .. }) => others.push(pg.clone()),
-                    _ => {}
+                    .map(|d| d.conv);
+                if text_affinity && conv == Some(Conv::Text { widen: false }) {
+                    texts.push(pg.clone());
+                } else {
+                    others.push(pg.clone());
                 }
             }
         }
@@ -605,7 +606,7 @@ impl<'m> Planner<'m> {
         let renames = self.renames_of(&table.name);
         let cols = self.columns_of(&table.name);
         let bools = self.bools_of(Some(&table.name));
-        let texts = self.texts_of(Some(&table.name));
+        let texts = self.texts_of(Some(std::slice::from_ref(&table.name)));
         let ctx = ferry_sql::translate::Context {
             rename: &|n| renames.get(n),
             columns: Some(&cols),
@@ -705,7 +706,7 @@ impl<'m> Planner<'m> {
         let renames = self.renames_of(&t.name);
         let cols = self.columns_of(&t.name);
         let bools = self.bools_of(Some(&t.name));
-        let texts = self.texts_of(Some(&t.name));
+        let texts = self.texts_of(Some(std::slice::from_ref(&t.name)));
         let ctx = ferry_sql::translate::Context {
             rename: &|n| renames.get(n),
             columns: Some(&cols),
@@ -746,24 +747,34 @@ impl<'m> Planner<'m> {
 
     fn view(&mut self, o: &SchemaObject, renames: &Renames) {
         let what = format!("view {}", o.name);
+        let sql = o.definition.as_deref().unwrap_or("");
         let bools = self.bools_of(None);
-        let texts = self.texts_of(None);
+        // The text rule reads a name as a table's column: only when every relation the view
+        // reads is one of the archive's tables (no subquery in FROM, no CTE, no other view).
+        let base = |r: &String| {
+            self.m
+                .tables
+                .iter()
+                .find(|t| t.name.eq_ignore_ascii_case(r))
+                .map(|t| t.name.clone())
+        };
+        let texts = match ferry_sql::translate::view_base_relations(sql) {
+            Some(rels) if rels.iter().all(|r| base(r).is_some()) => {
+                let tables: Vec<String> = rels.iter().filter_map(base).collect();
+                self.texts_of(Some(&tables))
+            }
+            _ => Vec::new(),
+        };
         let ctx = ferry_sql::translate::Context {
             rename: &|n| renames.get(n),
             columns: None,
             bools: &bools,
             texts: &texts,
         };
-        match ferry_sql::translate::view_to_pg(o.definition.as_deref().unwrap_or(""), &what, &ctx) {
+        match ferry_sql::translate::view_to_pg(sql, &what, &ctx) {
             Ok(v) => {
-                if !v.folded.is_empty() {
-                    self.p.notes.push(format!(
-                        "{what}: {} replaced by the text SQLite returns (PostgreSQL has no such functions; the text takes the type of what it meets, a timestamp beside a timestamp column)",
-                        v.folded.join(", ")
-                    ));
-                }
-                self.p.post.push(Step::global(
-                    what,
+                let mut step = Step::global(
+                    what.clone(),
                     format!(
                         "CREATE VIEW {}{} AS {}",
                         quote_qualified(self.schema, &shorten(&o.name.to_lowercase())),
@@ -774,7 +785,14 @@ impl<'m> Planner<'m> {
                         },
                         v.query
                     ),
-                ))
+                );
+                if !v.folded.is_empty() {
+                    step.note = Some(format!(
+                        "{what}: {} replaced by the text SQLite returns; beside a date or timestamp column it compares as that type, where SQLite compared text, so rows whose stored text has another form (such as a date without a time) may be selected differently",
+                        v.folded.join(", ")
+                    ));
+                }
+                self.p.post.push(step);
             }
             Err(e) => self
                 .p
@@ -785,7 +803,8 @@ impl<'m> Planner<'m> {
 
     fn trigger(&mut self, o: &SchemaObject, renames: &Renames) {
         let bools = self.bools_of(o.table.as_deref());
-        let texts = self.texts_of(o.table.as_deref());
+        // A trigger's conditions may read other tables through subqueries: no text rule.
+        let texts: Vec<String> = Vec::new();
         let ctx = ferry_sql::translate::Context {
             rename: &|n| renames.get(n),
             columns: None,

@@ -595,7 +595,11 @@ impl Loader<'_> {
                     continue;
                 }
                 self.statements += 1;
-                if let Err(reason) = try_statement(self.client, &step.sql).await? {
+                let tried = try_statement(self.client, &step.sql).await?;
+                if let (Ok(()), Some(note)) = (&tried, &step.note) {
+                    self.notes.push(note.clone());
+                }
+                if let Err(reason) = tried {
                     // A foreign key that existing rows violate (SQLite does not enforce
                     // them by default) is still added for new rows, and reported.
                     if step.sql.contains("FOREIGN KEY") {
