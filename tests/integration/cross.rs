@@ -895,3 +895,63 @@ fn sqlite_views_are_read_in_postgresql_as_sqlite_reads_them() {
         assert!(!in_sqlite.is_empty(), "view {name} selects no row");
     }
 }
+
+/// Sakila's triggers (jOOQ/sakila): `AFTER INSERT` and `AFTER UPDATE`, each setting the
+/// row's stamp with an UPDATE of the row named by its rowid. In PostgreSQL they set the
+/// stamp on the row before it is written, so inserts and updates stamp rows as in SQLite.
+#[test]
+fn sqlite_touch_triggers_by_rowid_stamp_inserted_and_updated_rows() {
+    let dir = TestDir::new();
+    sqlite(
+        &dir.path("films.db"),
+        "CREATE TABLE actor (actor_id numeric NOT NULL, name TEXT NOT NULL,
+                             last_update TIMESTAMP NOT NULL, PRIMARY KEY (actor_id));
+         CREATE TRIGGER actor_trigger_ai AFTER INSERT ON actor
+           BEGIN UPDATE actor SET last_update = DATETIME('NOW') WHERE rowid = new.rowid; END;
+         CREATE TRIGGER actor_trigger_au AFTER UPDATE ON actor
+           BEGIN UPDATE actor SET last_update = DATETIME('NOW') WHERE rowid = new.rowid; END;
+         INSERT INTO actor VALUES (1, 'ann', '2001-01-01 00:00:00');",
+    );
+    let conn = rusqlite::Connection::open(dir.path("films.db")).unwrap();
+    let stamp_in_sqlite: String = conn
+        .query_row("SELECT last_update FROM actor", [], |r| r.get(0))
+        .unwrap();
+    assert_ne!(
+        stamp_in_sqlite, "2001-01-01 00:00:00",
+        "SQLite's own trigger"
+    );
+    dir.ferry()
+        .args(["export", "films.db", "films.tar"])
+        .run()
+        .success();
+    let pg = PgDb::new("touch_rowid");
+    let run = dir
+        .ferry()
+        .args(["import", "films.tar", &pg.url()])
+        .run()
+        .success();
+    for needle in [
+        "converted: trigger actor_trigger_ai: translated to a PL/pgSQL trigger (sets columns of the new row",
+        "converted: trigger actor_trigger_au: translated to a PL/pgSQL trigger (sets columns of the updated row",
+    ] {
+        assert!(
+            run.stderr().contains(needle),
+            "{needle:?} missing:\n{}",
+            run.stderr()
+        );
+    }
+    // The loaded row keeps its stamp: loading fires no trigger.
+    assert_eq!(
+        pg.psql("SELECT last_update::text FROM actor WHERE actor_id = 1")
+            .trim(),
+        stamp_in_sqlite
+    );
+    pg.psql(
+        "INSERT INTO actor (actor_id, name, last_update) VALUES (2, 'bob', '2001-01-01');
+         UPDATE actor SET name = 'ann b', last_update = '2001-01-01' WHERE actor_id = 1;",
+    );
+    assert_eq!(
+        pg.psql("SELECT actor_id, last_update > now() - interval '1 day' FROM actor ORDER BY 1"),
+        "1|t\n2|t\n"
+    );
+}

@@ -65,14 +65,23 @@ pub struct AuditInsert {
     pub values: Vec<String>,
 }
 
-/// Reads a SQLite `CREATE TRIGGER` as one of the three shapes. `key_of` gives a table's
-/// primary-key columns (and `rowid` when it is a rowid table with an alias), so that a touch
-/// is recognised only when it updates the row that fired it.
+/// What names a table's rows, for recognising a touch of the row that fired the trigger.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowKey {
+    /// The primary-key columns.
+    pub columns: Vec<String>,
+    /// Whether `rowid` (`_rowid_`, `oid`) names the row: a rowid table with no column that
+    /// takes one of those names.
+    pub rowid: bool,
+}
+
+/// Reads a SQLite `CREATE TRIGGER` as one of the three shapes. `key_of` says what names a
+/// table's rows, so that a touch is recognised only when it updates the row that fired it.
 pub fn sqlite_trigger(
     sql: &str,
     what: &str,
     ctx: &Context<'_>,
-    key_of: &dyn Fn(&str) -> Vec<String>,
+    key_of: &dyn Fn(&str) -> RowKey,
 ) -> Result<Trigger, SqlError> {
     let no = |message: &str| SqlError::Untranslatable {
         what: what.to_owned(),
@@ -128,7 +137,13 @@ pub fn sqlite_trigger(
         rewrite_expr(&mut c, ctx);
         c.to_string()
     });
-    let only_update = events.iter().all(|e| matches!(e, TriggerEvent::Update(_)));
+    // A touch after an insert sets the new row's columns just as one after an update does;
+    // before an insert the row does not exist yet, and SQLite's UPDATE finds nothing.
+    let touchable = events.iter().all(|e| match e {
+        TriggerEvent::Update(_) => true,
+        TriggerEvent::Insert => period == Some(TriggerPeriod::After),
+        _ => false,
+    });
     let done = |timing: &'static str, action: Action| {
         Ok(Trigger {
             name: name.clone(),
@@ -142,7 +157,7 @@ pub fn sqlite_trigger(
 
     // Touch: one UPDATE of the same table, of the row that fired the trigger.
     if let [Statement::Update(u)] = body.as_slice()
-        && only_update
+        && touchable
         && u.from.is_none()
         && let TableFactor::Table { name: t, .. } = &u.table.relation
         && last(t).is_some_and(|t| t.eq_ignore_ascii_case(&table))
@@ -273,7 +288,7 @@ fn raise_message(e: &Expr) -> Option<Option<String>> {
 }
 
 /// `key = NEW.key` (either way round, ANDed over a composite key).
-fn is_same_row(w: &Expr, key: &[String]) -> bool {
+fn is_same_row(w: &Expr, key: &RowKey) -> bool {
     let mut seen = Vec::new();
     fn walk(e: &Expr, seen: &mut Vec<String>) -> bool {
         match e {
@@ -319,7 +334,16 @@ fn is_same_row(w: &Expr, key: &[String]) -> bool {
             _ => None,
         }
     }
-    walk(w, &mut seen) && !key.is_empty() && key.iter().all(|k| seen.contains(&k.to_lowercase()))
+    if !walk(w, &mut seen) {
+        return false;
+    }
+    let by_rowid = key.rowid
+        && seen
+            .iter()
+            .any(|s| matches!(s.as_str(), "rowid" | "_rowid_" | "oid"));
+    let by_key =
+        !key.columns.is_empty() && key.columns.iter().all(|k| seen.contains(&k.to_lowercase()));
+    by_rowid || by_key
 }
 
 fn last(n: &ObjectName) -> Option<String> {
@@ -348,7 +372,11 @@ mod tests {
             bools: &[],
             texts: &[],
         };
-        sqlite_trigger(sql, "trigger", &ctx, &|_| vec!["id".to_string()])
+        sqlite_trigger(sql, "trigger", &ctx, &|t| RowKey {
+            columns: vec!["id".to_string()],
+            // A table named `norowid` stands for one whose rowid is not a name of its rows.
+            rowid: t != "norowid",
+        })
     }
 
     #[test]
@@ -387,6 +415,33 @@ mod tests {
                 message: None
             }
         );
+    }
+
+    #[test]
+    fn a_touch_after_an_insert_or_by_rowid_is_a_touch() {
+        // Sakila's shape (jOOQ/sakila, sqlite-sakila-schema.sql).
+        for sql in [
+            "CREATE TRIGGER t AFTER INSERT ON actor BEGIN UPDATE actor SET last_update = DATETIME('NOW') WHERE rowid = new.rowid; END",
+            "CREATE TRIGGER t AFTER UPDATE ON actor BEGIN UPDATE actor SET last_update = DATETIME('NOW') WHERE _rowid_ = NEW._rowid_; END",
+            "CREATE TRIGGER t AFTER INSERT ON actor BEGIN UPDATE actor SET last_update = 1 WHERE id = NEW.id; END",
+        ] {
+            let t = read(sql).unwrap();
+            assert_eq!(t.timing, "BEFORE", "{sql}");
+            assert!(matches!(t.action, Action::Touch(_)), "{sql}");
+        }
+        for sql in [
+            // Before the insert there is no row to update.
+            "CREATE TRIGGER t BEFORE INSERT ON actor BEGIN UPDATE actor SET n = 1 WHERE rowid = NEW.rowid; END",
+            "CREATE TRIGGER t AFTER DELETE ON actor BEGIN UPDATE actor SET n = 1 WHERE rowid = OLD.rowid; END",
+            // A rowid that does not name the row, and a rowid compared with another row's.
+            "CREATE TRIGGER t AFTER UPDATE ON norowid BEGIN UPDATE norowid SET n = 1 WHERE rowid = NEW.rowid; END",
+            "CREATE TRIGGER t AFTER UPDATE ON actor BEGIN UPDATE actor SET n = 1 WHERE rowid = NEW.parent; END",
+        ] {
+            assert!(
+                !matches!(read(sql).map(|t| t.action), Ok(Action::Touch(_))),
+                "{sql}"
+            );
+        }
     }
 
     #[test]

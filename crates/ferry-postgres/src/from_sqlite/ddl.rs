@@ -812,13 +812,24 @@ impl<'m> Planner<'m> {
             texts: &texts,
         };
         let m = self.m;
-        let key_of = |t: &str| -> Vec<String> {
-            m.tables
-                .iter()
-                .find(|x| x.name.eq_ignore_ascii_case(t))
-                .and_then(|x| x.primary_key.as_ref())
-                .map(|k| k.columns.clone())
-                .unwrap_or_default()
+        let key_of = |t: &str| -> ferry_sql::trigger::RowKey {
+            let Some(x) = m.tables.iter().find(|x| x.name.eq_ignore_ascii_case(t)) else {
+                return Default::default();
+            };
+            let without_rowid = x.properties.get("without_rowid") == Some(&true.into());
+            let shadowed = x.columns.iter().any(|c| {
+                ["rowid", "_rowid_", "oid"]
+                    .iter()
+                    .any(|r| c.name.eq_ignore_ascii_case(r))
+            });
+            ferry_sql::trigger::RowKey {
+                columns: x
+                    .primary_key
+                    .as_ref()
+                    .map(|k| k.columns.clone())
+                    .unwrap_or_default(),
+                rowid: !without_rowid && !shadowed,
+            }
         };
         let what = format!("trigger {}", o.name);
         let translated = ferry_sql::trigger::sqlite_trigger(
@@ -930,10 +941,12 @@ fn plpgsql_trigger(
                 lines.push(format!("NEW.{} := {v};", quote_ident(&pg)));
             }
             lines.push("RETURN NEW;".into());
-            (
-                lines.join("\n  "),
-                "sets columns of the updated row before it is written",
-            )
+            let shape = if trig.events.iter().any(|e| e == "INSERT") {
+                "sets columns of the new row before it is written, as the SQLite trigger's UPDATE did after the insert"
+            } else {
+                "sets columns of the updated row before it is written"
+            };
+            (lines.join("\n  "), shape)
         }
         Action::Audit(inserts) => {
             let mut lines = Vec::new();
