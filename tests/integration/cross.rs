@@ -910,7 +910,15 @@ fn sqlite_touch_triggers_by_rowid_stamp_inserted_and_updated_rows() {
            BEGIN UPDATE actor SET last_update = DATETIME('NOW') WHERE rowid = new.rowid; END;
          CREATE TRIGGER actor_trigger_au AFTER UPDATE ON actor
            BEGIN UPDATE actor SET last_update = DATETIME('NOW') WHERE rowid = new.rowid; END;
-         INSERT INTO actor VALUES (1, 'ann', '2001-01-01 00:00:00');",
+         INSERT INTO actor VALUES (1, 'ann', '2001-01-01 00:00:00');
+         -- Here SQLite's UPDATE after the insert also fires the audit, which a BEFORE
+         -- INSERT trigger in PostgreSQL would not: that touch is refused.
+         CREATE TABLE film (id INTEGER PRIMARY KEY, title TEXT, last_update TEXT);
+         CREATE TABLE film_log (film_id INTEGER, what TEXT);
+         CREATE TRIGGER film_ai AFTER INSERT ON film
+           BEGIN UPDATE film SET last_update = DATETIME('NOW') WHERE rowid = new.rowid; END;
+         CREATE TRIGGER film_audit AFTER UPDATE ON film
+           BEGIN INSERT INTO film_log VALUES (NEW.id, 'updated'); END;",
     );
     let conn = rusqlite::Connection::open(dir.path("films.db")).unwrap();
     let stamp_in_sqlite: String = conn
@@ -933,6 +941,8 @@ fn sqlite_touch_triggers_by_rowid_stamp_inserted_and_updated_rows() {
     for needle in [
         "converted: trigger actor_trigger_ai: translated to a PL/pgSQL trigger (sets columns of the new row",
         "converted: trigger actor_trigger_au: translated to a PL/pgSQL trigger (sets columns of the updated row",
+        "skipped: trigger film_ai: its UPDATE after the insert would fire trigger film_audit in SQLite",
+        "converted: trigger film_audit: translated to a PL/pgSQL trigger",
     ] {
         assert!(
             run.stderr().contains(needle),

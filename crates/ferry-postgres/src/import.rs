@@ -320,9 +320,13 @@ pub fn dry_run(
             plan.statements.extend(cross.pre.into_iter().map(|s| s.sql));
             plan.statements
                 .push("-- rows: COPY ... FROM STDIN (FORMAT binary) per table".into());
+            plan.notes = cross.notes;
+            // What a statement reports once it has run (a view's translation) is part of
+            // the plan: it would be reported if the statement succeeds.
+            plan.notes
+                .extend(cross.post.iter().filter_map(|s| s.note.clone()));
             plan.statements
                 .extend(cross.post.into_iter().map(|s| s.sql));
-            plan.notes = cross.notes;
             plan.skipped = cross.skipped;
             plan.skipped.extend(
                 cross

@@ -243,6 +243,9 @@ pub fn view_base_relations(sql: &str) -> Option<Vec<String>> {
                     Some(n) => self.names.push(n),
                     None => self.plain = false,
                 },
+                // Parenthesised joins (`FROM ((a JOIN b) JOIN c)`): their tables are
+                // visited in turn.
+                TableFactor::NestedJoin { .. } => {}
                 _ => self.plain = false,
             }
             ControlFlow::Continue(())
@@ -669,6 +672,12 @@ mod tests {
                  WHERE a.y IN (SELECT y FROM c)"
             ),
             Some(vec!["A".to_string(), "b".into(), "c".into()])
+        );
+        assert_eq!(
+            view_base_relations(
+                "CREATE VIEW v AS SELECT 1 FROM ((a JOIN b ON a.x = b.x) JOIN c ON 1)"
+            ),
+            Some(vec!["a".to_string(), "b".into(), "c".into()])
         );
         for sql in [
             "CREATE VIEW v AS SELECT * FROM (SELECT trim(code) AS code FROM t) WHERE code = 0",

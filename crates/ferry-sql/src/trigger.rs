@@ -70,9 +70,9 @@ pub struct AuditInsert {
 pub struct RowKey {
     /// The primary-key columns.
     pub columns: Vec<String>,
-    /// Whether `rowid` (`_rowid_`, `oid`) names the row: a rowid table with no column that
-    /// takes one of those names.
-    pub rowid: bool,
+    /// The names of the rowid that name the row (lower case): `rowid`, `_rowid_` and `oid`
+    /// in a rowid table, less any a column takes; none in a WITHOUT ROWID table.
+    pub rowid: Vec<String>,
 }
 
 /// Reads a SQLite `CREATE TRIGGER` as one of the three shapes. `key_of` says what names a
@@ -137,13 +137,13 @@ pub fn sqlite_trigger(
         rewrite_expr(&mut c, ctx);
         c.to_string()
     });
-    // A touch after an insert sets the new row's columns just as one after an update does;
-    // before an insert the row does not exist yet, and SQLite's UPDATE finds nothing.
-    let touchable = events.iter().all(|e| match e {
-        TriggerEvent::Update(_) => true,
-        TriggerEvent::Insert => period == Some(TriggerPeriod::After),
-        _ => false,
-    });
+    // A touch runs after the row is written: before an insert there is no row for SQLite's
+    // UPDATE to find, and before an update SQLite leaves the result undefined (the row the
+    // statement then writes was read before the touch).
+    let touchable = period == Some(TriggerPeriod::After)
+        && events
+            .iter()
+            .all(|e| matches!(e, TriggerEvent::Update(_) | TriggerEvent::Insert));
     let done = |timing: &'static str, action: Action| {
         Ok(Trigger {
             name: name.clone(),
@@ -337,13 +337,15 @@ fn is_same_row(w: &Expr, key: &RowKey) -> bool {
     if !walk(w, &mut seen) {
         return false;
     }
-    let by_rowid = key.rowid
-        && seen
-            .iter()
-            .any(|s| matches!(s.as_str(), "rowid" | "_rowid_" | "oid"));
-    let by_key =
-        !key.columns.is_empty() && key.columns.iter().all(|k| seen.contains(&k.to_lowercase()));
-    by_rowid || by_key
+    let key_columns: Vec<String> = key.columns.iter().map(|k| k.to_lowercase()).collect();
+    // Only the row's names: another condition (`AND x = NEW.x`) could match no row in
+    // SQLite, where the trigger then changes nothing.
+    let names_only = seen
+        .iter()
+        .all(|s| key_columns.contains(s) || key.rowid.contains(s));
+    let by_rowid = seen.iter().any(|s| key.rowid.contains(s));
+    let by_key = !key_columns.is_empty() && key_columns.iter().all(|k| seen.contains(k));
+    names_only && (by_rowid || by_key)
 }
 
 fn last(n: &ObjectName) -> Option<String> {
@@ -374,8 +376,13 @@ mod tests {
         };
         sqlite_trigger(sql, "trigger", &ctx, &|t| RowKey {
             columns: vec!["id".to_string()],
-            // A table named `norowid` stands for one whose rowid is not a name of its rows.
-            rowid: t != "norowid",
+            // `norowid` stands for a WITHOUT ROWID table, `orders` for one with a column
+            // named oid.
+            rowid: match t {
+                "norowid" => vec![],
+                "orders" => vec!["rowid".into(), "_rowid_".into()],
+                _ => vec!["rowid".into(), "_rowid_".into(), "oid".into()],
+            },
         })
     }
 
@@ -423,6 +430,7 @@ mod tests {
         for sql in [
             "CREATE TRIGGER t AFTER INSERT ON actor BEGIN UPDATE actor SET last_update = DATETIME('NOW') WHERE rowid = new.rowid; END",
             "CREATE TRIGGER t AFTER UPDATE ON actor BEGIN UPDATE actor SET last_update = DATETIME('NOW') WHERE _rowid_ = NEW._rowid_; END",
+            "CREATE TRIGGER t AFTER UPDATE ON orders BEGIN UPDATE orders SET n = 1 WHERE rowid = NEW.rowid; END",
             "CREATE TRIGGER t AFTER INSERT ON actor BEGIN UPDATE actor SET last_update = 1 WHERE id = NEW.id; END",
         ] {
             let t = read(sql).unwrap();
@@ -436,6 +444,11 @@ mod tests {
             // A rowid that does not name the row, and a rowid compared with another row's.
             "CREATE TRIGGER t AFTER UPDATE ON norowid BEGIN UPDATE norowid SET n = 1 WHERE rowid = NEW.rowid; END",
             "CREATE TRIGGER t AFTER UPDATE ON actor BEGIN UPDATE actor SET n = 1 WHERE rowid = NEW.parent; END",
+            // The column named oid, which is not the rowid; an extra condition; before an
+            // update, where SQLite leaves the result undefined.
+            "CREATE TRIGGER t AFTER UPDATE ON orders BEGIN UPDATE orders SET n = 1 WHERE oid = NEW.oid; END",
+            "CREATE TRIGGER t AFTER UPDATE ON actor BEGIN UPDATE actor SET n = 1 WHERE rowid = NEW.rowid AND x = NEW.x; END",
+            "CREATE TRIGGER t BEFORE UPDATE ON actor BEGIN UPDATE actor SET n = 1 WHERE id = NEW.id; END",
         ] {
             assert!(
                 !matches!(read(sql).map(|t| t.action), Ok(Action::Touch(_))),

@@ -817,18 +817,21 @@ impl<'m> Planner<'m> {
                 return Default::default();
             };
             let without_rowid = x.properties.get("without_rowid") == Some(&true.into());
-            let shadowed = x.columns.iter().any(|c| {
-                ["rowid", "_rowid_", "oid"]
-                    .iter()
-                    .any(|r| c.name.eq_ignore_ascii_case(r))
-            });
+            // A column may take one of the rowid's names; the others still name the rowid.
+            let rowid = ["rowid", "_rowid_", "oid"]
+                .into_iter()
+                .filter(|r| {
+                    !without_rowid && !x.columns.iter().any(|c| c.name.eq_ignore_ascii_case(r))
+                })
+                .map(String::from)
+                .collect();
             ferry_sql::trigger::RowKey {
                 columns: x
                     .primary_key
                     .as_ref()
                     .map(|k| k.columns.clone())
                     .unwrap_or_default(),
-                rowid: !without_rowid && !shadowed,
+                rowid,
             }
         };
         let what = format!("trigger {}", o.name);
@@ -840,6 +843,7 @@ impl<'m> Planner<'m> {
         )
         .map_err(|e| e.to_string())
         .and_then(|trig| {
+            self.insert_touch_alone(&trig, o, &ctx, &key_of)?;
             plpgsql_trigger(
                 &trig,
                 self.schema,
@@ -864,19 +868,65 @@ impl<'m> Planner<'m> {
         });
         match translated {
             Ok((function, trigger, shape)) => {
-                self.p.notes.push(format!(
-                    "{what}: translated to a PL/pgSQL trigger ({shape})"
-                ));
+                let note = format!("{what}: translated to a PL/pgSQL trigger ({shape})");
                 self.p
                     .post
                     .push(Step::global(format!("{what} (its function)"), function));
-                self.p.post.push(Step::global(what, trigger));
+                let mut step = Step::global(what, trigger);
+                // Reported once the trigger exists, as a refused one is reported skipped.
+                step.note = Some(note);
+                self.p.post.push(step);
             }
             Err(why) => self
                 .p
                 .skipped
                 .push(format!("{why}; recreate it as a PL/pgSQL trigger")),
         }
+    }
+
+    /// A touch after an insert becomes a `BEFORE INSERT` trigger, so it no longer fires the
+    /// table's UPDATE triggers as SQLite's UPDATE did, and the table's other INSERT triggers
+    /// see the touched row. That is the same only when every other trigger on the table is
+    /// itself a touch of some of the same columns (Sakila's pairs: one after insert, one
+    /// after update, both stamping `last_update`).
+    fn insert_touch_alone(
+        &self,
+        trig: &ferry_sql::trigger::Trigger,
+        o: &SchemaObject,
+        ctx: &ferry_sql::translate::Context<'_>,
+        key_of: &dyn Fn(&str) -> ferry_sql::trigger::RowKey,
+    ) -> Result<(), String> {
+        use ferry_sql::trigger::Action;
+        let Action::Touch(sets) = &trig.action else {
+            return Ok(());
+        };
+        if !trig.events.iter().any(|e| e == "INSERT") {
+            return Ok(());
+        }
+        let ours: Vec<String> = sets.iter().map(|(c, _)| c.to_lowercase()).collect();
+        for other in self.m.objects.iter().filter(|x| {
+            x.kind == "trigger"
+                && x.name != o.name
+                && x.table
+                    .as_deref()
+                    .is_some_and(|t| t.eq_ignore_ascii_case(&trig.table))
+        }) {
+            let sql = other.definition.as_deref().unwrap_or("");
+            let same = match ferry_sql::trigger::sqlite_trigger(sql, "trigger", ctx, key_of) {
+                Ok(t) => match t.action {
+                    Action::Touch(s) => s.iter().all(|(c, _)| ours.contains(&c.to_lowercase())),
+                    _ => false,
+                },
+                Err(_) => false,
+            };
+            if !same {
+                return Err(format!(
+                    "trigger {}: its UPDATE after the insert would fire trigger {} in SQLite, which a PostgreSQL BEFORE INSERT trigger cannot do",
+                    o.name, other.name
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Whatever the archive's text became, no statement reaches outside the target schema
