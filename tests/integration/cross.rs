@@ -841,13 +841,18 @@ fn sqlite_views_are_read_in_postgresql_as_sqlite_reads_them() {
             "not_closed",
             "SELECT id FROM orders WHERE Status <> 1 AND status IN (0, 2)",
         ),
+        // SQLite's LIKE ignores ASCII case; a backslash is an ordinary character in it.
+        (
+            "like_a",
+            "SELECT id FROM orders WHERE note LIKE 'A%' OR note LIKE 'x\\%'",
+        ),
     ];
     let mut sql = "CREATE TABLE orders (id INTEGER PRIMARY KEY, shipped DATETIME, \
                    Status TEXT NOT NULL DEFAULT '0', note TEXT);
          INSERT INTO orders VALUES
            (1, '1997-01-01 00:00:00', '0', 'a'), (2, '1997-06-15 10:00:00', '1', 'b'),
            (3, '1997-12-31 23:59:59', '0', 'c'), (4, '1998-01-02 13:00:00', '2', 'd'),
-           (5, NULL, '2', NULL);
+           (5, NULL, '2', NULL), (6, NULL, '2', 'x\\yz');
          CREATE VIEW sums AS SELECT id, (note + ' ' + note) AS s FROM orders;
          CREATE VIEW after_noon AS SELECT id FROM orders WHERE time(shipped) > time('12:00');
          CREATE VIEW trimmed AS SELECT * FROM (SELECT trim(Status) AS status FROM orders)

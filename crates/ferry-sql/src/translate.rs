@@ -16,6 +16,8 @@
 //! - a TEXT column compared for (in)equality with an integer literal, or with a list of them
 //!   (`flag = 0`, `flag IN (0, 1)`), compares with the integer's text (`flag = '0'`), as
 //!   SQLite's affinity rule has it; ordering comparisons are left alone, as collations differ;
+//! - `x [NOT] LIKE p` becomes `x [NOT] ILIKE p ESCAPE ''` (with its own ESCAPE if it has
+//!   one): SQLite's LIKE ignores ASCII case and gives a backslash no meaning;
 //! - `date`, `time` or `datetime` of one ISO date or time literal becomes the text SQLite
 //!   returns for it (`DATETIME('1997-01-01')` → `'1997-01-01 00:00:00'`), see `fold`.
 
@@ -515,6 +517,26 @@ impl VisitorMut for Rewriter<'_, '_> {
                     }
                 }
             }
+            Expr::Like {
+                negated,
+                any: false,
+                expr,
+                pattern,
+                escape_char,
+            } => {
+                // SQLite's LIKE ignores ASCII case, and without ESCAPE a backslash is an
+                // ordinary character; PostgreSQL's LIKE is case-sensitive and escapes with
+                // a backslash by default.
+                *e = Expr::ILike {
+                    negated: *negated,
+                    any: false,
+                    expr: std::mem::replace(expr, Box::new(Expr::Value(Value::Null.into()))),
+                    pattern: std::mem::replace(pattern, Box::new(Expr::Value(Value::Null.into()))),
+                    escape_char: Some(escape_char.take().unwrap_or_else(|| {
+                        Box::new(Expr::Value(Value::SingleQuotedString(String::new()).into()))
+                    })),
+                };
+            }
             Expr::Function(_) => {
                 if let Some(text) = folded_date_call(e) {
                     self.folded.push(e.to_string());
@@ -687,6 +709,20 @@ mod tests {
         ] {
             assert_eq!(view_base_relations(sql), None, "{sql}");
         }
+    }
+
+    #[test]
+    fn like_ignores_case_and_backslashes_as_in_sqlite() {
+        let c = ctx(None, &[]);
+        assert_eq!(
+            expr_to_pg(
+                "a LIKE 'x\\%' AND b NOT LIKE '%Y%' AND c LIKE '!_%' ESCAPE '!' AND d GLOB 'a*'",
+                "check",
+                &c
+            )
+            .unwrap(),
+            "a ILIKE 'x\\%' ESCAPE '' AND b NOT ILIKE '%Y%' ESCAPE '' AND c ILIKE '!_%' ESCAPE '!' AND d GLOB 'a*'"
+        );
     }
 
     #[test]
