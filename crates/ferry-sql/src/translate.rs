@@ -432,6 +432,44 @@ fn folded_date_call(e: &Expr) -> Option<String> {
     }
 }
 
+/// SQLite's `like(p, x[, esc])`, which is `x LIKE p [ESCAPE esc]` (PostgreSQL's `like(a, b)`
+/// is `a LIKE b`, the other way round), as the `ILIKE` the LIKE operator becomes.
+fn like_call(e: &Expr) -> Option<Expr> {
+    use sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    let Expr::Function(f) = e else { return None };
+    if f.filter.is_some() || f.over.is_some() || f.name.0.len() != 1 {
+        return None;
+    }
+    if !last_part(&f.name)?.eq_ignore_ascii_case("like") {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let args: Vec<&Expr> = list
+        .args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let (pattern, expr, escape) = match args.as_slice() {
+        [p, x] => (*p, *x, None),
+        [p, x, esc] => (*p, *x, Some(*esc)),
+        _ => return None,
+    };
+    Some(Expr::ILike {
+        negated: false,
+        any: false,
+        expr: Box::new(expr.clone()),
+        pattern: Box::new(pattern.clone()),
+        escape_char: Some(Box::new(escape.cloned().unwrap_or_else(|| {
+            Expr::Value(Value::SingleQuotedString(String::new()).into())
+        }))),
+    })
+}
+
 impl VisitorMut for Rewriter<'_, '_> {
     type Break = ();
 
@@ -536,6 +574,11 @@ impl VisitorMut for Rewriter<'_, '_> {
                         Box::new(Expr::Value(Value::SingleQuotedString(String::new()).into()))
                     })),
                 };
+            }
+            Expr::Function(_) if like_call(e).is_some() => {
+                if let Some(like) = like_call(e) {
+                    *e = like;
+                }
             }
             Expr::Function(_) => {
                 if let Some(text) = folded_date_call(e) {
@@ -722,6 +765,11 @@ mod tests {
             )
             .unwrap(),
             "a ILIKE 'x\\%' ESCAPE '' AND b NOT ILIKE '%Y%' ESCAPE '' AND c ILIKE '!_%' ESCAPE '!' AND d GLOB 'a*'"
+        );
+        // The function form takes the pattern first.
+        assert_eq!(
+            expr_to_pg("like('a%', name) AND like('!_%', code, '!')", "check", &c).unwrap(),
+            "name ILIKE 'a%' ESCAPE '' AND code ILIKE '!_%' ESCAPE '!'"
         );
     }
 

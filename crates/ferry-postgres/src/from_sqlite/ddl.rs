@@ -30,6 +30,12 @@ pub struct Step {
     pub apart: bool,
     /// Reported (`converted: …`) once the statement has run: a translation it carries.
     pub note: Option<String>,
+    /// Runs only if the step before it succeeded (a trigger after its function): a failure
+    /// is reported once, for the step that failed.
+    pub needs_previous: bool,
+    /// Run if this step fails, to take back the step before it (the function of a refused
+    /// trigger), so that nothing half-made is left.
+    pub undo_previous: Option<String>,
 }
 
 impl Step {
@@ -41,6 +47,8 @@ impl Step {
             foreign_key: None,
             apart: false,
             note: None,
+            needs_previous: false,
+            undo_previous: None,
         }
     }
 
@@ -52,6 +60,8 @@ impl Step {
             foreign_key: None,
             apart: false,
             note: None,
+            needs_previous: false,
+            undo_previous: None,
         }
     }
 }
@@ -867,7 +877,7 @@ impl<'m> Planner<'m> {
             )
         });
         match translated {
-            Ok((function, trigger, shape)) => {
+            Ok((function, trigger, drop_function, shape)) => {
                 let note = format!("{what}: translated to a PL/pgSQL trigger ({shape})");
                 self.p
                     .post
@@ -875,6 +885,8 @@ impl<'m> Planner<'m> {
                 let mut step = Step::global(what, trigger);
                 // Reported once the trigger exists, as a refused one is reported skipped.
                 step.note = Some(note);
+                step.needs_previous = true;
+                step.undo_previous = Some(drop_function);
                 self.p.post.push(step);
             }
             Err(why) => self
@@ -903,7 +915,6 @@ impl<'m> Planner<'m> {
         if !trig.events.iter().any(|e| e == "INSERT") {
             return Ok(());
         }
-        let ours: Vec<String> = sets.iter().map(|(c, _)| c.to_lowercase()).collect();
         for other in self.m.objects.iter().filter(|x| {
             x.kind == "trigger"
                 && x.name != o.name
@@ -912,16 +923,21 @@ impl<'m> Planner<'m> {
                     .is_some_and(|t| t.eq_ignore_ascii_case(&trig.table))
         }) {
             let sql = other.definition.as_deref().unwrap_or("");
+            // The other trigger changes nothing the touch did not already set: it sets some
+            // of the same columns to the same expressions, whatever its WHEN says.
             let same = match ferry_sql::trigger::sqlite_trigger(sql, "trigger", ctx, key_of) {
                 Ok(t) => match t.action {
-                    Action::Touch(s) => s.iter().all(|(c, _)| ours.contains(&c.to_lowercase())),
+                    Action::Touch(s) => s.iter().all(|(c, e)| {
+                        sets.iter()
+                            .any(|(c2, e2)| c.eq_ignore_ascii_case(c2) && e == e2)
+                    }),
                     _ => false,
                 },
                 Err(_) => false,
             };
             if !same {
                 return Err(format!(
-                    "trigger {}: its UPDATE after the insert would fire trigger {} in SQLite, which a PostgreSQL BEFORE INSERT trigger cannot do",
+                    "trigger {}: a touch after an insert is translated only when the table's other triggers set the same columns to the same values (SQLite's UPDATE fires them, a BEFORE INSERT trigger does not), and trigger {} does not",
                     o.name, other.name
                 ));
             }
@@ -970,7 +986,7 @@ fn plpgsql_trigger(
     tname: &dyn Fn(&str) -> String,
     column: &ColumnFacts<'_>,
     table_columns: &TableColumns<'_>,
-) -> Result<(String, String, &'static str), String> {
+) -> Result<(String, String, String, &'static str), String> {
     use ferry_sql::trigger::Action;
     let what = format!("trigger {}", trig.name);
     let (table, _) = table_columns(&trig.table)
@@ -1074,7 +1090,8 @@ fn plpgsql_trigger(
             .map(|w| format!(" WHEN ({w})"))
             .unwrap_or_default()
     );
-    Ok((create_function, create_trigger, shape))
+    let drop_function = format!("DROP FUNCTION {function}()");
+    Ok((create_function, create_trigger, drop_function, shape))
 }
 
 /// SQLite names and the PostgreSQL names they became, looked up as the translation of an

@@ -590,14 +590,29 @@ impl Loader<'_> {
             .unwrap_or_default();
         self.statements += built.len();
         if let Mode::FromSqlite(cross) = &self.mode {
+            let mut previous_ok = true;
             for (i, step) in cross.post.iter().enumerate() {
                 if built.contains(&i) {
+                    previous_ok = true;
+                    continue;
+                }
+                // A trigger whose function was refused: that refusal is the report.
+                if step.needs_previous && !previous_ok {
                     continue;
                 }
                 self.statements += 1;
                 let tried = try_statement(self.client, &step.sql).await?;
+                previous_ok = tried.is_ok();
                 if let (Ok(()), Some(note)) = (&tried, &step.note) {
                     self.notes.push(note.clone());
+                }
+                if let (Err(_), Some(undo)) = (&tried, &step.undo_previous) {
+                    // The refused trigger's function goes too; should that fail, it stays
+                    // and is reported with the trigger.
+                    if let Err(why) = try_statement(self.client, undo).await? {
+                        self.skipped
+                            .push(format!("{}: its function stays ({why})", step.what));
+                    }
                 }
                 if let Err(reason) = tried {
                     // A foreign key that existing rows violate (SQLite does not enforce
