@@ -983,3 +983,46 @@ fn sqlite_touch_triggers_by_rowid_stamp_inserted_and_updated_rows() {
         "1|t\n2|t\n"
     );
 }
+
+/// A trigger and its function are checked, created and refused as one: when the archive
+/// text of the function is refused (here its message names another schema of the target),
+/// the trigger is not tried, and the one report is the refusal.
+#[test]
+fn a_refused_trigger_function_takes_its_trigger_with_it() {
+    let dir = TestDir::new();
+    sqlite(
+        &dir.path("shop.db"),
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+         CREATE TRIGGER no_negative BEFORE INSERT ON orders
+           BEGIN SELECT RAISE(ABORT, 'see public.orders') WHERE NEW.n < 0; END;
+         CREATE TRIGGER no_zero BEFORE INSERT ON orders
+           BEGIN SELECT RAISE(ABORT, 'no zero') WHERE NEW.n = 0; END;",
+    );
+    dir.ferry()
+        .args(["export", "shop.db", "shop.tar"])
+        .run()
+        .success();
+    let pg = PgDb::new("trigger_pair");
+    pg.psql("CREATE SCHEMA app");
+    let run = dir
+        .ferry()
+        .args(["import", "--target-schema", "app", "shop.tar", &pg.url()])
+        .run()
+        .success();
+    let out = run.stderr();
+    let about: Vec<&str> = out.lines().filter(|l| l.contains("no_negative")).collect();
+    assert_eq!(about.len(), 1, "{out}");
+    assert!(
+        about[0].starts_with("skipped: ") && about[0].contains("refused, not created"),
+        "{out}"
+    );
+    assert_eq!(
+        pg.psql(
+            "SELECT (SELECT string_agg(proname, ' ') FROM pg_proc \
+                     WHERE pronamespace = 'app'::regnamespace), \
+                    (SELECT string_agg(tgname, ' ') FROM pg_trigger WHERE NOT tgisinternal)"
+        )
+        .trim(),
+        "orders_no_zero|no_zero"
+    );
+}

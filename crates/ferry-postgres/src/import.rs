@@ -325,8 +325,10 @@ pub fn dry_run(
             // the plan: it would be reported if the statement succeeds.
             plan.notes
                 .extend(cross.post.iter().filter_map(|s| s.note.clone()));
-            plan.statements
-                .extend(cross.post.into_iter().map(|s| s.sql));
+            for s in cross.post {
+                plan.statements.extend(s.prepare.map(|(p, _)| p));
+                plan.statements.push(s.sql);
+            }
             plan.skipped = cross.skipped;
             plan.skipped.extend(
                 cross

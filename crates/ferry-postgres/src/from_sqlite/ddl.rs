@@ -30,12 +30,10 @@ pub struct Step {
     pub apart: bool,
     /// Reported (`converted: …`) once the statement has run: a translation it carries.
     pub note: Option<String>,
-    /// Runs only if the step before it succeeded (a trigger after its function): a failure
-    /// is reported once, for the step that failed.
-    pub needs_previous: bool,
-    /// Run if this step fails, to take back the step before it (the function of a refused
-    /// trigger), so that nothing half-made is left.
-    pub undo_previous: Option<String>,
+    /// A statement this one needs, run just before it (a trigger's function): checked and
+    /// reported with it, so that the pair is created, refused or skipped as one. With it,
+    /// the statement that takes it back if this one is refused (`DROP FUNCTION`).
+    pub prepare: Option<(String, String)>,
 }
 
 impl Step {
@@ -47,8 +45,7 @@ impl Step {
             foreign_key: None,
             apart: false,
             note: None,
-            needs_previous: false,
-            undo_previous: None,
+            prepare: None,
         }
     }
 
@@ -60,8 +57,7 @@ impl Step {
             foreign_key: None,
             apart: false,
             note: None,
-            needs_previous: false,
-            undo_previous: None,
+            prepare: None,
         }
     }
 }
@@ -879,14 +875,10 @@ impl<'m> Planner<'m> {
         match translated {
             Ok((function, trigger, drop_function, shape)) => {
                 let note = format!("{what}: translated to a PL/pgSQL trigger ({shape})");
-                self.p
-                    .post
-                    .push(Step::global(format!("{what} (its function)"), function));
                 let mut step = Step::global(what, trigger);
                 // Reported once the trigger exists, as a refused one is reported skipped.
                 step.note = Some(note);
-                step.needs_previous = true;
-                step.undo_previous = Some(drop_function);
+                step.prepare = Some((function, drop_function));
                 self.p.post.push(step);
             }
             Err(why) => self
@@ -952,8 +944,14 @@ impl<'m> Planner<'m> {
         let mut refused = Vec::new();
         for steps in [&mut self.p.pre, &mut self.p.post] {
             steps.retain(|step| {
-                match ferry_sql::check::check_pg_statement(&step.sql, &step.what, &allowed, foreign)
-                {
+                let check = |sql: &str| {
+                    ferry_sql::check::check_pg_statement(sql, &step.what, &allowed, foreign)
+                };
+                let checked = match &step.prepare {
+                    Some((prepare, _)) => check(prepare).and_then(|()| check(&step.sql)),
+                    None => check(&step.sql),
+                };
+                match checked {
                     Ok(()) => true,
                     Err(e) => {
                         refused.push(format!("{e}; refused, not created"));

@@ -590,23 +590,25 @@ impl Loader<'_> {
             .unwrap_or_default();
         self.statements += built.len();
         if let Mode::FromSqlite(cross) = &self.mode {
-            let mut previous_ok = true;
             for (i, step) in cross.post.iter().enumerate() {
                 if built.contains(&i) {
-                    previous_ok = true;
                     continue;
                 }
-                // A trigger whose function was refused: that refusal is the report.
-                if step.needs_previous && !previous_ok {
-                    continue;
+                // A trigger's function first: refused, it is the trigger's one report.
+                if let Some((prepare, _)) = &step.prepare {
+                    self.statements += 1;
+                    if let Err(reason) = try_statement(self.client, prepare).await? {
+                        self.skipped
+                            .push(format!("{}: its function: {reason}", step.what));
+                        continue;
+                    }
                 }
                 self.statements += 1;
                 let tried = try_statement(self.client, &step.sql).await?;
-                previous_ok = tried.is_ok();
                 if let (Ok(()), Some(note)) = (&tried, &step.note) {
                     self.notes.push(note.clone());
                 }
-                if let (Err(_), Some(undo)) = (&tried, &step.undo_previous) {
+                if let (Err(_), Some((_, undo))) = (&tried, &step.prepare) {
                     // The refused trigger's function goes too; should that fail, it stays
                     // and is reported with the trigger.
                     if let Err(why) = try_statement(self.client, undo).await? {
