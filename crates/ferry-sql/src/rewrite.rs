@@ -5,6 +5,9 @@
 //! server printed it. So these rewrites work on `sqlparser`'s *tokens*, located by their
 //! spans in the original text, and splice replacements in at those spans only: a string
 //! literal, a comment or a dollar-quoted body is one token, never searched for names.
+//!
+//! The same token splicing lets the SQLite reader quote a type name of several words, which
+//! SQLite allows and the parser does not ([`quote_sqlite_type_names`]).
 
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Word};
@@ -101,6 +104,76 @@ fn splice(sql: &str, edits: &mut [(usize, usize, String)]) -> String {
     }
     out.push_str(&sql[at..]);
     out
+}
+
+/// A SQLite `CREATE TABLE` with every column type name of two or more words quoted as one
+/// identifier (`a BLOB SUB_TYPE TEXT NOT NULL` → `a "BLOB SUB_TYPE TEXT" NOT NULL`), for a
+/// parser that takes one word (see `sqlite::create_table`); `None` when there is none or the
+/// text does not tokenize.
+pub(crate) fn quote_sqlite_type_names(sql: &str) -> Option<String> {
+    // Words that end a type name: the column constraints' first words.
+    const STOP: &[&str] = &[
+        "CONSTRAINT",
+        "PRIMARY",
+        "NOT",
+        "NULL",
+        "UNIQUE",
+        "CHECK",
+        "DEFAULT",
+        "COLLATE",
+        "REFERENCES",
+        "GENERATED",
+        "AS",
+    ];
+    // Words that open a table constraint rather than a column.
+    const TABLE_CONSTRAINT: &[&str] = &["CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"];
+    let toks = tokens_in(&sqlparser::dialect::SQLiteDialect {}, sql, "table").ok()?;
+    let sig = significant(&toks);
+    let any_keyword = |t: &Token, set: &[&str]| set.iter().any(|k| is_keyword(t, k));
+    let mut depth = 0;
+    let mut edits = Vec::new();
+    let mut k = 0;
+    while k < sig.len() {
+        let element_start = match toks[sig[k]].token {
+            Token::LParen => {
+                depth += 1;
+                depth == 1
+            }
+            Token::RParen => {
+                depth -= 1;
+                false
+            }
+            Token::Comma => depth == 1,
+            _ => false,
+        };
+        k += 1;
+        // A column: its name, then the words of its type.
+        if !element_start
+            || !sig.get(k).is_some_and(|&i| {
+                matches!(toks[i].token, Token::Word(_))
+                    && !any_keyword(&toks[i].token, TABLE_CONSTRAINT)
+            })
+        {
+            continue;
+        }
+        let mut j = k + 1;
+        let mut words = Vec::new();
+        while let Some(&i) = sig.get(j) {
+            match &toks[i].token {
+                Token::Word(w) if w.quote_style.is_none() && !any_keyword(&toks[i].token, STOP) => {
+                    words.push(w.value.as_str());
+                    j += 1;
+                }
+                _ => break,
+            }
+        }
+        if words.len() >= 2 {
+            let (start, end) = (toks[sig[k + 1]].start, toks[sig[j - 1]].end);
+            edits.push((start, end, quote_ident(&words.join(" "))));
+        }
+        k = j;
+    }
+    (!edits.is_empty()).then(|| splice(sql, &mut edits))
 }
 
 /// Replaces the schema `from` with `to` wherever the statement names it: as a qualifier

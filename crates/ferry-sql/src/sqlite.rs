@@ -87,7 +87,7 @@ fn one(sql: &str, what: &str) -> Result<Statement, SqlError> {
 pub fn create_table(sql: &str, what: &str) -> Result<TableFacts, SqlError> {
     let statement = match one(sql, what) {
         Ok(s) => s,
-        Err(e) => match quote_type_names(sql) {
+        Err(e) => match crate::rewrite::quote_sqlite_type_names(sql) {
             Some(quoted) => one(&quoted, what).map_err(|_| e)?,
             None => return Err(e),
         },
@@ -143,113 +143,6 @@ pub fn create_table(sql: &str, what: &str) -> Result<TableFacts, SqlError> {
         }
     }
     Ok(out)
-}
-
-/// `sql` with every column type name of two or more words quoted as one identifier
-/// (`a BLOB SUB_TYPE TEXT NOT NULL` → `a "BLOB SUB_TYPE TEXT" NOT NULL`); `None` when none
-/// is found or the text does not tokenize.
-fn quote_type_names(sql: &str) -> Option<String> {
-    // Words that end a type name: the column constraints' first words.
-    const STOP: &[&str] = &[
-        "CONSTRAINT",
-        "PRIMARY",
-        "NOT",
-        "NULL",
-        "UNIQUE",
-        "CHECK",
-        "DEFAULT",
-        "COLLATE",
-        "REFERENCES",
-        "GENERATED",
-        "AS",
-    ];
-    // Words that open a table constraint rather than a column.
-    const TABLE_CONSTRAINT: &[&str] = &["CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"];
-    let toks = Tokenizer::new(&SQLiteDialect {}, sql)
-        .tokenize_with_location()
-        .ok()?;
-    let is = |t: &Token, set: &[&str]| {
-        matches!(t, Token::Word(w) if w.quote_style.is_none()
-            && set.iter().any(|k| w.value.eq_ignore_ascii_case(k)))
-    };
-    let significant: Vec<usize> = (0..toks.len())
-        .filter(|&i| !matches!(toks[i].token, Token::Whitespace(_)))
-        .collect();
-    let mut depth = 0;
-    // Byte spans of the type-name runs to quote: (first word, last word).
-    let mut runs = Vec::new();
-    let mut k = 0;
-    while k < significant.len() {
-        let t = &toks[significant[k]].token;
-        let element_start = match t {
-            Token::LParen => {
-                depth += 1;
-                depth == 1
-            }
-            Token::RParen => {
-                depth -= 1;
-                false
-            }
-            Token::Comma => depth == 1,
-            _ => false,
-        };
-        k += 1;
-        if !element_start || k >= significant.len() {
-            continue;
-        }
-        // A column: its name, then the words of its type.
-        if !matches!(toks[significant[k]].token, Token::Word(_))
-            || is(&toks[significant[k]].token, TABLE_CONSTRAINT)
-        {
-            continue;
-        }
-        let mut words = Vec::new();
-        let mut j = k + 1;
-        while j < significant.len() {
-            match &toks[significant[j]].token {
-                Token::Word(w)
-                    if w.quote_style.is_none() && !is(&toks[significant[j]].token, STOP) =>
-                {
-                    words.push(significant[j]);
-                    j += 1;
-                }
-                _ => break,
-            }
-        }
-        if words.len() >= 2 {
-            runs.push((words[0], *words.last()?));
-        }
-        k = j;
-    }
-    if runs.is_empty() {
-        return None;
-    }
-    let offset = |i: usize| -> Option<usize> {
-        let loc = toks[i].span.start;
-        let line_start: usize = sql
-            .split_inclusive('\n')
-            .take(usize::try_from(loc.line).ok()?.checked_sub(1)?)
-            .map(str::len)
-            .sum();
-        let col = usize::try_from(loc.column).ok()?.checked_sub(1)?;
-        Some(line_start + sql[line_start..].char_indices().nth(col)?.0)
-    };
-    let mut out = String::with_capacity(sql.len() + 2 * runs.len());
-    let mut at = 0;
-    for (first, last) in runs {
-        let (a, b) = (offset(first)?, offset(last)?);
-        let Token::Word(w) = &toks[last].token else {
-            return None;
-        };
-        let end = b + w.value.len();
-        out.push_str(&sql[at..a]);
-        out.push('"');
-        out.push_str(&sql[a..end].split_whitespace().collect::<Vec<_>>().join(" "));
-        out.push('"');
-        at = end;
-    }
-    out.push_str(&sql[at..]);
-    Some(out)
 }
 
 /// A `CREATE VIRTUAL TABLE`'s module, and for FTS whether its content is external

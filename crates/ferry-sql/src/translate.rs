@@ -408,45 +408,21 @@ fn call(name: &str, arg: Expr) -> Expr {
     f
 }
 
-/// The text a plain `date`/`time`/`datetime` call on one string literal returns in SQLite,
-/// when certain: no modifiers, `FILTER`, `OVER` or qualified name.
-fn folded_date_call(e: &Expr) -> Option<String> {
+/// A plain call: its one-part name and its arguments, when each is a bare expression and
+/// nothing else is attached (`DISTINCT`, `FILTER`, `OVER`, `WITHIN GROUP`, clauses).
+fn plain_call(e: &Expr) -> Option<(String, Vec<&Expr>)> {
     use sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
     let Expr::Function(f) = e else { return None };
     if f.filter.is_some() || f.over.is_some() || !f.within_group.is_empty() || f.name.0.len() != 1 {
         return None;
     }
-    let name = last_part(&f.name)?;
     let FunctionArguments::List(list) = &f.args else {
         return None;
     };
     if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
         return None;
     }
-    match list.args.as_slice() {
-        [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))] => match &v.value {
-            Value::SingleQuotedString(lit) => crate::fold::date_function(&name, lit),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// SQLite's `like(p, x[, esc])`, which is `x LIKE p [ESCAPE esc]` (PostgreSQL's `like(a, b)`
-/// is `a LIKE b`, the other way round), as the `ILIKE` the LIKE operator becomes.
-fn like_call(e: &Expr) -> Option<Expr> {
-    use sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
-    let Expr::Function(f) = e else { return None };
-    if f.filter.is_some() || f.over.is_some() || f.name.0.len() != 1 {
-        return None;
-    }
-    if !last_part(&f.name)?.eq_ignore_ascii_case("like") {
-        return None;
-    }
-    let FunctionArguments::List(list) = &f.args else {
-        return None;
-    };
-    let args: Vec<&Expr> = list
+    let args = list
         .args
         .iter()
         .map(|a| match a {
@@ -454,20 +430,46 @@ fn like_call(e: &Expr) -> Option<Expr> {
             _ => None,
         })
         .collect::<Option<_>>()?;
-    let (pattern, expr, escape) = match args.as_slice() {
-        [p, x] => (*p, *x, None),
-        [p, x, esc] => (*p, *x, Some(*esc)),
-        _ => return None,
-    };
-    Some(Expr::ILike {
-        negated: false,
-        any: false,
-        expr: Box::new(expr.clone()),
-        pattern: Box::new(pattern.clone()),
-        escape_char: Some(Box::new(escape.cloned().unwrap_or_else(|| {
-            Expr::Value(Value::SingleQuotedString(String::new()).into())
-        }))),
-    })
+    Some((last_part(&f.name)?, args))
+}
+
+/// What a SQLite function call becomes, when it has a translation: `like(p, x[, esc])`,
+/// which is `x LIKE p [ESCAPE esc]` (PostgreSQL's `like(a, b)` is `a LIKE b`, the other way
+/// round), as the `ILIKE` the LIKE operator becomes; a `date`/`time`/`datetime` of one
+/// string literal as the text SQLite returns for it, when certain (see `fold`), with
+/// `true` for a fold.
+fn translated_call(e: &Expr) -> Option<(Expr, bool)> {
+    let (name, args) = plain_call(e)?;
+    if name.eq_ignore_ascii_case("like") {
+        let (pattern, expr, escape) = match args.as_slice() {
+            [p, x] => (*p, *x, None),
+            [p, x, esc] => (*p, *x, Some(*esc)),
+            _ => return None,
+        };
+        return Some((
+            Expr::ILike {
+                negated: false,
+                any: false,
+                expr: Box::new(expr.clone()),
+                pattern: Box::new(pattern.clone()),
+                escape_char: Some(Box::new(escape.cloned().unwrap_or_else(no_escape))),
+            },
+            false,
+        ));
+    }
+    match args.as_slice() {
+        [Expr::Value(v)] => match &v.value {
+            Value::SingleQuotedString(lit) => crate::fold::date_function(&name, lit)
+                .map(|text| (Expr::Value(Value::SingleQuotedString(text).into()), true)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `ESCAPE ''`: no escape character, as in SQLite's LIKE without ESCAPE.
+fn no_escape() -> Expr {
+    Expr::Value(Value::SingleQuotedString(String::new()).into())
 }
 
 impl VisitorMut for Rewriter<'_, '_> {
@@ -570,20 +572,15 @@ impl VisitorMut for Rewriter<'_, '_> {
                     any: false,
                     expr: std::mem::replace(expr, Box::new(Expr::Value(Value::Null.into()))),
                     pattern: std::mem::replace(pattern, Box::new(Expr::Value(Value::Null.into()))),
-                    escape_char: Some(escape_char.take().unwrap_or_else(|| {
-                        Box::new(Expr::Value(Value::SingleQuotedString(String::new()).into()))
-                    })),
+                    escape_char: Some(escape_char.take().unwrap_or_else(|| Box::new(no_escape()))),
                 };
             }
-            Expr::Function(_) if like_call(e).is_some() => {
-                if let Some(like) = like_call(e) {
-                    *e = like;
-                }
-            }
             Expr::Function(_) => {
-                if let Some(text) = folded_date_call(e) {
-                    self.folded.push(e.to_string());
-                    *e = Expr::Value(Value::SingleQuotedString(text).into());
+                if let Some((translated, folded)) = translated_call(e) {
+                    if folded {
+                        self.folded.push(e.to_string());
+                    }
+                    *e = translated;
                 }
             }
             _ => {}

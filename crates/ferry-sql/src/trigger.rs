@@ -5,8 +5,9 @@
 //! exact PL/pgSQL equivalent:
 //!
 //! - **Touch** (`AFTER UPDATE ... BEGIN UPDATE t SET updated_at = CURRENT_TIMESTAMP WHERE
-//!   id = NEW.id; END`): a `BEFORE UPDATE` trigger that sets the columns on `NEW`. Same
-//!   result, one write instead of two.
+//!   id = NEW.id; END`, or `AFTER INSERT`, the row named by its key or its rowid): a `BEFORE`
+//!   trigger of the same events that sets the columns on `NEW`. Same result, one write
+//!   instead of two.
 //! - **Audit** (`INSERT INTO log(...) VALUES (NEW.x, OLD.y, ...)` into another table): the
 //!   same inserts in a trigger function, at the same timing.
 //! - **Guard** (`SELECT RAISE(ABORT, 'msg') [WHERE cond]`, or the trigger's `WHEN`): `RAISE
@@ -44,7 +45,7 @@ pub struct Trigger {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Set columns of the row being updated: (SQLite column, SQLite expression).
+    /// Set columns of the row being inserted or updated: (SQLite column, SQLite expression).
     Touch(Vec<(String, String)>),
     /// Insert into other tables.
     Audit(Vec<AuditInsert>),

@@ -569,8 +569,12 @@ impl<'m> Planner<'m> {
         )
     }
 
+    /// The table SQL names `t` (SQLite matches names whatever their ASCII case).
     fn table_named(&self, t: &str) -> Option<&'m Table> {
-        self.m.tables.iter().find(|x| x.name == t)
+        self.m
+            .tables
+            .iter()
+            .find(|x| x.name.eq_ignore_ascii_case(t))
     }
 
     fn columns_of(&self, t: &str) -> Vec<String> {
@@ -757,19 +761,15 @@ impl<'m> Planner<'m> {
         let bools = self.bools_of(None);
         // The text rule reads a name as a table's column: only when every relation the view
         // reads is one of the archive's tables (no subquery in FROM, no CTE, no other view).
-        let base = |r: &String| {
-            self.m
-                .tables
-                .iter()
-                .find(|t| t.name.eq_ignore_ascii_case(r))
-                .map(|t| t.name.clone())
-        };
-        let texts = match ferry_sql::translate::view_base_relations(sql) {
-            Some(rels) if rels.iter().all(|r| base(r).is_some()) => {
-                let tables: Vec<String> = rels.iter().filter_map(base).collect();
-                self.texts_of(Some(&tables))
-            }
-            _ => Vec::new(),
+        let tables: Option<Vec<String>> =
+            ferry_sql::translate::view_base_relations(sql).and_then(|rels| {
+                rels.iter()
+                    .map(|r| self.table_named(r).map(|t| t.name.clone()))
+                    .collect()
+            });
+        let texts = match tables {
+            Some(tables) => self.texts_of(Some(&tables)),
+            None => Vec::new(),
         };
         let ctx = ferry_sql::translate::Context {
             rename: &|n| renames.get(n),
