@@ -559,3 +559,58 @@ fn one_dimensional_arrays_are_arrow_lists_and_round_trip_exactly() {
     );
     assert_eq!(seen, "list<element: string>\n['a', 'b c', None, 'NULL']\n");
 }
+
+/// A sequential scan of a table larger than a quarter of `shared_buffers` starts where the
+/// last scan of it stopped (synchronized scans), so a plain `COPY TO` after a scan that
+/// stopped halfway starts halfway. The export reads every table from its first page: a
+/// table written in key order is archived in key order, the same archive every time.
+#[test]
+fn a_large_table_is_exported_from_its_first_page_after_a_scan_stopped_halfway() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int32Type;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let src = PgDb::new("syncscan");
+    let shared: i64 = src
+        .psql("SELECT pg_size_bytes(current_setting('shared_buffers'))")
+        .trim()
+        .parse()
+        .unwrap();
+    // Rows of about 1 KB, a third more of them than the synchronized-scan threshold.
+    let rows = shared / 4 * 4 / 3 / 1000 + 1000;
+    src.psql(&format!(
+        "CREATE TABLE big (id int, pad text);
+         INSERT INTO big SELECT g, repeat('x', 900) FROM generate_series(1, {rows}) g;"
+    ));
+    let stop_halfway = format!("SELECT id FROM big OFFSET {} LIMIT 1", rows / 2);
+    src.psql(&stop_halfway);
+    let plain_copy = src.psql("COPY big (id) TO STDOUT");
+    assert_ne!(
+        plain_copy.lines().next(),
+        Some("1"),
+        "the premise: the server's own COPY starts where the stopped scan was"
+    );
+    src.psql(&stop_halfway);
+
+    let dir = TestDir::new();
+    dir.ferry()
+        .args(["export", &src.url(), "a"])
+        .run()
+        .success();
+    let part = std::fs::File::open(dir.path("a/data/t00001/part-000000.parquet")).unwrap();
+    let first = ParquetRecordBatchReaderBuilder::try_new(part)
+        .unwrap()
+        .with_batch_size(3)
+        .build()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let ids: Vec<i32> = first
+        .column_by_name("id")
+        .unwrap()
+        .as_primitive::<Int32Type>()
+        .values()
+        .to_vec();
+    assert_eq!(ids, [1, 2, 3]);
+}

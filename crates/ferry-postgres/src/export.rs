@@ -88,6 +88,16 @@ pub fn export(
     crate::runtime()?.block_on(export_async(&spec, location, write, options, progress))
 }
 
+/// Every scan of the export starts at the table's first page. With synchronized scans (the
+/// server's default) a sequential scan of a table larger than a quarter of
+/// `shared_buffers` joins the last scan of it wherever that was: the archive then holds the
+/// rows rotated (at scale 1000, `events` began with the last 90 937 ids, then 1 onwards), so
+/// two exports of an unchanged database differ, and a SQLite import of the archive inserts
+/// all but the first few rows in front of them, into the middle of the table's b-tree
+/// instead of appending at its end: 12 % slower for that table. Read from the first page,
+/// a table loaded in key order comes out in key order.
+const FROM_THE_FIRST_PAGE: &str = "SET LOCAL synchronize_seqscans = off";
+
 async fn export_async(
     spec: &ConnSpec,
     location: &Location,
@@ -97,7 +107,9 @@ async fn export_async(
 ) -> Result<ExportReport, PgError> {
     let client = spec.connect().await?;
     client
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY, DEFERRABLE")
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY, DEFERRABLE; {FROM_THE_FIRST_PAGE}"
+        ))
         .await
         .ctx(|| format!("{}: starting the snapshot", spec.display()))?;
     let snapshot: String = client
@@ -410,7 +422,7 @@ async fn worker(
     let client = spec.connect().await?;
     client
         .batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}; {FROM_THE_FIRST_PAGE}",
             catalog::quote_literal(snapshot)
         ))
         .await
