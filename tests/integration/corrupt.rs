@@ -431,3 +431,40 @@ fn a_malformed_sqlite_value_is_refused_by_both_importers_never_guessed() {
         assert!(!dir.path(&target).exists());
     }
 }
+
+/// Rows go into SQLite many to a statement; a row SQLite refuses is still named alone: its
+/// chunk is rolled back and replayed row by row.
+#[test]
+fn a_row_sqlite_refuses_is_named_even_inside_a_chunk_of_rows() {
+    use arrow_array::{ArrayRef, RecordBatch, StringArray};
+    use std::sync::Arc;
+    let dir = TestDir::new();
+    let conn = rusqlite::Connection::open(dir.path("k.db")).unwrap();
+    conn.execute_batch("CREATE TABLE k (id INTEGER PRIMARY KEY, v TEXT NOT NULL);")
+        .unwrap();
+    for i in 1..=100 {
+        conn.execute("INSERT INTO k VALUES (?1, ?2)", (i, format!("v{i}")))
+            .unwrap();
+    }
+    drop(conn);
+    dir.ferry().args(["export", "k.db", "a"]).run().success();
+    // The 71st row (id 71), in the middle of the third chunk, loses its NOT NULL value.
+    rewrite_part(&dir.path("a"), |b: RecordBatch| {
+        let i = b.schema().index_of("v").unwrap();
+        let v: StringArray = (0..b.num_rows())
+            .map(|r| (r != 70).then(|| format!("v{}", r + 1)))
+            .collect();
+        let mut all: Vec<ArrayRef> = b.columns().to_vec();
+        all[i] = Arc::new(v);
+        RecordBatch::try_new(b.schema(), all).unwrap()
+    });
+    let run = dir
+        .ferry()
+        .args(["import", "a", "out.db"])
+        .run()
+        .fails_with(1)
+        .says("row with id = 71 of data/t00001/part-000000.parquet")
+        .says("NOT NULL constraint failed: k.v");
+    assert_eq!(run.stderr().lines().count(), 1, "{}", run.stderr());
+    assert!(!dir.path("out.db").exists());
+}
