@@ -432,39 +432,70 @@ fn a_malformed_sqlite_value_is_refused_by_both_importers_never_guessed() {
     }
 }
 
+/// An archive `a` of one table `t` made by `ddl` (columns `id INTEGER PRIMARY KEY` and
+/// `v`) with 100 rows, whose `v` is then rewritten row by row to `v(r)`: rows a checksum
+/// cannot flag, for SQLite to refuse at import.
+fn hundred_rows_rewritten(dir: &TestDir, ddl: &str, v: impl Fn(usize) -> Option<String>) {
+    use arrow_array::{ArrayRef, RecordBatch, StringArray};
+    use std::sync::Arc;
+    let conn = rusqlite::Connection::open(dir.path("t.db")).unwrap();
+    conn.execute_batch(ddl).unwrap();
+    for i in 1..=100 {
+        conn.execute("INSERT INTO t VALUES (?1, ?2)", (i, format!("v{i}")))
+            .unwrap();
+    }
+    drop(conn);
+    dir.ferry().args(["export", "t.db", "a"]).run().success();
+    rewrite_part(&dir.path("a"), |b: RecordBatch| {
+        let i = b.schema().index_of("v").unwrap();
+        let column: StringArray = (0..b.num_rows()).map(&v).collect();
+        let mut all: Vec<ArrayRef> = b.columns().to_vec();
+        all[i] = Arc::new(column);
+        RecordBatch::try_new(b.schema(), all).unwrap()
+    });
+}
+
 /// Rows go into SQLite many to a statement; a row SQLite refuses is still named alone: its
 /// chunk is rolled back and replayed row by row.
 #[test]
 fn a_row_sqlite_refuses_is_named_even_inside_a_chunk_of_rows() {
-    use arrow_array::{ArrayRef, RecordBatch, StringArray};
-    use std::sync::Arc;
     let dir = TestDir::new();
-    let conn = rusqlite::Connection::open(dir.path("k.db")).unwrap();
-    conn.execute_batch("CREATE TABLE k (id INTEGER PRIMARY KEY, v TEXT NOT NULL);")
-        .unwrap();
-    for i in 1..=100 {
-        conn.execute("INSERT INTO k VALUES (?1, ?2)", (i, format!("v{i}")))
-            .unwrap();
-    }
-    drop(conn);
-    dir.ferry().args(["export", "k.db", "a"]).run().success();
     // The 71st row (id 71), in the middle of the third chunk, loses its NOT NULL value.
-    rewrite_part(&dir.path("a"), |b: RecordBatch| {
-        let i = b.schema().index_of("v").unwrap();
-        let v: StringArray = (0..b.num_rows())
-            .map(|r| (r != 70).then(|| format!("v{}", r + 1)))
-            .collect();
-        let mut all: Vec<ArrayRef> = b.columns().to_vec();
-        all[i] = Arc::new(v);
-        RecordBatch::try_new(b.schema(), all).unwrap()
-    });
+    hundred_rows_rewritten(
+        &dir,
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);",
+        |r| (r != 70).then(|| format!("v{}", r + 1)),
+    );
     let run = dir
         .ferry()
         .args(["import", "a", "out.db"])
         .run()
         .fails_with(1)
         .says("row with id = 71 of data/t00001/part-000000.parquet")
-        .says("NOT NULL constraint failed: k.v");
+        .says("NOT NULL constraint failed: t.v");
     assert_eq!(run.stderr().lines().count(), 1, "{}", run.stderr());
+    assert!(!dir.path("out.db").exists());
+}
+
+/// A conflict clause of FAIL keeps the rows of a refused chunk that went in before the
+/// refused one: replaying the chunk would find the first of them taken and blame it. The
+/// error names the chunk's rows and SQLite's reason instead.
+#[test]
+fn a_chunk_refused_under_on_conflict_fail_is_named_by_its_rows_not_a_wrong_one() {
+    let dir = TestDir::new();
+    // Row 71 repeats row 70's value, in the third chunk of 32 (rows 65-96).
+    hundred_rows_rewritten(
+        &dir,
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE ON CONFLICT FAIL);",
+        |r| Some(format!("v{}", if r == 70 { 70 } else { r + 1 })),
+    );
+    let run = dir
+        .ferry()
+        .args(["import", "a", "out.db"])
+        .run()
+        .fails_with(1)
+        .says("table t, rows 65-96 of data/t00001/part-000000.parquet")
+        .says("UNIQUE constraint failed: t.v");
+    assert!(!run.stderr().contains("t.id"), "{}", run.stderr());
     assert!(!dir.path("out.db").exists());
 }

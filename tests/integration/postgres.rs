@@ -562,7 +562,7 @@ fn one_dimensional_arrays_are_arrow_lists_and_round_trip_exactly() {
 
 /// A sequential scan of a table larger than a quarter of `shared_buffers` starts where the
 /// last scan of it stopped (synchronized scans), so a plain `COPY TO` after a scan that
-/// stopped halfway starts halfway. The export reads every table from its first page: a
+/// stopped partway starts partway. The export reads every table from its first page: a
 /// table written in key order is archived in key order, the same archive every time.
 #[test]
 fn a_large_table_is_exported_from_its_first_page_after_a_scan_stopped_halfway() {

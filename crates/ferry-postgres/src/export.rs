@@ -95,8 +95,11 @@ pub fn export(
 /// two exports of an unchanged database differ, and a SQLite import of the archive inserts
 /// all but the first few rows in front of them, into the middle of the table's b-tree
 /// instead of appending at its end: 12 % slower for that table. Read from the first page,
-/// a table loaded in key order comes out in key order.
-const FROM_THE_FIRST_PAGE: &str = "SET LOCAL synchronize_seqscans = off";
+/// a table loaded in key order comes out in key order. For the same reason a `COPY (SELECT
+/// …)` (a `--where` filter, columns read as text) gets no parallel plan, whose workers'
+/// rows would arrive interleaved.
+const FROM_THE_FIRST_PAGE: &str =
+    "SET LOCAL synchronize_seqscans = off; SET LOCAL max_parallel_workers_per_gather = 0";
 
 async fn export_async(
     spec: &ConnSpec,

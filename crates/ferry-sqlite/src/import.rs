@@ -268,7 +268,7 @@ fn build(
     if loader.resume.is_none() {
         // Post-data runs in a transaction of its own. The file is still private, so the
         // commit in between publishes nothing.
-        conn.execute_batch("COMMIT; PRAGMA journal_mode = MEMORY; BEGIN")
+        conn.execute_batch("COMMIT; BEGIN")
             .ctx(|| "starting the post-data transaction".into())?;
     }
     // The rows wanted a large page cache (a UNIQUE index filled row by row is a random
@@ -755,9 +755,9 @@ impl Loader<'_> {
                 stmt.raw_bind_parameter(param, v)
                     .ctx(|| format!("table {}: binding {}", table.name, fields[j].0))
             };
-            stmt.insert(batch.num_rows(), bind, |stmt, r| {
+            stmt.insert(batch.num_rows(), offset, part.path, bind, |stmt, r| {
                 execute_row(stmt, &table.name, part, || {
-                    row_label(&cols, &fields, r, table)
+                    row_label(&cols, &fields, r, offset + r + 1, table)
                 })
             })
         })
@@ -816,7 +816,7 @@ impl Loader<'_> {
                         stmt.raw_bind_parameter(param, &values[r * width + j])
                             .ctx(|| format!("table {target}: binding"))
                     };
-                stmt.insert(n, bind, |stmt, r| {
+                stmt.insert(n, offset, path, bind, |stmt, r| {
                     execute_row(stmt, target, part, || format!("row {}", offset + r + 1))
                 })
             },
@@ -836,8 +836,12 @@ const MAX_PARAMS: usize = 32_766;
 /// The insert of one table's rows: one statement for a row, one for a chunk of
 /// [`CHUNK_ROWS`].
 pub(crate) struct Inserts<'c> {
+    conn: &'c Connection,
+    target: String,
     one: rusqlite::CachedStatement<'c>,
-    /// The multi-row statement and its rows (absent when a table is too wide for two).
+    /// The multi-row statement and its rows; absent when a table is too wide for two rows
+    /// of parameters, or for SQLite's limits on a multi-row VALUES (2000 columns by
+    /// default, which a single row's VALUES is not held to).
     many: Option<(rusqlite::CachedStatement<'c>, usize)>,
     width: usize,
 }
@@ -862,22 +866,36 @@ impl<'c> Inserts<'c> {
         let ctx = || format!("table {target}: preparing the insert");
         let one = conn.prepare_cached(&sql(1)).ctx(ctx)?;
         let chunk = CHUNK_ROWS.min(MAX_PARAMS / width.max(1));
-        let many = if chunk > 1 && width > 0 {
-            Some((conn.prepare_cached(&sql(chunk)).ctx(ctx)?, chunk))
-        } else {
-            None
-        };
-        Ok(Inserts { one, many, width })
+        let many = (chunk > 1 && width > 0)
+            .then(|| conn.prepare_cached(&sql(chunk)).ok())
+            .flatten()
+            .map(|stmt| (stmt, chunk));
+        Ok(Inserts {
+            conn,
+            target: target.to_owned(),
+            one,
+            many,
+            width,
+        })
     }
 
-    /// Inserts rows `0..n`: whole chunks through the multi-row statement, the rest one by
-    /// one. `bind(statement, parameter, r, j)` binds row `r`'s column `j`; `execute(statement,
-    /// r)` runs the one-row statement bound to row `r`, naming it if SQLite refuses. A chunk
-    /// SQLite refuses is rolled back whole (the load's journal, [`begin_load`]) and replayed
-    /// row by row, so that the error names the row, as a load of single rows would.
+    /// Inserts rows `0..n` of a slice that starts at row `offset` of `part`: whole chunks
+    /// through the multi-row statement, the rest one by one. `bind(statement, parameter, r,
+    /// j)` binds row `r`'s column `j`; `execute(statement, r)` runs the one-row statement
+    /// bound to row `r`, naming it if SQLite refuses.
+    ///
+    /// A chunk SQLite refuses is rolled back whole by the load's journal ([`begin_load`])
+    /// and replayed row by row, so that the error names the row, as a load of single rows
+    /// would. Only when it is certain that nothing of the chunk stayed: the transaction is
+    /// still open (a conflict clause of ROLLBACK, or an I/O error, ends it, and a replay
+    /// would then commit row by row) and the chunk changed no row (a conflict clause of FAIL
+    /// keeps the rows before the refused one, which a replay would find taken). Otherwise the
+    /// error names the chunk's rows.
     fn insert(
         &mut self,
         n: usize,
+        offset: usize,
+        part: &str,
         mut bind: impl FnMut(&mut Statement<'_>, usize, usize, usize) -> Result<(), SqliteError>,
         mut execute: impl FnMut(&mut Statement<'_>, usize) -> Result<(), SqliteError>,
     ) -> Result<(), SqliteError> {
@@ -891,11 +909,18 @@ impl<'c> Inserts<'c> {
                     }
                 }
                 if let Err(refused) = many.raw_execute() {
-                    let rows = start..start + *chunk;
-                    one_by_one(&mut self.one, width, rows, &mut bind, &mut execute)?;
-                    // Every row went in alone: SQLite refused the chunk, not a row of it.
+                    if !self.conn.is_autocommit() && self.conn.changes() == 0 {
+                        let rows = start..start + *chunk;
+                        one_by_one(&mut self.one, width, rows, &mut bind, &mut execute)?;
+                    }
+                    // Not replayed, or every row went in alone: SQLite refused the chunk.
                     return Err(SqliteError::Sql {
-                        context: format!("rows {}-{}: inserting", start + 1, start + *chunk),
+                        context: format!(
+                            "table {}, rows {}-{} of {part}: inserting",
+                            self.target,
+                            offset + start + 1,
+                            offset + start + *chunk
+                        ),
                         source: refused,
                     });
                 }
@@ -938,10 +963,12 @@ fn execute_row(
         })
 }
 
+/// Names row `r` of a slice by its key, or else by `number`, its place in the part.
 fn row_label(
     cols: &[SqliteColumn<'_>],
     fields: &[(String, LogicalType)],
     r: usize,
+    number: usize,
     table: &Table,
 ) -> String {
     match (
@@ -950,9 +977,11 @@ fn row_label(
     ) {
         (true, Some(SqliteValue::Integer(i))) => format!("rowid {i}"),
         (_, Some(SqliteValue::Integer(i))) => format!("row with {} = {i}", fields[0].0),
-        (_, Some(SqliteValue::Text(t))) => format!("row with {} = '{t}'", fields[0].0),
+        (_, Some(SqliteValue::Text(t))) => {
+            format!("row with {} = '{}'", fields[0].0, ferry_archive::clip(t))
+        }
         (_, Some(v)) => format!("row with {} = {v:?}", fields[0].0),
-        _ => format!("row {r}"),
+        _ => format!("row {number}"),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Resuming an interrupted SQLite import (`ferry import --resume ARCHIVE app.db`).
 //!
-//! An ordinary import builds the database in a temporary file with the journal off, in one
-//! transaction: fastest, and a failure throws the file away. With `--resume` the file is
+//! An ordinary import builds the database in a temporary file with an in-memory journal, in
+//! one transaction: fastest, and a failure throws the file away. With `--resume` the file is
 //! `<target>.ferry-resume` instead, kept when the run fails, and built part by part: each
 //! part's rows commit with a row in the file's own journal table, `_ferry_resume`, naming
 //! the archive (the SHA-256 of its prelude), the part, its SHA-256 and its row count. The
