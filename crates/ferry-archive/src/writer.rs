@@ -164,6 +164,12 @@ struct Shared {
     sealer: Option<Arc<crate::seal::Sealer>>,
     options: WriteOptions,
     properties: WriterProperties,
+    /// Whether a staged file must reach the disk before it is published. Only a directory
+    /// archive keeps its staged files (the staging directory is renamed into place, or kept
+    /// for `--resume`); a tar or a store copies each one out and deletes it, and a tar file
+    /// is synced once, whole, before its rename. Syncing those staged copies too cost the
+    /// `COPY` behind them its wait for the disk: the stream's reader waited for every part.
+    sync_staged: bool,
 }
 
 struct State {
@@ -303,6 +309,7 @@ impl ArchiveWriter {
         }
         let sealer = crate::seal::sealer();
         let shared = Arc::new(Shared {
+            sync_staged: matches!(sink, Sink::Dir { .. }),
             staging,
             sealer,
             options,
@@ -551,7 +558,7 @@ impl Shared {
     }
 
     fn write_raw(&self, stored: &str, bytes: &[u8]) -> Result<()> {
-        write_synced(&self.staging.path().join(stored), bytes)
+        write_staged(&self.staging.path().join(stored), bytes, self.sync_staged)
             .map_err(|e| ArchiveError::io(stored, e))?;
         self.publish(stored)
     }
@@ -786,10 +793,10 @@ fn is_entry_name(name: &str) -> bool {
     documents.iter().any(|d| d == name || d == bare) || is_part_name(bare)
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write_staged(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
     let mut f = File::create(path)?;
     f.write_all(bytes)?;
-    f.sync_all()
+    if sync { f.sync_all() } else { Ok(()) }
 }
 
 fn sync_dir(dir: &Path) {
@@ -985,7 +992,9 @@ impl TableWriter {
             .into_inner()
             .map_err(|e| ArchiveError::io(&rel, e.into_error()))?;
         // Durable before it is published: a renamed directory must not hold torn files.
-        file.sync_all().map_err(|e| ArchiveError::io(&rel, e))?;
+        if self.shared.sync_staged {
+            file.sync_all().map_err(|e| ArchiveError::io(&rel, e))?;
+        }
         drop(file);
         self.shared.publish(&self.shared.stored(&rel))?;
         tracing::debug!(part = %rel, rows = part.rows, bytes, "part written");
