@@ -141,10 +141,24 @@ fn an_app_database_moves_to_postgresql_value_by_value() {
         .says("table \"public\".\"docs\": same row count (2) but different content");
     pg.psql("UPDATE docs SET price = 12.50 WHERE price = 12.51");
     // The application's next insert works: identity past max(id) and past sqlite_sequence.
+    // Its created_at comes from the translated CURRENT_TIMESTAMP: UTC, in whole seconds as
+    // SQLite stores it (PostgreSQL's now() has microseconds).
     assert_eq!(
-        pg.psql("INSERT INTO accounts (name) VALUES ('eve') RETURNING id, active")
-            .trim(),
-        "5|t"
+        pg.psql(
+            "INSERT INTO accounts (name) VALUES ('eve') RETURNING id, active, \
+             created_at = date_trunc('second', created_at), \
+             abs(extract(epoch from created_at - (now() AT TIME ZONE 'UTC'))) < 2"
+        )
+        .trim(),
+        "5|t|t|t"
+    );
+    assert_eq!(
+        pg.psql(
+            "INSERT INTO docs (id, account_id) VALUES ('late', 5) \
+             RETURNING updated = date_trunc('second', updated)"
+        )
+        .trim(),
+        "t"
     );
     assert_eq!(pg.psql("SELECT count(*) FROM active_accounts").trim(), "3");
     // Constraints and indexes came along.
@@ -848,7 +862,13 @@ fn sqlite_views_are_read_in_postgresql_as_sqlite_reads_them() {
         ),
     ];
     let mut sql = "CREATE TABLE orders (id INTEGER PRIMARY KEY, shipped DATETIME, \
-                   Status TEXT NOT NULL DEFAULT '0', note TEXT);
+                   Status TEXT NOT NULL DEFAULT '0', note TEXT, \
+                   late INTEGER GENERATED ALWAYS AS \
+                     (CASE WHEN shipped > datetime('1997-06-01') THEN 1 ELSE 0 END) VIRTUAL, \
+                   CHECK (shipped IS NULL OR shipped >= date('1990-01-01')));
+         CREATE INDEX late_orders ON orders(id) WHERE shipped > datetime('1997-06-01');
+         CREATE TRIGGER too_early BEFORE INSERT ON orders WHEN NEW.shipped < date('1990-01-01')
+           BEGIN SELECT RAISE(ABORT, 'too early'); END;
          INSERT INTO orders VALUES
            (1, '1997-01-01 00:00:00', '0', 'a'), (2, '1997-06-15 10:00:00', '1', 'b'),
            (3, '1997-12-31 23:59:59', '0', 'c'), (4, '1998-01-02 13:00:00', '2', 'd'),
@@ -877,6 +897,13 @@ fn sqlite_views_are_read_in_postgresql_as_sqlite_reads_them() {
     for needle in [
         "converted: view shipped_1997: DATETIME('1997-01-01'), datetime('1997-12-31 23:59:59') replaced by the text SQLite returns",
         "skipped: view sums: operator does not exist: text + unknown",
+        // The same replacement in the other objects that compare, each reported with what
+        // it can change.
+        "date('1990-01-01') replaced by the text SQLite returns; beside a date or timestamp column it compares as that type, where SQLite compared text, so rows whose stored text has another form (such as a date without a time) may be accepted or refused differently",
+        "converted: index late_orders: datetime('1997-06-01') replaced by the text SQLite returns; beside a date or timestamp column it compares as that type, where SQLite compared text, so rows whose stored text has another form (such as a date without a time) may be indexed differently",
+        "datetime('1997-06-01') replaced by the text SQLite returns; beside a date or timestamp column it compares as that type, where SQLite compared text, so rows whose stored text has another form (such as a date without a time) may get another value",
+        "converted: trigger too_early: translated to a PL/pgSQL trigger (",
+        "; date('1990-01-01') replaced by the text SQLite returns; beside a date or timestamp column it compares as that type, where SQLite compared text, so rows whose stored text has another form (such as a date without a time) may fire it differently",
         // Only a constant is folded: a column's time stays a call PostgreSQL does not have.
         "skipped: view after_noon:",
         // trim() has no affinity, so SQLite compares '0' with 0 and finds no row: the text
@@ -913,8 +940,10 @@ fn sqlite_touch_triggers_by_rowid_stamp_inserted_and_updated_rows() {
                              last_update TIMESTAMP NOT NULL, PRIMARY KEY (actor_id));
          CREATE TRIGGER actor_trigger_ai AFTER INSERT ON actor
            BEGIN UPDATE actor SET last_update = DATETIME('NOW') WHERE rowid = new.rowid; END;
+         -- The same now as the insert touch's, spelled another way: the insert touch
+         -- still stands alone.
          CREATE TRIGGER actor_trigger_au AFTER UPDATE ON actor
-           BEGIN UPDATE actor SET last_update = DATETIME('NOW') WHERE rowid = new.rowid; END;
+           BEGIN UPDATE actor SET last_update = CURRENT_TIMESTAMP WHERE rowid = new.rowid; END;
          -- PostgreSQL has no GLOB: this trigger is refused when it is created.
          CREATE TRIGGER actor_glob AFTER UPDATE ON actor WHEN NEW.name GLOB 'x*'
            BEGIN UPDATE actor SET last_update = DATETIME('NOW') WHERE rowid = new.rowid; END;
@@ -979,8 +1008,11 @@ fn sqlite_touch_triggers_by_rowid_stamp_inserted_and_updated_rows() {
          UPDATE actor SET name = 'ann b', last_update = '2001-01-01' WHERE actor_id = 1;",
     );
     assert_eq!(
-        pg.psql("SELECT actor_id, last_update > now() - interval '1 day' FROM actor ORDER BY 1"),
-        "1|t\n2|t\n"
+        pg.psql(
+            "SELECT actor_id, last_update > now() - interval '1 day', \
+             last_update = date_trunc('second', last_update) FROM actor ORDER BY 1"
+        ),
+        "1|t|t\n2|t|t\n"
     );
 }
 

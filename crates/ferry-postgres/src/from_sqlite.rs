@@ -381,36 +381,85 @@ pub fn shorten(name: &str) -> String {
     format!("{}_{hash}", &name[..cut])
 }
 
+/// The moments SQLite's spellings of "now" read; each is one value however it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Now {
+    Timestamp,
+    Local,
+    Date,
+    Time,
+    Epoch,
+}
+
+/// Which "now" a SQLite expression is, from its printed form lower-cased without spaces
+/// (`DATETIME('NOW')` and `CURRENT_TIMESTAMP` alike), or `None` for anything else.
+fn sqlite_now(norm: &str) -> Option<Now> {
+    Some(match norm {
+        "current_timestamp" | "datetime('now')" => Now::Timestamp,
+        "datetime('now','localtime')" => Now::Local,
+        "current_date" | "date('now')" => Now::Date,
+        "current_time" | "time('now')" => Now::Time,
+        "strftime('%s','now')" | "unixepoch()" | "unixepoch('now')" => Now::Epoch,
+        _ => return None,
+    })
+}
+
+/// The expression's printed form and its [`sqlite_now`] key.
+fn read_default(expr: &str) -> Option<(ferry_sql::translate::Default, String)> {
+    let d = ferry_sql::translate::default_to_pg(expr, "default").ok()?;
+    let norm = d.printed.to_ascii_lowercase().replace(' ', "");
+    Some((d, norm))
+}
+
+/// Whether two SQLite expressions that set a column are the same value: the same text, or
+/// the same "now" spelled two ways (`CURRENT_TIMESTAMP` beside `DATETIME('NOW')`, as
+/// SQLite's own docs use both). Anything else compares as written, as `'A'` and `'a'` are
+/// different values.
+pub fn same_sqlite_value(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (read_default(a), read_default(b)) {
+        (Some((_, x)), Some((_, y))) => sqlite_now(&x).is_some_and(|n| sqlite_now(&y) == Some(n)),
+        _ => false,
+    }
+}
+
 /// A SQLite default expression in PostgreSQL, for a column of the given target type and
 /// conversion; `None` when it does not parse (the caller reports it; it is never copied as
 /// a string). The expression is read on the syntax tree, so `DEFAULT "isbn"` is the string
 /// `'isbn'`, as SQLite reads it, and a literal cannot break out of its quotes.
 pub fn translate_default(expr: &str, pg_type: &str, conv: Conv) -> Option<String> {
-    let d = ferry_sql::translate::default_to_pg(expr, "default").ok()?;
+    let (d, norm) = read_default(expr)?;
     let printed = d.printed.clone();
-    let norm = printed.to_ascii_lowercase().replace(' ', "");
     let is_ts = pg_type.starts_with("timestamp");
     let zoned = pg_type == "timestamp with time zone";
     let now_utc = "(now() AT TIME ZONE 'UTC')";
+    // SQLite's "now" in a timestamp keeps whole seconds (datetime() and CURRENT_TIMESTAMP
+    // print no fraction, and drop it rather than round); PostgreSQL's has microseconds. A
+    // default or touch that stored more than SQLite would differs from the rows already
+    // there (`created_at = '2024-01-02 03:04:05'` stops matching new rows), so the value is
+    // truncated as SQLite's is. A cast to `timestamp(0)` would round instead.
+    let secs = |of: &str| format!("date_trunc('second', {of})");
     let now_text = |fmt: &str| format!("to_char({now_utc}, '{fmt}')");
-    let out = match norm.as_str() {
-        "current_timestamp" | "datetime('now')" => {
+    let out = match sqlite_now(&norm) {
+        Some(Now::Timestamp) => {
             if zoned {
-                "CURRENT_TIMESTAMP".into()
+                secs("CURRENT_TIMESTAMP")
             } else if is_ts {
-                now_utc.into()
+                secs("now() AT TIME ZONE 'UTC'")
             } else {
                 now_text("YYYY-MM-DD HH24:MI:SS")
             }
         }
-        "datetime('now','localtime')" => {
+        Some(Now::Local) => {
             if is_ts {
-                "LOCALTIMESTAMP(0)".into()
+                secs("LOCALTIMESTAMP")
             } else {
                 "to_char(LOCALTIMESTAMP, 'YYYY-MM-DD HH24:MI:SS')".into()
             }
         }
-        "current_date" | "date('now')" => {
+        Some(Now::Date) => {
             if pg_type == "date" {
                 format!("({now_utc})::date")
             } else if is_ts {
@@ -420,20 +469,33 @@ pub fn translate_default(expr: &str, pg_type: &str, conv: Conv) -> Option<String
                 now_text("YYYY-MM-DD")
             }
         }
-        "current_time" | "time('now')" => {
+        Some(Now::Time) => {
             if pg_type.starts_with("time ") {
-                format!("({now_utc})::time(0)")
+                format!("({})::time", secs("now() AT TIME ZONE 'UTC'"))
             } else {
                 now_text("HH24:MI:SS")
             }
         }
-        "strftime('%s','now')" | "unixepoch()" | "unixepoch('now')" => {
-            "(extract(epoch from now()))::bigint".into()
+        // unixepoch() drops the fraction; a cast to bigint would round it.
+        Some(Now::Epoch) => "(floor(extract(epoch from now())))::bigint".into(),
+        None if norm == "null" => "NULL".into(),
+        // Any other strftime(..., 'now') means "now" in some text format. For a timestamp
+        // column the format no longer matters, but its precision does: `%f` has
+        // milliseconds, every other field whole seconds at most. A zoned column takes the
+        // instant itself: a UTC wall-clock time would be read in the session's zone.
+        _ if is_ts && norm.starts_with("strftime(") && norm.ends_with(",'now')") => {
+            let unit = if norm.contains("%f") {
+                "milliseconds"
+            } else {
+                "second"
+            };
+            let now = if zoned {
+                "CURRENT_TIMESTAMP"
+            } else {
+                "now() AT TIME ZONE 'UTC'"
+            };
+            format!("date_trunc('{unit}', {now})")
         }
-        "null" => "NULL".into(),
-        // Any other strftime(..., 'now') means "now" in some text format; for a timestamp
-        // column the format no longer matters.
-        _ if is_ts && norm.starts_with("strftime(") && norm.ends_with(",'now')") => now_utc.into(),
         _ => {
             let (number, text) = (d.number, d.text);
             if pg_type == "boolean" {
@@ -637,19 +699,41 @@ mod tests {
         const X: Conv = Conv::Text { widen: false };
         assert_eq!(
             translate_default("CURRENT_TIMESTAMP", ts, T).as_deref(),
-            Some("(now() AT TIME ZONE 'UTC')")
+            Some("date_trunc('second', now() AT TIME ZONE 'UTC')")
         );
         assert_eq!(
             translate_default("(datetime('now'))", ts, T).as_deref(),
-            Some("(now() AT TIME ZONE 'UTC')")
+            Some("date_trunc('second', now() AT TIME ZONE 'UTC')")
         );
         assert_eq!(
             translate_default("datetime('now', 'localtime')", ts, T).as_deref(),
-            Some("LOCALTIMESTAMP(0)")
+            Some("date_trunc('second', LOCALTIMESTAMP)")
         );
         assert_eq!(
             translate_default("strftime('%Y-%m-%d %H:%M:%S', 'now')", ts, T).as_deref(),
-            Some("(now() AT TIME ZONE 'UTC')")
+            Some("date_trunc('second', now() AT TIME ZONE 'UTC')")
+        );
+        assert_eq!(
+            translate_default("strftime('%Y-%m-%d %H:%M:%f', 'now')", ts, T).as_deref(),
+            Some("date_trunc('milliseconds', now() AT TIME ZONE 'UTC')")
+        );
+        let tz = "timestamp with time zone";
+        const Z: Conv = Conv::Timestamp {
+            unit: EpochUnit::Seconds,
+            zoned: true,
+        };
+        assert_eq!(
+            translate_default("CURRENT_TIMESTAMP", tz, Z).as_deref(),
+            Some("date_trunc('second', CURRENT_TIMESTAMP)")
+        );
+        assert_eq!(
+            translate_default("strftime('%Y-%m-%dT%H:%M:%S', 'now')", tz, Z).as_deref(),
+            Some("date_trunc('second', CURRENT_TIMESTAMP)"),
+            "an instant, not a UTC wall-clock time read in the session's zone"
+        );
+        assert_eq!(
+            translate_default("unixepoch()", "bigint", Conv::Int8).as_deref(),
+            Some("(floor(extract(epoch from now())))::bigint")
         );
         assert_eq!(
             translate_default(
@@ -702,6 +786,22 @@ mod tests {
             translate_default("0", ts, T).as_deref(),
             Some("(to_timestamp(0) AT TIME ZONE 'UTC')")
         );
+    }
+
+    #[test]
+    fn one_now_is_the_same_value_however_it_is_spelled() {
+        assert!(same_sqlite_value("CURRENT_TIMESTAMP", "DATETIME('NOW')"));
+        assert!(same_sqlite_value("datetime( 'now' )", "current_timestamp"));
+        assert!(same_sqlite_value("unixepoch()", "strftime('%s', 'now')"));
+        assert!(!same_sqlite_value("CURRENT_TIMESTAMP", "CURRENT_DATE"));
+        assert!(!same_sqlite_value(
+            "datetime('now')",
+            "datetime('now', 'localtime')"
+        ));
+        // Only "now" is compared by meaning: other values as written.
+        assert!(!same_sqlite_value("'A'", "'a'"));
+        assert!(same_sqlite_value("'a'", "'a'"));
+        assert!(!same_sqlite_value("1); DROP TABLE t; --", "1"));
     }
 
     #[test]

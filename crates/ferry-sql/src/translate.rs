@@ -56,9 +56,19 @@ pub fn parse_sqlite_expr(sql: &str, what: &str) -> Result<Expr, SqlError> {
 
 /// A SQLite expression, translated and printed for PostgreSQL.
 pub fn expr_to_pg(sql: &str, what: &str, ctx: &Context<'_>) -> Result<String, SqlError> {
+    expr_to_pg_folding(sql, what, ctx).map(|(expr, _)| expr)
+}
+
+/// [`expr_to_pg`], and the `date`/`time`/`datetime` calls on a constant it replaced by
+/// their text, as written, for the import's report (see [`View::folded`]).
+pub fn expr_to_pg_folding(
+    sql: &str,
+    what: &str,
+    ctx: &Context<'_>,
+) -> Result<(String, Vec<String>), SqlError> {
     let mut expr = parse_sqlite_expr(sql, what)?;
-    rewrite(&mut expr, ctx);
-    Ok(expr.to_string())
+    let folded = rewrite(&mut expr, ctx);
+    Ok((expr.to_string(), folded))
 }
 
 /// A SQLite DEFAULT, read on the tree: its printed PostgreSQL form, and the literal it is
@@ -126,6 +136,9 @@ pub struct PgIndex {
     /// with its order.
     pub keys: Vec<String>,
     pub predicate: Option<String>,
+    /// The date calls of its keys and predicate replaced by their text (see
+    /// [`View::folded`]).
+    pub folded: Vec<String>,
 }
 
 /// Parses a SQLite `CREATE INDEX` and translates its keys and predicate. `nocase` lists
@@ -157,13 +170,14 @@ pub fn index_to_pg(
         message: "the index names no table".into(),
     })?;
     let mut keys = Vec::new();
+    let mut folded = Vec::new();
     for c in columns {
         let mut e = c.column.expr;
         let plain_nocase = match &e {
             Expr::Identifier(i) => nocase.iter().any(|n| n.eq_ignore_ascii_case(&i.value)),
             _ => false,
         };
-        rewrite(&mut e, ctx);
+        folded.extend(rewrite(&mut e, ctx));
         let e = strip_nested(e);
         let printed = match e {
             Expr::Identifier(_) if plain_nocase => format!("(lower({e}))"),
@@ -173,7 +187,7 @@ pub fn index_to_pg(
         keys.push(format!("{printed}{}", c.column.options));
     }
     let predicate = predicate.map(|mut p| {
-        rewrite(&mut p, ctx);
+        folded.extend(rewrite(&mut p, ctx));
         p.to_string()
     });
     Ok(PgIndex {
@@ -181,6 +195,7 @@ pub fn index_to_pg(
         table,
         keys,
         predicate,
+        folded,
     })
 }
 
@@ -299,13 +314,17 @@ fn pg_ident(name: &str) -> Ident {
     Ident::with_quote('"', name)
 }
 
-fn rewrite(e: &mut Expr, ctx: &Context<'_>) {
-    let _ = e.visit(&mut Rewriter::new(ctx));
+/// Rewrites in place; returns the date calls it folded to their text.
+fn rewrite(e: &mut Expr, ctx: &Context<'_>) -> Vec<String> {
+    let mut rewriter = Rewriter::new(ctx);
+    let _ = e.visit(&mut rewriter);
+    rewriter.folded
 }
 
-/// Applies this module's rewrites to an expression tree in place.
-pub fn rewrite_expr(e: &mut Expr, ctx: &Context<'_>) {
-    rewrite(e, ctx);
+/// Applies this module's rewrites to an expression tree in place, and returns the
+/// `date`/`time`/`datetime` calls on a constant it replaced by their text, as written.
+pub fn rewrite_expr(e: &mut Expr, ctx: &Context<'_>) -> Vec<String> {
+    rewrite(e, ctx)
 }
 
 struct Rewriter<'c, 'a> {

@@ -41,6 +41,9 @@ pub struct Trigger {
     /// The trigger's `WHEN`, translated.
     pub when: Option<String>,
     pub action: Action,
+    /// The date calls of its `WHEN` and guard condition replaced by their text (see
+    /// [`crate::translate::View::folded`]).
+    pub folded: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -134,8 +137,9 @@ pub fn sqlite_trigger(
             TriggerEvent::Truncate => return Err(no("TRUNCATE triggers do not exist in SQLite")),
         });
     }
+    let mut when_folded = Vec::new();
     let when = condition.map(|mut c| {
-        rewrite_expr(&mut c, ctx);
+        when_folded = rewrite_expr(&mut c, ctx);
         c.to_string()
     });
     // A touch runs after the row is written: before an insert there is no row for SQLite's
@@ -145,7 +149,7 @@ pub fn sqlite_trigger(
         && events
             .iter()
             .all(|e| matches!(e, TriggerEvent::Update(_) | TriggerEvent::Insert));
-    let done = |timing: &'static str, action: Action| {
+    let done = |timing: &'static str, action: Action, more: Vec<String>| {
         Ok(Trigger {
             name: name.clone(),
             table: table.clone(),
@@ -153,6 +157,7 @@ pub fn sqlite_trigger(
             events: pg_events.clone(),
             when: when.clone(),
             action,
+            folded: when_folded.iter().cloned().chain(more).collect(),
         })
     };
 
@@ -174,7 +179,7 @@ pub fn sqlite_trigger(
             let col = last(col).ok_or_else(|| no("an assignment to no column"))?;
             sets.push((col, a.value.to_string()));
         }
-        return done("BEFORE", Action::Touch(sets));
+        return done("BEFORE", Action::Touch(sets), Vec::new());
     }
 
     // Audit: INSERTs into other tables, of one row each.
@@ -213,7 +218,7 @@ pub fn sqlite_trigger(
                 values: row.iter().map(ToString::to_string).collect(),
             });
         }
-        return done(timing, Action::Audit(inserts));
+        return done(timing, Action::Audit(inserts), Vec::new());
     }
 
     // Guard: SELECT RAISE(...) [WHERE cond], or SELECT CASE WHEN cond THEN RAISE(...) END.
@@ -237,15 +242,17 @@ pub fn sqlite_trigger(
         };
         let message =
             raise_message(&raise).ok_or_else(|| no("a SELECT that is not a RAISE guard"))?;
-        if let Some(c) = condition.as_mut() {
-            rewrite_expr(c, ctx);
-        }
+        let folded = match condition.as_mut() {
+            Some(c) => rewrite_expr(c, ctx),
+            None => Vec::new(),
+        };
         return done(
             timing,
             Action::Guard {
                 condition: condition.map(|c| c.to_string()),
                 message,
             },
+            folded,
         );
     }
     Err(no(

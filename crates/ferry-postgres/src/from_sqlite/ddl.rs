@@ -36,6 +36,20 @@ pub struct Step {
     pub prepare: Option<(String, String)>,
 }
 
+/// The report of a translation that replaced `date('1997-01-01')`-style calls by the text
+/// SQLite returns for them (`folded`, as written), with what that means for the object
+/// (`effect`: "may be selected differently"); `None` when nothing was folded. The text is
+/// SQLite's exactly, but beside a column converted to a date or timestamp PostgreSQL
+/// compares the two as that type, where SQLite compared text.
+fn fold_note(folded: &[String], effect: &str) -> Option<String> {
+    (!folded.is_empty()).then(|| {
+        format!(
+            "{} replaced by the text SQLite returns; beside a date or timestamp column it compares as that type, where SQLite compared text, so rows whose stored text has another form (such as a date without a time) {effect}",
+            folded.join(", ")
+        )
+    })
+}
+
 impl Step {
     fn global(what: String, sql: String) -> Self {
         Step {
@@ -382,16 +396,21 @@ impl<'m> Planner<'m> {
             bools: &[],
             texts: &[],
         };
-        match ferry_sql::translate::expr_to_pg(&g.expression, &what, &ctx) {
-            Ok(expr) => self.generated.push(Step::on(
-                t,
-                what,
-                format!(
-                    "ALTER TABLE {} ADD COLUMN {} {ty} GENERATED ALWAYS AS ({expr}) STORED",
-                    self.target(&t.name),
-                    quote_ident(col),
-                ),
-            )),
+        match ferry_sql::translate::expr_to_pg_folding(&g.expression, &what, &ctx) {
+            Ok((expr, folded)) => {
+                let mut step = Step::on(
+                    t,
+                    what.clone(),
+                    format!(
+                        "ALTER TABLE {} ADD COLUMN {} {ty} GENERATED ALWAYS AS ({expr}) STORED",
+                        self.target(&t.name),
+                        quote_ident(col),
+                    ),
+                );
+                step.note =
+                    fold_note(&folded, "may get another value").map(|f| format!("{what}: {f}"));
+                self.generated.push(step);
+            }
             Err(e) => self.p.skipped.push(format!("{e}; the column was left out")),
         }
     }
@@ -647,8 +666,10 @@ impl<'m> Planner<'m> {
                         "{what}: COLLATE NOCASE keys become lower(...), so it stays case-insensitive"
                     ));
                 }
-                let mut step = Step::on(table, what, sql);
+                let mut step = Step::on(table, what.clone(), sql);
                 step.apart = names_itself(&shorten(&o.name.to_lowercase()));
+                step.note = fold_note(&ix.folded, "may be indexed differently")
+                    .map(|f| format!("{what}: {f}"));
                 self.p.post.push(step);
             }
             Ok(ix) => self.p.skipped.push(format!(
@@ -723,17 +744,19 @@ impl<'m> Planner<'m> {
             bools: &bools,
             texts: &texts,
         };
-        match ferry_sql::translate::expr_to_pg(&ck.expression, &what, &ctx) {
-            Ok(expr) => {
-                let step = Step::on(
+        match ferry_sql::translate::expr_to_pg_folding(&ck.expression, &what, &ctx) {
+            Ok((expr, folded)) => {
+                let mut step = Step::on(
                     t,
-                    what,
+                    what.clone(),
                     format!(
                         "ALTER TABLE {} ADD CONSTRAINT {} CHECK ({expr})",
                         self.target(&t.name),
                         quote_ident(&shorten(&name)),
                     ),
                 );
+                step.note = fold_note(&folded, "may be accepted or refused differently")
+                    .map(|f| format!("{what}: {f}"));
                 self.p.post.push(step);
             }
             Err(e) => self
@@ -792,12 +815,8 @@ impl<'m> Planner<'m> {
                         v.query
                     ),
                 );
-                if !v.folded.is_empty() {
-                    step.note = Some(format!(
-                        "{what}: {} replaced by the text SQLite returns; beside a date or timestamp column it compares as that type, where SQLite compared text, so rows whose stored text has another form (such as a date without a time) may be selected differently",
-                        v.folded.join(", ")
-                    ));
-                }
+                step.note = fold_note(&v.folded, "may be selected differently")
+                    .map(|f| format!("{what}: {f}"));
                 self.p.post.push(step);
             }
             Err(e) => self
@@ -871,10 +890,14 @@ impl<'m> Planner<'m> {
                         })
                 },
             )
+            .map(|made| (made, trig.folded))
         });
         match translated {
-            Ok((function, trigger, drop_function, shape)) => {
-                let note = format!("{what}: translated to a PL/pgSQL trigger ({shape})");
+            Ok(((function, trigger, drop_function, shape), folded)) => {
+                let mut note = format!("{what}: translated to a PL/pgSQL trigger ({shape})");
+                if let Some(f) = fold_note(&folded, "may fire it differently") {
+                    note.push_str(&format!("; {f}"));
+                }
                 let mut step = Step::global(what, trigger);
                 // Reported once the trigger exists, as a refused one is reported skipped.
                 step.note = Some(note);
@@ -916,12 +939,14 @@ impl<'m> Planner<'m> {
         }) {
             let sql = other.definition.as_deref().unwrap_or("");
             // The other trigger changes nothing the touch did not already set: it sets some
-            // of the same columns to the same expressions, whatever its WHEN says.
+            // of the same columns to the same values, whatever its WHEN says (one "now" is
+            // the same value however it is spelled).
             let same = match ferry_sql::trigger::sqlite_trigger(sql, "trigger", ctx, key_of) {
                 Ok(t) => match t.action {
                     Action::Touch(s) => s.iter().all(|(c, e)| {
-                        sets.iter()
-                            .any(|(c2, e2)| c.eq_ignore_ascii_case(c2) && e == e2)
+                        sets.iter().any(|(c2, e2)| {
+                            c.eq_ignore_ascii_case(c2) && super::same_sqlite_value(e, e2)
+                        })
                     }),
                     _ => false,
                 },

@@ -592,6 +592,10 @@ impl Loader<'_> {
         if let Mode::FromSqlite(cross) = &self.mode {
             for (i, step) in cross.post.iter().enumerate() {
                 if built.contains(&i) {
+                    // Built on its table's staging copy: it exists, so it is reported too.
+                    if let Some(note) = &step.note {
+                        self.notes.push(note.clone());
+                    }
                     continue;
                 }
                 // A trigger's function first: refused, it is the trigger's one report.
