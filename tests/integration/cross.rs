@@ -860,6 +860,8 @@ fn sqlite_views_are_read_in_postgresql_as_sqlite_reads_them() {
             "like_a",
             "SELECT id FROM orders WHERE note LIKE 'A%' OR note LIKE 'x\\%'",
         ),
+        // An integer flag, though another table has a boolean one of that name.
+        ("flag_one", "SELECT id FROM counts WHERE flag = 1"),
     ];
     let mut sql = "CREATE TABLE orders (id INTEGER PRIMARY KEY, shipped DATETIME, \
                    Status TEXT NOT NULL DEFAULT '0', note TEXT, \
@@ -873,6 +875,10 @@ fn sqlite_views_are_read_in_postgresql_as_sqlite_reads_them() {
            (1, '1997-01-01 00:00:00', '0', 'a'), (2, '1997-06-15 10:00:00', '1', 'b'),
            (3, '1997-12-31 23:59:59', '0', 'c'), (4, '1998-01-02 13:00:00', '2', 'd'),
            (5, NULL, '2', NULL), (6, NULL, '2', 'x\\yz');
+         CREATE TABLE counts (id INTEGER PRIMARY KEY, flag INTEGER);
+         INSERT INTO counts VALUES (1, 0), (2, 1), (3, 5), (4, 1);
+         CREATE TABLE tags (id INTEGER PRIMARY KEY, flag BOOLEAN);
+         INSERT INTO tags VALUES (1, 0), (2, 1);
          CREATE VIEW sums AS SELECT id, (note + ' ' + note) AS s FROM orders;
          CREATE VIEW after_noon AS SELECT id FROM orders WHERE time(shipped) > time('12:00');
          CREATE VIEW trimmed AS SELECT * FROM (SELECT trim(Status) AS status FROM orders)

@@ -781,18 +781,24 @@ impl<'m> Planner<'m> {
     fn view(&mut self, o: &SchemaObject, renames: &Renames) {
         let what = format!("view {}", o.name);
         let sql = o.definition.as_deref().unwrap_or("");
-        let bools = self.bools_of(None);
         // The text rule reads a name as a table's column: only when every relation the view
         // reads is one of the archive's tables (no subquery in FROM, no CTE, no other view).
+        // The boolean rule then reads only those tables' boolean columns, so that an integer
+        // `flag` compared with 1 stays an integer comparison beside another table's boolean
+        // `flag`; otherwise it reads every table's, which can only make PostgreSQL refuse
+        // the view (a boolean compared with a number), never select other rows.
         let tables: Option<Vec<String>> =
             ferry_sql::translate::view_base_relations(sql).and_then(|rels| {
                 rels.iter()
                     .map(|r| self.table_named(r).map(|t| t.name.clone()))
                     .collect()
             });
-        let texts = match tables {
-            Some(tables) => self.texts_of(Some(&tables)),
-            None => Vec::new(),
+        let (bools, texts) = match tables {
+            Some(tables) => (
+                tables.iter().flat_map(|t| self.bools_of(Some(t))).collect(),
+                self.texts_of(Some(&tables)),
+            ),
+            None => (self.bools_of(None), Vec::new()),
         };
         let ctx = ferry_sql::translate::Context {
             rename: &|n| renames.get(n),
