@@ -404,11 +404,37 @@ fn sqlite_now(norm: &str) -> Option<Now> {
     })
 }
 
-/// The expression's printed form and its [`sqlite_now`] key.
+/// The expression's printed form and its [`sqlite_now`] key: lower-cased without spaces,
+/// except that a `strftime` format keeps its case, since `%S` (seconds) is not `%s` (the
+/// epoch) and `%F` (the date) is not `%f` (seconds with milliseconds).
 fn read_default(expr: &str) -> Option<(ferry_sql::translate::Default, String)> {
     let d = ferry_sql::translate::default_to_pg(expr, "default").ok()?;
-    let norm = d.printed.to_ascii_lowercase().replace(' ', "");
+    let spaced = d.printed.replace(' ', "");
+    let mut norm = spaced.to_ascii_lowercase();
+    if norm.starts_with("strftime('") {
+        let at = "strftime('".len();
+        if let Some(end) = spaced[at..].find('\'') {
+            norm.replace_range(at..at + end, &spaced[at..at + end]);
+        }
+    }
     Some((d, norm))
+}
+
+/// The unit a `strftime` format's finest field has, as `date_trunc` names it: SQLite's
+/// string of "now" holds nothing finer, so neither does the timestamp made of it.
+fn strftime_unit(format: &str) -> &'static str {
+    let has = |fields: &[&str]| fields.iter().any(|f| format.contains(f));
+    if has(&["%f", "%J"]) {
+        "milliseconds"
+    } else if has(&["%S", "%T", "%s"]) {
+        "second"
+    } else if has(&["%M", "%R"]) {
+        "minute"
+    } else if has(&["%H", "%I", "%k", "%l"]) {
+        "hour"
+    } else {
+        "day"
+    }
 }
 
 /// Whether two SQLite expressions that set a column are the same value: the same text, or
@@ -476,19 +502,22 @@ pub fn translate_default(expr: &str, pg_type: &str, conv: Conv) -> Option<String
                 now_text("HH24:MI:SS")
             }
         }
+        // An epoch column converted to timestamps takes the moment, as its values did.
+        Some(Now::Epoch) if is_ts => secs(if zoned {
+            "CURRENT_TIMESTAMP"
+        } else {
+            "now() AT TIME ZONE 'UTC'"
+        }),
+        Some(Now::Epoch) if pg_type == "date" => format!("({now_utc})::date"),
         // unixepoch() drops the fraction; a cast to bigint would round it.
         Some(Now::Epoch) => "(floor(extract(epoch from now())))::bigint".into(),
         None if norm == "null" => "NULL".into(),
         // Any other strftime(..., 'now') means "now" in some text format. For a timestamp
-        // column the format no longer matters, but its precision does: `%f` has
-        // milliseconds, every other field whole seconds at most. A zoned column takes the
-        // instant itself: a UTC wall-clock time would be read in the session's zone.
+        // column the format no longer matters, but its precision does (see
+        // [`strftime_unit`]). A zoned column takes the instant itself: a UTC wall-clock time
+        // would be read in the session's zone.
         _ if is_ts && norm.starts_with("strftime(") && norm.ends_with(",'now')") => {
-            let unit = if norm.contains("%f") {
-                "milliseconds"
-            } else {
-                "second"
-            };
+            let unit = strftime_unit(&norm);
             let now = if zoned {
                 "CURRENT_TIMESTAMP"
             } else {
@@ -786,6 +815,39 @@ mod tests {
             translate_default("0", ts, T).as_deref(),
             Some("(to_timestamp(0) AT TIME ZONE 'UTC')")
         );
+    }
+
+    #[test]
+    fn a_strftime_format_keeps_its_case_and_its_precision() {
+        let ts = "timestamp without time zone";
+        const T: Conv = Conv::Timestamp {
+            unit: EpochUnit::Seconds,
+            zoned: false,
+        };
+        let now = |unit: &str| format!("date_trunc('{unit}', now() AT TIME ZONE 'UTC')");
+        for (format, unit) in [
+            ("%Y-%m-%d %H:%M:%S", "second"),
+            ("%F %T", "second"),
+            ("%Y-%m-%dT%H:%M:%f", "milliseconds"),
+            ("%Y-%m-%d %H:%M", "minute"),
+            ("%Y-%m-%d", "day"),
+        ] {
+            assert_eq!(
+                translate_default(&format!("strftime('{format}', 'now')"), ts, T),
+                Some(now(unit)),
+                "{format}"
+            );
+        }
+        // %S is the seconds of the minute, %s the epoch.
+        assert!(!same_sqlite_value("strftime('%S', 'now')", "unixepoch()"));
+        assert!(same_sqlite_value("STRFTIME('%s', 'NOW')", "unixepoch()"));
+        assert_eq!(
+            translate_default("strftime('%S', 'now')", "bigint", Conv::Int8).as_deref(),
+            Some("strftime('%S', 'now')"),
+            "not the epoch: printed, for PostgreSQL to refuse"
+        );
+        // An epoch column converted to timestamps takes the moment.
+        assert_eq!(translate_default("unixepoch()", ts, T), Some(now("second")));
     }
 
     #[test]
