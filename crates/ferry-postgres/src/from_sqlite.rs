@@ -467,13 +467,18 @@ pub fn translate_default(expr: &str, pg_type: &str, conv: Conv) -> Option<String
     // there (`created_at = '2024-01-02 03:04:05'` stops matching new rows), so the value is
     // truncated as SQLite's is. A cast to `timestamp(0)` would round instead.
     let secs = |of: &str| format!("date_trunc('second', {of})");
+    // The moment in the column's own type: a zoned column takes the instant itself, as a
+    // UTC wall-clock time would be read in the session's zone.
+    let moment = if zoned {
+        "CURRENT_TIMESTAMP"
+    } else {
+        "now() AT TIME ZONE 'UTC'"
+    };
     let now_text = |fmt: &str| format!("to_char({now_utc}, '{fmt}')");
     let out = match sqlite_now(&norm) {
         Some(Now::Timestamp) => {
-            if zoned {
-                secs("CURRENT_TIMESTAMP")
-            } else if is_ts {
-                secs("now() AT TIME ZONE 'UTC'")
+            if is_ts {
+                secs(moment)
             } else {
                 now_text("YYYY-MM-DD HH24:MI:SS")
             }
@@ -503,27 +508,16 @@ pub fn translate_default(expr: &str, pg_type: &str, conv: Conv) -> Option<String
             }
         }
         // An epoch column converted to timestamps takes the moment, as its values did.
-        Some(Now::Epoch) if is_ts => secs(if zoned {
-            "CURRENT_TIMESTAMP"
-        } else {
-            "now() AT TIME ZONE 'UTC'"
-        }),
+        Some(Now::Epoch) if is_ts => secs(moment),
         Some(Now::Epoch) if pg_type == "date" => format!("({now_utc})::date"),
         // unixepoch() drops the fraction; a cast to bigint would round it.
         Some(Now::Epoch) => "(floor(extract(epoch from now())))::bigint".into(),
         None if norm == "null" => "NULL".into(),
         // Any other strftime(..., 'now') means "now" in some text format. For a timestamp
         // column the format no longer matters, but its precision does (see
-        // [`strftime_unit`]). A zoned column takes the instant itself: a UTC wall-clock time
-        // would be read in the session's zone.
+        // [`strftime_unit`]).
         _ if is_ts && norm.starts_with("strftime(") && norm.ends_with(",'now')") => {
-            let unit = strftime_unit(&norm);
-            let now = if zoned {
-                "CURRENT_TIMESTAMP"
-            } else {
-                "now() AT TIME ZONE 'UTC'"
-            };
-            format!("date_trunc('{unit}', {now})")
+            format!("date_trunc('{}', {moment})", strftime_unit(&norm))
         }
         _ => {
             let (number, text) = (d.number, d.text);
