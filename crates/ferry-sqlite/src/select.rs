@@ -173,9 +173,7 @@ impl RowSource for Source<'_> {
     /// without an index (a self-reference such as `tasks.parent_id`, a child's foreign key)
     /// cost one scan of the whole table per chunk: a 1 % subset of the bench's scale-10000
     /// database read `attachments` 104 times and took 1.7 times the whole export. With the
-    /// TEMP table SQLite scans once, or probes an index per key where there is one. The
-    /// column has no declared type, so a key keeps its storage class and the key column's
-    /// affinity applies to the comparison, as it did to the bound VALUES.
+    /// TEMP table SQLite scans once, or probes an index per key where there is one.
     fn lookup(
         &mut self,
         t: usize,
@@ -183,37 +181,8 @@ impl RowSource for Source<'_> {
         keys: &[Vec<Val>],
         columns: &[String],
     ) -> Result<Fetched<Vec<Val>, Val>, SqliteError> {
-        let lhs = match match_columns {
-            [one] => quote(one),
-            many => format!(
-                "({})",
-                many.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
-            ),
-        };
-        let temp = quote(&format!("ferry_keys_{}", match_columns.len()));
-        let cols: Vec<String> = (0..match_columns.len()).map(|j| format!("c{j}")).collect();
-        let context = || format!("the subset's keys ({temp})");
-        self.conn
-            .execute_batch(&format!(
-                "CREATE TEMP TABLE IF NOT EXISTS {temp} ({}); DELETE FROM temp.{temp}",
-                cols.join(", ")
-            ))
-            .ctx(context)?;
-        {
-            let mut insert = self
-                .conn
-                .prepare_cached(&format!(
-                    "INSERT INTO temp.{temp} VALUES ({})",
-                    vec!["?"; match_columns.len()].join(", ")
-                ))
-                .ctx(context)?;
-            for k in keys {
-                insert
-                    .execute(rusqlite::params_from_iter(k.iter().map(Val::sql)))
-                    .ctx(context)?;
-            }
-        }
-        let condition = format!("{lhs} IN (SELECT {} FROM temp.{temp})", cols.join(", "));
+        let temp = format!("ferry_keys_{}", match_columns.len());
+        let condition = in_temp(self.conn, &temp, match_columns, keys)?;
         self.fetch(t, &condition, &[], columns)
     }
 }
@@ -301,38 +270,50 @@ fn keep_rows(
     identity: &[String],
     rows: &std::collections::HashSet<Vec<Val>>,
 ) -> Result<String, SqliteError> {
-    let temp = format!("ferry_subset_{i}");
-    let cols: Vec<String> = (0..identity.len()).map(|j| format!("c{j}")).collect();
-    conn.execute_batch(&format!(
-        "CREATE TEMP TABLE {} ({})",
-        quote(&temp),
+    in_temp(conn, &format!("ferry_subset_{i}"), identity, rows)
+}
+
+/// Puts `rows` (values of `columns`, in order) into the TEMP table `name`, created if
+/// missing and emptied if not, and returns the condition that reads them:
+/// `columns IN (SELECT ... FROM temp.name)`. The row lists never become SQL text, and the
+/// table's columns have no declared type, so a value keeps its storage class and the
+/// compared column's affinity applies, as it would to a bound parameter.
+fn in_temp<'a>(
+    conn: &Connection,
+    name: &str,
+    columns: &[String],
+    rows: impl IntoIterator<Item = &'a Vec<Val>>,
+) -> Result<String, SqliteError> {
+    let temp = quote(name);
+    let cols: Vec<String> = (0..columns.len()).map(|j| format!("c{j}")).collect();
+    let context = || format!("the subset's list of rows ({name})");
+    conn.execute(
+        &format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {temp} ({})",
+            cols.join(", ")
+        ),
+        [],
+    )
+    .ctx(context)?;
+    conn.execute(&format!("DELETE FROM temp.{temp}"), [])
+        .ctx(context)?;
+    let mut insert = conn
+        .prepare_cached(&format!(
+            "INSERT INTO temp.{temp} VALUES ({})",
+            vec!["?"; columns.len()].join(", ")
+        ))
+        .ctx(context)?;
+    for r in rows {
+        insert
+            .execute(rusqlite::params_from_iter(r.iter().map(Val::sql)))
+            .ctx(context)?;
+    }
+    let lhs: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+    Ok(format!(
+        "({}) IN (SELECT {} FROM temp.{temp})",
+        lhs.join(", "),
         cols.join(", ")
     ))
-    .ctx(|| format!("creating the subset's list of rows ({temp})"))?;
-    {
-        let mut insert = conn
-            .prepare(&format!(
-                "INSERT INTO temp.{} VALUES ({})",
-                quote(&temp),
-                vec!["?"; identity.len()].join(", ")
-            ))
-            .ctx(|| format!("filling {temp}"))?;
-        for r in rows {
-            insert
-                .execute(rusqlite::params_from_iter(r.iter().map(Val::sql)))
-                .ctx(|| format!("filling {temp}"))?;
-        }
-    }
-    let lhs: Vec<String> = identity.iter().map(|c| quote(c)).collect();
-    Ok(match lhs.as_slice() {
-        [one] => format!("{one} IN (SELECT c0 FROM temp.{})", quote(&temp)),
-        _ => format!(
-            "({}) IN (SELECT {} FROM temp.{})",
-            lhs.join(", "),
-            cols.join(", "),
-            quote(&temp)
-        ),
-    })
 }
 
 /// Rows that a `--where` (or a table whose rows are left out) leaves referencing a row that
