@@ -305,6 +305,8 @@ CREATE VIEW app.top_users AS SELECT * FROM app.user_posts WHERE posts > 0;
 CREATE MATERIALIZED VIEW app.post_counts AS SELECT user_id, count(*) AS n FROM app.posts GROUP BY user_id;
 CREATE UNIQUE INDEX post_counts_user ON app.post_counts (user_id);
 COMMENT ON VIEW app.top_users IS 'active users';
+COMMENT ON COLUMN app.top_users.posts IS 'posts written';
+COMMENT ON COLUMN app.post_counts.n IS 'posts per user';
 
 CREATE TABLE "Other Schema"."MixedCase" (
   "select" integer PRIMARY KEY,

@@ -336,3 +336,91 @@ fn sqlite_triggers_of_the_common_shapes_become_plpgsql_triggers() {
         "3|deleted: ok|true"
     );
 }
+
+/// Applications register collations of their own (Anki's `unicase`), and SQLite refuses to
+/// plan a query on their files without them: the rows are read anyway, in b-tree order,
+/// and only what would need the unknown order fails, with its name.
+#[test]
+fn a_collation_only_the_application_defines_is_read_around_and_reported() {
+    let dir = TestDir::new();
+    let app = rusqlite::Connection::open(dir.path("app.db")).unwrap();
+    app.create_collation("unicase", |a: &str, b: &str| {
+        a.to_lowercase().cmp(&b.to_lowercase())
+    })
+    .unwrap();
+    app.execute_batch(
+        "CREATE TABLE decks (id INTEGER PRIMARY KEY, name TEXT NOT NULL COLLATE unicase);
+         CREATE UNIQUE INDEX idx_decks_name ON decks (name);
+         CREATE TABLE fields (ntid INTEGER NOT NULL, ord INTEGER NOT NULL,
+           name TEXT NOT NULL COLLATE unicase, PRIMARY KEY (ntid, ord)) WITHOUT ROWID;
+         CREATE UNIQUE INDEX idx_fields_name_ntid ON fields (name, ntid);
+         INSERT INTO decks VALUES (1, 'Default'), (2, 'spanish'), (3, 'Biology');
+         INSERT INTO fields VALUES (7, 0, 'Front'), (7, 1, 'back'), (8, 0, 'Front');
+         ANALYZE;",
+    )
+    .unwrap();
+    drop(app);
+    let plain = rusqlite::Connection::open(dir.path("app.db")).unwrap();
+    assert!(
+        plain
+            .prepare("SELECT name FROM fields ORDER BY ntid, ord")
+            .is_err(),
+        "SQLite itself refuses to plan on this file"
+    );
+
+    dir.ferry()
+        .args(["export", "app.db", "app"])
+        .run()
+        .success();
+    dir.ferry().args(["verify", "app"]).run().success();
+
+    // A filter on the collated column needs the application's order: no archive.
+    dir.ferry()
+        .args([
+            "export",
+            "app.db",
+            "some",
+            "--where",
+            "decks:name = 'default'",
+        ])
+        .run()
+        .fails_with(1)
+        .says("collation unicase");
+    assert!(!dir.path("some").exists(), "a failed export leaves nothing");
+
+    // SQLite would have to store the text in that order: refused, no file.
+    dir.ferry()
+        .args(["import", "app", "copy.db"])
+        .run()
+        .fails_with(1)
+        .says("no such collation sequence: unicase");
+    assert!(
+        !dir.path("copy.db").exists(),
+        "a failed import leaves nothing"
+    );
+
+    // PostgreSQL gets every row, and the report says what the collation became.
+    let pg = PgDb::new("appcoll");
+    let run = dir
+        .ferry()
+        .args(["import", "app", &pg.url()])
+        .run()
+        .success();
+    let out = run.stderr() + &run.stdout();
+    for column in ["decks.name", "fields.name"] {
+        assert!(
+            out.contains(&format!("column {column}: COLLATE unicase dropped")),
+            "{column}'s collation is reported:\n{out}"
+        );
+    }
+    assert_eq!(
+        pg.psql("SELECT string_agg(name, ',' ORDER BY id) FROM public.decks")
+            .trim(),
+        "Default,spanish,Biology"
+    );
+    assert_eq!(
+        pg.psql("SELECT string_agg(concat_ws(':', ntid, ord, name), ',' ORDER BY ntid, ord) FROM public.fields")
+            .trim(),
+        "7:0:Front,7:1:back,8:0:Front"
+    );
+}

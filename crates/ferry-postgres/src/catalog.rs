@@ -1269,7 +1269,13 @@ async fn read_views(
     let q = format!(
         "WITH ns AS ({NS})
          SELECT ns.nspname, c.relname, c.relkind::text, pg_catalog.pg_get_viewdef(c.oid),
-                array_to_string(c.reloptions, ', '), c.relispopulated, pg_catalog.obj_description(c.oid, 'pg_class')
+                array_to_string(c.reloptions, ', '), c.relispopulated, pg_catalog.obj_description(c.oid, 'pg_class'),
+                ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                        AND pg_catalog.col_description(c.oid, a.attnum) IS NOT NULL ORDER BY a.attnum),
+                ARRAY(SELECT pg_catalog.col_description(c.oid, a.attnum) FROM pg_catalog.pg_attribute a
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                        AND pg_catalog.col_description(c.oid, a.attnum) IS NOT NULL ORDER BY a.attnum)
          FROM pg_catalog.pg_class c JOIN ns ON ns.oid = c.relnamespace
          WHERE c.relkind IN ('v', 'm') AND {} ORDER BY c.oid",
         not_extension_member("pg_class", "c.oid")
@@ -1329,6 +1335,17 @@ async fn read_views(
                 None,
                 format!("{word} {qualified}"),
                 &c,
+            ));
+        }
+        // A view's columns carry comments of their own, as a table's do.
+        let (columns, texts): (Vec<String>, Vec<String>) = (r.at(7)?, r.at(8)?);
+        for (column, text) in columns.iter().zip(&texts) {
+            post.push(comment(
+                Some(&schema),
+                &name,
+                Some(&name),
+                format!("COLUMN {qualified}.{}", quote_ident(column)),
+                text,
             ));
         }
     }

@@ -437,6 +437,26 @@ fn strftime_unit(format: &str) -> &'static str {
     }
 }
 
+/// The precision of `strftime(<format>, <now>)`, when the expression is one: its format's
+/// finest field, no finer than the "now" it reads. `'now'` has milliseconds;
+/// `CURRENT_TIMESTAMP` and `datetime('now')` are text with whole seconds, so GeoPackage's
+/// `strftime('%Y-%m-%dT%H:%M:%fZ', CURRENT_TIMESTAMP)` always prints `.000`.
+fn strftime_now_unit(norm: &str) -> Option<&'static str> {
+    if !norm.starts_with("strftime(") {
+        return None;
+    }
+    let whole_seconds = [",current_timestamp)", ",datetime('now'))"]
+        .iter()
+        .any(|now| norm.ends_with(now));
+    if !whole_seconds && !norm.ends_with(",'now')") {
+        return None;
+    }
+    Some(match strftime_unit(norm) {
+        "milliseconds" if whole_seconds => "second",
+        unit => unit,
+    })
+}
+
 /// Whether two SQLite expressions that set a column are the same value: the same text, or
 /// the same "now" spelled two ways (`CURRENT_TIMESTAMP` beside `DATETIME('NOW')`, as
 /// SQLite's own docs use both). Anything else compares as written, as `'A'` and `'a'` are
@@ -513,12 +533,13 @@ pub fn translate_default(expr: &str, pg_type: &str, conv: Conv) -> Option<String
         // unixepoch() drops the fraction; a cast to bigint would round it.
         Some(Now::Epoch) => "(floor(extract(epoch from now())))::bigint".into(),
         None if norm == "null" => "NULL".into(),
-        // Any other strftime(..., 'now') means "now" in some text format. For a timestamp
+        // Any other strftime of "now" means "now" in some text format. For a timestamp
         // column the format no longer matters, but its precision does (see
-        // [`strftime_unit`]).
-        _ if is_ts && norm.starts_with("strftime(") && norm.ends_with(",'now')") => {
-            format!("date_trunc('{}', {moment})", strftime_unit(&norm))
-        }
+        // [`strftime_now_unit`]).
+        _ if is_ts && strftime_now_unit(&norm).is_some() => format!(
+            "date_trunc('{}', {moment})",
+            strftime_now_unit(&norm).unwrap_or("second")
+        ),
         _ => {
             let (number, text) = (d.number, d.text);
             if pg_type == "boolean" {
@@ -832,6 +853,18 @@ mod tests {
                 "{format}"
             );
         }
+        // GeoPackage's default: the fraction of CURRENT_TIMESTAMP is always zero.
+        for now_arg in ["CURRENT_TIMESTAMP", "datetime('now')"] {
+            assert_eq!(
+                translate_default(&format!("strftime('%Y-%m-%dT%H:%M:%fZ',{now_arg})"), ts, T),
+                Some(now("second")),
+                "{now_arg}"
+            );
+        }
+        assert_eq!(
+            translate_default("strftime('%Y-%m-%d', CURRENT_TIMESTAMP)", ts, T),
+            Some(now("day"))
+        );
         // %S is the seconds of the minute, %s the epoch.
         assert!(!same_sqlite_value("strftime('%S', 'now')", "unixepoch()"));
         assert!(same_sqlite_value("STRFTIME('%s', 'NOW')", "unixepoch()"));

@@ -12,6 +12,8 @@
 //!   it (`DEFAULT "isbn"`, `CHECK (kind <> "x")`);
 //! - `x COLLATE NOCASE` becomes `lower(x)`, `COLLATE RTRIM` becomes `rtrim(x)` and
 //!   `COLLATE BINARY` is dropped (PostgreSQL compares bytes for equality already);
+//! - a join without `ON` or `USING` (`FROM a JOIN b WHERE ...`) gets `ON true`, the condition
+//!   SQLite reads into it and PostgreSQL requires;
 //! - `flag = 1`, `flag IN (0, 1)` and the like become `true`/`false` for boolean columns.
 //! - a TEXT column compared for (in)equality with an integer literal, or with a list of them
 //!   (`flag = 0`, `flag IN (0, 1)`), compares with the integer's text (`flag = '0'`), as
@@ -24,8 +26,9 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CreateIndex, Expr, Ident, InTarget, ObjectName, ObjectNamePart, Query,
-    Statement, Value, VisitMut, VisitorMut,
+    BinaryOperator, CreateIndex, Expr, Ident, InTarget, JoinConstraint, JoinOperator, ObjectName,
+    ObjectNamePart, Query, SetExpr, Statement, TableFactor, TableWithJoins, Value, VisitMut,
+    VisitorMut,
 };
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::parser::Parser;
@@ -279,6 +282,49 @@ pub fn view_base_relations(sql: &str) -> Option<Vec<String>> {
     p.plain.then_some(p.names)
 }
 
+/// SQLite reads a join without `ON` or `USING` (`FROM a JOIN b WHERE ...`, GeoPackage's
+/// `st_geometry_columns`) as one with a condition that always holds; PostgreSQL requires the
+/// condition, so it is written out: `ON true`. Subqueries are queries of their own, which
+/// the visitor reaches in turn.
+fn joins_on_true(body: &mut SetExpr) {
+    fn tables(t: &mut TableWithJoins) {
+        nested(&mut t.relation);
+        for j in &mut t.joins {
+            nested(&mut j.relation);
+            match &mut j.join_operator {
+                JoinOperator::Join(c)
+                | JoinOperator::Inner(c)
+                | JoinOperator::Left(c)
+                | JoinOperator::LeftOuter(c)
+                | JoinOperator::Right(c)
+                | JoinOperator::RightOuter(c)
+                | JoinOperator::FullOuter(c)
+                    if matches!(c, JoinConstraint::None) =>
+                {
+                    *c = JoinConstraint::On(Expr::Value(Value::Boolean(true).into()));
+                }
+                _ => {}
+            }
+        }
+    }
+    fn nested(f: &mut TableFactor) {
+        if let TableFactor::NestedJoin {
+            table_with_joins, ..
+        } = f
+        {
+            tables(table_with_joins);
+        }
+    }
+    match body {
+        SetExpr::Select(s) => s.from.iter_mut().for_each(tables),
+        SetExpr::SetOperation { left, right, .. } => {
+            joins_on_true(left);
+            joins_on_true(right);
+        }
+        _ => {}
+    }
+}
+
 fn one_statement(sql: &str, what: &str) -> Result<Statement, SqlError> {
     let mut stmts = Parser::parse_sql(&SQLiteDialect {}, sql).map_err(|e| parse_error(what, e))?;
     if stmts.len() != 1 {
@@ -493,6 +539,11 @@ fn no_escape() -> Expr {
 
 impl VisitorMut for Rewriter<'_, '_> {
     type Break = ();
+
+    fn post_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        joins_on_true(&mut q.body);
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
         // SQLite's rule: a double-quoted name that resolves to no column is a string.
@@ -720,6 +771,25 @@ mod tests {
         assert_eq!(
             v.query,
             r#"SELECT "albumid", "title" FROM "album" WHERE Title <> 'x'"#
+        );
+    }
+
+    #[test]
+    fn joins_without_a_condition_get_on_true() {
+        let c = ctx(None, &[]);
+        let v = view_to_pg(
+            "CREATE VIEW v AS SELECT g.a, s.b FROM g JOIN s LEFT JOIN t \
+             WHERE g.id = s.id AND g.id IN (SELECT x FROM (u JOIN w) INNER JOIN z ON z.x = u.x) \
+             UNION SELECT a, b FROM g NATURAL JOIN s CROSS JOIN t JOIN r USING (a)",
+            "view v",
+            &c,
+        )
+        .unwrap();
+        assert_eq!(
+            v.query,
+            "SELECT g.a, s.b FROM g JOIN s ON true LEFT JOIN t ON true \
+             WHERE g.id = s.id AND g.id IN (SELECT x FROM (u JOIN w ON true) INNER JOIN z ON z.x = u.x) \
+             UNION SELECT a, b FROM g NATURAL JOIN s CROSS JOIN t JOIN r USING(a)"
         );
     }
 

@@ -145,12 +145,32 @@ pub fn open_read_only(path: &Path) -> Result<Connection, SqliteError> {
     opened
         .busy_timeout(std::time::Duration::from_secs(5))
         .map_err(|source| open_error(path, source))?;
+    // An application's own collation (crate::collation) must not make its file unreadable.
+    crate::collation::allow_unknown(&opened).map_err(|source| open_error(path, source))?;
     let conn = opened;
     conn.query_row("SELECT count(*) FROM main.sqlite_schema", [], |r| {
         r.get::<_, i64>(0)
     })
     .map_err(|source| open_error(path, source))?;
     Ok(conn)
+}
+
+/// Fails the export if a query compared text by a collation only the application that
+/// wrote the file defines (see `crate::collation`): its answer may be wrong.
+fn unknown_collations_compared(
+    watch: &crate::collation::Watch,
+    path: &Path,
+) -> Result<(), SqliteError> {
+    match watch.compared() {
+        None => Ok(()),
+        Some(names) => Err(SqliteError::Unsupported(format!(
+            "{}: a query had to compare text by collation {}, which the application that \
+             wrote the file defines and SQLite does not; ferry cannot know its order, so the \
+             rows it selected may be wrong. Filter (--where, --subset) on other columns",
+            path.display(),
+            names.join(", ")
+        ))),
+    }
 }
 
 pub fn export(
@@ -167,6 +187,7 @@ pub fn export(
     } else {
         None
     };
+    let watch = crate::collation::Watch::start();
     let conn = open_read_only(path)?;
     // A second reader for the profile pass, with its change counter read before this
     // export's snapshot is taken (see same_snapshot). A selection may stage key sets in the
@@ -345,6 +366,7 @@ pub fn export(
     notes.extend(masker.describe());
     manifest.record_selection(&options.selection, &notes);
     if options.dry_run {
+        unknown_collations_compared(&watch, path)?;
         for (mt, t) in manifest.tables.iter_mut().zip(&info.tables) {
             mt.rows = if t.export_rows { t.rows } else { Some(0) };
         }
@@ -475,6 +497,7 @@ pub fn export(
             kept.join(", ")
         ));
     }
+    unknown_collations_compared(&watch, path)?;
     // End the read transaction first: if that fails, nothing has been published yet.
     conn.execute_batch("COMMIT")
         .ctx(|| "ending the read transaction".into())?;

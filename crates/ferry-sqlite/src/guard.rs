@@ -98,6 +98,17 @@ impl Guard {
                         rusqlite::Error::MultipleStatement => {
                             refused(expect.what, "it holds more than one statement")
                         }
+                        // An application's own collation (crate::collation): a writer
+                        // gets no stand-in, since rows in the wrong order corrupt the file.
+                        source if source.to_string().contains("no such collation sequence") => {
+                            SqliteError::Unsupported(format!(
+                                "{}: {source}: the application that wrote the source \
+                                 defines that collation, not SQLite, and ferry cannot store \
+                                 text in an order it does not know (the archive can be \
+                                 imported into PostgreSQL, which reports the collation)",
+                                expect.what
+                            ))
+                        }
                         source => SqliteError::Sql {
                             context: format!("{}: creating", expect.what),
                             source,

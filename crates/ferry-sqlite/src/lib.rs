@@ -34,6 +34,7 @@
 
 #![forbid(unsafe_code)]
 
+mod collation;
 mod compare;
 mod data_only;
 pub(crate) mod digest;

@@ -364,6 +364,11 @@ impl<'m> Planner<'m> {
         if !c.nullable {
             def.push_str(" NOT NULL");
         }
+        if let Some(note) = c.collation.as_deref().and_then(collation_note) {
+            self.p
+                .notes
+                .push(format!("column {}.{}: {note}", t.name, c.name));
+        }
         def
     }
 
@@ -993,6 +998,29 @@ impl<'m> Planner<'m> {
         }
         self.p.skipped.extend(refused);
     }
+}
+
+/// What becomes of a column's collation that PostgreSQL has no counterpart for: BINARY is
+/// byte order, as `text` in a C-like database, and NOCASE is carried by `lower(...)` in
+/// the unique constraints and indexes that use it. Anything else is dropped, and said so.
+fn collation_note(collation: &str) -> Option<String> {
+    if ["BINARY", "NOCASE"]
+        .iter()
+        .any(|k| collation.eq_ignore_ascii_case(k))
+    {
+        return None;
+    }
+    Some(if collation.eq_ignore_ascii_case("RTRIM") {
+        "COLLATE RTRIM dropped: SQLite ignored trailing spaces when it compared this column's \
+         text, PostgreSQL does not"
+            .to_owned()
+    } else {
+        format!(
+            "COLLATE {collation} dropped: the application that wrote the source defines it, \
+             not SQLite; PostgreSQL compares this column's text by the database's collation, \
+             so its order and the uniqueness of indexes on it may differ"
+        )
+    })
 }
 
 fn is_nocase(c: &Column) -> bool {
