@@ -614,3 +614,40 @@ fn a_large_table_is_exported_from_its_first_page_after_a_scan_stopped_halfway() 
         .to_vec();
     assert_eq!(ids, [1, 2, 3]);
 }
+
+/// A view that `--exclude-column` leaves out takes what belongs to it along: the comments on
+/// it and on its columns, which would otherwise name an object the archive no longer
+/// creates, and the importer would refuse the archive.
+#[test]
+fn views_left_out_with_a_column_take_their_comments_along() {
+    let dir = TestDir::new();
+    let src = torture();
+    let run = dir
+        .ferry()
+        .args(["export", &src.url(), "a", "--exclude-column", "users.name"])
+        .run()
+        .success();
+    let out = run.stderr() + &run.stdout();
+    for view in ["user_posts", "top_users"] {
+        assert!(out.contains(&format!("view {view} left out")), "{out}");
+    }
+    let dst = PgDb::new("dst");
+    dir.ferry()
+        .args(["import", "a", &dst.url()])
+        .run()
+        .success();
+    assert_eq!(
+        dst.psql("SELECT count(*) FROM pg_views WHERE schemaname = 'app'")
+            .trim(),
+        "0"
+    );
+    assert_eq!(
+        dst.psql(
+            "SELECT count(*) FROM pg_description d JOIN pg_class c ON c.oid = d.objoid \
+             WHERE c.relname = 'post_counts' AND d.objsubid > 0"
+        )
+        .trim(),
+        "1",
+        "the materialized view stays, with its column's comment"
+    );
+}

@@ -668,7 +668,7 @@ pub fn drop_columns(
             !gone
         });
         let (schema, table) = (t.schema.clone(), t.name.clone());
-        let mut removed_views: Vec<String> = Vec::new();
+        let mut removed_views: Vec<(Option<String>, String)> = Vec::new();
         objects.retain(|o| {
             let Some(def) = o.definition.as_deref() else {
                 return true;
@@ -684,18 +684,20 @@ pub fn drop_columns(
                 o.kind, o.name
             ));
             if matches!(o.kind.as_str(), "view" | "materialized_view") {
-                removed_views.push(o.name.clone());
+                removed_views.push((o.schema.clone(), o.name.clone()));
             }
             false
         });
         // Views on those views go too, to a fixed point.
+        let mut all_removed: Vec<(Option<String>, String)> = Vec::new();
         while !removed_views.is_empty() {
             let gone = std::mem::take(&mut removed_views);
+            all_removed.extend(gone.iter().cloned());
             objects.retain(|o| {
                 let Some(def) = o.definition.as_deref() else {
                     return true;
                 };
-                let names_gone = gone.iter().any(|v| mentions(def, v) && o.name != *v);
+                let names_gone = gone.iter().any(|(_, v)| mentions(def, v) && o.name != *v);
                 if !names_gone {
                     return true;
                 }
@@ -704,11 +706,24 @@ pub fn drop_columns(
                     o.kind, o.name
                 ));
                 if matches!(o.kind.as_str(), "view" | "materialized_view") {
-                    removed_views.push(o.name.clone());
+                    removed_views.push((o.schema.clone(), o.name.clone()));
                 }
                 false
             });
         }
+        // What belongs to a removed view goes with it: the comments on it and on its
+        // columns, a materialized view's indexes and refresh. Left behind, they name an
+        // object the archive no longer creates, and an importer refuses the archive.
+        objects.retain(|o| {
+            let belongs = |(schema, v): &(Option<String>, String)| {
+                o.schema == *schema
+                    && (o.table.as_deref() == Some(v.as_str())
+                        || (o.table.is_none()
+                            && matches!(o.kind.as_str(), "comment" | "refresh")
+                            && o.name == *v))
+            };
+            !all_removed.iter().any(belongs)
+        });
         fields_out.push((*i, positions));
     }
     Ok((fields_out, notes))

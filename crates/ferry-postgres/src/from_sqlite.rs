@@ -495,6 +495,14 @@ pub fn translate_default(expr: &str, pg_type: &str, conv: Conv) -> Option<String
         "now() AT TIME ZONE 'UTC'"
     };
     let now_text = |fmt: &str| format!("to_char({now_utc}, '{fmt}')");
+    // Any other strftime of "now" means "now" in some text format. For a timestamp column
+    // the format no longer matters, but its precision does (see [`strftime_now_unit`]).
+    if is_ts
+        && sqlite_now(&norm).is_none()
+        && let Some(unit) = strftime_now_unit(&norm)
+    {
+        return Some(format!("date_trunc('{unit}', {moment})"));
+    }
     let out = match sqlite_now(&norm) {
         Some(Now::Timestamp) => {
             if is_ts {
@@ -533,13 +541,6 @@ pub fn translate_default(expr: &str, pg_type: &str, conv: Conv) -> Option<String
         // unixepoch() drops the fraction; a cast to bigint would round it.
         Some(Now::Epoch) => "(floor(extract(epoch from now())))::bigint".into(),
         None if norm == "null" => "NULL".into(),
-        // Any other strftime of "now" means "now" in some text format. For a timestamp
-        // column the format no longer matters, but its precision does (see
-        // [`strftime_now_unit`]).
-        _ if is_ts && strftime_now_unit(&norm).is_some() => format!(
-            "date_trunc('{}', {moment})",
-            strftime_now_unit(&norm).unwrap_or("second")
-        ),
         _ => {
             let (number, text) = (d.number, d.text);
             if pg_type == "boolean" {

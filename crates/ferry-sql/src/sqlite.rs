@@ -109,7 +109,13 @@ pub fn create_table(sql: &str, what: &str) -> Result<TableFacts, SqlError> {
         let mut f = ColumnFacts::default();
         for o in c.options {
             match o.option {
-                ColumnOption::Collation(n) => f.collation = Some(n.to_string()),
+                // The name itself: `COLLATE "NOCASE"` and `COLLATE [nocase]` are NOCASE.
+                ColumnOption::Collation(n) => {
+                    f.collation = n.0.last().map(|p| match p {
+                        sqlparser::ast::ObjectNamePart::Identifier(i) => i.value.clone(),
+                        other => other.to_string(),
+                    })
+                }
                 ColumnOption::Check(ck) => f
                     .checks
                     .push((o.name.map(|n| n.value), ck.expr.to_string())),
@@ -222,6 +228,19 @@ pub fn create_index(sql: &str, what: &str) -> Result<(bool, Option<String>), Sql
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quoted_collation_is_its_name() {
+        let p = create_table(
+            "CREATE TABLE t (a TEXT COLLATE \"NOCASE\", b TEXT COLLATE [rtrim], c TEXT COLLATE unicase)",
+            "t",
+        )
+        .unwrap();
+        let of = |c: &str| p.columns[c].collation.clone();
+        assert_eq!(of("a").as_deref(), Some("NOCASE"));
+        assert_eq!(of("b").as_deref(), Some("rtrim"));
+        assert_eq!(of("c").as_deref(), Some("unicase"));
+    }
 
     #[test]
     fn reads_checks_generated_collations_and_keys() {

@@ -17,13 +17,13 @@
 //! The record is process-wide because SQLite's callback takes no state; [`Watch`] compares
 //! it before and after an export.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use rusqlite::Connection;
 
-/// Collation names whose stand-in compared something, and how many comparisons in all.
-static COMPARED: Mutex<(u64, BTreeSet<String>)> = Mutex::new((0, BTreeSet::new()));
+/// How many comparisons the stand-ins made in all, and the count at each name's latest.
+static COMPARED: Mutex<(u64, BTreeMap<String, u64>)> = Mutex::new((0, BTreeMap::new()));
 
 /// Lets `conn` prepare queries on tables and indexes that name collations SQLite does not
 /// know, with a recording stand-in for each.
@@ -36,14 +36,14 @@ fn stand_in(conn: &Connection, name: &str) -> rusqlite::Result<()> {
     conn.create_collation(name, move |a: &str, b: &str| {
         let mut seen = COMPARED.lock().unwrap_or_else(|e| e.into_inner());
         seen.0 += 1;
-        if !seen.1.contains(&owned) {
-            seen.1.insert(owned.clone());
-        }
+        let now = seen.0;
+        seen.1.insert(owned.clone(), now);
         a.cmp(b)
     })
 }
 
-/// The stand-ins' comparison count when an export started.
+/// The stand-ins' comparison count when an export started. Two exports in one process
+/// that both compare by stand-ins see each other's comparisons; the CLI runs one.
 pub(crate) struct Watch(u64);
 
 impl Watch {
@@ -54,7 +54,13 @@ impl Watch {
     /// The collations a stand-in compared text by since [`Watch::start`], if any did.
     pub(crate) fn compared(&self) -> Option<Vec<String>> {
         let seen = COMPARED.lock().unwrap_or_else(|e| e.into_inner());
-        (seen.0 > self.0).then(|| seen.1.iter().cloned().collect())
+        let names: Vec<String> = seen
+            .1
+            .iter()
+            .filter(|(_, last)| **last > self.0)
+            .map(|(name, _)| name.clone())
+            .collect();
+        (!names.is_empty()).then_some(names)
     }
 }
 

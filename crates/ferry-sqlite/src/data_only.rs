@@ -422,7 +422,7 @@ fn backup(target: &Path) -> Result<PathBuf, SqliteError> {
         n += 1;
     }
     // A second connection: it reads while the loading one holds the write lock.
-    let reader = crate::export::open_read_only(target)?;
+    let reader = crate::export::open_read_only_exact(target)?;
     reader
         .execute("VACUUM INTO ?1", [path.to_string_lossy()])
         .ctx(|| {

@@ -123,8 +123,20 @@ fn open_error(path: &Path, source: rusqlite::Error) -> SqliteError {
     }
 }
 
-/// Opens a SQLite file for reading without ever writing to it.
+/// Opens a SQLite file for reading without ever writing to it; collations only the
+/// application defines get recording stand-ins (`crate::collation`).
 pub fn open_read_only(path: &Path) -> Result<Connection, SqliteError> {
+    open_reader(path, true)
+}
+
+/// [`open_read_only`] without stand-ins, for a reader whose work writes a file: `VACUUM
+/// INTO` rebuilds every index, and one built in a stand-in's order is a corrupt file for
+/// the application. An unknown collation then fails it, naming the collation.
+pub(crate) fn open_read_only_exact(path: &Path) -> Result<Connection, SqliteError> {
+    open_reader(path, false)
+}
+
+fn open_reader(path: &Path, stand_ins: bool) -> Result<Connection, SqliteError> {
     if path.is_dir() {
         return Err(SqliteError::Unsupported(format!(
             "{}: a directory, not a SQLite database file",
@@ -146,7 +158,9 @@ pub fn open_read_only(path: &Path) -> Result<Connection, SqliteError> {
         .busy_timeout(std::time::Duration::from_secs(5))
         .map_err(|source| open_error(path, source))?;
     // An application's own collation (crate::collation) must not make its file unreadable.
-    crate::collation::allow_unknown(&opened).map_err(|source| open_error(path, source))?;
+    if stand_ins {
+        crate::collation::allow_unknown(&opened).map_err(|source| open_error(path, source))?;
+    }
     let conn = opened;
     conn.query_row("SELECT count(*) FROM main.sqlite_schema", [], |r| {
         r.get::<_, i64>(0)
@@ -365,8 +379,9 @@ pub fn export(
     .map_err(|e| SqliteError::Unsupported(e.to_string()))?;
     notes.extend(masker.describe());
     manifest.record_selection(&options.selection, &notes);
+    // The selection and the profile pass are done: fail before any data is written.
+    unknown_collations_compared(&watch, path)?;
     if options.dry_run {
-        unknown_collations_compared(&watch, path)?;
         for (mt, t) in manifest.tables.iter_mut().zip(&info.tables) {
             mt.rows = if t.export_rows { t.rows } else { Some(0) };
         }

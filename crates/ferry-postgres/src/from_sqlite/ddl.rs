@@ -1004,6 +1004,7 @@ impl<'m> Planner<'m> {
 /// byte order, as `text` in a C-like database, and NOCASE is carried by `lower(...)` in
 /// the unique constraints and indexes that use it. Anything else is dropped, and said so.
 fn collation_note(collation: &str) -> Option<String> {
+    let collation = unquoted(collation);
     if ["BINARY", "NOCASE"]
         .iter()
         .any(|k| collation.eq_ignore_ascii_case(k))
@@ -1026,7 +1027,20 @@ fn collation_note(collation: &str) -> Option<String> {
 fn is_nocase(c: &Column) -> bool {
     c.collation
         .as_deref()
-        .is_some_and(|k| k.eq_ignore_ascii_case("NOCASE"))
+        .is_some_and(|k| unquoted(k).eq_ignore_ascii_case("NOCASE"))
+}
+
+/// A collation name as SQLite reads it: archives written before ferry-sql unquoted it
+/// record `COLLATE "NOCASE"` as `"NOCASE"`.
+fn unquoted(name: &str) -> &str {
+    let pairs = [('"', '"'), ('[', ']'), ('`', '`'), ('\'', '\'')];
+    pairs
+        .iter()
+        .find_map(|&(open, close)| {
+            name.strip_prefix(open)
+                .and_then(|rest| rest.strip_suffix(close))
+        })
+        .unwrap_or(name)
 }
 
 /// What a SQLite column became: (PostgreSQL name, type, conversion).
@@ -1186,4 +1200,25 @@ pub fn target_tables(m: &Manifest, schema: &str) -> Vec<String> {
         .iter()
         .map(|t| quote_qualified(schema, &names[&t.name]))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collations_without_a_counterpart_are_reported_however_quoted() {
+        for carried in ["BINARY", "nocase", "\"NOCASE\"", "[NoCase]", "`binary`"] {
+            assert_eq!(collation_note(carried), None, "{carried}");
+        }
+        for (dropped, says) in [
+            ("RTRIM", "trailing spaces"),
+            ("\"rtrim\"", "trailing spaces"),
+            ("unicase", "COLLATE unicase dropped"),
+            ("'unicase'", "COLLATE unicase dropped"),
+        ] {
+            let note = collation_note(dropped).unwrap_or_default();
+            assert!(note.contains(says), "{dropped}: {note}");
+        }
+    }
 }
