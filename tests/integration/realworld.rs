@@ -352,7 +352,9 @@ fn a_collation_only_the_application_defines_is_read_around_and_reported() {
         "CREATE TABLE decks (id INTEGER PRIMARY KEY, name TEXT NOT NULL COLLATE unicase);
          CREATE UNIQUE INDEX idx_decks_name ON decks (name);
          CREATE TABLE fields (ntid INTEGER NOT NULL, ord INTEGER NOT NULL,
-           name TEXT NOT NULL COLLATE unicase, PRIMARY KEY (ntid, ord)) WITHOUT ROWID;
+           name TEXT NOT NULL COLLATE unicase,
+           label TEXT GENERATED ALWAYS AS (name || '#' || ord) COLLATE unicase,
+           PRIMARY KEY (ntid, ord)) WITHOUT ROWID;
          CREATE UNIQUE INDEX idx_fields_name_ntid ON fields (name, ntid);
          INSERT INTO decks VALUES (1, 'Default'), (2, 'spanish'), (3, 'Biology');
          INSERT INTO fields VALUES (7, 0, 'Front'), (7, 1, 'back'), (8, 0, 'Front');
@@ -407,7 +409,7 @@ fn a_collation_only_the_application_defines_is_read_around_and_reported() {
         .run()
         .success();
     let out = run.stderr() + &run.stdout();
-    for column in ["decks.name", "fields.name"] {
+    for column in ["decks.name", "fields.name", "fields.label"] {
         assert!(
             out.contains(&format!("column {column}: COLLATE unicase dropped")),
             "{column}'s collation is reported:\n{out}"

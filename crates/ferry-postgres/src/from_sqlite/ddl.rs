@@ -294,6 +294,12 @@ impl<'m> Planner<'m> {
                         .push(format!("table {}, column {}, {ex}", t.name, c.name));
                 }
             }
+            // Stored and generated columns alike.
+            if let Some(note) = c.collation.as_deref().and_then(collation_note) {
+                self.p
+                    .notes
+                    .push(format!("column {}.{}: {note}", t.name, c.name));
+            }
             if c.generated.is_some() {
                 self.generated_column(t, c, &col, &cols, &d);
                 continue;
@@ -363,11 +369,6 @@ impl<'m> Planner<'m> {
         }
         if !c.nullable {
             def.push_str(" NOT NULL");
-        }
-        if let Some(note) = c.collation.as_deref().and_then(collation_note) {
-            self.p
-                .notes
-                .push(format!("column {}.{}: {note}", t.name, c.name));
         }
         def
     }
