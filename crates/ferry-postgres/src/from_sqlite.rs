@@ -501,7 +501,13 @@ pub fn translate_default(expr: &str, pg_type: &str, conv: Conv) -> Option<String
         && sqlite_now(&norm).is_none()
         && let Some(unit) = strftime_now_unit(&norm)
     {
-        return Some(format!("date_trunc('{unit}', {moment})"));
+        // A zoned column truncates the instant in UTC, as SQLite's UTC text was: in the
+        // session's zone a day or an hour starts elsewhere (half-hour zones for hours).
+        return Some(if zoned && matches!(unit, "day" | "hour") {
+            format!("date_trunc('{unit}', CURRENT_TIMESTAMP, 'UTC')")
+        } else {
+            format!("date_trunc('{unit}', {moment})")
+        });
     }
     let out = match sqlite_now(&norm) {
         Some(Now::Timestamp) => {
@@ -521,8 +527,12 @@ pub fn translate_default(expr: &str, pg_type: &str, conv: Conv) -> Option<String
         Some(Now::Date) => {
             if pg_type == "date" {
                 format!("({now_utc})::date")
+            } else if zoned {
+                // Midnight UTC of today: a date cast to timestamptz would be the session's
+                // midnight instead.
+                "date_trunc('day', CURRENT_TIMESTAMP, 'UTC')".into()
             } else if is_ts {
-                // Midnight (UTC) of today, in the column's own type.
+                // Midnight (UTC) of today, as a UTC wall-clock time.
                 format!("(({now_utc})::date)::{pg_type}")
             } else {
                 now_text("YYYY-MM-DD")
