@@ -1002,17 +1002,20 @@ impl<'m> Planner<'m> {
 }
 
 /// What becomes of a column's collation that PostgreSQL has no counterpart for: BINARY is
-/// byte order, as `text` in a C-like database, and NOCASE is carried by `lower(...)` in
-/// the unique constraints and indexes that use it. Anything else is dropped, and said so.
+/// byte order, as equality on `text` is. NOCASE is carried by `lower(...)` in the unique
+/// constraints and indexes that use it, and not by a query's `=`, which is said. Anything
+/// else is dropped, and said so.
 fn collation_note(collation: &str) -> Option<String> {
     let collation = unquoted(collation);
-    if ["BINARY", "NOCASE"]
-        .iter()
-        .any(|k| collation.eq_ignore_ascii_case(k))
-    {
+    if collation.eq_ignore_ascii_case("BINARY") {
         return None;
     }
-    Some(if collation.eq_ignore_ascii_case("RTRIM") {
+    Some(if collation.eq_ignore_ascii_case("NOCASE") {
+        // The keys keep it (lower(...)); a query's `=` and ORDER BY on the column do not.
+        "COLLATE NOCASE: its unique constraints and indexes compare lower(...), but `=` and \
+         ORDER BY on the column are case-sensitive in PostgreSQL"
+            .to_owned()
+    } else if collation.eq_ignore_ascii_case("RTRIM") {
         "COLLATE RTRIM dropped: SQLite ignored trailing spaces when it compared this column's \
          text, PostgreSQL does not"
             .to_owned()
@@ -1209,10 +1212,13 @@ mod tests {
 
     #[test]
     fn collations_without_a_counterpart_are_reported_however_quoted() {
-        for carried in ["BINARY", "nocase", "\"NOCASE\"", "[NoCase]", "`binary`"] {
+        for carried in ["BINARY", "\"binary\"", "`binary`"] {
             assert_eq!(collation_note(carried), None, "{carried}");
         }
         for (dropped, says) in [
+            ("nocase", "case-sensitive in PostgreSQL"),
+            ("\"NOCASE\"", "case-sensitive in PostgreSQL"),
+            ("[NoCase]", "case-sensitive in PostgreSQL"),
             ("RTRIM", "trailing spaces"),
             ("\"rtrim\"", "trailing spaces"),
             ("unicase", "COLLATE unicase dropped"),
