@@ -111,10 +111,7 @@ pub fn create_table(sql: &str, what: &str) -> Result<TableFacts, SqlError> {
             match o.option {
                 // The name itself: `COLLATE "NOCASE"` and `COLLATE [nocase]` are NOCASE.
                 ColumnOption::Collation(n) => {
-                    f.collation = n.0.last().map(|p| match p {
-                        sqlparser::ast::ObjectNamePart::Identifier(i) => i.value.clone(),
-                        other => other.to_string(),
-                    })
+                    f.collation = crate::translate::last_part(&n).or_else(|| Some(n.to_string()))
                 }
                 ColumnOption::Check(ck) => f
                     .checks

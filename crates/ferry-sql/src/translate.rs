@@ -349,7 +349,7 @@ fn parse_error(what: &str, e: impl std::fmt::Display) -> SqlError {
     }
 }
 
-fn last_part(n: &ObjectName) -> Option<String> {
+pub(crate) fn last_part(n: &ObjectName) -> Option<String> {
     match n.0.last()? {
         ObjectNamePart::Identifier(i) => Some(i.value.clone()),
         _ => None,

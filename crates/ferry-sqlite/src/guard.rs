@@ -100,7 +100,11 @@ impl Guard {
                         }
                         // An application's own collation (crate::collation): a writer
                         // gets no stand-in, since rows in the wrong order corrupt the file.
-                        source if source.to_string().contains("no such collation sequence") => {
+                        source
+                            if source.sqlite_error().is_some_and(|e| {
+                                e.extended_code == rusqlite::ffi::SQLITE_ERROR_MISSING_COLLSEQ
+                            }) =>
+                        {
                             SqliteError::Unsupported(format!(
                                 "{}: {source}: the application that wrote the source \
                                  defines that collation, not SQLite, and ferry cannot store \
