@@ -147,6 +147,13 @@ fn cleanup(a: crate::cli::CleanupArgs, quiet: bool) -> Result<ExitCode> {
 const FILE_MB: u64 = 256;
 /// Part size, in MiB, of an archive written to a stream (see `--file-mb`).
 const STREAM_FILE_MB: u64 = 16;
+/// zstd level of the Parquet pages of archives written to a directory, a tar file or an
+/// object store.
+const ZSTD_LEVEL: i32 = 3;
+/// zstd level of an archive written to a stream (see `--zstd-level`): at level 1 the
+/// SQLite export of the benchmark took 4.3 CPU-s against 5.1 at level 3 (task-clock, means
+/// of 16 runs each; `docs/benchmarks.md`, fourteenth session), for a 3 % larger stream.
+const STREAM_ZSTD_LEVEL: i32 = 1;
 
 fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) -> Result<ExitCode> {
     let location = archive_for_writing(&a.archive)?;
@@ -188,7 +195,10 @@ fn export(a: ExportArgs, quiet: bool, progress: &dyn ferry_archive::Progress) ->
     }
     let jobs = jobs_or_cores(a.jobs)?;
     let write = WriteOptions {
-        zstd_level: a.write.zstd_level,
+        zstd_level: a.write.zstd_level.unwrap_or(match location {
+            Location::Stdio => STREAM_ZSTD_LEVEL,
+            _ => ZSTD_LEVEL,
+        }),
         row_group_rows: a.write.row_group_rows.max(1),
         file_rows: a.write.file_rows.max(1),
         file_bytes: a

@@ -86,6 +86,44 @@ fn the_largest_table_comes_first_in_a_tar_and_the_manifest_keeps_the_schema_orde
     assert_same!(dump(&dir.path("copy.db")), dump(&dir.path("src.db")));
 }
 
+/// A stream is written at zstd level 1 unless `--zstd-level` says otherwise, a file at
+/// level 3; the manifest records the level used, and the stream still imports exactly.
+#[test]
+fn a_stream_defaults_to_zstd_level_1_and_records_the_level_used() {
+    let dir = TestDir::new();
+    build_torture(&dir.path("src.db"));
+    let level = |archive: &str| {
+        assert_archive_manifests_valid(&dir.path(archive))["options"]["zstd_level"].clone()
+    };
+    let stream_to = |name: &str, extra: &[&str]| {
+        let out = std::fs::File::create(dir.path(name)).unwrap();
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .current_dir(dir.root())
+            .args(["-q", "export", "src.db", "-"])
+            .args(extra)
+            .env_remove("FERRY_LOG")
+            .stdout(out)
+            .status()
+            .expect("spawn ferry");
+        assert!(status.success(), "export {name}: {status}");
+    };
+    stream_to("stream.tar", &[]);
+    stream_to("stream7.tar", &["--zstd-level", "7"]);
+    dir.ferry()
+        .args(["-q", "export", "src.db", "file.tar"])
+        .run()
+        .success();
+    assert_eq!(level("stream.tar"), 1);
+    assert_eq!(level("stream7.tar"), 7);
+    assert_eq!(level("file.tar"), 3);
+    dir.ferry()
+        .args(["import", "-", "copy.db"])
+        .stdin_file(&dir.path("stream.tar"))
+        .run()
+        .success();
+    assert_same!(dump(&dir.path("copy.db")), dump(&dir.path("src.db")));
+}
+
 #[test]
 fn torture_database_round_trips_exactly_in_every_container_form() {
     let dir = TestDir::new();

@@ -761,9 +761,12 @@ fn profile_tables(
     for (i, t) in tables.iter().enumerate() {
         let span = match split_key(&t.table) {
             Some(key) if t.export_rows && !stored_columns(t).is_empty() => {
+                // Two subqueries, not `SELECT min(k), max(k)`: SQLite answers a lone min()
+                // or max() of the rowid from one end of the b-tree, but a query asking for
+                // both scans the whole table (0.4 CPU-s on 2 M rows, before the pass began).
+                let name = crate::quote(&t.table.name);
                 let sql = format!(
-                    "SELECT min({key}), max({key}) FROM main.{}",
-                    crate::quote(&t.table.name)
+                    "SELECT (SELECT min({key}) FROM main.{name}), (SELECT max({key}) FROM main.{name})"
                 );
                 conn.query_row(&sql, [], |r| {
                     Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?))
