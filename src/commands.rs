@@ -700,7 +700,7 @@ fn archive_for_writing(arg: &str) -> Result<Location> {
     let location = Location::parse(arg);
     if location == Location::Stdio && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         bail!(
-            "refusing to write a binary archive to a terminal; redirect stdout (ferry export SOURCE - > app.tar) or name a file"
+            "refusing to write a binary archive to a terminal; name a file (ferry export SOURCE app.tar) or redirect stdout (ferry export SOURCE - > app.tar)"
         );
     }
     Ok(location)

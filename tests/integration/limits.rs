@@ -109,3 +109,39 @@ fn too_many_warnings_are_refused() {
         .run()
         .success();
 }
+
+/// A value far larger than a COPY message (24 MiB, within the default value limit) in the
+/// middle of a part: the rows before and after it reach PostgreSQL whole and in order. The
+/// message buffer grows to hold that value and is then replaced by a normal-sized one.
+#[test]
+fn a_huge_value_amid_small_rows_loads_into_postgresql_whole() {
+    let dir = TestDir::new();
+    let conn = rusqlite::Connection::open(dir.path("huge.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB, note TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+         INSERT INTO t SELECT i, CASE WHEN i = 700 THEN CAST(printf('%.*c', 25165824, 'x') AS BLOB)
+                                      ELSE randomblob(40) END, 'row ' || i FROM n;",
+    )
+    .unwrap();
+    drop(conn);
+    dir.ferry()
+        .args(["export", "huge.db", "huge.tar"])
+        .run()
+        .success();
+    let pg = PgDb::new("huge");
+    dir.ferry()
+        .args(["import", "huge.tar", &pg.url()])
+        .run()
+        .success();
+    dir.ferry()
+        .args(["verify", "huge.tar", "--against", &pg.url()])
+        .run()
+        .success()
+        .says("matches it");
+    assert_eq!(
+        pg.psql("SELECT count(*), sum(length(v)), max(note) FROM t")
+            .trim(),
+        format!("5000|{}|row 999", 25165824 + 4999 * 40)
+    );
+}

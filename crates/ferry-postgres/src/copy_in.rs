@@ -33,10 +33,11 @@ const SLICE_ROWS: usize = 1024;
 const MESSAGE: usize = 1 << 20;
 
 /// The buffer's room for the next message, reserved whole after each send: a message and
-/// the slice that crosses [`MESSAGE`]. Left to grow from empty, `BytesMut` doubled its way
-/// up from 64 KiB, copying at each step, and its last step (2 MiB) crossed glibc's mmap
-/// threshold (`src/malloc_tuning.rs`), so every message faulted in fresh zeroed pages:
-/// 5-7 % of the import's CPU. Below the threshold, the freed buffers are reused.
+/// the slice of narrow rows (up to 512 bytes) that crosses [`MESSAGE`]. Left to grow from
+/// empty, `BytesMut` doubled its way up from 64 KiB, copying at each step, and its last
+/// step (2 MiB) crossed glibc's mmap threshold (`src/malloc_tuning.rs`), so every message
+/// faulted in fresh zeroed pages: page faults of the benchmark's import halved with this
+/// (those left are mostly the Parquet decoder's, and a freed buffer the heap trims).
 const BUF_ROOM: usize = MESSAGE + (MESSAGE / 2);
 
 /// Streams `part` of `table` into `sql` (a `COPY ... FROM STDIN (FORMAT binary)` into
@@ -82,7 +83,13 @@ pub(crate) async fn copy_part(
                 sink.send(buf.split().freeze())
                     .await
                     .ctx(|| format!("table {target}: sending COPY data"))?;
-                buf.reserve(BUF_ROOM);
+                // A huge value (a blob of hundreds of MiB) grew the buffer to its size: the
+                // rest of the part starts over in a new one instead of keeping that alive.
+                if buf.capacity() > 4 * BUF_ROOM {
+                    buf = BytesMut::with_capacity(BUF_ROOM);
+                } else {
+                    buf.reserve(BUF_ROOM);
+                }
             }
         }
         ferry_archive::interrupt::pause_point("import:batch");
