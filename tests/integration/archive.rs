@@ -228,6 +228,32 @@ fn directory_archive_round_trips_and_verifies() {
         .says("ok: 4 files, 5000 rows verified");
 }
 
+/// A directory has no entry order, and the reader takes the largest table first: a parallel
+/// import starts the table that takes longest, not the one the schema lists first. The
+/// table's own parts stay in part order.
+#[test]
+fn a_directory_is_read_largest_table_first() {
+    let dir = TestDir::new();
+    let loc = Location::Dir(dir.path("backup"));
+    write(&loc);
+    // The empty table first in both documents, as a schema-ordered manifest may have it.
+    crate::harness::edit_manifests(&dir.path("backup"), |m| {
+        m["tables"].as_array_mut().unwrap().reverse();
+    });
+    let (c, m) = read_back(&loc);
+    assert_eq!(m.tables[0].id, "t00002", "the manifest keeps its order");
+    assert_eq!(
+        c.parts,
+        [
+            "data/t00001/part-000000.parquet",
+            "data/t00001/part-000001.parquet",
+            "data/t00001/part-000002.parquet",
+            "data/t00002/part-000000.parquet",
+        ]
+    );
+    assert_same!(c.rows["events"], expected_rows());
+}
+
 #[test]
 fn tar_archive_round_trips_and_verifies() {
     let dir = TestDir::new();

@@ -346,3 +346,61 @@ fn generated_key_names_that_clash_are_renamed_when_published() {
             .contains("duplicate")
     );
 }
+
+/// A parallel PostgreSQL export to a tar file puts the largest table's parts first, though
+/// the small table finishes first on the other connection: a parallel import of the tar
+/// then starts the largest table first. Paused after the large table's first part, the
+/// export gives the small table time to finish; its part must still come after all of the
+/// large table's.
+#[test]
+fn a_parallel_postgresql_export_puts_the_largest_tables_parts_first_in_a_tar() {
+    let dir = TestDir::new();
+    let src = PgDb::new("lead_src");
+    src.psql(
+        "CREATE TABLE a_small (id int PRIMARY KEY, v text);
+         CREATE TABLE b_large (id int PRIMARY KEY, v text);
+         INSERT INTO a_small SELECT g, 's' || g FROM generate_series(1, 10) g;
+         INSERT INTO b_large SELECT g, repeat('x', 50) || g FROM generate_series(1, 3000) g;
+         ANALYZE;",
+    );
+    let paused = dir
+        .ferry()
+        .args([
+            "export",
+            "--jobs",
+            "2",
+            "--file-rows",
+            "1000",
+            "--batch-rows",
+            "500",
+            &src.url(),
+            "out.tar",
+        ])
+        .paused_at("archive:published:data/t00002/part-000000.parquet");
+    // Not a timing assertion: the time the other connection has to finish the small table
+    // while the large one waits. Without the lead, its part would land mid-table.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    paused.resume().success();
+    let mut names = Vec::new();
+    let mut tar = tar::Archive::new(std::fs::File::open(dir.path("out.tar")).unwrap());
+    for e in tar.entries().unwrap() {
+        names.push(e.unwrap().path().unwrap().to_string_lossy().into_owned());
+    }
+    assert_eq!(
+        names,
+        [
+            "prelude.json",
+            "data/t00002/part-000000.parquet",
+            "data/t00002/part-000001.parquet",
+            "data/t00002/part-000002.parquet",
+            "data/t00001/part-000000.parquet",
+            "manifest.json",
+        ]
+    );
+    let (dst, _) = import(&dir, "out.tar", "2", "lead_dst");
+    assert_eq!(
+        dst.psql("SELECT (SELECT count(*) FROM a_small) || ',' || (SELECT count(*) FROM b_large)")
+            .trim(),
+        "10,3000"
+    );
+}

@@ -5,7 +5,8 @@
 //! problem; `verify`'s visitor collects them all. One traversal therefore serves both, and
 //! the checks cannot drift apart.
 //!
-//! A directory is read in manifest order and each part is checksummed *before* it is visited.
+//! A directory is read largest table first, each table's parts in part order, and each part
+//! is checksummed *before* it is visited.
 //! A tar stream cannot be rewound and its manifest comes last, so each part is spooled to a
 //! temporary file (hashing as it goes), visited, and deleted; the checksums, sizes and row
 //! counts are compared once `manifest.json` arrives. An importer must therefore treat the
@@ -666,7 +667,12 @@ fn read_dir<V: Visitor>(root: &Path, visitor: &mut V) -> Result<Option<Manifest>
         ),
         false => None,
     };
-    for table in &manifest.tables {
+    // The largest tables first (by their files' bytes; the manifest's order among equals): a
+    // parallel import starts each table as it is visited, and the one that takes longest to
+    // load and index should not be found last, as it is in a manifest in schema order.
+    let mut tables: Vec<&Table> = manifest.tables.iter().collect();
+    tables.sort_by_key(|t| std::cmp::Reverse(t.files.iter().map(|f| f.bytes).sum::<u64>()));
+    for table in tables {
         for f in &table.files {
             let stored = dir.stored(&f.path);
             let abs = root.join(&stored);

@@ -177,6 +177,12 @@ struct State {
     /// Files written per table id, in part order.
     files: BTreeMap<String, Vec<DataFile>>,
     failed: bool,
+    /// The table whose parts go into a tar file first (see [`ArchiveWriter::lead_with`]),
+    /// until it is finished.
+    lead: Option<String>,
+    /// Other tables' finished parts, staged and waiting for the lead table, in the order
+    /// they finished.
+    held: Vec<String>,
 }
 
 /// Writes one archive. Create it with the prelude (schema, no data), obtain a
@@ -318,6 +324,8 @@ impl ArchiveWriter {
                 sink,
                 files: BTreeMap::new(),
                 failed: false,
+                lead: None,
+                held: Vec::new(),
             }),
         });
         let json = prelude.to_json();
@@ -339,6 +347,28 @@ impl ArchiveWriter {
             prelude,
             masker: None,
         })
+    }
+
+    /// Puts `table_id`'s parts first in a tar file: the parts of other tables that finish
+    /// before it are held in staging and appended once it is finished, in the order they
+    /// finished. A reader of a tar meets the parts in the order they were appended, and a
+    /// parallel import starts each table as its first part arrives; an exporter whose
+    /// workers take the largest table first but finish the small ones earlier would
+    /// otherwise put the table that takes longest to load and index last, and the import
+    /// would start it last (`docs/benchmarks.md`, fifteenth session). Only a tar *file* is
+    /// held back: a stream's reader works while the export goes on, and takes each part
+    /// best as soon as it is done; a directory or a store has no order to give.
+    pub fn lead_with(&self, table_id: &str) -> Result<()> {
+        self.prelude_table(table_id)?;
+        let mut state = self.shared.state.lock().expect("writer state poisoned");
+        if let Sink::Tar {
+            target: Some(_), ..
+        } = &state.sink
+            && !state.files.contains_key(table_id)
+        {
+            state.lead = Some(table_id.to_owned());
+        }
+        Ok(())
     }
 
     pub fn prelude(&self) -> &Manifest {
@@ -457,6 +487,9 @@ impl ArchiveWriter {
                     reason: "data written for a table the manifest does not list".into(),
                 });
             }
+            // Every table finished, so the lead did and nothing is held; this only makes
+            // sure no part can be left out of the tar whatever the order of events.
+            self.shared.release_held(&mut state)?;
         }
         let signer = crate::sign::signer();
         if signer.is_some() {
@@ -597,6 +630,44 @@ impl Shared {
             r.pending.push((rel.to_owned(), handle));
             return Ok(());
         }
+        if matches!(state.sink, Sink::Tar { .. }) {
+            if let Some(lead) = &state.lead
+                && part_table(rel).is_some_and(|t| t != lead)
+            {
+                state.held.push(rel.to_owned());
+                return Ok(());
+            }
+            self.append_to_tar(&mut state, rel)?;
+        }
+        drop(state);
+        // Test hook: lets a test hold the export right after an entry went out.
+        crate::interrupt::pause_point(&format!("archive:published:{rel}"));
+        Ok(())
+    }
+
+    /// Called when `table_id` is finished: if it was the lead table, the parts held back
+    /// for it go into the tar now, under the same lock, so that no later part of a held
+    /// table can overtake its earlier ones.
+    /// Returns the entries that went out, for the test hook, which must not pause while
+    /// the lock is held.
+    fn table_finished(&self, state: &mut State, table_id: &str) -> Result<Vec<String>> {
+        if state.lead.as_deref() != Some(table_id) {
+            return Ok(Vec::new());
+        }
+        self.release_held(state)
+    }
+
+    fn release_held(&self, state: &mut State) -> Result<Vec<String>> {
+        state.lead = None;
+        let held = std::mem::take(&mut state.held);
+        for rel in &held {
+            self.append_to_tar(state, rel)?;
+        }
+        Ok(held)
+    }
+
+    /// Appends a staged entry to the tar sink and removes it from staging.
+    fn append_to_tar(&self, state: &mut State, rel: &str) -> Result<()> {
         if let Sink::Tar { builder, mtime, .. } = &mut state.sink {
             let builder = builder.as_mut().expect("tar builder present until finish");
             let abs = self.staging.path().join(rel);
@@ -623,11 +694,14 @@ impl Shared {
             drop(file);
             std::fs::remove_file(&abs).map_err(|e| ArchiveError::io(rel, e))?;
         }
-        drop(state);
-        // Test hook: lets a test hold the export right after an entry went out.
-        crate::interrupt::pause_point(&format!("archive:published:{rel}"));
         Ok(())
     }
+}
+
+/// The table id of a part's entry name (`data/<id>/part-<n>.parquet`, sealed or not);
+/// `None` for a document.
+fn part_table(rel: &str) -> Option<&str> {
+    rel.strip_prefix("data/")?.split_once('/').map(|(t, _)| t)
 }
 
 /// The tar entries' mtime: the export's time, or 0 in an encrypted archive, whose clear
@@ -921,6 +995,11 @@ impl TableWriter {
             .is_some()
         {
             return Err(self.table_error("written twice".into()));
+        }
+        let released = self.shared.table_finished(&mut state, &self.table_id)?;
+        drop(state);
+        for rel in released {
+            crate::interrupt::pause_point(&format!("archive:published:{rel}"));
         }
         Ok(files)
     }

@@ -173,20 +173,45 @@ async fn export_async(
             .filter(|(_, k)| !**k)
             .map(|(t, _)| (t.table.schema.clone(), t.table.name.clone()))
             .collect();
-        let owned: Vec<(Option<String>, String)> = cat
-            .objects
+        // An identity column's sequence has no OWNED BY object (its column creates it), so
+        // the catalog is asked which sequences the left-out tables' identity columns own.
+        let gone_oids: Vec<u32> = cat
+            .tables
             .iter()
-            .filter(|o| o.kind == "sequence_owned_by")
-            .filter(|o| {
-                let named =
-                    ferry_sql::check::relations(o.definition.as_deref().unwrap_or(""), false);
-                named.iter().any(|(s, n)| {
-                    gone.iter()
-                        .any(|(gs, gn)| gn == n && (s.is_none() || s == gs))
-                })
-            })
-            .map(|o| (o.schema.clone(), o.name.clone()))
+            .zip(&applied.keep)
+            .filter(|(_, k)| !**k)
+            .map(|(t, _)| t.oid)
             .collect();
+        let mut owned: Vec<(Option<String>, String)> = Vec::new();
+        for r in client
+            .query(
+                "SELECT sn.nspname, s.relname FROM pg_catalog.pg_depend d
+                 JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+                 JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
+                 WHERE d.classid = 'pg_catalog.pg_class'::regclass
+                   AND d.refclassid = 'pg_catalog.pg_class'::regclass
+                   AND d.deptype = 'i' AND d.refobjid = ANY($1)",
+                &[&gone_oids],
+            )
+            .await
+            .ctx(|| "reading the identity sequences of the tables left out".into())?
+        {
+            owned.push((Some(r.at(0)?), r.at(1)?));
+        }
+        owned.extend(
+            cat.objects
+                .iter()
+                .filter(|o| o.kind == "sequence_owned_by")
+                .filter(|o| {
+                    let named =
+                        ferry_sql::check::relations(o.definition.as_deref().unwrap_or(""), false);
+                    named.iter().any(|(s, n)| {
+                        gone.iter()
+                            .any(|(gs, gn)| gn == n && (s.is_none() || s == gs))
+                    })
+                })
+                .map(|o| (o.schema.clone(), o.name.clone())),
+        );
         // Its value, ownership, comment and grants share its name (a relation name, unique in
         // its schema).
         cat.objects.retain(|o| {
@@ -324,6 +349,11 @@ async fn export_async(
     }
     order.sort_by_key(|(_, n)| std::cmp::Reverse(n.unwrap_or(0)));
     let done = if options.jobs > 1 && cat.tables.len() > 1 {
+        // The largest table is taken first but finishes last: in a tar file its parts go
+        // first all the same, so that a parallel import starts loading it first too.
+        if let Some((i, _)) = order.first() {
+            writer.lead_with(&cat.tables[*i].table.id)?;
+        }
         // Several connections, one snapshot: each worker joins the one this transaction
         // exported, so all of them read the same consistent state.
         let queue = Mutex::new(order.into_iter().collect::<VecDeque<_>>());

@@ -176,20 +176,25 @@ impl Loader<'_> {
             .map(|s| remapped(s))
             .collect();
         let foreign = self.rt.block_on(foreign_schemas(self.client, &schemas))?;
-        let outside = |what: String, schema: &str| {
+        // `found` is what the object names or lands in: a schema outside the archive's, or
+        // a relation the archive does not create.
+        let outside = |what: String, found: String| {
             PgError::Refused(ferry_sql::SqlError::Unexpected {
                 what,
                 expected: format!(
-                    "an object in the archive's schemas ({})",
+                    "an object in the archive's schemas ({}) that the archive creates",
                     schemas.join(", ")
                 ),
-                found: format!("schema {schema}"),
+                found,
             })
         };
         for t in &m.tables {
             let schema = self.schema_of(t);
             if !schemas.contains(&schema) {
-                return Err(outside(format!("table {}", t.name), &schema));
+                return Err(outside(
+                    format!("table {}", t.name),
+                    format!("schema {schema}"),
+                ));
             }
             let sql = self.sql(t.definition.as_deref().unwrap_or(""));
             // A partition's parent is one of the archive's own tables.
@@ -201,7 +206,7 @@ impl Loader<'_> {
                 {
                     return Err(outside(
                         format!("table {}", t.name),
-                        &format!("{}.{n}", s.unwrap_or_default()),
+                        format!("table {}.{n}", s.unwrap_or_default()),
                     ));
                 }
             }
@@ -240,12 +245,18 @@ impl Loader<'_> {
             if let Some(s) = home
                 && !schemas.contains(s)
             {
-                return Err(outside(format!("{} {}", o.kind, o.name), s));
+                return Err(outside(
+                    format!("{} {}", o.kind, o.name),
+                    format!("schema {s}"),
+                ));
             }
             // Only a schema and a comment may name no schema; anything else would land
             // wherever the session's search path points.
             if home.is_none() && o.kind != "comment" {
-                return Err(outside(format!("{} {}", o.kind, o.name), "(none)"));
+                return Err(outside(
+                    format!("{} {}", o.kind, o.name),
+                    "no schema".into(),
+                ));
             }
             // An index, constraint, trigger, rule or comment belongs to one of the archive's
             // own tables (or objects): never to one that is already in the target.
@@ -264,7 +275,7 @@ impl Loader<'_> {
             {
                 return Err(outside(
                     format!("{} {} on table {t}", o.kind, o.name),
-                    "a table the archive does not create",
+                    "a table the archive does not create".into(),
                 ));
             }
             // A sequence value or owner is set only on the archive's own sequences.
@@ -273,7 +284,7 @@ impl Loader<'_> {
             {
                 return Err(outside(
                     format!("{} {}", o.kind, o.name),
-                    "a sequence the archive does not create",
+                    "a sequence the archive does not create".into(),
                 ));
             }
             // A foreign key may reference only the archive's own tables.
@@ -286,7 +297,7 @@ impl Loader<'_> {
                 {
                     return Err(outside(
                         format!("{} {}", o.kind, o.name),
-                        &format!("{}.{n}", s.unwrap_or_default()),
+                        format!("table {}.{n}", s.unwrap_or_default()),
                     ));
                 }
             }
@@ -300,7 +311,7 @@ impl Loader<'_> {
             {
                 return Err(outside(
                     format!("comment on {}", o.name),
-                    "an object the archive does not create",
+                    "an object the archive does not create".into(),
                 ));
             }
             ferry_sql::check_pg_definition(
