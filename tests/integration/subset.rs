@@ -527,6 +527,72 @@ fn a_left_out_tables_identity_sequence_leaves_with_it() {
     );
 }
 
+/// A routine whose signature uses a left-out table's row type cannot be created without it
+/// (pagila's `rewards_report` returns `SETOF customer`): it leaves with the table, noted,
+/// as do an aggregate built on it and its comment. A routine that only names the table in
+/// its body stays: bodies are not checked when the import creates them.
+#[test]
+fn routines_typed_by_a_left_out_table_leave_with_it() {
+    let dir = TestDir::new();
+    let src = PgDb::new("routine_src");
+    src.psql(
+        "CREATE TABLE customer (id int PRIMARY KEY, name text);
+         CREATE TABLE rental (id int PRIMARY KEY, customer_id int);
+         INSERT INTO customer VALUES (1, 'a'); INSERT INTO rental VALUES (1, 1), (2, 1);
+         CREATE FUNCTION best_customers() RETURNS SETOF customer LANGUAGE sql AS 'SELECT * FROM customer';
+         COMMENT ON FUNCTION best_customers() IS 'the best ones';
+         CREATE FUNCTION pick(customer[], customer) RETURNS customer[] LANGUAGE sql AS 'SELECT $1 || $2';
+         CREATE AGGREGATE gather(customer) (SFUNC = pick, STYPE = customer[]);
+         CREATE FUNCTION rentals_of(int) RETURNS bigint LANGUAGE sql
+           AS 'SELECT count(*) FROM rental r JOIN customer c ON c.id = r.customer_id WHERE c.id = $1';",
+    );
+    dir.ferry()
+        .args(["export", &src.url(), "part", "-t", "rental"])
+        .run()
+        .success()
+        .says("function best_customers() left out: its arguments or result use the row type of a table that is not exported")
+        .says("function pick(public.customer[], public.customer) left out")
+        .says("aggregate gather(public.customer) left out");
+    let dst = PgDb::new("routine_dst");
+    dir.ferry()
+        .args(["import", "part", &dst.url()])
+        .run()
+        .success();
+    assert_eq!(
+        dst.psql("SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_catalog.pg_proc WHERE pronamespace = 'public'::regnamespace")
+            .trim(),
+        "rentals_of"
+    );
+    assert_eq!(dst.psql("SELECT count(*) FROM rental").trim(), "2");
+}
+
+/// `-t` selects the tables it names, as pg_dump's does: a partitioned table named alone
+/// comes without its partitions' rows, and the export says so.
+#[test]
+fn a_partitioned_table_selected_without_its_partitions_is_reported() {
+    let dir = TestDir::new();
+    let src = PgDb::new("parted_src");
+    src.psql(
+        "CREATE TABLE m (id int, at date) PARTITION BY RANGE (at);
+         CREATE TABLE m1 PARTITION OF m FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');
+         CREATE TABLE m2 PARTITION OF m FOR VALUES FROM ('2021-01-01') TO ('2022-01-01');
+         INSERT INTO m VALUES (1, '2020-05-01'), (2, '2021-05-01');",
+    );
+    let alone = dir
+        .ferry()
+        .args(["export", &src.url(), "alone", "-t", "m"])
+        .run()
+        .success()
+        .says("table public.m is partitioned and holds no rows itself: 2 of its partitions (public.m1, ...) are not selected");
+    assert!(alone.stderr().contains("warning:"), "{}", alone.stderr());
+    let all = dir
+        .ferry()
+        .args(["export", &src.url(), "all", "-t", "m*"])
+        .run()
+        .success();
+    assert!(!all.stderr().contains("is partitioned"), "{}", all.stderr());
+}
+
 #[test]
 fn a_where_inside_a_subset_reports_the_rows_it_leaves_dangling() {
     let dir = TestDir::new();

@@ -165,6 +165,40 @@ async fn export_async(
             select::check_dangling(&client, &cat.tables, &resolved, options.strict).await?;
         applied.notes.extend(dangling);
         let mut notes = applied.notes;
+        // `-t` selects the tables it names, as pg_dump's does, so a partitioned table named
+        // without its partitions comes with none of its rows: said, not left to be found.
+        let parents: Vec<(u32, u32)> = client
+            .query(
+                "SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits",
+                &[],
+            )
+            .await
+            .ctx(|| "reading partitions".into())?
+            .iter()
+            .map(|r| Ok((r.at::<u32>(0)?, r.at::<u32>(1)?)))
+            .collect::<Result<_, PgError>>()?;
+        for (t, _) in cat
+            .tables
+            .iter()
+            .zip(&applied.keep)
+            .filter(|(t, k)| **k && t.table.kind == "partitioned")
+        {
+            let left: Vec<String> = cat
+                .tables
+                .iter()
+                .zip(&applied.keep)
+                .filter(|(c, k)| !**k && parents.contains(&(c.oid, t.oid)))
+                .map(|(c, _)| c.table.display_name())
+                .collect();
+            if let Some(first) = left.first() {
+                notes.push(format!(
+                    "table {} is partitioned and holds no rows itself: {} of its partitions ({first}{}) are not selected, and their rows are not exported",
+                    t.table.display_name(),
+                    left.len(),
+                    if left.len() > 1 { ", ..." } else { "" }
+                ));
+            }
+        }
         // Sequences owned by a table that stays out go with it, as pg_dump -T does.
         let gone: Vec<(Option<String>, String)> = cat
             .tables
@@ -223,6 +257,70 @@ async fn export_async(
                 ));
             }
             !goes
+        });
+        // A routine whose arguments or result use a left-out table's row type (or an array
+        // of it) cannot be created without that table, nor can an aggregate built on one.
+        // Bodies do not count: the import creates functions without checking them, as
+        // pg_restore does.
+        let mut routines: Vec<(String, String, String)> = Vec::new();
+        for r in client
+            .query(
+                "WITH RECURSIVE rowtypes AS (
+                     SELECT t.oid FROM pg_catalog.pg_type t WHERE t.typrelid = ANY($1)
+                     UNION ALL
+                     SELECT a.oid FROM pg_catalog.pg_type a JOIN rowtypes r ON a.typelem = r.oid
+                       AND a.typcategory = 'A'
+                 ), routines AS (
+                     SELECT d.objid AS oid FROM pg_catalog.pg_depend d
+                     WHERE d.classid = 'pg_catalog.pg_proc'::regclass
+                       AND d.refclassid = 'pg_catalog.pg_type'::regclass
+                       AND d.refobjid IN (SELECT oid FROM rowtypes)
+                     UNION
+                     SELECT d.objid FROM pg_catalog.pg_depend d JOIN routines r
+                       ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = r.oid
+                     WHERE d.classid = 'pg_catalog.pg_proc'::regclass
+                 )
+                 SELECT n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)
+                 FROM routines r JOIN pg_catalog.pg_proc p ON p.oid = r.oid
+                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace",
+                &[&gone_oids],
+            )
+            .await
+            .ctx(|| "reading the routines that use the left-out tables' row types".into())?
+        {
+            routines.push((r.at(0)?, r.at(1)?, r.at(2)?));
+        }
+        let routine = |o: &ferry_archive::SchemaObject| {
+            let args = o.properties.get("identity_arguments")?.as_str()?;
+            routines
+                .iter()
+                .find(|(s, n, a)| Some(s) == o.schema.as_ref() && *n == o.name && a == args)
+        };
+        let mut gone_routines: Vec<String> = Vec::new();
+        cat.objects.retain(|o| {
+            if !matches!(o.kind.as_str(), "function" | "procedure" | "aggregate") {
+                return true;
+            }
+            let Some((s, n, a)) = routine(o) else {
+                return true;
+            };
+            notes.push(format!(
+                "{} {n}({a}) left out: its arguments or result use the row type of a table that is not exported",
+                o.kind
+            ));
+            gone_routines.push(format!("{}({a})", quote_qualified(s, n)));
+            false
+        });
+        // Their comments, which name them the same way.
+        cat.objects.retain(|o| {
+            o.kind != "comment"
+                || !gone_routines.iter().any(|r| {
+                    ["FUNCTION", "PROCEDURE", "AGGREGATE"].iter().any(|w| {
+                        o.definition
+                            .as_deref()
+                            .is_some_and(|d| d.starts_with(&format!("COMMENT ON {w} {r} IS ")))
+                    })
+                })
         });
         notes.extend(selection::prune_records(
             &mut cat.tables,
@@ -347,11 +445,20 @@ async fn export_async(
             .and_then(|r| r.at(0).ok());
         order.push((i, estimate.filter(|n| *n >= 0).map(|n| n as u64)));
     }
-    order.sort_by_key(|(_, n)| std::cmp::Reverse(n.unwrap_or(0)));
+    // A partitioned table's estimate counts its partitions' rows, which it does not hold.
+    order.sort_by_key(|(i, n)| {
+        std::cmp::Reverse(if cat.tables[*i].has_rows {
+            n.unwrap_or(0)
+        } else {
+            0
+        })
+    });
     let done = if options.jobs > 1 && cat.tables.len() > 1 {
         // The largest table is taken first but finishes last: in a tar file its parts go
         // first all the same, so that a parallel import starts loading it first too.
-        if let Some((i, _)) = order.first() {
+        if let Some((i, _)) = order.first()
+            && cat.tables[*i].has_rows
+        {
             writer.lead_with(&cat.tables[*i].table.id)?;
         }
         // Several connections, one snapshot: each worker joins the one this transaction
