@@ -167,16 +167,7 @@ async fn export_async(
         let mut notes = applied.notes;
         // `-t` selects the tables it names, as pg_dump's does, so a partitioned table named
         // without its partitions comes with none of its rows: said, not left to be found.
-        let parents: Vec<(u32, u32)> = client
-            .query(
-                "SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits",
-                &[],
-            )
-            .await
-            .ctx(|| "reading partitions".into())?
-            .iter()
-            .map(|r| Ok((r.at::<u32>(0)?, r.at::<u32>(1)?)))
-            .collect::<Result<_, PgError>>()?;
+        let parents = select::parents(&client).await?;
         for (t, _) in cat
             .tables
             .iter()

@@ -160,16 +160,7 @@ impl Applied {
         tables: &mut [TableInfo],
         resolved: &Resolved,
     ) -> Result<(), PgError> {
-        let parents: BTreeMap<u32, u32> = client
-            .query(
-                "SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits",
-                &[],
-            )
-            .await
-            .ctx(|| "reading partitions".into())?
-            .iter()
-            .map(|r| Ok((r.at::<u32>(0)?, r.at::<u32>(1)?)))
-            .collect::<Result<_, PgError>>()?;
+        let parents: BTreeMap<u32, u32> = parents(client).await?.into_iter().collect();
         let subset_oids: HashSet<u32> = self
             .plan
             .iter()
@@ -218,6 +209,20 @@ impl Applied {
         }
         Ok(())
     }
+}
+
+/// Every (child, parent) pair of the inheritance and partition trees, by oid.
+pub(crate) async fn parents(client: &Client) -> Result<Vec<(u32, u32)>, PgError> {
+    client
+        .query(
+            "SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits",
+            &[],
+        )
+        .await
+        .ctx(|| "reading partitions".into())?
+        .iter()
+        .map(|r| Ok((r.at::<u32>(0)?, r.at::<u32>(1)?)))
+        .collect()
 }
 
 /// Walks the subset, if there is one. Sets nothing on the tables: the caller turns
