@@ -593,6 +593,54 @@ fn a_partitioned_table_selected_without_its_partitions_is_reported() {
     assert!(!all.stderr().contains("is partitioned"), "{}", all.stderr());
 }
 
+/// The walk carries key values as text and casts them back to the key's type without its
+/// modifier; for `char(3)` and `bit(3)` that cast once meant a length of 1, so the subset
+/// found none of the seed's children (world's `countrylanguage` of `country` 'FRA').
+#[test]
+fn a_subset_follows_fixed_length_character_and_bit_keys() {
+    let dir = TestDir::new();
+    let src = PgDb::new("bpchar_src");
+    src.psql(
+        "CREATE TABLE country (code char(3) PRIMARY KEY, name text);
+         CREATE TABLE language (code char(3) REFERENCES country, lang text);
+         CREATE TABLE flag (bits bit(3) PRIMARY KEY, code char(3) REFERENCES country);
+         CREATE TABLE flag_use (bits bit(3) REFERENCES flag, note text);
+         INSERT INTO country VALUES ('FRA', 'France'), ('DEU', 'Germany'), ('FR', 'padded');
+         INSERT INTO language VALUES ('FRA', 'French'), ('FRA', 'Breton'), ('DEU', 'German'), ('FR', 'x');
+         INSERT INTO flag VALUES (B'101', 'FRA'), (B'011', 'DEU');
+         INSERT INTO flag_use VALUES (B'101', 'a'), (B'101', 'b'), (B'011', 'c');",
+    );
+    dir.ferry()
+        .args([
+            "export",
+            &src.url(),
+            "fra",
+            "--subset",
+            "country:code = 'FRA'",
+        ])
+        .run()
+        .success();
+    let dst = PgDb::new("bpchar_dst");
+    dir.ferry()
+        .args(["import", "fra", &dst.url()])
+        .run()
+        .success();
+    assert_eq!(
+        dst.psql("SELECT string_agg(lang, ',' ORDER BY lang) FROM language")
+            .trim(),
+        "Breton,French"
+    );
+    assert_eq!(
+        dst.psql("SELECT string_agg(note, ',' ORDER BY note) FROM flag_use")
+            .trim(),
+        "a,b"
+    );
+    assert_eq!(
+        dst.psql("SELECT string_agg(code, ',') FROM country").trim(),
+        "FRA"
+    );
+}
+
 #[test]
 fn a_where_inside_a_subset_reports_the_rows_it_leaves_dangling() {
     let dir = TestDir::new();

@@ -39,12 +39,21 @@ fn parse_ctid(s: &str) -> Option<(u32, u16)> {
 }
 
 /// The type a key column's text is cast back to: the column's own type without its
-/// modifier (a cast to `varchar(5)` or `bit(3)` would cut values, one to `numeric(4,2)`
-/// could fail), as the server names it.
+/// modifier (a cast to `varchar(5)` would cut values, one to `numeric(4,2)` could fail), as
+/// the server names it. Two types mean a length of 1 without their modifier, `character`
+/// and `bit`: a `char(3)` key cast to `character` became its first letter, and found no
+/// child rows. Their unlimited forms, `bpchar` and `varbit`, compare with them as they do
+/// with themselves.
 async fn column_type(client: &Client, t: &TableInfo, column: &str) -> Result<String, PgError> {
     let row = client
         .query_opt(
-            "SELECT pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a
+            "SELECT CASE a.atttypid
+                      WHEN 'pg_catalog.bpchar'::pg_catalog.regtype THEN 'pg_catalog.bpchar'
+                      WHEN 'pg_catalog._bpchar'::pg_catalog.regtype THEN 'pg_catalog.bpchar[]'
+                      WHEN 'pg_catalog.bit'::pg_catalog.regtype THEN 'pg_catalog.varbit'
+                      WHEN 'pg_catalog._bit'::pg_catalog.regtype THEN 'pg_catalog.varbit[]'
+                      ELSE pg_catalog.format_type(a.atttypid, NULL) END
+             FROM pg_catalog.pg_attribute a
              WHERE a.attrelid = $1 AND a.attname = $2 AND NOT a.attisdropped",
             &[&t.oid, &column],
         )
