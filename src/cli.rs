@@ -385,8 +385,8 @@ pub struct VerifyArgs {
     /// The archive to check.
     pub archive: String,
     /// Also require the archive to be signed by this minisign public key (a .pub file, or
-    /// the key in base64).
-    #[arg(long, value_name = "PUBKEY")]
+    /// the key in base64). `--require-signature`, as `import` spells it, is the same option.
+    #[arg(long, value_name = "PUBKEY", visible_alias = "require-signature")]
     pub key: Option<String>,
     #[command(flatten)]
     pub keys: KeyArgs,

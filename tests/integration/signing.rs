@@ -89,6 +89,11 @@ fn a_signed_archive_verifies_with_ferry_and_the_minisign_tool_in_every_container
             .run()
             .success();
     }
+    // verify takes import's spelling too, so one script can pass the same flag to both.
+    dir.ferry()
+        .args(["verify", "a.tar", "--require-signature", &pk])
+        .run()
+        .success();
     dir.ferry()
         .args(["import", "a.tar", "b.db", "--require-signature", &pk])
         .run()

@@ -503,7 +503,8 @@ fn a_left_out_tables_identity_sequence_leaves_with_it() {
     dir.ferry()
         .args(["export", &src.url(), "ev", "-t", "events", "-t", "tags"])
         .run()
-        .success();
+        .success()
+        .says("sequence users_id_seq left out: it belongs to a table that is not exported");
     let dst = PgDb::new("identity_dst");
     dir.ferry()
         .args(["import", "ev", &dst.url()])
@@ -529,8 +530,10 @@ fn a_left_out_tables_identity_sequence_leaves_with_it() {
 
 /// A routine whose signature uses a left-out table's row type cannot be created without it
 /// (pagila's `rewards_report` returns `SETOF customer`): it leaves with the table, noted,
-/// as do an aggregate built on it and its comment. A routine that only names the table in
-/// its body stays: bodies are not checked when the import creates them.
+/// as do an aggregate built on it, its comment, a SQL-standard body that names the table, and
+/// the views that call it (through other views too, with their comments). A routine that
+/// only names the table in a quoted body stays: such bodies are not checked when the import
+/// creates them.
 #[test]
 fn routines_typed_by_a_left_out_table_leave_with_it() {
     let dir = TestDir::new();
@@ -544,15 +547,24 @@ fn routines_typed_by_a_left_out_table_leave_with_it() {
          CREATE FUNCTION pick(customer[], customer) RETURNS customer[] LANGUAGE sql AS 'SELECT $1 || $2';
          CREATE AGGREGATE gather(customer) (SFUNC = pick, STYPE = customer[]);
          CREATE FUNCTION rentals_of(int) RETURNS bigint LANGUAGE sql
-           AS 'SELECT count(*) FROM rental r JOIN customer c ON c.id = r.customer_id WHERE c.id = $1';",
+           AS 'SELECT count(*) FROM rental r JOIN customer c ON c.id = r.customer_id WHERE c.id = $1';
+         CREATE FUNCTION customer_count() RETURNS bigint LANGUAGE sql
+           BEGIN ATOMIC SELECT count(*) FROM customer; END;
+         CREATE VIEW best AS SELECT name FROM best_customers();
+         COMMENT ON VIEW best IS 'a view on a function';
+         CREATE VIEW best_names AS SELECT upper(name) AS name FROM best;
+         CREATE VIEW rentals AS SELECT count(*) AS n FROM rental;",
     );
     dir.ferry()
         .args(["export", &src.url(), "part", "-t", "rental"])
         .run()
         .success()
-        .says("function best_customers() left out: its arguments or result use the row type of a table that is not exported")
+        .says("function best_customers() left out: it needs a table that is not exported")
         .says("function pick(public.customer[], public.customer) left out")
-        .says("aggregate gather(public.customer) left out");
+        .says("aggregate gather(public.customer) left out")
+        .says("function customer_count() left out")
+        .says("view best left out: it calls a function left out above")
+        .says("view best_names left out");
     let dst = PgDb::new("routine_dst");
     dir.ferry()
         .args(["import", "part", &dst.url()])
@@ -564,6 +576,13 @@ fn routines_typed_by_a_left_out_table_leave_with_it() {
         "rentals_of"
     );
     assert_eq!(dst.psql("SELECT count(*) FROM rental").trim(), "2");
+    assert_eq!(
+        dst.psql(
+            "SELECT string_agg(viewname, ',') FROM pg_catalog.pg_views WHERE schemaname = 'public'"
+        )
+        .trim(),
+        "rentals"
+    );
 }
 
 /// `-t` selects the tables it names, as pg_dump's does: a partitioned table named alone

@@ -4,7 +4,8 @@
 //! (same filesystem, so publishing is a rename), through a [`HashingWriter`] so the SHA-256 is
 //! known the moment the file closes. The directory form renames the whole staging directory
 //! into place; the tar forms append each finished part to the tar and delete it, so the disk
-//! holds at most the parts in flight. Until [`ArchiveWriter::finish`] succeeds nothing exists at
+//! holds at most the parts in flight (and, in a tar file that leads with its largest table,
+//! the other tables' parts until that one is done: [`ArchiveWriter::lead_with`]). Until [`ArchiveWriter::finish`] succeeds nothing exists at
 //! the target path; dropping the writer (an error, a panic) removes the staging area, except
 //! a resumable export's (`<target>.ferry-resume`, [`ArchiveWriter::create_resumable`]),
 //! which stays so that the next run can take over the tables it finished.
@@ -463,6 +464,7 @@ impl ArchiveWriter {
         crate::interrupt::check()?;
         manifest.stage = Stage::Complete;
         manifest.options = self.prelude.options.clone();
+        let released;
         {
             let mut state = self.shared.state.lock().expect("writer state poisoned");
             if state.failed {
@@ -489,7 +491,10 @@ impl ArchiveWriter {
             }
             // Every table finished, so the lead did and nothing is held; this only makes
             // sure no part can be left out of the tar whatever the order of events.
-            self.shared.release_held(&mut state)?;
+            released = self.shared.release_held(&mut state)?;
+        }
+        for rel in released {
+            crate::interrupt::pause_point(&format!("archive:published:{rel}"));
         }
         let signer = crate::sign::signer();
         if signer.is_some() {
@@ -661,7 +666,12 @@ impl Shared {
         state.lead = None;
         let held = std::mem::take(&mut state.held);
         for rel in &held {
-            self.append_to_tar(state, rel)?;
+            if let Err(e) = self.append_to_tar(state, rel) {
+                // The rest of the held parts are out of the list now: the archive must not
+                // be finished without them.
+                state.failed = true;
+                return Err(e);
+            }
         }
         Ok(held)
     }

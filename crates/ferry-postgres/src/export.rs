@@ -238,10 +238,22 @@ async fn export_async(
                 .map(|o| (o.schema.clone(), o.name.clone())),
         );
         // Its value, ownership, comment and grants share its name (a relation name, unique in
-        // its schema).
+        // its schema); a function may share it too, and stays. An identity sequence has no
+        // object of its own (its column creates it): its value is what says it left.
+        let declared: Vec<(Option<String>, String)> = cat
+            .objects
+            .iter()
+            .filter(|o| o.kind == "sequence")
+            .map(|o| (o.schema.clone(), o.name.clone()))
+            .collect();
         cat.objects.retain(|o| {
-            let goes = owned.contains(&(o.schema.clone(), o.name.clone()));
-            if goes && o.kind == "sequence" {
+            let key = (o.schema.clone(), o.name.clone());
+            let goes = !matches!(o.kind.as_str(), "function" | "procedure" | "aggregate")
+                && owned.contains(&key);
+            if goes
+                && (o.kind == "sequence"
+                    || (o.kind == "sequence_value" && !declared.contains(&key)))
+            {
                 notes.push(format!(
                     "sequence {} left out: it belongs to a table that is not exported",
                     o.name
@@ -249,11 +261,14 @@ async fn export_async(
             }
             !goes
         });
-        // A routine whose arguments or result use a left-out table's row type (or an array
-        // of it) cannot be created without that table, nor can an aggregate built on one.
-        // Bodies do not count: the import creates functions without checking them, as
-        // pg_restore does.
+        // A routine cannot be created without a left-out table when its arguments or result
+        // use the table's row type (or an array of it), when its SQL-standard body (BEGIN
+        // ATOMIC, parsed at creation) names the table, or when it is built on such a routine
+        // (an aggregate on its transition function). Nor can a view that calls one, or a view
+        // on such a view. Other bodies do not count: the import creates functions without
+        // checking them, as pg_restore does.
         let mut routines: Vec<(String, String, String)> = Vec::new();
+        let mut views: Vec<(Option<String>, String)> = Vec::new();
         for r in client
             .query(
                 "WITH RECURSIVE rowtypes AS (
@@ -264,22 +279,45 @@ async fn export_async(
                  ), routines AS (
                      SELECT d.objid AS oid FROM pg_catalog.pg_depend d
                      WHERE d.classid = 'pg_catalog.pg_proc'::regclass
-                       AND d.refclassid = 'pg_catalog.pg_type'::regclass
-                       AND d.refobjid IN (SELECT oid FROM rowtypes)
+                       AND ((d.refclassid = 'pg_catalog.pg_type'::regclass
+                             AND d.refobjid IN (SELECT oid FROM rowtypes))
+                         OR (d.refclassid = 'pg_catalog.pg_class'::regclass
+                             AND d.refobjid = ANY($1)))
                      UNION
                      SELECT d.objid FROM pg_catalog.pg_depend d JOIN routines r
                        ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = r.oid
                      WHERE d.classid = 'pg_catalog.pg_proc'::regclass
+                 ), views AS (
+                     SELECT w.ev_class AS oid FROM pg_catalog.pg_depend d
+                     JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid
+                     WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
+                       AND d.refclassid = 'pg_catalog.pg_proc'::regclass
+                       AND d.refobjid IN (SELECT oid FROM routines)
+                     UNION
+                     SELECT w.ev_class FROM pg_catalog.pg_depend d
+                     JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid
+                     JOIN views v ON d.refclassid = 'pg_catalog.pg_class'::regclass
+                       AND d.refobjid = v.oid AND w.ev_class <> v.oid
+                     WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
                  )
-                 SELECT n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)
+                 SELECT 'routine', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)
                  FROM routines r JOIN pg_catalog.pg_proc p ON p.oid = r.oid
-                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace",
+                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                 UNION ALL
+                 SELECT 'view', n.nspname, c.relname, ''
+                 FROM views v JOIN pg_catalog.pg_class c ON c.oid = v.oid
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace",
                 &[&gone_oids],
             )
             .await
-            .ctx(|| "reading the routines that use the left-out tables' row types".into())?
+            .ctx(|| "reading the routines and views that need the left-out tables".into())?
         {
-            routines.push((r.at(0)?, r.at(1)?, r.at(2)?));
+            let (kind, schema, name): (String, String, String) = (r.at(0)?, r.at(1)?, r.at(2)?);
+            if kind == "view" {
+                views.push((Some(schema), name));
+            } else {
+                routines.push((schema, name, r.at(3)?));
+            }
         }
         let routine = |o: &ferry_archive::SchemaObject| {
             let args = o.properties.get("identity_arguments")?.as_str()?;
@@ -296,7 +334,7 @@ async fn export_async(
                 return true;
             };
             notes.push(format!(
-                "{} {n}({a}) left out: its arguments or result use the row type of a table that is not exported",
+                "{} {n}({a}) left out: it needs a table that is not exported (in its arguments, its result, its SQL body or a routine it is built on)",
                 o.kind
             ));
             gone_routines.push(format!("{}({a})", quote_qualified(s, n)));
@@ -312,6 +350,25 @@ async fn export_async(
                             .is_some_and(|d| d.starts_with(&format!("COMMENT ON {w} {r} IS ")))
                     })
                 })
+        });
+        // The views go with everything that shares their name (comments, grants) or belongs
+        // to them (triggers, rules).
+        cat.objects.retain(|o| {
+            // A function may share a view's name; a type cannot (the view's row type has it).
+            let named = !matches!(o.kind.as_str(), "function" | "procedure" | "aggregate")
+                && views.contains(&(o.schema.clone(), o.name.clone()));
+            let owned = o
+                .table
+                .as_ref()
+                .is_some_and(|t| views.contains(&(o.schema.clone(), t.clone())));
+            if named && matches!(o.kind.as_str(), "view" | "materialized_view") {
+                notes.push(format!(
+                    "{} {} left out: it calls a function left out above, itself or through a view",
+                    o.kind.replace('_', " "),
+                    o.name
+                ));
+            }
+            !(named || owned)
         });
         notes.extend(selection::prune_records(
             &mut cat.tables,

@@ -420,9 +420,19 @@ fn locate(
         }
         if found == 0 {
             // The database holds what the archive's files hold. If those do not match the
-            // digest the exporter recorded, the archive was changed after export; with no
-            // digest recorded (a masked table), they match and that is all there is to say.
+            // digest the exporter recorded, the archive was changed after export. With no
+            // digest recorded (a masked table), the database's rows and the archive's copy
+            // are digested alike: the digest sees what EXCEPT cannot (-0.0 against 0.0, and
+            // how many times a row repeats in a table without a key).
             if t.content_digest.is_none() {
+                let (_, live) = table_digest(&conn, t)?;
+                let (_, archived) = table_digest(&open_read_only(&copy)?, t)?;
+                if live != archived {
+                    out.push(format!(
+                        "table {}: the rows differ only in ways SQL comparison cannot see (such as -0.0 and 0.0, or how many times a row repeats)",
+                        t.name
+                    ));
+                }
                 continue;
             }
             if Digest::like(t.content_digest.as_deref()).is_none() {
