@@ -651,3 +651,48 @@ fn views_left_out_with_a_column_take_their_comments_along() {
         "the materialized view stays, with its column's comment"
     );
 }
+
+/// `--data-only` into a schema made by `pg_dump --schema-only` of the source (an
+/// application's migrations stand-in) loads every value, including the ones that travel as
+/// text literals (arrays, ranges, tsvector, inet, composites), which once went into binary
+/// COPY raw and failed; and it leaves every sequence past the rows loaded, including one a
+/// default draws from without `OWNED BY` (pagila's are all like that).
+#[test]
+fn data_only_into_a_pg_dump_schema_loads_every_value_and_sequence() {
+    let dir = TestDir::new();
+    let src = PgDb::new("dosrc");
+    src.psql(
+        "CREATE TYPE mood AS ENUM ('sad', 'ok');
+         CREATE TYPE pair AS (a int, b text);
+         CREATE SEQUENCE loose_seq;
+         CREATE TABLE loose (id bigint PRIMARY KEY DEFAULT nextval('loose_seq'), tags text[],
+           nums int[], span int4range, doc tsvector, addr inet, p pair, m mood, j jsonb);
+         CREATE TABLE owned (id serial PRIMARY KEY, loose_id bigint REFERENCES loose);
+         INSERT INTO loose (tags, nums, span, doc, addr, p, m, j) VALUES
+           ('{a,\"b c\"}', '{1,NULL,3}', '[1,5)', 'a fat cat', '10.0.0.1/8', ROW(1, 'x'), 'ok', '{\"k\": [1]}'),
+           (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+           ('{}', '{}', 'empty', '', '::1', ROW(NULL, NULL), 'sad', 'null');
+         INSERT INTO owned (loose_id) VALUES (1), (3);",
+    );
+    dir.ferry()
+        .args(["export", &src.url(), "a"])
+        .run()
+        .success();
+    let dst = PgDb::new("dodst");
+    std::fs::write(dir.path("schema.sql"), src.schema_dump()).unwrap();
+    dst.psql_file(&dir.path("schema.sql"));
+    dir.ferry()
+        .args(["import", "--data-only", "a", &dst.url()])
+        .run()
+        .success();
+    assert_same!(dst.data_dump(), src.data_dump(), "data and sequences");
+    dir.ferry()
+        .args(["verify", "a", "--against", &dst.url()])
+        .run()
+        .success();
+    assert_eq!(
+        dst.psql("INSERT INTO loose DEFAULT VALUES RETURNING id")
+            .trim(),
+        "4"
+    );
+}

@@ -27,6 +27,10 @@ pub(crate) struct DoTable {
     staging: String,
     /// (archive data field, quoted target column, encoding)
     fields: Vec<(usize, String, FieldEnc)>,
+    /// What the move from staging selects for each field: the column itself, or, for a value
+    /// that travels as its text literal (arrays, tsvector, ranges, a PostgreSQL archive's
+    /// engine_text), the staged text cast to the target's type, as a full import does.
+    selects: Vec<String>,
     /// Target column → a value its sequence must pass even if no row holds it: SQLite's
     /// `sqlite_sequence` for an AUTOINCREMENT key, which promises never to reuse an id.
     floors: HashMap<String, i64>,
@@ -151,6 +155,8 @@ pub(crate) async fn plan(
         let target_cols = columns.remove(&oid).unwrap_or_default();
         let data = t.data_fields();
         let mut fields = Vec::new();
+        let mut staged = Vec::new();
+        let mut selects = Vec::new();
         let mut used = HashSet::new();
         for (fi, (fname, _)) in data.iter().enumerate() {
             let Some(cname) = match_name(fname, target_cols.iter().map(|c| c.name.as_str())) else {
@@ -187,6 +193,8 @@ pub(crate) async fn plan(
                         continue;
                     }
                 }
+            } else if matches!(data[fi].1, ferry_archive::LogicalType::EngineText { .. }) {
+                FieldEnc::Native(types::Wire::AsText)
             } else {
                 FieldEnc::Native(types::wire(&ti))
             };
@@ -194,7 +202,18 @@ pub(crate) async fn plan(
                 out.notes
                     .push(format!("{}.{fname} loaded into {name}.{cname}", t.name));
             }
-            fields.push((fi, quote_ident(cname), enc));
+            let q = quote_ident(cname);
+            // A text literal cannot go into the target's type through binary COPY: it is
+            // staged as text and cast on the way in.
+            let (stage, select) = match enc {
+                FieldEnc::Native(types::Wire::AsText) => {
+                    (format!("{q}::text AS {q}"), format!("{q}::{}", c.formatted))
+                }
+                _ => (q.clone(), q.clone()),
+            };
+            staged.push(stage);
+            selects.push(select);
+            fields.push((fi, q, enc));
         }
         for c in &target_cols {
             if used.contains(&c.name) || !c.generated.is_empty() {
@@ -213,12 +232,11 @@ pub(crate) async fn plan(
             }
         }
         let staging = format!("pg_temp.{}", quote_ident(&format!("ferry_data_{i}")));
-        let cols: Vec<&str> = fields.iter().map(|(_, c, _)| c.as_str()).collect();
         if !mode.describe_only {
             client
                 .batch_execute(&format!(
                     "CREATE TEMP TABLE {staging} ON COMMIT DROP AS SELECT {} FROM {target} WITH NO DATA",
-                    cols.join(", ")
+                    staged.join(", ")
                 ))
                 .await
                 .ctx(|| format!("table {target}: creating its staging table"))?;
@@ -244,6 +262,7 @@ pub(crate) async fn plan(
                 target,
                 staging,
                 fields,
+                selects,
                 floors,
             },
         );
@@ -333,17 +352,33 @@ pub(crate) async fn finish(client: &Client, plan: &DataOnly) -> Result<Vec<Strin
         let cols = cols.join(", ");
         client
             .batch_execute(&format!(
-                "INSERT INTO {} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {}",
-                t.target, t.staging
+                "INSERT INTO {} ({cols}) OVERRIDING SYSTEM VALUE SELECT {} FROM {}",
+                t.target,
+                t.selects.join(", "),
+                t.staging
             ))
             .await
             .ctx(|| format!("table {}: inserting the loaded rows", t.target))?;
+        // Identity and owned (serial) sequences, and any sequence a column's default draws
+        // from: a schema written by hand or by a migration tool often has
+        // `DEFAULT nextval('t_id_seq')` without `OWNED BY` (pagila does), and the
+        // application's next insert would collide with the rows just loaded.
         let seqs = client
             .query(
                 "SELECT a.attname::text, pg_catalog.pg_get_serial_sequence($1::text, a.attname)
                  FROM pg_catalog.pg_attribute a
                  WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped
-                   AND pg_catalog.pg_get_serial_sequence($1::text, a.attname) IS NOT NULL",
+                   AND pg_catalog.pg_get_serial_sequence($1::text, a.attname) IS NOT NULL
+                 UNION
+                 SELECT a.attname::text,
+                        pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(s.relname)
+                 FROM pg_catalog.pg_attrdef ad
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+                 JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass
+                   AND d.objid = ad.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass
+                 JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
+                 JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
+                 WHERE ad.adrelid = $1::text::regclass AND NOT a.attisdropped",
                 &[&t.target],
             )
             .await
