@@ -198,7 +198,8 @@ pub struct ExportArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Selecting part of the database")]
 pub struct SelectArgs {
-    /// Only tables matching this glob (repeatable): `users`, `app_*`, `public.*`.
+    /// Only tables matching this glob (repeatable): `users`, `app_*`, `public.*`; a
+    /// double-quoted part is literal, as with pg_dump: `'"My Table"'`, `'public."Tr*"'`.
     #[arg(short = 't', long = "table", value_name = "PATTERN")]
     pub tables: Vec<String>,
     /// Leave out tables matching this glob (repeatable), with the indexes, views and foreign

@@ -186,9 +186,43 @@ struct Pattern {
     matcher: globset::GlobMatcher,
 }
 
+/// A pattern as pg_dump reads it, as a glob: a double-quoted part is literal (its `*`, `?`
+/// and `.` match themselves, `""` is a quote), so `-t '"Track"'` and `-t
+/// '"public"."My.Table"'` work as they do with pg_dump. Unquoted parts are globs as they
+/// were (matched case-sensitively on PostgreSQL; pg_dump folds them to lower case, which
+/// ferry does not, so `-t Track` keeps matching `"Track"`). Returns the glob and whether a
+/// `.` outside quotes makes it a `schema.table` pattern.
+fn pg_dump_glob(pattern: &str) -> (String, bool) {
+    let mut glob = String::with_capacity(pattern.len());
+    let mut qualified = false;
+    let mut quoted = false;
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (false, '"') => quoted = true,
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                glob.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, '*' | '?' | '[' | ']' | '{' | '}' | ',' | '\\') => {
+                glob.push('\\');
+                glob.push(c);
+            }
+            (false, '.') => {
+                qualified = true;
+                glob.push('.');
+            }
+            _ => glob.push(c),
+        }
+    }
+    (glob, qualified)
+}
+
 impl Pattern {
     fn new(option: &str, pattern: &str, case_insensitive: bool) -> Result<Pattern, SelectionError> {
-        let glob = globset::GlobBuilder::new(pattern)
+        let (text, qualified) = pg_dump_glob(pattern);
+        let glob = globset::GlobBuilder::new(&text)
             .case_insensitive(case_insensitive)
             .literal_separator(false)
             .backslash_escape(true)
@@ -199,7 +233,7 @@ impl Pattern {
                 reason: e.kind().to_string(),
             })?;
         Ok(Pattern {
-            qualified: pattern.contains('.'),
+            qualified,
             matcher: glob.compile_matcher(),
         })
     }
@@ -1400,6 +1434,43 @@ mod tests {
             schema: s.map(str::to_owned),
             name: n.into(),
         }
+    }
+
+    #[test]
+    fn double_quoted_parts_are_literal_as_in_pg_dump() {
+        let tables = [
+            name(Some("public"), "Track"),
+            name(Some("public"), "track"),
+            name(Some("public"), "Tr*"),
+            name(Some("public"), "my.table"),
+            name(Some("public"), "say \"hi\""),
+        ];
+        let picks = |p: &str| -> Vec<bool> {
+            let sel = Selection {
+                tables: vec![p.into()],
+                ..Default::default()
+            };
+            sel.resolve(&tables, false)
+                .unwrap()
+                .choices
+                .iter()
+                .map(|c| c.included)
+                .collect()
+        };
+        assert_eq!(picks("\"Track\""), [true, false, false, false, false]);
+        assert_eq!(
+            picks("\"public\".\"Track\""),
+            [true, false, false, false, false]
+        );
+        assert_eq!(picks("public.\"Tr*\""), [false, false, true, false, false]);
+        assert_eq!(picks("Tr*"), [true, false, true, false, false]);
+        assert_eq!(picks("\"my.table\""), [false, false, false, true, false]);
+        assert_eq!(
+            picks("\"say \"\"hi\"\"\""),
+            [false, false, false, false, true]
+        );
+        // Unquoted stays as it was: case-sensitive here, unlike pg_dump's folding.
+        assert_eq!(picks("Track"), [true, false, false, false, false]);
     }
 
     #[test]
