@@ -228,6 +228,25 @@ fn directory_archive_round_trips_and_verifies() {
         .says("ok: 4 files, 5000 rows verified");
 }
 
+/// `file_rows` bounds every part, also when the batches are larger than it: a batch is
+/// split across parts (it once went whole into the part it started, so `--file-rows 2000`
+/// with 16384-row batches gave parts of 16384 rows).
+#[test]
+fn parts_never_exceed_file_rows_when_batches_are_larger() {
+    let dir = TestDir::new();
+    let loc = Location::Dir(dir.path("backup"));
+    let options = WriteOptions {
+        file_rows: 1500,
+        ..small_parts()
+    };
+    let m = write_with(ArchiveWriter::create(&loc, options, prelude()).expect("create"));
+    let rows: Vec<u64> = m.tables[0].files.iter().map(|f| f.rows).collect();
+    assert_eq!(rows, [1500, 1500, 1500, 500]);
+    let (c, _) = read_back(&loc);
+    assert_same!(c.rows["events"], expected_rows());
+    dir.ferry().args(["verify", "backup"]).run().success();
+}
+
 /// A directory has no entry order, and the reader takes the largest table first: a parallel
 /// import starts the table that takes longest, not the one the schema lists first. The
 /// table's own parts stay in part order.

@@ -970,23 +970,43 @@ impl TableWriter {
             }
             None => batch,
         };
-        if self.part.is_none() {
-            self.open_part(Some(batch))?;
+        // A batch larger than the room left in the part is split: `--file-rows` is a bound
+        // on every part, also when it is smaller than the batches (`--batch-rows`).
+        let total = batch.num_rows();
+        let mut offset = 0;
+        loop {
+            if self.part.is_none() {
+                self.open_part(Some(batch))?;
+            }
+            let file_rows = self.shared.options.file_rows.max(1);
+            let part = self.part.as_mut().expect("part opened above");
+            let room = file_rows.saturating_sub(part.rows).max(1);
+            let n = (total - offset).min(usize::try_from(room).unwrap_or(usize::MAX));
+            let slice;
+            let piece = if offset == 0 && n == total {
+                batch
+            } else {
+                slice = batch.slice(offset, n);
+                &slice
+            };
+            part.writer
+                .write(piece)
+                .map_err(|source| ArchiveError::Parquet {
+                    path: part.rel.clone(),
+                    source,
+                })?;
+            part.rows += n as u64;
+            offset += n;
+            let opts = &self.shared.options;
+            let size = (part.writer.bytes_written() + part.writer.in_progress_size()) as u64;
+            if part.rows >= opts.file_rows || size >= opts.file_bytes {
+                self.close_part()?;
+            }
+            if offset >= total {
+                break;
+            }
         }
-        let part = self.part.as_mut().expect("part opened above");
-        part.writer
-            .write(batch)
-            .map_err(|source| ArchiveError::Parquet {
-                path: part.rel.clone(),
-                source,
-            })?;
-        part.rows += batch.num_rows() as u64;
         crate::interrupt::pause_point("export:batch");
-        let opts = &self.shared.options;
-        let size = (part.writer.bytes_written() + part.writer.in_progress_size()) as u64;
-        if part.rows >= opts.file_rows || size >= opts.file_bytes {
-            self.close_part()?;
-        }
         Ok(())
     }
 
