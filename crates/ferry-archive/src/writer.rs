@@ -5,10 +5,11 @@
 //! known the moment the file closes. The directory form renames the whole staging directory
 //! into place; the tar forms append each finished part to the tar and delete it, so the disk
 //! holds at most the parts in flight (and, in a tar file that leads with its largest table,
-//! the other tables' parts until that one is done: [`ArchiveWriter::lead_with`]). Until [`ArchiveWriter::finish`] succeeds nothing exists at
-//! the target path; dropping the writer (an error, a panic) removes the staging area, except
-//! a resumable export's (`<target>.ferry-resume`, [`ArchiveWriter::create_resumable`]),
-//! which stays so that the next run can take over the tables it finished.
+//! the other tables' parts until that one is done: [`ArchiveWriter::lead_with`]). Until
+//! [`ArchiveWriter::finish`] succeeds nothing exists at the target path; dropping the writer
+//! (an error, a panic) removes the staging area, except a resumable export's
+//! (`<target>.ferry-resume`, [`ArchiveWriter::create_resumable`]), which stays so that the
+//! next run can take over the tables it finished.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -357,8 +358,8 @@ impl ArchiveWriter {
     /// workers take the largest table first but finish the small ones earlier would
     /// otherwise put the table that takes longest to load and index last, and the import
     /// would start it last (`docs/benchmarks.md`, fifteenth session). Only a tar *file* is
-    /// held back: a stream's reader works while the export goes on, and takes each part
-    /// best as soon as it is done; a directory or a store has no order to give.
+    /// held back: a stream's reader works while the export goes on, and is best served
+    /// each part as soon as it is done; a directory or a store has no order to give.
     pub fn lead_with(&self, table_id: &str) -> Result<()> {
         self.prelude_table(table_id)?;
         let mut state = self.shared.state.lock().expect("writer state poisoned");
@@ -653,6 +654,7 @@ impl Shared {
     /// Called when `table_id` is finished: if it was the lead table, the parts held back
     /// for it go into the tar now, under the same lock, so that no later part of a held
     /// table can overtake its earlier ones.
+    ///
     /// Returns the entries that went out, for the test hook, which must not pause while
     /// the lock is held.
     fn table_finished(&self, state: &mut State, table_id: &str) -> Result<Vec<String>> {
