@@ -81,6 +81,16 @@ fn comment(
     )
 }
 
+/// How `COMMENT ON` names a routine of `kind` (`function`, `procedure`, `aggregate`):
+/// `FUNCTION "s"."f"(integer)`. The selection finds a left-out routine's comment by it.
+pub(crate) fn routine_target(kind: &str, schema: &str, name: &str, args: &str) -> String {
+    format!(
+        "{} {}({args})",
+        kind.to_uppercase(),
+        quote_qualified(schema, name)
+    )
+}
+
 /// `COMMENT ON TRIGGER|RULE <name> ON <table>`, when the object has a comment.
 fn table_object_comment(
     word: &str,
@@ -424,11 +434,7 @@ pub async fn read(client: &Client, schemas: &[String]) -> Result<Catalog, PgErro
                 Some(&schema),
                 &name,
                 None,
-                format!(
-                    "{} {}({args})",
-                    word.to_uppercase(),
-                    quote_qualified(&schema, &name)
-                ),
+                routine_target(word, &schema, &name, &args),
                 &c,
             ));
         }
@@ -510,7 +516,7 @@ async fn read_aggregates(
                 Some(&schema),
                 &name,
                 None,
-                format!("AGGREGATE {}({args})", quote_qualified(&schema, &name)),
+                routine_target("aggregate", &schema, &name, &args),
                 &c,
             ));
         }

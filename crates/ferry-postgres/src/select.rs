@@ -10,13 +10,13 @@
 //! value ever becomes SQL text. The data pass then reads each table
 //! `WHERE ctid = ANY('{...}'::tid[])`: a TID scan, and a list of numbers ferry formatted.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use ferry_archive::selection::{self, Fetched, PlanRow, Request, Resolved, Seed, Walker};
 use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
 
-use crate::catalog::TableInfo;
+use crate::catalog::{Catalog, TableInfo};
 use crate::error::{Ctx, PgError, RowExt};
 use crate::{quote_ident, quote_qualified};
 
@@ -232,6 +232,231 @@ pub(crate) async fn parents(client: &Client) -> Result<Vec<(u32, u32)>, PgError>
         .iter()
         .map(|r| Ok((r.at::<u32>(0)?, r.at::<u32>(1)?)))
         .collect()
+}
+
+/// Leaves out, with a note each, what cannot go into the archive without the tables the
+/// selection keeps out (`keep`): identity and owned sequences and their values; routines
+/// that need such a table, the aggregates built on them, their comments, and the views that
+/// call them. Also says when a partitioned table is kept without its partitions, whose rows
+/// then stay out. What a removed table's own objects and definitions name is left to
+/// [`selection::prune_records`], which the caller runs next.
+pub(crate) async fn leave_out_dependents(
+    client: &Client,
+    cat: &mut Catalog,
+    keep: &[bool],
+    notes: &mut Vec<String>,
+) -> Result<(), PgError> {
+    // `-t` selects the tables it names, as pg_dump's does, so a partitioned table named
+    // without its partitions comes with none of its rows: said, not left to be found.
+    let left_out: HashMap<u32, String> = cat
+        .tables
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| !**k)
+        .map(|(t, _)| (t.oid, t.table.display_name()))
+        .collect();
+    let mut left_by_parent: HashMap<u32, Vec<&str>> = HashMap::new();
+    for (child, parent) in parents(client).await? {
+        if let Some(name) = left_out.get(&child) {
+            left_by_parent.entry(parent).or_default().push(name);
+        }
+    }
+    for (t, _) in cat
+        .tables
+        .iter()
+        .zip(keep)
+        .filter(|(t, k)| **k && t.table.kind == "partitioned")
+    {
+        let Some(left) = left_by_parent.get_mut(&t.oid) else {
+            continue;
+        };
+        left.sort_unstable();
+        notes.push(format!(
+            "table {} is partitioned and holds no rows itself: {} of its partitions ({}{}) are not selected, and their rows are not exported",
+            t.table.display_name(),
+            left.len(),
+            left[0],
+            if left.len() > 1 { ", ..." } else { "" }
+        ));
+    }
+    // Sequences owned by a table that stays out go with it, as pg_dump -T does.
+    let gone: Vec<(Option<String>, String)> = cat
+        .tables
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| !**k)
+        .map(|(t, _)| (t.table.schema.clone(), t.table.name.clone()))
+        .collect();
+    // An identity column's sequence has no OWNED BY object (its column creates it), so
+    // the catalog is asked which sequences the left-out tables' identity columns own.
+    let gone_oids: Vec<u32> = cat
+        .tables
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| !**k)
+        .map(|(t, _)| t.oid)
+        .collect();
+    let mut owned: Vec<(Option<String>, String)> = Vec::new();
+    for r in client
+        .query(
+            "SELECT sn.nspname, s.relname FROM pg_catalog.pg_depend d
+             JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+             JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
+             WHERE d.classid = 'pg_catalog.pg_class'::regclass
+               AND d.refclassid = 'pg_catalog.pg_class'::regclass
+               AND d.deptype = 'i' AND d.refobjid = ANY($1)",
+            &[&gone_oids],
+        )
+        .await
+        .ctx(|| "reading the identity sequences of the tables left out".into())?
+    {
+        owned.push((Some(r.at(0)?), r.at(1)?));
+    }
+    owned.extend(
+        cat.objects
+            .iter()
+            .filter(|o| o.kind == "sequence_owned_by")
+            .filter(|o| {
+                let named =
+                    ferry_sql::check::relations(o.definition.as_deref().unwrap_or(""), false);
+                named.iter().any(|(s, n)| {
+                    gone.iter()
+                        .any(|(gs, gn)| gn == n && (s.is_none() || s == gs))
+                })
+            })
+            .map(|o| (o.schema.clone(), o.name.clone())),
+    );
+    // Its value, ownership, comment and grants share its name (a relation name, unique in
+    // its schema); a function may share it too, and stays. An identity sequence has no
+    // object of its own (its column creates it): its value is what says it left.
+    let declared: Vec<(Option<String>, String)> = cat
+        .objects
+        .iter()
+        .filter(|o| o.kind == "sequence")
+        .map(|o| (o.schema.clone(), o.name.clone()))
+        .collect();
+    cat.objects.retain(|o| {
+        let key = (o.schema.clone(), o.name.clone());
+        let goes = !matches!(o.kind.as_str(), "function" | "procedure" | "aggregate")
+            && owned.contains(&key);
+        if goes
+            && (o.kind == "sequence" || (o.kind == "sequence_value" && !declared.contains(&key)))
+        {
+            notes.push(format!(
+                "sequence {} left out: it belongs to a table that is not exported",
+                o.name
+            ));
+        }
+        !goes
+    });
+    // A routine cannot be created without a left-out table when its arguments or result
+    // use the table's row type (or an array of it), when its SQL-standard body (BEGIN
+    // ATOMIC, parsed at creation) names the table, or when it is built on such a routine
+    // (an aggregate on its transition function). Nor can a view that calls one, or a view
+    // on such a view. Other bodies do not count: the import creates functions without
+    // checking them, as pg_restore does.
+    let mut routines: Vec<(String, String, String)> = Vec::new();
+    let mut views: Vec<(Option<String>, String)> = Vec::new();
+    for r in client
+        .query(
+            "WITH RECURSIVE rowtypes AS (
+                 SELECT t.oid FROM pg_catalog.pg_type t WHERE t.typrelid = ANY($1)
+                 UNION ALL
+                 SELECT a.oid FROM pg_catalog.pg_type a JOIN rowtypes r ON a.typelem = r.oid
+                   AND a.typcategory = 'A'
+             ), routines AS (
+                 SELECT d.objid AS oid FROM pg_catalog.pg_depend d
+                 WHERE d.classid = 'pg_catalog.pg_proc'::regclass
+                   AND ((d.refclassid = 'pg_catalog.pg_type'::regclass
+                         AND d.refobjid IN (SELECT oid FROM rowtypes))
+                     OR (d.refclassid = 'pg_catalog.pg_class'::regclass
+                         AND d.refobjid = ANY($1)))
+                 UNION
+                 SELECT d.objid FROM pg_catalog.pg_depend d JOIN routines r
+                   ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = r.oid
+                 WHERE d.classid = 'pg_catalog.pg_proc'::regclass
+             ), views AS (
+                 SELECT w.ev_class AS oid FROM pg_catalog.pg_depend d
+                 JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid
+                 WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
+                   AND d.refclassid = 'pg_catalog.pg_proc'::regclass
+                   AND d.refobjid IN (SELECT oid FROM routines)
+                 UNION
+                 SELECT w.ev_class FROM pg_catalog.pg_depend d
+                 JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid
+                 JOIN views v ON d.refclassid = 'pg_catalog.pg_class'::regclass
+                   AND d.refobjid = v.oid AND w.ev_class <> v.oid
+                 WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
+             )
+             SELECT 'routine', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)
+             FROM routines r JOIN pg_catalog.pg_proc p ON p.oid = r.oid
+             JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+             UNION ALL
+             SELECT 'view', n.nspname, c.relname, ''
+             FROM views v JOIN pg_catalog.pg_class c ON c.oid = v.oid
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace",
+            &[&gone_oids],
+        )
+        .await
+        .ctx(|| "reading the routines and views that need the left-out tables".into())?
+    {
+        let (kind, schema, name): (String, String, String) = (r.at(0)?, r.at(1)?, r.at(2)?);
+        if kind == "view" {
+            views.push((Some(schema), name));
+        } else {
+            routines.push((schema, name, r.at(3)?));
+        }
+    }
+    let routine = |o: &ferry_archive::SchemaObject| {
+        let args = o.properties.get("identity_arguments")?.as_str()?;
+        routines
+            .iter()
+            .find(|(s, n, a)| Some(s) == o.schema.as_ref() && *n == o.name && a == args)
+    };
+    let mut gone_routines: Vec<String> = Vec::new();
+    cat.objects.retain(|o| {
+        if !matches!(o.kind.as_str(), "function" | "procedure" | "aggregate") {
+            return true;
+        }
+        let Some((s, n, a)) = routine(o) else {
+            return true;
+        };
+        notes.push(format!(
+            "{} {n}({a}) left out: it needs a table that is not exported (in its arguments, its result, its SQL body or a routine it is built on)",
+            o.kind
+        ));
+        gone_routines.push(crate::catalog::routine_target(&o.kind, s, n, a));
+        false
+    });
+    // Their comments, whose definitions name them as the catalog wrote them.
+    cat.objects.retain(|o| {
+        o.kind != "comment"
+            || !gone_routines.iter().any(|r| {
+                o.definition
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with(&format!("COMMENT ON {r} IS ")))
+            })
+    });
+    // The views go with everything that shares their name (comments, grants) or belongs
+    // to them (triggers, rules).
+    cat.objects.retain(|o| {
+        // A function may share a view's name; a type cannot (the view's row type has it).
+        let named = !matches!(o.kind.as_str(), "function" | "procedure" | "aggregate")
+            && views.contains(&(o.schema.clone(), o.name.clone()));
+        let owned = o
+            .table
+            .as_ref()
+            .is_some_and(|t| views.contains(&(o.schema.clone(), t.clone())));
+        if named && matches!(o.kind.as_str(), "view" | "materialized_view") {
+            notes.push(format!(
+                "{} {} left out: it calls a function left out above, itself or through a view",
+                o.kind.replace('_', " "),
+                o.name
+            ));
+        }
+        !(named || owned)
+    });
+    Ok(())
 }
 
 /// Walks the subset, if there is one. Sets nothing on the tables: the caller turns
